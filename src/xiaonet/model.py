@@ -1,0 +1,260 @@
+"""The XiaoNet student: a compact 1-D U-Net phase picker that is a SeisBench ``WaveformModel``.
+
+Design choices, each measured in the distillation prototype (see ``../shared/FINDINGS.md``):
+
+* The network downsamples early (strides of 4) so most parameters sit at coarse time
+  resolution, where they cost few multiply-accumulates per input sample.
+* No batch-norm layers (nothing to fold at export time) and transposed convolutions with
+  ``kernel == stride`` for upsampling (no interpolation kernels).
+* Normalisation happens inside :meth:`XiaoNet.forward`, so the exported ONNX graph is
+  self-contained, and it is scale invariant down to amplitudes of 1e-20 (peak normalisation
+  before the standard deviation is taken, and an epsilon *relative* to the largest channel
+  instead of a fixed one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import seisbench.util as sbu
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from seisbench.models import WaveformModel
+from seisbench.models.base import GroupingHelper
+
+PHASE_LABELS = "PSN"
+
+
+def normalize_window(x: torch.Tensor) -> torch.Tensor:
+    """Demean each channel and divide by its std plus 1e-3 x the largest channel std.
+
+    The peak normalisation first keeps the arithmetic in float32 range for data in physical
+    units (1e-20 squared underflows float32). All-zero channels stay zero.
+    """
+    x = x - x.mean(dim=-1, keepdim=True)
+    peak = x.abs().amax(dim=(-2, -1), keepdim=True)
+    x = x / torch.where(peak > 0, peak, torch.ones_like(peak))
+    std = x.std(dim=-1, keepdim=True, unbiased=False)
+    scale = std + 1e-3 * std.amax(dim=-2, keepdim=True) + 1e-12
+    return x / scale
+
+
+class ShortRecordGrouping(GroupingHelper):
+    """SeisBench's grouping, but keeping records shorter than one window.
+
+    SeisBench drops fragments shorter than ``in_samples``; a fully convolutional network
+    can predict them whole, so only fragments under one second are dropped.
+    """
+
+    min_record_s = 1.0
+
+    def group_stream(self, stream, strict, min_length_s, comp_dict):
+        return super().group_stream(stream, strict, min(min_length_s, self.min_record_s), comp_dict)
+
+
+class XiaoNet(WaveformModel):
+    """Compact 1-D U-Net returning per-sample P / S / noise probabilities.
+
+    :param window_len: Samples per prediction window (3001 = 30 s at 100 Hz).
+    :param in_channels: Input components, ordered as ``component_order`` (default ZNE).
+    :param num_phases: Output classes; always P, S, noise for the current heads.
+    :param base_channels: Width of the full-resolution level; deeper levels are multiples.
+    :param depth: Number of stride-``stride`` downsampling steps.
+    :param stride: Downsampling factor per level.
+    :param kernel_size: Kernel size of the convolutions at coarse levels.
+    :param width_multipliers: Channel multipliers per level (length ``depth + 1``).
+    """
+
+    _annotate_args = WaveformModel._annotate_args.copy()
+    _annotate_args["*_threshold"] = ("Detection threshold for the provided phase", 0.3)
+    _annotate_args["overlap"] = (_annotate_args["overlap"][0], 0.25)
+
+    def __init__(
+        self,
+        window_len: int = 3001,
+        in_channels: int = 3,
+        num_phases: int = 3,
+        base_channels: int = 4,
+        depth: int = 3,
+        stride: int = 4,
+        kernel_size: int = 5,
+        width_multipliers: tuple[int, ...] | list[int] | None = None,
+        sampling_rate: float = 100.0,
+        component_order: str = "ZNE",
+        **kwargs: Any,
+    ):
+        if num_phases != len(PHASE_LABELS):
+            raise ValueError(
+                f"num_phases={num_phases} is not supported: XiaoNet predicts exactly "
+                f"{len(PHASE_LABELS)} classes ({', '.join(PHASE_LABELS)})."
+            )
+        if width_multipliers is None:
+            width_multipliers = tuple([1, 2, 4, 5, 6, 8][: depth + 1])
+        width_multipliers = tuple(int(m) for m in width_multipliers)
+        if len(width_multipliers) != depth + 1:
+            raise ValueError(
+                f"width_multipliers needs depth + 1 = {depth + 1} entries, got {width_multipliers}"
+            )
+        grouping = kwargs.pop("grouping", "instrument")
+        if grouping != "instrument":
+            raise ValueError(f"XiaoNet picks per instrument; grouping='{grouping}' is not supported")
+        kwargs["grouping"] = ShortRecordGrouping("instrument")
+        citation = (
+            "XiaoNet: a lightweight phase picker distilled from PhaseNet and EQTransformer "
+            "(this project)."
+        )
+        super().__init__(
+            citation=citation,
+            component_order=component_order,
+            sampling_rate=sampling_rate,
+            output_type="array",
+            in_samples=window_len,
+            pred_sample=(0, window_len),
+            labels=PHASE_LABELS,
+            **kwargs,
+        )
+        self.window_len = int(window_len)
+        self.in_channels = int(in_channels)
+        self.num_phases = int(num_phases)
+        self.base_channels = int(base_channels)
+        self.depth = int(depth)
+        self.stride = int(stride)
+        self.kernel_size = int(kernel_size)
+        self.width_multipliers = width_multipliers
+
+        widths = [self.base_channels * m for m in width_multipliers]
+        self.widths = widths
+        k = self.kernel_size
+        # Full resolution: one narrow convolution (its cost is paid on every sample).
+        self.stem = nn.Conv1d(in_channels, widths[0], 5, padding=2)
+        self.down = nn.ModuleList()
+        self.down_refine = nn.ModuleList()
+        for level in range(1, depth + 1):
+            self.down.append(
+                nn.Conv1d(widths[level - 1], widths[level], k, stride=stride, padding=k // 2)
+            )
+            # Level 1 runs at 1/stride resolution and still costs a lot per sample: no refinement.
+            self.down_refine.append(
+                nn.Conv1d(widths[level], widths[level], k, padding=k // 2)
+                if level > 1
+                else nn.Identity()
+            )
+        self.up = nn.ModuleList()
+        self.up_merge = nn.ModuleList()
+        for level in range(depth, 0, -1):
+            self.up.append(
+                nn.ConvTranspose1d(widths[level], widths[level - 1], stride, stride=stride)
+            )
+            self.up_merge.append(
+                nn.Conv1d(2 * widths[level - 1], widths[level - 1], 3, padding=1)
+            )
+        self.head = nn.Conv1d(widths[0], num_phases, 1)
+
+    @property
+    def total_stride(self) -> int:
+        return self.stride**self.depth
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """Map (batch, channels, samples) waveforms to (batch, 3, samples) probabilities."""
+        n_samples = x.shape[-1]
+        x = normalize_window(x)
+        pad = (-n_samples) % self.total_stride
+        if pad:
+            x = F.pad(x, (0, pad))
+        x = F.relu(self.stem(x))
+        skips = []
+        for down, refine in zip(self.down, self.down_refine):
+            skips.append(x)
+            x = F.relu(down(x))
+            if not isinstance(refine, nn.Identity):
+                x = F.relu(refine(x))
+        for up, merge, skip in zip(self.up, self.up_merge, reversed(skips)):
+            x = F.relu(up(x))
+            x = F.relu(merge(torch.cat([skip, x], dim=1)))
+        x = self.head(x)[..., :n_samples]
+        if logits:
+            return x
+        return torch.softmax(x, dim=1)
+
+    # --- SeisBench integration -------------------------------------------------------------
+
+    def _get_in_pred_samples(self, group):
+        # Fully convolutional: a record shorter than one window is predicted as a whole
+        # instead of being dropped (SeisBench's PhaseNet returns nothing for it).
+        if group.n_samples < self.in_samples:
+            return group.n_samples, (0, group.n_samples)
+        return self.in_samples, self.pred_sample
+
+    def annotate_batch_pre(self, batch: torch.Tensor, argdict: dict[str, Any]) -> torch.Tensor:
+        return batch  # normalisation is part of forward(), shared with the ONNX graph
+
+    def annotate_batch_post(
+        self, batch: torch.Tensor, piggyback: Any, argdict: dict[str, Any]
+    ) -> torch.Tensor:
+        return torch.transpose(batch, -1, -2)
+
+    def classify_aggregate(self, annotations, argdict) -> sbu.ClassifyOutput:
+        picks = sbu.PickList()
+        for phase in "PS":
+            threshold = argdict.get(
+                f"{phase}_threshold", self._annotate_args["*_threshold"][1]
+            )
+            picks += self.picks_from_annotations(
+                annotations.select(channel=f"{self.__class__.__name__}_{phase}"),
+                threshold,
+                phase,
+            )
+        return sbu.ClassifyOutput(self.name, picks=sbu.PickList(sorted(picks)))
+
+    def get_model_args(self) -> dict[str, Any]:
+        model_args = super().get_model_args()
+        for key in ("citation", "in_samples", "output_type", "pred_sample", "labels"):
+            model_args.pop(key, None)
+        model_args.update(
+            window_len=self.window_len,
+            in_channels=self.in_channels,
+            num_phases=self.num_phases,
+            base_channels=self.base_channels,
+            depth=self.depth,
+            stride=self.stride,
+            kernel_size=self.kernel_size,
+            width_multipliers=list(self.width_multipliers),
+        )
+        return model_args
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, n_samples: int, in_channels: int = 3) -> int:
+    """Multiply-accumulates of all convolutions for one window of ``n_samples`` samples."""
+    macs = 0
+
+    def hook(module, inputs, output):
+        nonlocal macs
+        if isinstance(module, nn.ConvTranspose1d):
+            length = inputs[0].shape[-1]
+            macs += module.in_channels * module.out_channels // module.groups * module.kernel_size[0] * length
+        elif isinstance(module, nn.Conv1d):
+            length = output.shape[-1]
+            macs += module.in_channels * module.out_channels // module.groups * module.kernel_size[0] * length
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))
+    ]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_channels, n_samples))
+    finally:
+        for h in handles:
+            h.remove()
+    return int(macs)
+
+
+__all__ = ["XiaoNet", "normalize_window", "count_parameters", "count_macs", "PHASE_LABELS"]
+_ = np  # numpy is part of the public dtype story of annotate(); keep import explicit

@@ -1,0 +1,143 @@
+"""One picker interface for the student, the SeisBench teachers and STA/LTA.
+
+``Picker.pick(stream)`` is whole-trace, gap-safe picking of any ObsPy stream: traces are
+grouped by instrument, cleaned (:func:`xiaonet.waveforms.prepare_station`) and each
+contiguous block is picked on its own, so no pick is ever made across a gap. All pickers
+return SeisBench ``Pick`` objects (``trace_id`` = ``NET.STA.LOC``, ``peak_time``,
+``peak_value``, ``phase``), which the pick table writers and the evaluation score alike.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Callable
+
+import obspy
+import seisbench.util as sbu
+
+from xiaonet.waveforms import contiguous_blocks, group_by_station, prepare_station
+
+logger = logging.getLogger("xiaonet")
+
+TEACHER_NAMES = ("phasenet", "eqtransformer", "gpd")
+
+
+class Picker(abc.ABC):
+    """Turns waveforms into P/S picks. Subclasses implement :meth:`pick_block`."""
+
+    name: str = "picker"
+    #: Shortest block (seconds) the picker can pick; None when any length works.
+    min_duration: float | None = None
+
+    def pick(
+        self, stream: obspy.Stream, note: Callable[[str], None] | None = None
+    ) -> sbu.PickList:
+        """Pick every instrument in ``stream``; problems are passed to ``note``."""
+        note = note or logger.warning
+        picks = sbu.PickList()
+        for key, station_stream in group_by_station(stream).items():
+            prepared = prepare_station(station_stream, note)
+            if len(prepared) == 0:
+                note(f"{key}: no usable channel left; station not picked")
+                continue
+            for start, end in contiguous_blocks(prepared):
+                block = prepared.slice(start, end)
+                if len(block) == 0:
+                    continue
+                if self.min_duration is not None and end - start < self.min_duration:
+                    note(
+                        f"{key}: {end - start:.2f} s of data from {start} is shorter than the "
+                        f"{self.min_duration:.2f} s window {self.name} needs; not picked"
+                    )
+                    continue
+                picks += self.pick_block(block)
+        return sbu.PickList(sorted(picks))
+
+    @abc.abstractmethod
+    def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+        """Pick one instrument's contiguous, cleaned stream."""
+
+    @abc.abstractmethod
+    def annotate(self, stream: obspy.Stream) -> obspy.Stream:
+        """Characteristic functions or probabilities as an ObsPy stream."""
+
+
+class ModelPicker(Picker):
+    """Any SeisBench ``WaveformModel`` (the student or a teacher) as a picker.
+
+    ``thresholds`` maps phase to the trigger threshold on its probability (SeisBench's
+    ``P_threshold`` / ``S_threshold``); the model's own defaults are used where missing.
+    """
+
+    def __init__(self, model, name: str | None = None, thresholds: dict[str, float] | None = None,
+                 batch_size: int = 256, **annotate_args):
+        self.model = model.eval()
+        self.name = name or type(model).__name__.lower()
+        self.thresholds = dict(thresholds or {})
+        self.annotate_args = {"batch_size": batch_size, **annotate_args}
+        fully_convolutional = type(model).__name__ == "XiaoNet"
+        if not fully_convolutional and model.in_samples and model.sampling_rate:
+            # SeisBench returns nothing for records shorter than one window: say so.
+            self.min_duration = (model.in_samples - 1) / model.sampling_rate
+
+    def __repr__(self) -> str:
+        return f"ModelPicker({self.name}, thresholds={self.thresholds})"
+
+    def _args(self) -> dict:
+        args = dict(self.annotate_args)
+        for phase, value in self.thresholds.items():
+            args[f"{phase}_threshold"] = value
+        return args
+
+    def annotate(self, stream: obspy.Stream) -> obspy.Stream:
+        return self.model.annotate(stream, **self.annotate_args)
+
+    def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+        output = self.model.classify(stream, **self._args())
+        return sbu.PickList(p for p in output.picks if p.phase in ("P", "S"))
+
+
+def available_picker_names() -> list[str]:
+    from xiaonet.presets import PRESETS
+
+    return sorted(PRESETS) + list(TEACHER_NAMES) + ["stalta"]
+
+
+def load_picker(
+    spec: str,
+    weights: str = "original",
+    thresholds: dict[str, float] | None = None,
+    stalta_options: dict | None = None,
+) -> Picker:
+    """Build a picker from a name: a student preset or weights path, ``stalta``, or a teacher.
+
+    Teachers (``phasenet``, ``eqtransformer``, ``gpd``) load ``weights`` through SeisBench's
+    cache (``SEISBENCH_CACHE_ROOT``). A teacher may also be written ``phasenet:stead``.
+    """
+    from pathlib import Path
+
+    from xiaonet.presets import PRESETS, load_student
+
+    name, _, weights_in_spec = spec.partition(":")
+    if weights_in_spec:
+        weights = weights_in_spec
+    lowered = name.lower()
+    if lowered == "stalta":
+        from xiaonet.stalta import StaLtaPicker
+
+        return StaLtaPicker(**(stalta_options or {}))
+    if lowered in TEACHER_NAMES:
+        from xiaonet.teachers import load_teacher
+
+        model = load_teacher(lowered, weights)
+        return ModelPicker(model, name=f"{lowered}:{weights}", thresholds=thresholds or
+                           {"P": 0.3, "S": 0.3})
+    if spec in PRESETS or Path(spec).with_suffix(".json").exists() or Path(spec).exists():
+        model = load_student(spec)
+        return ModelPicker(model, name=Path(spec).name if spec not in PRESETS else spec,
+                           thresholds=thresholds)
+    raise ValueError(
+        f"Unknown picker '{spec}'. Choose one of: {', '.join(available_picker_names())}, "
+        "or a path to XiaoNet weights (NAME.json + NAME.pt)."
+    )

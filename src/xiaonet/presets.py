@@ -1,0 +1,91 @@
+"""Named student sizes and the weights shipped with the package.
+
+A preset is a set of constructor arguments for :class:`xiaonet.model.XiaoNet`. When trained
+weights for a preset are shipped (``xiaonet/weights/<name>.json`` + ``.pt``, written by
+``XiaoNet.save``), :func:`load_student` returns the trained model; otherwise it refuses,
+unless ``allow_untrained=True`` is passed (tests, training from scratch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PRESET = "xiaonet-s"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("xiaonet-xs", "smallest student, ~2.5k parameters", {"base_channels": 2}),
+        Preset("xiaonet-s", "default student, <= 10k parameters", {"base_channels": 4}),
+        Preset("xiaonet-m", "larger student, ~39k parameters", {"base_channels": 8}),
+    ]
+}
+
+
+def weights_dir() -> Path:
+    return Path(str(resources.files("xiaonet") / "weights"))
+
+
+def shipped_weights(name: str) -> Path | None:
+    """Path prefix (without suffix) of the shipped weights of a preset, or None."""
+    prefix = weights_dir() / name
+    if prefix.with_suffix(".json").is_file() and prefix.with_suffix(".pt").is_file():
+        return prefix
+    return None
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown XiaoNet preset '{name}'. Known presets: {', '.join(sorted(PRESETS))}."
+        ) from None
+
+
+def build_student(name: str = DEFAULT_PRESET, **overrides: Any):
+    """An untrained student of the named size."""
+    from xiaonet.model import XiaoNet
+
+    return XiaoNet(**{**get_preset(name).model_args, **overrides})
+
+
+def load_student(name_or_path: str = DEFAULT_PRESET, allow_untrained: bool = False):
+    """Load a student by preset name (shipped weights) or by a weights path.
+
+    A path may be given with or without the ``.json`` / ``.pt`` suffix.
+    """
+    from xiaonet.model import XiaoNet
+
+    path = Path(name_or_path)
+    if path.suffix in (".json", ".pt"):
+        path = path.with_suffix("")
+    if path.with_suffix(".json").is_file() and path.with_suffix(".pt").is_file():
+        return XiaoNet.load(str(path), weights_only=True)
+    if name_or_path not in PRESETS:
+        if path.suffix or path.parent != Path(".") or path.with_suffix(".json").exists():
+            raise FileNotFoundError(
+                f"No XiaoNet weights at '{name_or_path}': expected '{path}.json' and "
+                f"'{path}.pt' (as written by XiaoNet.save)."
+            )
+        get_preset(name_or_path)  # raises with the list of presets
+    shipped = shipped_weights(name_or_path)
+    if shipped is not None:
+        return XiaoNet.load(str(shipped), weights_only=True)
+    if allow_untrained:
+        return build_student(name_or_path)
+    raise FileNotFoundError(
+        f"Preset '{name_or_path}' has no trained weights shipped in {weights_dir()}. "
+        "Train them with `xiaonet train` or pass a weights path."
+    )

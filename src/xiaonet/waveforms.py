@@ -1,0 +1,188 @@
+"""Reading waveform files and cleaning a station's traces before picking.
+
+Everything a picker needs to be safe on real archives lives here: files ObsPy cannot read
+are reported by name, overlaps are merged, gaps (including NaN runs) split traces so that no
+picker sees data across them, and dead channels are dropped with a note saying why.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import obspy
+
+MIN_SAMPLING_RATE = 20.0
+MAX_SAMPLING_RATE = 1000.0
+
+
+class WaveformInputError(ValueError):
+    """A waveform file or station cannot be used; the message names it and says why."""
+
+
+@dataclass
+class ReadFailure:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Expand globs and folders (recursively) into a sorted list of files.
+
+    An input that matches nothing raises :class:`WaveformInputError` naming it.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                Path(root) / name
+                for root, _, names in os.walk(path)
+                for name in names
+                if not name.startswith(".")
+            )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+            matches = [p for p in matches if p.is_file()]
+            if not matches:
+                raise WaveformInputError(f"{item}: no such file, folder or matching glob")
+            files.extend(matches)
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        if f not in seen:
+            seen.add(f)
+            unique.append(f)
+    return unique
+
+
+def read_waveform_file(path: str | Path) -> obspy.Stream:
+    """Read one file with ObsPy; raise :class:`WaveformInputError` naming the file."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise WaveformInputError(f"{path}: file is empty (expected miniSEED, SAC, GSE2, ...)")
+    try:
+        stream = obspy.read(str(path))
+    except Exception as error:  # ObsPy raises many types for bad files
+        raise WaveformInputError(
+            f"{path}: not a waveform file ObsPy can read (miniSEED, SAC, GSE2, ...): "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    stream.traces = [tr for tr in stream if tr.stats.npts > 0]
+    if len(stream) == 0:
+        raise WaveformInputError(f"{path}: contains no samples")
+    return stream
+
+
+def station_key(trace: obspy.Trace) -> str:
+    """NET.STA.LOC.CH - the instrument a trace belongs to (band + instrument code)."""
+    s = trace.stats
+    return f"{s.network}.{s.station}.{s.location}.{s.channel[:-1]}"
+
+
+def group_by_station(stream: obspy.Stream) -> dict[str, obspy.Stream]:
+    groups: dict[str, obspy.Stream] = defaultdict(obspy.Stream)
+    for trace in stream:
+        groups[station_key(trace)].append(trace)
+    return dict(sorted(groups.items()))
+
+
+def _split_at_nan(trace: obspy.Trace) -> list[obspy.Trace]:
+    bad = ~np.isfinite(trace.data)
+    if not bad.any():
+        return [trace]
+    masked = trace.copy()
+    masked.data = np.ma.masked_array(np.where(bad, 0.0, trace.data), mask=bad)
+    return [t for t in masked.split() if t.stats.npts > 0]
+
+
+def prepare_station(
+    stream: obspy.Stream, note: Callable[[str], None] | None = None
+) -> obspy.Stream:
+    """Clean one instrument's traces for picking.
+
+    * data to float64 (int32 counts and float64 physical units alike);
+    * NaN / inf runs become gaps;
+    * overlaps are merged (ObsPy ``merge``), then traces are split at gaps, so every trace
+      in the result is contiguous;
+    * all-zero (dead) channels are dropped, possibly clipped channels are noted;
+    * sampling rates outside 20-1000 Hz are refused with a reason.
+
+    Returns a possibly empty stream; each dropped or suspicious channel is passed to ``note``.
+    """
+    note = note or (lambda message: None)
+    traces = []
+    for trace in stream:
+        trace = trace.copy()
+        rate = trace.stats.sampling_rate
+        if not (MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE):
+            note(
+                f"{trace.id}: sampling rate {rate:g} Hz is outside the supported "
+                f"{MIN_SAMPLING_RATE:g}-{MAX_SAMPLING_RATE:g} Hz; channel skipped"
+            )
+            continue
+        trace.data = np.asarray(trace.data, dtype=np.float64)
+        n_bad = int((~np.isfinite(trace.data)).sum())
+        if n_bad:
+            note(f"{trace.id}: {n_bad} NaN/inf samples treated as a gap")
+        traces.extend(_split_at_nan(trace))
+    merged = obspy.Stream()
+    by_id: dict[tuple[str, float], obspy.Stream] = defaultdict(obspy.Stream)
+    for trace in traces:
+        by_id[(trace.id, trace.stats.sampling_rate)].append(trace)
+    for (trace_id, _), group in by_id.items():
+        try:
+            group.merge(method=1, fill_value=None, interpolation_samples=0)
+        except Exception as error:
+            note(f"{trace_id}: overlapping records could not be merged ({error}); channel skipped")
+            continue
+        for piece in group.split():
+            if piece.stats.npts > 0:
+                merged.append(piece)
+    result = obspy.Stream()
+    for trace_id in sorted({tr.id for tr in merged}):
+        pieces = merged.select(id=trace_id)
+        if all(np.all(p.data == p.data[0]) for p in pieces):
+            note(f"{trace_id}: channel is constant (dead or all zero); channel skipped")
+            continue
+        for piece in pieces:
+            peak = np.abs(piece.data).max()
+            if peak > 0 and piece.stats.npts > 100:
+                at_peak = np.count_nonzero(np.abs(piece.data) >= peak * (1 - 1e-9))
+                if at_peak > max(5, 0.001 * piece.stats.npts):
+                    note(
+                        f"{trace_id}: {at_peak} samples sit at the peak amplitude "
+                        f"{peak:g} (clipped?); picks near them may be late or missing"
+                    )
+        result.extend(pieces)
+    rates = {tr.stats.sampling_rate for tr in result}
+    if len(rates) > 1:
+        note(
+            f"{station_key(result[0])}: channels with different sampling rates "
+            f"{sorted(rates)}; each picker resamples to its own rate"
+        )
+    result.sort()
+    return result
+
+
+def contiguous_blocks(stream: obspy.Stream) -> list[tuple[obspy.UTCDateTime, obspy.UTCDateTime]]:
+    """Time spans covered by at least one channel, separated wherever all channels have a gap."""
+    spans = sorted((tr.stats.starttime, tr.stats.endtime, tr.stats.delta) for tr in stream)
+    blocks: list[list] = []
+    for start, end, delta in spans:
+        if blocks and start <= blocks[-1][1] + 1.5 * delta:
+            blocks[-1][1] = max(blocks[-1][1], end)
+        else:
+            blocks.append([start, end])
+    return [(start, end) for start, end in blocks]

@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import obspy
+import pytest
+import torch
+
+from xiaonet.model import XiaoNet, count_macs, count_parameters, normalize_window
+from xiaonet.presets import PRESETS, build_student, get_preset, load_student
+
+
+def seeded_student(name="xiaonet-s"):
+    torch.manual_seed(0)
+    return build_student(name).eval()
+
+
+def test_output_is_probability_per_sample():
+    model = seeded_student()
+    x = torch.randn(2, 3, 3001)
+    y = model(x)
+    assert y.shape == (2, 3, 3001)
+    assert torch.allclose(y.sum(dim=1), torch.ones(2, 3001), atol=1e-5)
+    assert (y >= 0).all()
+
+
+@pytest.mark.parametrize("n_samples", [1, 63, 64, 1000, 3000, 6001])
+def test_any_length(n_samples):
+    assert seeded_student()(torch.randn(1, 3, n_samples)).shape == (1, 3, n_samples)
+
+
+def test_constructor_matches_seed_signature():
+    model = XiaoNet(window_len=1001, in_channels=3, num_phases=3, base_channels=4)
+    assert model.in_samples == 1001 and model.labels == "PSN"
+    with pytest.raises(ValueError, match="num_phases"):
+        XiaoNet(window_len=1001, num_phases=2)
+
+
+def test_presets_sizes():
+    sizes = {name: count_parameters(build_student(name)) for name in PRESETS}
+    assert sizes["xiaonet-s"] <= 10_000
+    assert sizes["xiaonet-xs"] < sizes["xiaonet-s"] < sizes["xiaonet-m"]
+    assert count_macs(build_student("xiaonet-s"), 3001) < 19.5e6 / 9  # PhaseNet: 19.5 M
+
+
+def test_unknown_preset_lists_known():
+    with pytest.raises(ValueError, match="xiaonet-s"):
+        get_preset("xiaonet-huge")
+    with pytest.raises(ValueError, match="xiaonet-xs"):
+        load_student("xiaonet-huge")
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    model = seeded_student()
+    model.default_args = {"P_threshold": 0.41}
+    model.save(tmp_path / "student")
+    meta = json.loads((tmp_path / "student.json").read_text())
+    assert meta["model_args"]["base_channels"] == 4
+    loaded = load_student(str(tmp_path / "student"))
+    # weights_only loading works: plain tensors only in the .pt
+    torch.load(tmp_path / "student.pt", weights_only=True)
+    x = torch.randn(3, 3, 3001)
+    assert torch.equal(model(x), loaded(x))
+    assert loaded.default_args == {"P_threshold": 0.41}
+    st = obspy.read()
+    a = model.annotate(st)
+    b = loaded.annotate(st)
+    for ta, tb in zip(a, b):
+        np.testing.assert_array_equal(ta.data, tb.data)
+
+
+def test_normalisation_is_scale_invariant_and_zero_safe():
+    x = torch.randn(2, 3, 500, dtype=torch.float32)
+    a = normalize_window(x * 1e6)
+    b = normalize_window((x.double() * 1e-20).float())
+    assert torch.allclose(a, b, atol=1e-4)
+    zeros = torch.zeros(1, 3, 100)
+    assert torch.equal(normalize_window(zeros), zeros)
+    one_channel = torch.zeros(1, 3, 100)
+    one_channel[0, 0] = torch.randn(100)
+    out = normalize_window(one_channel)
+    assert torch.isfinite(out).all() and (out[0, 1:] == 0).all()
+
+
+def test_same_picks_in_counts_and_in_physical_units():
+    model = seeded_student()
+    counts = obspy.read()
+    for tr in counts:
+        tr.data = tr.data.astype(np.float64) / np.abs(tr.data).max() * 1e6
+    physical = counts.copy()
+    for tr in physical:
+        tr.data = tr.data * 1e-26  # ~1e-20 m/s
+    ann_counts = model.annotate(counts)
+    ann_physical = model.annotate(physical)
+    assert len(ann_counts) == 3
+    for a, b in zip(ann_counts, ann_physical):
+        np.testing.assert_allclose(a.data, b.data, atol=1e-4)
+    # thresholds low enough that the untrained network picks something
+    p_level = float(np.quantile(ann_counts.select(channel="*_P")[0].data, 0.99))
+    args = dict(P_threshold=p_level, S_threshold=1.1)
+    picks_counts = model.classify(counts, **args).picks
+    picks_physical = model.classify(physical, **args).picks
+    assert len(picks_counts) > 0
+    assert [(p.phase, p.peak_time) for p in picks_counts] == [
+        (p.phase, p.peak_time) for p in picks_physical
+    ]
+
+
+def test_annotate_handles_short_record_missing_components_and_resampling():
+    model = seeded_student()
+    st = obspy.read()
+    st_z = st.select(component="Z")
+    assert len(model.annotate(st_z)) == 3  # vertical only: horizontals imputed as zeros
+    st_50 = st.copy().resample(50.0)
+    ann = model.annotate(st_50)
+    assert ann[0].stats.sampling_rate == 100.0
+    short = st.copy().trim(st[0].stats.starttime, st[0].stats.starttime + 10)
+    assert len(model.annotate(short)) == 3  # shorter than the 30 s window
