@@ -67,18 +67,41 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     return unique
 
 
-def read_waveform_file(path: str | Path) -> obspy.Stream:
-    """Read one file with ObsPy; raise :class:`WaveformInputError` naming the file."""
+def read_waveform_file(
+    path: str | Path, note: Callable[[str], None] | None = None
+) -> obspy.Stream:
+    """Read one file with ObsPy; raise :class:`WaveformInputError` naming the file.
+
+    Warnings ObsPy raises while reading (a truncated last record, for instance: the part
+    before it is still returned) are passed to ``note`` prefixed with the file name.
+    """
+    import warnings
+
     path = Path(path)
     if path.stat().st_size == 0:
         raise WaveformInputError(f"{path}: file is empty (expected miniSEED, SAC, GSE2, ...)")
     try:
-        stream = obspy.read(str(path))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stream = obspy.read(str(path))
     except Exception as error:  # ObsPy raises many types for bad files
         raise WaveformInputError(
             f"{path}: not a waveform file ObsPy can read (miniSEED, SAC, GSE2, ...): "
             f"{type(error).__name__}: {error}"
         ) from None
+    messages = [str(warning.message) for warning in caught]
+    if stream and stream[0].stats.get("_format") == "MSEED":
+        record_length = stream[0].stats.mseed.record_length
+        size = path.stat().st_size
+        if size % record_length:
+            messages.append(
+                f"file size {size} B is not a multiple of its {record_length} B miniSEED "
+                f"record length: the last record is truncated and its "
+                f"{size % record_length} B were not read"
+            )
+    if note is not None:
+        for message in messages:
+            note(f"{path}: {message}")
     stream.traces = [tr for tr in stream if tr.stats.npts > 0]
     if len(stream) == 0:
         raise WaveformInputError(f"{path}: contains no samples")

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         files = []
     for path in tqdm(files, desc="reading", unit="file", disable=args.no_progress or len(files) < 2):
         try:
-            stream += read_waveform_file(path)
+            stream += read_waveform_file(path, note=failures.append)
         except WaveformInputError as error:
             failures.append(str(error))
 
