@@ -1,0 +1,87 @@
+"""`xiaonet pick` in-process on real files, including a corrupt one."""
+
+import csv
+import shutil
+
+import obspy
+import pytest
+
+from xiaonet.cli import main
+from xiaonet.picktable import PICK_COLUMNS
+
+
+def read_table(path):
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+def test_help_lists_pick(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "pick" in capsys.readouterr().out
+
+
+def test_example_with_stalta_writes_csv_quakeml_and_plot(tmp_path):
+    out = tmp_path / "picks.csv"
+    quakeml = tmp_path / "picks.xml"
+    code = main([
+        "pick", "--example", "--picker", "stalta", "--out", str(out),
+        "--quakeml", str(quakeml), "--plot", str(tmp_path / "fig"),
+    ])
+    assert code == 0
+    columns, rows = read_table(out)
+    assert tuple(columns) == PICK_COLUMNS
+    assert [(r["station"], r["phase"]) for r in rows] == [("RJOB", "P")]
+    assert abs(obspy.UTCDateTime(rows[0]["time"]) - obspy.UTCDateTime("2009-08-24T00:20:07.7")) < 0.25
+    catalog = obspy.read_events(str(quakeml))
+    assert len(catalog[0].picks) == 1 and catalog[0].picks[0].phase_hint == "P"
+    assert (tmp_path / "fig" / "BW.RJOB..EH.png").stat().st_size > 10_000
+
+
+def test_batch_with_corrupt_file_reports_it_and_picks_the_rest(tmp_path, shared_dir, capsys):
+    source = shared_dir / "data" / "continuous" / "socal_CI_phasenet_testdata"
+    files = sorted(source.glob("*.mseed"))[:3]
+    assert files, f"no miniSEED files in {source}"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in files:
+        shutil.copy(f, folder / f.name)
+    (folder / "broken.mseed").write_bytes(b"\x00garbage" * 100)
+    out = tmp_path / "picks.csv"
+    code = main(["pick", str(folder), "--picker", "stalta", "--out", str(out), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "broken.mseed" in err and "1 problem" in err
+    columns, rows = read_table(out)
+    assert tuple(columns) == PICK_COLUMNS
+    stations = {r["station"] for r in rows}
+    assert stations, "the readable files must still be picked"
+    assert stations <= {f.name.split(".")[1] for f in files}
+
+
+def test_unknown_picker_lists_choices(capsys):
+    assert main(["pick", "--example", "--picker", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert "stalta" in err and "phasenet" in err and "xiaonet-s" in err
+
+
+def test_missing_input_is_named(tmp_path, capsys):
+    code = main(["pick", str(tmp_path / "nowhere*.mseed"), "--picker", "stalta"])
+    assert code == 1
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_teacher_and_stalta_give_the_same_columns(tmp_path, shared_dir, teacher_cache):
+    source = shared_dir / "data" / "continuous" / "socal_CI_phasenet_testdata"
+    first = sorted(source.glob("*.mseed"))[0]
+    tables = {}
+    for picker in ("stalta", "phasenet"):
+        out = tmp_path / f"{picker}.csv"
+        assert main(["pick", str(first), "--picker", picker, "--out", str(out), "--no-progress"]) == 0
+        tables[picker] = read_table(out)
+    assert tables["stalta"][0] == tables["phasenet"][0] == list(PICK_COLUMNS)
+    phasenet_rows = tables["phasenet"][1]
+    assert phasenet_rows, "PhaseNet should pick the event in the SoCal test data"
+    assert {r["picker"] for r in phasenet_rows} == {"phasenet:original"}
+    assert {r["phase"] for r in phasenet_rows} <= {"P", "S"}
