@@ -85,3 +85,11 @@ def test_teacher_and_stalta_give_the_same_columns(tmp_path, shared_dir, teacher_
     assert phasenet_rows, "PhaseNet should pick the event in the SoCal test data"
     assert {r["picker"] for r in phasenet_rows} == {"phasenet:original"}
     assert {r["phase"] for r in phasenet_rows} <= {"P", "S"}
+
+
+def test_models_command_reports_size_and_cost(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for preset in ("xiaonet-xs", "xiaonet-s", "xiaonet-m"):
+        assert f"| {preset} |" in out
+    assert "9,831" in out and "MACs" in out

@@ -42,7 +42,8 @@ def plot_station(
         if label == "N":
             continue
         ax_prob.plot(seconds(trace), trace.data, color=PHASE_COLOURS.get(label, "k"), lw=1, label=label)
-    ax_prob.set_ylabel("probability", rotation=0, ha="right")
+    is_probability = all(tr.stats.channel != "StaLta_P" for tr in annotations)
+    ax_prob.set_ylabel("probability" if is_probability else "STA/LTA", rotation=0, ha="right")
     if len(annotations):
         ax_prob.legend(loc="upper right", fontsize=8)
     for pick in picks:

@@ -12,7 +12,7 @@ import logging
 import sys
 
 # Subcommand modules under xiaonet.cli, in the order `xiaonet --help` lists them.
-COMMANDS = ["pick"]
+COMMANDS = ["pick", "models"]
 
 
 def build_parser() -> argparse.ArgumentParser:
