@@ -92,4 +92,4 @@ def test_models_command_reports_size_and_cost(capsys):
     out = capsys.readouterr().out
     for preset in ("xiaonet-xs", "xiaonet-s", "xiaonet-m"):
         assert f"| {preset} |" in out
-    assert "9,831" in out and "MACs" in out
+    assert "7,975" in out and "MACs" in out

@@ -2,8 +2,9 @@
 
 Design choices, each measured in the distillation prototype (see ``../shared/FINDINGS.md``):
 
-* The network downsamples early (strides of 4) so most parameters sit at coarse time
-  resolution, where they cost few multiply-accumulates per input sample.
+* The network downsamples at once (a strided stem, then strides of 4) so most parameters sit
+  at coarse time resolution, where they cost few multiply-accumulates per input sample, and
+  nothing but the input and the output touches full resolution.
 * No batch-norm layers (nothing to fold at export time) and transposed convolutions with
   ``kernel == stride`` for upsampling (no interpolation kernels).
 * Normalisation happens inside :meth:`XiaoNet.forward`, so the exported ONNX graph is
@@ -60,8 +61,8 @@ class XiaoNet(WaveformModel):
     :param window_len: Samples per prediction window (3001 = 30 s at 100 Hz).
     :param in_channels: Input components, ordered as ``component_order`` (default ZNE).
     :param num_phases: Output classes; always P, S, noise for the current heads.
-    :param base_channels: Width of the full-resolution level; deeper levels are multiples.
-    :param depth: Number of stride-``stride`` downsampling steps.
+    :param base_channels: Width after the strided stem; deeper levels are multiples.
+    :param depth: Number of stride-``stride`` downsampling steps after the stem.
     :param stride: Downsampling factor per level.
     :param kernel_size: Kernel size of the convolutions at coarse levels.
     :param width_multipliers: Channel multipliers per level (length ``depth + 1``).
@@ -91,7 +92,7 @@ class XiaoNet(WaveformModel):
                 f"{len(PHASE_LABELS)} classes ({', '.join(PHASE_LABELS)})."
             )
         if width_multipliers is None:
-            width_multipliers = tuple([1, 2, 4, 5, 6, 8][: depth + 1])
+            width_multipliers = tuple([1, 2, 3, 4, 5, 6][: depth + 1])
         width_multipliers = tuple(int(m) for m in width_multipliers)
         if len(width_multipliers) != depth + 1:
             raise ValueError(
@@ -127,20 +128,17 @@ class XiaoNet(WaveformModel):
         widths = [self.base_channels * m for m in width_multipliers]
         self.widths = widths
         k = self.kernel_size
-        # Full resolution: one narrow convolution (its cost is paid on every sample).
-        self.stem = nn.Conv1d(in_channels, widths[0], 5, padding=2)
+        # Nothing runs at full resolution but the input and the output: the stem is strided
+        # and the head is a transposed convolution, because per-sample work on narrow
+        # tensors is what made the prototype slow (FINDINGS.md), not its MAC count.
+        self.stem = nn.Conv1d(in_channels, widths[0], 2 * stride, stride=stride, padding=stride // 2)
         self.down = nn.ModuleList()
         self.down_refine = nn.ModuleList()
         for level in range(1, depth + 1):
             self.down.append(
                 nn.Conv1d(widths[level - 1], widths[level], k, stride=stride, padding=k // 2)
             )
-            # Level 1 runs at 1/stride resolution and still costs a lot per sample: no refinement.
-            self.down_refine.append(
-                nn.Conv1d(widths[level], widths[level], k, padding=k // 2)
-                if level > 1
-                else nn.Identity()
-            )
+            self.down_refine.append(nn.Conv1d(widths[level], widths[level], k, padding=k // 2))
         self.up = nn.ModuleList()
         self.up_merge = nn.ModuleList()
         for level in range(depth, 0, -1):
@@ -150,11 +148,11 @@ class XiaoNet(WaveformModel):
             self.up_merge.append(
                 nn.Conv1d(2 * widths[level - 1], widths[level - 1], 3, padding=1)
             )
-        self.head = nn.Conv1d(widths[0], num_phases, 1)
+        self.head = nn.ConvTranspose1d(widths[0], num_phases, stride, stride=stride)
 
     @property
     def total_stride(self) -> int:
-        return self.stride**self.depth
+        return self.stride ** (self.depth + 1)
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         """Map (batch, channels, samples) waveforms to (batch, 3, samples) probabilities."""
@@ -167,9 +165,7 @@ class XiaoNet(WaveformModel):
         skips = []
         for down, refine in zip(self.down, self.down_refine):
             skips.append(x)
-            x = F.relu(down(x))
-            if not isinstance(refine, nn.Identity):
-                x = F.relu(refine(x))
+            x = F.relu(refine(F.relu(down(x))))
         for up, merge, skip in zip(self.up, self.up_merge, reversed(skips)):
             x = F.relu(up(x))
             x = F.relu(merge(torch.cat([skip, x], dim=1)))

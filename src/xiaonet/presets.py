@@ -26,9 +26,13 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
-        Preset("xiaonet-xs", "smallest student, ~2.5k parameters", {"base_channels": 2}),
-        Preset("xiaonet-s", "default student, <= 10k parameters", {"base_channels": 4}),
-        Preset("xiaonet-m", "larger student, ~39k parameters", {"base_channels": 8}),
+        Preset("xiaonet-xs", "smallest student, 1.8k parameters", {"base_channels": 2}),
+        Preset(
+            "xiaonet-s",
+            "default student, 8.0k parameters (<= 10k)",
+            {"base_channels": 4, "width_multipliers": [1, 2, 3, 5]},
+        ),
+        Preset("xiaonet-m", "larger student, 26.7k parameters", {"base_channels": 8}),
     ]
 }
 
