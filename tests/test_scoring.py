@@ -67,3 +67,71 @@ def test_match_is_one_to_one_and_closest_first():
     assert m.true_positives == 1
     assert np.round(m.residuals, 6).tolist() == [0.1]
     assert match_picks([10.0], [10.0, 10.1]).true_positives == 1
+
+
+# --- threshold sweep, ROC AUC, MCC -----------------------------------------------------------
+
+from xiaonet.scoring import (  # noqa: E402
+    best_f1_threshold,
+    matthews_corrcoef,
+    residual_summary,
+    roc_auc,
+    roc_curve,
+    sweep_thresholds,
+)
+
+
+def test_sweep_thresholds_drops_weak_picks_and_finds_best_f1():
+    # P on A is right but weak (0.2); P on B is right and strong; a strong false P on B.
+    predicted = [
+        pick("XX.A.", "P", 100.0, 0.2),
+        pick("XX.B.", "P", 200.0, 0.9),
+        pick("XX.B.", "P", 150.0, 0.5),
+    ]
+    points = sweep_thresholds(predicted, REFERENCE, [0.1, 0.4, 0.6], phases=("P",))
+    by_t = {p.threshold: p for p in points}
+    assert (by_t[0.1].true_positives, by_t[0.1].false_positives) == (2, 1)
+    assert by_t[0.1].f1 == pytest.approx(0.8)
+    assert (by_t[0.4].true_positives, by_t[0.4].false_positives) == (1, 1)
+    assert (by_t[0.6].true_positives, by_t[0.6].false_positives) == (1, 0)
+    assert by_t[0.6].f1 == pytest.approx(2 / 3)
+    assert best_f1_threshold(points, "P").threshold == 0.1
+    assert best_f1_threshold(points, "S") is None
+
+
+def test_sweep_of_empty_picker_is_all_zero():
+    points = sweep_thresholds([], REFERENCE, [0.1, 0.5])
+    assert all(p.f1 == 0.0 and p.false_negatives == 2 for p in points)
+
+
+def test_roc_auc_known_cases():
+    assert roc_auc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert roc_auc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
+    assert roc_auc([0.5, 0.5], [True, False]) == 0.5  # a tie counts one half
+    # one positive (0.6) beats 2 of 3 negatives (0.1, 0.5) and loses to 0.7
+    assert roc_auc([0.6, 0.1, 0.5, 0.7], [True, False, False, False]) == pytest.approx(2 / 3)
+    assert np.isnan(roc_auc([0.3, 0.4], [True, True]))
+
+
+def test_roc_curve_ends_at_corners_and_matches_auc():
+    scores, labels = [0.9, 0.4, 0.35, 0.8, 0.1], [True, False, True, True, False]
+    fpr, tpr = roc_curve(scores, labels)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(scores, labels))
+
+
+def test_matthews_corrcoef_known_cases():
+    truth = [True, True, False, False]
+    assert matthews_corrcoef(truth, truth) == 1.0
+    assert matthews_corrcoef(truth, [False, False, True, True]) == -1.0
+    assert matthews_corrcoef(truth, [True, True, True, True]) == 0.0  # undefined -> 0
+    # tp=1 tn=1 fp=1 fn=1 -> 0
+    assert matthews_corrcoef(truth, [True, False, True, False]) == 0.0
+
+
+def test_residual_summary_matches_hand_computation():
+    stats = residual_summary([0.1, -0.1, 0.3])
+    assert stats["mean"] == pytest.approx(0.1)
+    assert stats["mae"] == pytest.approx(0.5 / 3)
+    assert stats["rmse"] == pytest.approx(np.sqrt(0.11 / 3))
+    assert stats["outlier_fraction"] == pytest.approx(1 / 3)

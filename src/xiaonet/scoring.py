@@ -159,3 +159,130 @@ def score_picks(
             outlier_threshold,
         )
     return scores
+
+
+# --- threshold sweeps and window-level metrics ---------------------------------------------
+
+
+@dataclass
+class SweepPoint:
+    """Scores of one phase when only picks with ``peak_value >= threshold`` are kept."""
+
+    phase: str
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+
+    def as_dict(self) -> dict:
+        return {
+            "phase": self.phase,
+            "threshold": self.threshold,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "tp": self.true_positives,
+            "fp": self.false_positives,
+            "fn": self.false_negatives,
+        }
+
+
+def sweep_thresholds(
+    predicted: Iterable,
+    reference: Iterable[ReferencePick],
+    thresholds: Iterable[float],
+    tolerance: float = 0.5,
+    phases: tuple[str, ...] = ("P", "S"),
+) -> list[SweepPoint]:
+    """Precision / recall / F1 per phase at each threshold on the picks' ``peak_value``.
+
+    The picks should come from the picker run at (or below) the lowest threshold; a pick is
+    kept at threshold ``t`` when its peak value is at least ``t``. This equals re-running a
+    SeisBench picker at ``t`` except where one trigger region above the low threshold holds
+    two separate peaks above ``t`` (then it is one pick here, two in a re-run).
+    """
+    predicted = list(predicted)
+    reference = list(reference)
+    points = []
+    for threshold in sorted(float(t) for t in thresholds):
+        scores = score_picks(predicted, reference, tolerance, phases, min_probability=threshold)
+        for phase in phases:
+            s = scores[phase]
+            points.append(
+                SweepPoint(phase, threshold, s.precision, s.recall, s.f1,
+                           s.true_positives, s.false_positives, s.false_negatives)
+            )
+    return points
+
+
+def best_f1_threshold(points: Iterable[SweepPoint], phase: str) -> SweepPoint | None:
+    """The sweep point with the highest F1 for ``phase`` (the lowest threshold on ties)."""
+    candidates = sorted((p for p in points if p.phase == phase), key=lambda p: p.threshold)
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: p.f1)  # max keeps the first of equal values
+
+
+def roc_auc(scores: Iterable[float], labels: Iterable[bool]) -> float:
+    """Area under the ROC curve: the probability that a random positive outscores a random
+    negative, ties counting one half (Mann-Whitney U). NaN when a class is missing.
+    """
+    scores = np.asarray(list(scores), dtype=np.float64)
+    labels = np.asarray(list(labels), dtype=bool)
+    if scores.shape != labels.shape:
+        raise ValueError(f"roc_auc: {scores.size} scores but {labels.size} labels")
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(scores.size, dtype=np.float64)
+    sorted_scores = scores[order]
+    # average ranks over ties
+    i = 0
+    while i < scores.size:
+        j = i
+        while j + 1 < scores.size and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def roc_curve(scores: Iterable[float], labels: Iterable[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct score threshold (from (0, 0) to (1, 1))."""
+    scores = np.asarray(list(scores), dtype=np.float64)
+    labels = np.asarray(list(labels), dtype=bool)
+    n_pos, n_neg = max(int(labels.sum()), 1), max(int((~labels).sum()), 1)
+    fpr, tpr = [0.0], [0.0]
+    for threshold in np.unique(scores)[::-1]:
+        above = scores >= threshold
+        tpr.append(float((above & labels).sum() / n_pos))
+        fpr.append(float((above & ~labels).sum() / n_neg))
+    if fpr[-1] != 1.0 or tpr[-1] != 1.0:
+        fpr.append(1.0)
+        tpr.append(1.0)
+    return np.asarray(fpr), np.asarray(tpr)
+
+
+def matthews_corrcoef(truth: Iterable[bool], prediction: Iterable[bool]) -> float:
+    """Matthews correlation coefficient of two binary labelings (0 when undefined)."""
+    truth = np.asarray(list(truth), dtype=bool)
+    prediction = np.asarray(list(prediction), dtype=bool)
+    if truth.shape != prediction.shape:
+        raise ValueError(f"matthews_corrcoef: {truth.size} labels but {prediction.size} predictions")
+    tp = float((truth & prediction).sum())
+    tn = float((~truth & ~prediction).sum())
+    fp = float((~truth & prediction).sum())
+    fn = float((truth & ~prediction).sum())
+    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return float((tp * tn - fp * fn) / denominator) if denominator > 0 else 0.0
+
+
+def residual_summary(residuals: Iterable[float], outlier_threshold: float = 0.2) -> dict[str, float]:
+    """Mean, std, MAE, RMSE and outlier fraction (|r| > ``outlier_threshold``) of residuals."""
+    r = np.asarray(list(residuals), dtype=np.float64)
+    return PhaseScore("", int(r.size), 0, 0, r, outlier_threshold).residual_stats()
