@@ -1,0 +1,187 @@
+"""Whole-trace P/S picking with an exported model: numpy + ONNX Runtime, no torch.
+
+:class:`EdgePicker` gives the same picks as the torch path (``xiaonet.pickers.ModelPicker``
+on the same weights): the same windows and averaging as SeisBench's ``annotate``
+(:mod:`xiaonet.edge.windowing`), the same trigger (:mod:`xiaonet.edge.picks`), and, for ObsPy
+streams, the same gap-safe cleaning (:mod:`xiaonet.waveforms`, ObsPy only).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from xiaonet.edge.filters import apply_stream_filter
+from xiaonet.edge.model import EdgeModel
+from xiaonet.edge.picks import EdgePick, picks_from_probabilities
+from xiaonet.edge.windowing import WindowStack, covered_span, overlap_samples, window_offsets
+
+logger = logging.getLogger("xiaonet.edge")
+
+PICK_PHASES = ("P", "S")
+
+
+class EdgePicker:
+    """Picks P and S arrivals with an ONNX model written by ``xiaonet export``.
+
+    :param model: path of the ONNX file, or an :class:`EdgeModel`.
+    :param thresholds: trigger threshold per phase; the file's own thresholds where missing.
+    :param threads: ONNX Runtime threads (1 = one core).
+    :param batch_size: windows per ONNX Runtime call (bounds memory: one hour at 100 Hz is
+        160 windows of 3001 samples).
+    """
+
+    def __init__(self, model: str | Path | EdgeModel, thresholds: dict[str, float] | None = None,
+                 threads: int = 1, batch_size: int = 64):
+        self.model = model if isinstance(model, EdgeModel) else EdgeModel(model, threads=threads)
+        meta = self.model.metadata
+        self.name = f"{meta.name}-onnx-{meta.precision}"
+        self.thresholds = {phase: meta.thresholds.get(phase, 0.3) for phase in PICK_PHASES}
+        self.thresholds.update({k.upper(): float(v) for k, v in (thresholds or {}).items()})
+        self.batch_size = int(batch_size)
+        missing = [p for p in PICK_PHASES if p not in meta.labels]
+        if missing:
+            raise ValueError(f"{self.model.path}: model has no output for phase(s) {missing}")
+
+    def __repr__(self) -> str:
+        return f"EdgePicker({self.model!r}, thresholds={self.thresholds})"
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest record (samples) the model can predict."""
+        meta = self.model.metadata
+        if meta.dynamic_length:
+            return max(1, int(np.ceil(meta.min_record_s * meta.sampling_rate)))
+        return meta.in_samples
+
+    # --- numpy arrays ------------------------------------------------------------------------
+
+    def annotate_array(self, data: np.ndarray, filtered: bool = False) -> tuple[np.ndarray, int]:
+        """Probabilities for a (components, samples) record in the model's component order.
+
+        Returns ``(probabilities (labels, samples'), first)``: the curves start at sample
+        ``first`` of the record (> 0 only for teachers that blind window edges). Records
+        shorter than :attr:`min_samples` give an empty array.
+        """
+        meta = self.model.metadata
+        data = np.asarray(data)
+        if data.ndim != 2 or data.shape[0] != len(meta.component_order):
+            raise ValueError(
+                f"expected data shaped ({len(meta.component_order)}, samples) in component order "
+                f"{meta.component_order}, got {data.shape}"
+            )
+        n_samples = data.shape[-1]
+        if n_samples < self.min_samples:
+            return np.empty((len(meta.labels), 0), dtype=np.float32), 0
+        if not filtered:
+            data = apply_stream_filter(data, meta.stream_filter, meta.sampling_rate)
+        in_samples = meta.in_samples
+        if n_samples < in_samples:  # fully convolutional model: the record is one window
+            in_samples = n_samples
+        offsets = window_offsets(n_samples, in_samples, overlap_samples(meta.overlap, in_samples))
+        stack = WindowStack(len(meta.labels), n_samples, meta.blinding)
+        for first in range(0, len(offsets), self.batch_size):
+            batch_offsets = offsets[first : first + self.batch_size]
+            windows = np.stack([data[:, o : o + in_samples] for o in batch_offsets])
+            for offset, prediction in zip(batch_offsets, self.model.predict(windows)):
+                stack.add(int(offset), prediction)
+        probabilities = stack.mean()
+        begin, end = covered_span(probabilities)
+        return probabilities[:, begin:end], begin
+
+    def pick_array(self, data: np.ndarray, start_time: Any = 0.0, trace_id: str = "",
+                   filtered: bool = False) -> list[EdgePick]:
+        """Picks in one contiguous (components, samples) record sampled at the model's rate.
+
+        ``start_time`` may be seconds (float) or an ObsPy ``UTCDateTime``; pick times are of
+        the same kind.
+        """
+        meta = self.model.metadata
+        probabilities, first = self.annotate_array(data, filtered=filtered)
+        if probabilities.shape[-1] == 0:
+            return []
+        start = start_time + first / meta.sampling_rate
+        picks: list[EdgePick] = []
+        for phase in PICK_PHASES:
+            curve = probabilities[meta.labels.index(phase)]
+            picks += picks_from_probabilities(
+                curve, start, meta.sampling_rate, self.thresholds[phase], phase, trace_id
+            )
+        return sorted(picks)
+
+    # --- ObsPy streams (ObsPy needed) --------------------------------------------------------
+
+    def pick(self, stream, note: Callable[[str], None] | None = None) -> list[EdgePick]:
+        """Gap-safe whole-trace picking of an ObsPy stream, as ``xiaonet.pickers.Picker.pick``.
+
+        Traces are grouped by instrument and cleaned (:func:`xiaonet.waveforms.prepare_station`);
+        each contiguous block is picked on its own.
+        """
+        from xiaonet.waveforms import contiguous_blocks, group_by_station, prepare_station
+
+        note = note or logger.warning
+        picks: list[EdgePick] = []
+        min_seconds = (self.min_samples - 1) / self.model.metadata.sampling_rate
+        for key, station_stream in group_by_station(stream).items():
+            prepared = prepare_station(station_stream, note)
+            if len(prepared) == 0:
+                note(f"{key}: no usable channel left; station not picked")
+                continue
+            for start, end in contiguous_blocks(prepared):
+                block = prepared.slice(start, end)
+                if len(block) == 0:
+                    continue
+                if end - start < min_seconds:
+                    note(
+                        f"{key}: {end - start:.2f} s of data from {start} is shorter than the "
+                        f"{min_seconds:.2f} s {self.name} needs; not picked"
+                    )
+                    continue
+                picks += self.pick_block(block)
+        return sorted(picks)
+
+    def pick_block(self, block) -> list[EdgePick]:
+        """Picks in one instrument's contiguous, cleaned stream."""
+        from xiaonet.edge.streams import filter_stream, resample_stream, stream_to_array
+
+        meta = self.model.metadata
+        block = block.copy()
+        filter_stream(block, meta.stream_filter)
+        resample_stream(block, meta.sampling_rate)
+        converted = stream_to_array(block, meta.component_order, meta.sampling_rate)
+        if converted is None:
+            return []
+        start_time, data, trace_id = converted
+        return self.pick_array(data, start_time, trace_id, filtered=True)
+
+    def annotate(self, stream):
+        """Probability traces (channels ``<name>_P``, ``_S``, ...) for every contiguous block."""
+        import obspy
+
+        from xiaonet.edge.streams import filter_stream, resample_stream, stream_to_array
+        from xiaonet.waveforms import contiguous_blocks, group_by_station, prepare_station
+
+        meta = self.model.metadata
+        output = obspy.Stream()
+        for station_stream in group_by_station(stream).values():
+            prepared = prepare_station(station_stream)
+            for start, end in contiguous_blocks(prepared):
+                block = prepared.slice(start, end).copy()
+                filter_stream(block, meta.stream_filter)
+                resample_stream(block, meta.sampling_rate)
+                converted = stream_to_array(block, meta.component_order, meta.sampling_rate)
+                if converted is None:
+                    continue
+                start_time, data, trace_id = converted
+                probabilities, first = self.annotate_array(data, filtered=True)
+                network, station, location = trace_id.split(".")
+                for label, curve in zip(meta.labels, probabilities):
+                    output.append(obspy.Trace(curve.astype(np.float32), {
+                        "network": network, "station": station, "location": location,
+                        "channel": f"{meta.name}_{label}", "sampling_rate": meta.sampling_rate,
+                        "starttime": start_time + first / meta.sampling_rate,
+                    }))
+        return output

@@ -1,0 +1,75 @@
+"""ObsPy streams to model-ready arrays, the way SeisBench's ``annotate`` builds them.
+
+Only this module and :meth:`xiaonet.edge.EdgePicker.pick` use ObsPy, and they import it on
+use: the edge runtime itself runs on numpy arrays. The steps follow
+``WaveformModel.annotate``: the teacher's stream filter, resampling to the model's rate,
+start times aligned to the sample grid (SeisBench's ``_align_fractional_samples``), one row
+per component in the model's order (``1``/``2`` stand in for ``N``/``E``), zeros where a
+component is missing, and the mean sub-sample offset added back to the start time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Horizontal codes SeisBench treats as the same component (``flexible_horizontal_components``).
+FLEXIBLE_COMPONENTS = {"1": "N", "2": "E"}
+
+
+def component_index(component_order: str) -> dict[str, int]:
+    """Row of each component code, with ``1``/``2`` mapped like ``N``/``E``."""
+    index = {c: i for i, c in enumerate(component_order)}
+    for alias, code in FLEXIBLE_COMPONENTS.items():
+        if code in index and alias not in index:
+            index[alias] = index[code]
+    return index
+
+
+def filter_stream(stream, stream_filter: dict | None) -> None:
+    """Apply a teacher's stream filter in place, e.g. ``{"type": "bandpass", "freqmin": 1, ...}``."""
+    if stream_filter:
+        options = dict(stream_filter)
+        stream.filter(options.pop("type"), **options)
+
+
+def resample_stream(stream, sampling_rate: float, zerophase: bool = False) -> None:
+    """Resample in place to ``sampling_rate`` as SeisBench does (decimate when it can)."""
+    for trace in stream:
+        rate = trace.stats.sampling_rate
+        if rate == sampling_rate:
+            continue
+        if rate % sampling_rate == 0:
+            trace.filter("lowpass", freq=sampling_rate * 0.5, zerophase=zerophase)
+            trace.decimate(int(rate / sampling_rate), no_filter=True)
+        else:
+            trace.resample(sampling_rate, no_filter=True)
+
+
+def stream_to_array(stream, component_order: str, sampling_rate: float):
+    """One instrument's contiguous stream as ``(start_time, data (components, samples), trace_id)``.
+
+    Returns None when no trace has a component of ``component_order``.
+    """
+    import obspy
+
+    index = component_index(component_order)
+    traces = [tr for tr in stream if tr.stats.channel[-1:] in index and tr.stats.npts > 0]
+    if not traces:
+        return None
+    starts, offsets = [], []
+    for trace in traces:
+        exact = trace.stats.starttime.timestamp
+        aligned = np.round(exact * sampling_rate) / sampling_rate
+        starts.append(obspy.UTCDateTime(aligned))
+        offsets.append(exact - aligned)
+    t_start = min(starts)
+    t_end = max(start + (tr.stats.npts - 1) / sampling_rate for start, tr in zip(starts, traces))
+    n_samples = int((t_end - t_start) * sampling_rate) + 1
+    data = np.zeros((len(component_order), n_samples), dtype=np.float64)
+    for start, trace in zip(starts, traces):
+        first = int((start - t_start) * sampling_rate)
+        values = np.asarray(trace.data, dtype=np.float64)[: max(0, n_samples - first)]
+        data[index[trace.stats.channel[-1]], first : first + values.size] = values
+    s = traces[0].stats
+    trace_id = f"{s.network}.{s.station}.{s.location}"
+    return t_start + float(np.mean(offsets)), data, trace_id

@@ -1,0 +1,355 @@
+"""Export to ONNX for the edge runtime: fp32 with a dynamic time axis, and static int8.
+
+* :func:`export_onnx` writes a model (the student, or a SeisBench teacher with its
+  normalisation folded in) with everything :mod:`xiaonet.edge` needs in ``metadata_props``.
+* :func:`max_abs_difference` runs ONNX Runtime and torch on the same windows.
+* :func:`quantize_int8` quantises the convolutions to int8 (QDQ, per channel), calibrated
+  on real windows cut from continuous miniSEED by :func:`calibration_windows`.
+* :func:`compare_picks_on_dataset` scores fp32 and int8 picks against analyst picks of a
+  labelled SeisBench dataset with :func:`xiaonet.scoring.score_picks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from xiaonet.edge.model import EdgeModelMetadata
+
+logger = logging.getLogger("xiaonet")
+
+STUDENT_NORMALISATION = (
+    "in graph: demean, /peak, /(std + 1e-3 max channel std) per window; feed raw samples"
+)
+TEACHER_NORMALISATION = (
+    "in graph: SeisBench annotate_batch_pre (demean, /(std + 1e-10) per channel and "
+    "window); feed raw samples"
+)
+
+
+class ExportError(RuntimeError):
+    """Export or quantisation failed; the message says which step and why."""
+
+
+def _is_student(model) -> bool:
+    return type(model).__name__ == "XiaoNet"
+
+
+def _threshold_defaults(model) -> dict[str, float]:
+    default = model._annotate_args.get("*_threshold", (None, 0.3))[1]
+    return {
+        phase: float(model.default_args.get(f"{phase}_threshold", default)) for phase in ("P", "S")
+    }
+
+
+def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
+                   precision: str = "fp32") -> EdgeModelMetadata:
+    """The runtime metadata of a SeisBench ``WaveformModel`` (student or teacher)."""
+    overlap = model.default_args.get("overlap", model._annotate_args["overlap"][1])
+    blinding = model.default_args.get("blinding", model._annotate_args.get("blinding", (None, (0, 0)))[1])
+    stream_filter = None
+    if model.filter_args is not None or model.filter_kwargs is not None:
+        if isinstance(model.filter_args, dict):
+            raise ExportError(f"{name}: per-channel stream filters are not supported by the edge runtime")
+        args = list(model.filter_args or ())
+        stream_filter = {"type": args[0], **dict(model.filter_kwargs or {})}
+    labels = model.labels if isinstance(model.labels, (list, tuple)) else list(model.labels)
+    return EdgeModelMetadata(
+        name=name,
+        sampling_rate=float(model.sampling_rate),
+        component_order=model.component_order,
+        labels=tuple(labels),
+        in_samples=int(model.in_samples),
+        overlap=float(overlap),
+        dynamic_length=_is_student(model),
+        thresholds={**_threshold_defaults(model), **(thresholds or {})},
+        blinding=tuple(int(b) for b in blinding),
+        stream_filter=stream_filter,
+        min_record_s=float(getattr(model._grouping, "min_record_s", (model.in_samples - 1) / model.sampling_rate)),
+        normalisation=STUDENT_NORMALISATION if _is_student(model) else TEACHER_NORMALISATION,
+        precision=precision,
+    )
+
+
+def export_graph(model):
+    """The torch module that is exported: raw windows in, (batch, labels, samples) out."""
+    import torch
+
+    class TeacherGraph(torch.nn.Module):
+        """A SeisBench teacher with its per-window normalisation, outputs stacked on axis 1."""
+
+        def __init__(self, teacher):
+            super().__init__()
+            self.teacher = teacher
+
+        def forward(self, x):
+            y = self.teacher(self.teacher.annotate_batch_pre(x, {}))
+            if isinstance(y, (tuple, list)):
+                y = torch.stack(list(y), dim=1)
+            return y
+
+    return model.eval() if _is_student(model) else TeacherGraph(model.eval()).eval()
+
+
+def write_metadata(path: str | Path, metadata: EdgeModelMetadata) -> None:
+    """Replace the ``xiaonet.*`` metadata_props of an ONNX file."""
+    import onnx
+
+    onnx_model = onnx.load(str(path))
+    kept = [p for p in onnx_model.metadata_props if not p.key.startswith("xiaonet.")]
+    del onnx_model.metadata_props[:]
+    onnx_model.metadata_props.extend(kept)
+    for key, value in metadata.to_props().items():
+        onnx_model.metadata_props.add(key=key, value=value)
+    onnx_model.producer_name = "xiaonet"
+    onnx.save(onnx_model, str(path))
+
+
+def compact_names(path: str | Path) -> None:
+    """Shorten the tensor and node names of an ONNX file (saves ~half of a student's file).
+
+    The exporter names tensors after module paths (``/down.0/Conv_output_0_QuantizeLinear``);
+    for a 10k-parameter model those strings weigh more than the int8 weights. Graph inputs
+    and outputs keep their names; shapes recorded in ``value_info`` are dropped (ONNX Runtime
+    infers them again).
+    """
+    import onnx
+
+    onnx_model = onnx.load(str(path))
+    graph = onnx_model.graph
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output} | {""}
+    renamed: dict[str, str] = {}
+
+    def short(name: str, prefix: str) -> str:
+        if name in keep:
+            return name
+        if name not in renamed:
+            renamed[name] = f"{prefix}{len(renamed):x}"
+        return renamed[name]
+
+    for initializer in graph.initializer:
+        initializer.name = short(initializer.name, "w")
+        initializer.ClearField("doc_string")
+    for node in graph.node:
+        node.ClearField("name")  # optional in ONNX; proto2 would store an empty string
+        node.ClearField("doc_string")
+        node.input[:] = [short(name, "t") for name in node.input]
+        node.output[:] = [short(name, "t") for name in node.output]
+    del graph.value_info[:]
+    graph.ClearField("doc_string")
+    onnx.checker.check_model(onnx_model)
+    onnx.save(onnx_model, str(path))
+
+
+def export_onnx(model, path: str | Path, name: str, thresholds: dict[str, float] | None = None,
+                opset: int = 17) -> Path:
+    """Write ``model`` as ONNX with its runtime metadata; returns the path.
+
+    The student is exported with dynamic batch and time axes (it is fully convolutional);
+    teachers with a dynamic batch axis and their fixed window length.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = export_graph(model)
+    dynamic = {0: "batch", 2: "samples"} if _is_student(model) else {0: "batch"}
+    example = torch.zeros(1, len(model.component_order), model.in_samples)
+    example[:, :, ::7] = 1.0  # not constant, so no normalisation branch is degenerate
+    import warnings
+
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            # The TorchScript-based exporter: torch.export cannot express the student's
+            # pad-to-a-multiple-of-64 on a symbolic length.
+            torch.onnx.export(
+                graph, (example,), str(path), dynamo=False, opset_version=opset,
+                input_names=["waveforms"], output_names=["probabilities"],
+                dynamic_axes={"waveforms": dynamic, "probabilities": dynamic},
+            )
+    except Exception as error:
+        raise ExportError(f"ONNX export of {name} failed: {type(error).__name__}: {error}") from error
+    compact_names(path)
+    write_metadata(path, model_metadata(model, name, thresholds))
+    return path
+
+
+def max_abs_difference(model, path: str | Path, windows: np.ndarray) -> float:
+    """Largest |ONNX Runtime - torch| over the probabilities of ``windows`` (batch, 3, n)."""
+    import torch
+
+    from xiaonet.edge.model import EdgeModel
+
+    edge = EdgeModel(path)
+    with torch.no_grad():
+        reference = export_graph(model)(torch.as_tensor(windows, dtype=torch.float32)).numpy()
+    return float(np.abs(edge.predict(windows) - reference).max())
+
+
+def synthetic_windows(n_samples: Iterable[int], rng: np.random.Generator, components: int = 3) -> list[np.ndarray]:
+    """Random-walk-plus-noise windows of the given lengths (amplitudes over 12 decades)."""
+    windows = []
+    for n in n_samples:
+        scale = 10.0 ** rng.uniform(-9, 3)
+        walk = np.cumsum(rng.standard_normal((1, components, n)), axis=-1) * 0.05
+        windows.append(((walk + rng.standard_normal((1, components, n))) * scale).astype(np.float32))
+    return windows
+
+
+def calibration_windows(paths: Iterable[str | Path], n_windows: int, in_samples: int,
+                        component_order: str, sampling_rate: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """``n_windows`` real windows (n, components, in_samples), cut at random offsets.
+
+    ``paths`` are waveform files, folders or globs (anything :func:`xiaonet.waveforms.expand_inputs`
+    takes); every contiguous block of at least one window contributes, in equal shares.
+    Unreadable files are skipped with a warning naming them.
+    """
+    from xiaonet.edge.streams import resample_stream, stream_to_array
+    from xiaonet.waveforms import (
+        WaveformInputError,
+        contiguous_blocks,
+        expand_inputs,
+        group_by_station,
+        prepare_station,
+        read_waveform_file,
+    )
+
+    blocks = []
+    for path in expand_inputs([str(p) for p in paths]):
+        if path.suffix.lower() in (".csv", ".md", ".txt", ".json", ".xml"):
+            continue
+        try:
+            stream = read_waveform_file(path)
+        except WaveformInputError as error:
+            logger.warning("calibration: %s", error)
+            continue
+        for station_stream in group_by_station(stream).values():
+            prepared = prepare_station(station_stream)
+            resample_stream(prepared, sampling_rate)
+            for start, end in contiguous_blocks(prepared):
+                converted = stream_to_array(prepared.slice(start, end), component_order, sampling_rate)
+                if converted is not None and converted[1].shape[-1] >= in_samples:
+                    blocks.append(converted[1])
+    if not blocks:
+        raise ExportError(
+            f"no calibration data: no block of >= {in_samples} samples in {list(map(str, paths))} "
+            "(give miniSEED files or folders with --calibration)"
+        )
+    windows = np.empty((n_windows, len(component_order), in_samples), dtype=np.float32)
+    choice = rng.integers(0, len(blocks), size=n_windows)
+    for i, b in enumerate(choice):
+        data = blocks[b]
+        offset = int(rng.integers(0, data.shape[-1] - in_samples + 1))
+        windows[i] = data[:, offset : offset + in_samples]
+    return windows
+
+
+def quantize_int8(fp32_path: str | Path, int8_path: str | Path, windows: np.ndarray,
+                  per_channel: bool = False) -> Path:
+    """Static int8 quantisation of the convolutions (QDQ format).
+
+    Activations are calibrated (min/max) on ``windows`` (n, components, samples) of real
+    data. Only Conv / ConvTranspose are quantised: the normalisation and softmax stay fp32,
+    which keeps the model scale-invariant. Weights get one scale per tensor by default
+    (``per_channel=True``: one per output channel, ~2 KB more for the default student).
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from xiaonet.edge.model import EdgeModel
+
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    metadata = EdgeModel(fp32_path).metadata
+
+    class WindowReader(CalibrationDataReader):
+        def __init__(self, data: np.ndarray, batch: int = 16):
+            self.batches = iter([data[i : i + batch] for i in range(0, len(data), batch)])
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {"waveforms": np.ascontiguousarray(batch, np.float32)}
+
+    prepared = int8_path.with_suffix(".prep.onnx")
+    try:
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared), str(int8_path), WindowReader(windows),
+            quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv", "ConvTranspose"],
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    except Exception as error:
+        raise ExportError(f"int8 quantisation of {fp32_path} failed: {type(error).__name__}: {error}") from error
+    finally:
+        prepared.unlink(missing_ok=True)
+    compact_names(int8_path)
+    write_metadata(int8_path, dataclasses.replace(metadata, precision="int8"))
+    onnx.checker.check_model(str(int8_path))
+    return int8_path
+
+
+def load_labelled_records(dataset_path: str | Path, component_order: str,
+                          max_traces: int | None = None):
+    """Yield ``(trace_id, data (components, n), sampling_rate, {phase: sample})`` of a SeisBench dataset."""
+    import seisbench.data as sbd
+
+    dataset_path = Path(dataset_path)
+    if not (dataset_path / "metadata.csv").is_file():
+        raise ExportError(
+            f"{dataset_path}: not a SeisBench WaveformDataset folder (expected metadata.csv + waveforms.hdf5)"
+        )
+    dataset = sbd.WaveformDataset(dataset_path, component_order=component_order)
+    n = len(dataset) if max_traces is None else min(max_traces, len(dataset))
+    for i in range(n):
+        waveforms, meta = dataset.get_sample(i)
+        name = meta.get("trace_name_original") or meta.get("trace_name") or str(i)
+        phases = {}
+        for phase, column in (("P", "trace_p_arrival_sample"), ("S", "trace_s_arrival_sample")):
+            value = meta.get(column)
+            if value is not None and np.isfinite(value):
+                phases[phase] = float(value)
+        yield f"{dataset_path.name}.{name}.", waveforms, float(meta["trace_sampling_rate_hz"]), phases
+
+
+def compare_picks_on_dataset(model_paths: dict[str, Path], dataset_path: str | Path,
+                             tolerance: float = 0.5, max_traces: int | None = None) -> dict:
+    """Whole-trace picks of each ONNX model scored against the dataset's analyst picks.
+
+    Returns ``{label: {"P": PhaseScore, "S": PhaseScore}}`` plus ``"n_traces"``. Traces not at
+    the model's sampling rate are skipped (counted in ``"skipped"``).
+    """
+    from xiaonet.edge import EdgePicker
+    from xiaonet.scoring import ReferencePick, score_picks
+
+    pickers = {label: EdgePicker(path) for label, path in model_paths.items()}
+    first = next(iter(pickers.values())).model.metadata
+    predicted = {label: [] for label in pickers}
+    reference = []
+    n_traces = skipped = 0
+    for trace_id, data, rate, phases in load_labelled_records(dataset_path, first.component_order, max_traces):
+        if abs(rate - first.sampling_rate) > 1e-6:
+            skipped += 1
+            continue
+        n_traces += 1
+        for phase, sample in phases.items():
+            reference.append(ReferencePick(trace_id, phase, sample / rate))
+        for label, picker in pickers.items():
+            predicted[label] += picker.pick_array(data, 0.0, trace_id)
+    result = {label: score_picks(picks, reference, tolerance=tolerance) for label, picks in predicted.items()}
+    result["n_traces"] = n_traces
+    result["skipped"] = skipped
+    return result
