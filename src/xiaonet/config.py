@@ -1,0 +1,347 @@
+"""Typed training configuration: nested dataclasses read from JSON, with dotted overrides.
+
+A config file is a JSON object whose keys mirror :class:`TrainConfig`. Unknown keys are
+refused with the list of valid ones, values are checked against the field types, and
+``--set train.lr=1e-3`` style overrides are applied before validation. The resolved config
+(:func:`config_to_dict`) is written into every run folder and every checkpoint.
+
+>>> config = TrainConfig()
+>>> config = apply_overrides(config, ["train.lr=0.001", "loss.temperature=2"])
+>>> config.train.lr, config.loss.temperature
+(0.001, 2.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message says where and what is expected."""
+
+
+@dataclass
+class TeacherMember:
+    """One SeisBench teacher: ``phasenet`` or ``eqtransformer`` and its weights name."""
+
+    name: str = "phasenet"
+    weights: str = "original"
+
+
+@dataclass
+class TeacherConfig:
+    #: Ensemble members; the ensemble label is the mean of their P and S probabilities.
+    members: list[TeacherMember] = field(
+        default_factory=lambda: [TeacherMember("phasenet"), TeacherMember("eqtransformer")]
+    )
+    #: Folder for the on-disk cache of teacher probabilities (relative to the working dir).
+    cache_dir: str = "runs/teacher-cache"
+    #: Batch size for teacher annotation.
+    batch_size: int = 64
+
+
+@dataclass
+class SourceConfig:
+    """One data folder: a SeisBench WaveformDataset (``labelled``) or miniSEED (``continuous``)."""
+
+    #: Folder, relative to ``data.shared_dir`` unless absolute.
+    path: str = ""
+    kind: str = "labelled"
+    #: Share of training windows drawn from this source (weights are normalised).
+    weight: float = 1.0
+    #: Use the analyst picks as hard labels (labelled sources only).
+    hard_labels: bool = True
+    #: Fraction of this source's stations held out as the dev split (labelled sources only).
+    dev_fraction: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    #: Folder holding ``data/``; null means ``$XIAONET_SHARED`` or ``<repo>/../shared``.
+    shared_dir: str | None = None
+    sources: list[SourceConfig] = field(default_factory=list)
+    #: Samples per training window at 100 Hz.
+    window_len: int = 3001
+    sampling_rate: float = 100.0
+    #: Shape of hard labels around analyst picks: gaussian, triangle or box.
+    label_shape: str = "gaussian"
+    #: Width of hard labels (Gaussian sigma, triangle half-width / 2, box half-width), seconds.
+    label_sigma_s: float = 0.15
+    #: A continuous window counts as noise for the real-noise bank when the teacher's P and S
+    #: stay below this everywhere in it.
+    quiet_threshold: float = 0.05
+
+
+@dataclass
+class AugmentConfig:
+    #: Random gain spanning this many decades (10**-d/2 ... 10**d/2).
+    gain_decades: float = 8.0
+    #: Probability of adding real noise from continuous data at a random SNR.
+    real_noise_probability: float = 0.3
+    #: SNR range (dB, signal std over noise std) for real noise.
+    real_noise_snr_db: tuple[float, float] = (-5.0, 20.0)
+    #: Probability of Gaussian noise (AddNoise) and its level relative to the window std.
+    gaussian_noise_probability: float = 0.1
+    gaussian_noise_level: float = 0.1
+    #: Probability of a circular time shift of waveform and labels.
+    shift_probability: float = 0.2
+    #: Probability of keeping only the vertical component (single-component stations).
+    component_dropout_probability: float = 0.15
+    #: Probability of zeroing a random gap, and its maximum length in seconds.
+    gap_probability: float = 0.1
+    gap_max_s: float = 5.0
+    #: Probability of superposing a second labelled event window.
+    superpose_probability: float = 0.1
+    #: Probability of flipping the polarity.
+    polarity_probability: float = 0.5
+
+
+@dataclass
+class LossConfig:
+    #: Weight of the soft (teacher) term; 1 - alpha weighs the hard (analyst) term.
+    alpha: float = 0.5
+    temperature: float = 2.0
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "xiaonet-s"
+    #: Extra XiaoNet constructor arguments overriding the preset's.
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    steps_per_epoch: int = 200
+    max_epochs: int = 40
+    #: Wall-clock cap (minutes); the run stops after the epoch that crosses it.
+    max_minutes: float = 55.0
+    #: Early stopping: epochs without dev F1 improvement by ``min_delta``.
+    patience: int = 10
+    min_delta: float = 0.002
+    warmup_epochs: int = 1
+    device: str = "cpu"
+    threads: int = 1
+    deterministic: bool = True
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    #: A pick within this many seconds of the analyst pick is a hit.
+    tolerance_s: float = 0.5
+    #: Thresholds tried when tuning P/S thresholds on training traces.
+    threshold_grid: list[float] = field(
+        default_factory=lambda: [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7]
+    )
+    #: Threshold used for the per-epoch dev F1.
+    dev_threshold: float = 0.3
+    #: At most this many training traces per source are used for threshold tuning.
+    tuning_traces_per_source: int = 120
+
+
+@dataclass
+class TrainConfig:
+    name: str = "xiaonet-s"
+    seed: int = 20261127
+    model: ModelConfig = field(default_factory=ModelConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def shared_path(self) -> Path:
+        """The folder holding ``data/`` (config value, ``$XIAONET_SHARED``, ``<repo>/../shared``)."""
+        if self.data.shared_dir:
+            return Path(self.data.shared_dir)
+        if os.environ.get("XIAONET_SHARED"):
+            return Path(os.environ["XIAONET_SHARED"])
+        return Path(__file__).resolve().parents[2].parent / "shared"
+
+    def source_path(self, source: SourceConfig) -> Path:
+        path = Path(source.path)
+        return path if path.is_absolute() else self.shared_path() / path
+
+
+# --- dict <-> dataclass -------------------------------------------------------------------
+
+
+def _convert(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected an object with keys {_field_names(annotation)}, got {value!r}")
+        return _from_dict(annotation, value, where)
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(v, args[0], f"{where}.{i}") for i, v in enumerate(value)]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(v, a, f"{where}.{i}") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected an object, got {value!r}")
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _field_names(cls) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def _from_dict(cls, data: dict, where: str = "config"):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}. "
+            f"Valid keys: {_field_names(cls)}."
+        )
+    kwargs = {
+        name: _convert(value, hints[name], f"{where}.{name}" if where != "config" else name)
+        for name, value in data.items()
+    }
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig`; unknown keys raise :class:`ConfigError`."""
+    config = _from_dict(TrainConfig, data)
+    validate_config(config)
+    return config
+
+
+def config_to_dict(config: TrainConfig) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a JSON config file, apply ``KEY=VALUE`` overrides, validate."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object at the top level")
+    try:
+        data = _apply_overrides_to_dict(data, overrides or [])
+        return config_from_dict(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _apply_overrides_to_dict(data: dict, overrides: list[str]) -> dict:
+    data = json.loads(json.dumps(data))
+    defaults = config_to_dict(TrainConfig())
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not KEY=VALUE (e.g. train.lr=1e-3)")
+        parts = key.strip().split(".")
+        node, default_node = data, defaults
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                index = int(part) if part.isdigit() else -1
+                if not 0 <= index < len(node):
+                    raise ConfigError(f"override '{key}': index {part} out of range (0..{len(node) - 1})")
+                node = node[index]
+                default_node = default_node[0] if default_node else {}
+                continue
+            if part not in node:
+                source = default_node if isinstance(default_node, dict) else {}
+                if part not in source:
+                    where = ".".join(parts[:depth]) or "config"
+                    valid = ", ".join(sorted(source)) if source else "(none)"
+                    raise ConfigError(f"override '{key}': unknown key '{part}' in {where}. Valid keys: {valid}.")
+                node[part] = json.loads(json.dumps(source[part]))
+            node = node[part]
+            default_node = default_node.get(part, {}) if isinstance(default_node, dict) else {}
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ConfigError(f"override '{key}': index {last} out of range")
+            node[int(last)] = _parse_value(text)
+        else:
+            node[last] = _parse_value(text)
+    return data
+
+
+def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """A new config with dotted ``KEY=VALUE`` overrides applied (values parsed as JSON)."""
+    return config_from_dict(_apply_overrides_to_dict(config_to_dict(config), overrides))
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Value checks that types alone cannot express."""
+    for i, source in enumerate(config.data.sources):
+        if source.kind not in ("labelled", "continuous"):
+            raise ConfigError(f"data.sources.{i}.kind: expected 'labelled' or 'continuous', got '{source.kind}'")
+        if source.weight < 0:
+            raise ConfigError(f"data.sources.{i}.weight: must be >= 0, got {source.weight}")
+        if not 0 <= source.dev_fraction < 1:
+            raise ConfigError(f"data.sources.{i}.dev_fraction: must be in [0, 1), got {source.dev_fraction}")
+    if config.data.label_shape not in ("gaussian", "triangle", "box"):
+        raise ConfigError(
+            f"data.label_shape: expected gaussian, triangle or box, got '{config.data.label_shape}'"
+        )
+    if not 0 <= config.loss.alpha <= 1:
+        raise ConfigError(f"loss.alpha: must be in [0, 1], got {config.loss.alpha}")
+    if config.loss.temperature <= 0:
+        raise ConfigError(f"loss.temperature: must be > 0, got {config.loss.temperature}")
+    for member in config.teacher.members:
+        if member.name not in ("phasenet", "eqtransformer"):
+            raise ConfigError(
+                f"teacher.members: unknown teacher '{member.name}' (expected phasenet or eqtransformer)"
+            )
+    if config.data.window_len < 256:
+        raise ConfigError(f"data.window_len: must be >= 256 samples, got {config.data.window_len}")
+
+
+def write_config(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(config_to_dict(config), indent=2) + "\n")

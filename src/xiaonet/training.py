@@ -1,0 +1,479 @@
+"""Distillation training: seeded batches, the loop, checkpoints, resume, dev F1, threshold tuning.
+
+:func:`train` runs one config into a run folder::
+
+    run_dir/config.json       resolved config          run_dir/manifest.json  data manifest
+    run_dir/split.csv         train/dev records        run_dir/version.txt    code version
+    run_dir/history.csv/json  one row per epoch        run_dir/curves.png     loss and dev F1
+    run_dir/checkpoint.pt     last finished epoch      run_dir/best.pt        best dev F1
+    run_dir/model/<name>.*    final weights (tuned thresholds), run_dir/metrics.json
+
+Every batch of epoch ``e`` is drawn from ``numpy.random.default_rng([seed, e])``, so the
+data order does not depend on how many processes came before: a run killed at any point
+and resumed from its last checkpoint ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+import random
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from xiaonet.augmentations import build_pipeline
+from xiaonet.config import TrainConfig, config_to_dict, write_config
+from xiaonet.datasets import DataBundle, Record, WindowSampler, record_reference_picks, record_stream
+from xiaonet.distillation import DistillationLoss
+
+logger = logging.getLogger("xiaonet")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's, NumPy's legacy and torch's global generators (for third-party code).
+
+    XiaoNet's own randomness uses explicit generators derived from the config seed.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def setup_device(name: str = "cpu", threads: int | None = None, deterministic: bool = False) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` as a torch device, checked.
+
+    :param threads: torch CPU threads (the training machines are shared: 1 is polite).
+    :param deterministic: make torch use deterministic algorithms only.
+    """
+    if threads:
+        torch.set_num_threads(int(threads))
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' requested but torch {torch.__version__} sees no CUDA GPU; use 'cpu'")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("device 'mps' requested but it is not available; use 'cpu'")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device '{name}'; expected cpu, cuda, cuda:N, mps or auto") from None
+
+
+@dataclass
+class EarlyStopping:
+    """Stops when the monitored value has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``mode='max'`` for scores (F1), ``'min'`` for losses.
+    """
+
+    patience: int = 10
+    min_delta: float = 0.0
+    mode: str = "max"
+    best: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+
+    def step(self, value: float, epoch: int) -> bool:
+        """Record an epoch's value; True when it is a new best."""
+        sign = 1.0 if self.mode == "max" else -1.0
+        if self.best is None or sign * (value - self.best) > self.min_delta:
+            self.best, self.best_epoch, self.bad_epochs = float(value), int(epoch), 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("patience", "min_delta", "mode", "best", "best_epoch", "bad_epochs")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+# --- batches -----------------------------------------------------------------------------
+
+
+def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch_size: int):
+    """(waveforms, teacher, teacher_mask, labels, label_mask) tensors of one batch."""
+    windows = [pipeline(sampler.draw(rng), rng) for _ in range(batch_size)]
+    n = sampler.window_len
+    x = np.stack([w.waveform for w in windows]).astype(np.float32)
+    teacher = np.zeros((batch_size, 3, n), dtype=np.float32)
+    labels = np.zeros((batch_size, 3, n), dtype=np.float32)
+    teacher_mask = np.zeros(batch_size, dtype=bool)
+    label_mask = np.zeros(batch_size, dtype=bool)
+    for i, w in enumerate(windows):
+        if w.soft is not None:
+            teacher[i], teacher_mask[i] = w.soft, True
+        if w.hard is not None:
+            labels[i], label_mask[i] = w.hard, True
+    return (torch.from_numpy(x), torch.from_numpy(teacher), torch.from_numpy(teacher_mask),
+            torch.from_numpy(labels), torch.from_numpy(label_mask))
+
+
+def epoch_generator(seed: int, epoch: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), 1, int(epoch)])
+
+
+# --- scoring on whole traces ---------------------------------------------------------------
+
+
+def _phases_of(records: list[Record]) -> tuple[str, ...]:
+    """Phases whose analyst picks are complete in every earthquake record of a source."""
+    quakes = [r for r in records if r.category != "noise"]
+    phases = []
+    if all(r.p_samples.size for r in quakes):
+        phases.append("P")
+    if all(r.s_samples.size for r in quakes):
+        phases.append("S")
+    return tuple(phases)
+
+
+def score_records(picker, records: list[Record], tolerance: float = 0.5,
+                  note: Callable[[str], None] | None = None) -> dict:
+    """Whole-trace picking of every record, scored per source and in total.
+
+    Each record gets its own time base (records are 10^5 s apart) so picks on one trace
+    never match analyst picks of another trace at the same station. A phase is scored only
+    on sources whose records all carry that phase's analyst pick.
+    """
+    from xiaonet.scoring import score_picks
+
+    by_source: dict[str, list[tuple[Record, float]]] = {}
+    for i, record in enumerate(records):
+        by_source.setdefault(record.source, []).append((record, 1e5 * i))
+    totals: dict[str, dict] = {}
+    result: dict[str, dict] = {"sources": {}}
+    quiet = note or (lambda message: None)
+    for source, items in sorted(by_source.items()):
+        phases = _phases_of([r for r, _ in items])
+        predicted, reference = [], []
+        for record, offset in items:
+            predicted += list(picker.pick(record_stream(record, start_offset=offset), note=quiet))
+            reference += record_reference_picks(record, start_offset=offset)
+        scores = score_picks(predicted, reference, tolerance=tolerance, phases=phases)
+        result["sources"][source] = {phase: s.as_dict() for phase, s in scores.items()}
+        for phase, s in scores.items():
+            total = totals.setdefault(phase, {"tp": 0, "fp": 0, "fn": 0, "residuals": []})
+            total["tp"] += s.true_positives
+            total["fp"] += s.false_positives
+            total["fn"] += s.false_negatives
+            total["residuals"].append(s.residuals)
+    from xiaonet.scoring import PhaseScore
+
+    for phase, t in totals.items():
+        score = PhaseScore(phase, t["tp"], t["fp"], t["fn"], np.concatenate(t["residuals"]))
+        result[phase] = score.as_dict()
+    return result
+
+
+def tune_thresholds(model, records: list[Record], grid: list[float], tolerance: float = 0.5) -> dict:
+    """Per-phase thresholds maximising F1 on (training) records; annotates each record once."""
+    from xiaonet.scoring import score_picks
+
+    candidates = {phase: {t: [0, 0, 0] for t in grid} for phase in "PS"}
+    by_source: dict[str, list[Record]] = {}
+    for record in records:
+        by_source.setdefault(record.source, []).append(record)
+    for source, recs in by_source.items():
+        phases = _phases_of(recs)
+        for i, record in enumerate(recs):
+            stream = record_stream(record, start_offset=1e5 * i)
+            if len(stream) == 0:
+                continue
+            with torch.no_grad():
+                annotations = model.annotate(stream)
+            refs = record_reference_picks(record, start_offset=1e5 * i)
+            for threshold in grid:
+                picks = model.classify_aggregate(
+                    annotations, {"P_threshold": threshold, "S_threshold": threshold}
+                ).picks
+                scores = score_picks(picks, refs, tolerance=tolerance, phases=phases)
+                for phase, s in scores.items():
+                    c = candidates[phase][threshold]
+                    c[0] += s.true_positives
+                    c[1] += s.false_positives
+                    c[2] += s.false_negatives
+    chosen = {}
+    for phase, table in candidates.items():
+        def f1(c):
+            return 2 * c[0] / (2 * c[0] + c[1] + c[2]) if c[0] else 0.0
+
+        best = max(grid, key=lambda t: (round(f1(table[t]), 6), -abs(t - 0.3)))
+        chosen[phase] = {"threshold": float(best), "train_f1": f1(table[best]),
+                         "sweep": {str(t): round(f1(table[t]), 4) for t in grid}}
+    return chosen
+
+
+# --- run folder ----------------------------------------------------------------------------
+
+
+def code_version() -> str:
+    from xiaonet import __version__
+
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"], capture_output=True, text=True,
+            cwd=Path(__file__).resolve().parent, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        described = ""
+    return f"xiaonet {__version__}" + (f" git {described}" if described else "")
+
+
+def write_history(history: list[dict], run_dir: Path) -> None:
+    (run_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    if history:
+        keys = list(history[0])
+        with open(run_dir / "history.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    """Training loss and dev F1 per epoch as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("distillation loss")
+    ax_loss.legend()
+    for key, label in (("dev_p_f1", "dev P F1"), ("dev_s_f1", "dev S F1")):
+        ax_f1.plot(epochs, [h[key] for h in history], marker="o", label=label)
+    ax_f1.set_xlabel("epoch")
+    ax_f1.set_ylabel("F1 (0.5 s tolerance)")
+    ax_f1.set_ylim(0, 1)
+    ax_f1.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+@dataclass
+class TrainingResult:
+    run_dir: Path
+    model: torch.nn.Module
+    history: list[dict]
+    best_epoch: int
+    thresholds: dict = field(default_factory=dict)
+    dev_scores: dict = field(default_factory=dict)
+
+
+def _lr_factor(config: TrainConfig):
+    steps = config.train.steps_per_epoch
+    warmup = max(1, config.train.warmup_epochs * steps)
+    total = max(warmup + 1, config.train.max_epochs * steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / (total - warmup))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: bool = False,
+          note: Callable[[str], None] | None = None) -> TrainingResult:
+    """Train a student on ``bundle`` (records with teacher labels attached) into ``run_dir``.
+
+    With ``resume=True`` the run continues from ``run_dir/checkpoint.pt``.
+    """
+    from xiaonet.presets import build_student
+
+    note = note or logger.info
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = setup_device(config.train.device, config.train.threads, config.train.deterministic)
+    set_seed(config.seed)
+
+    torch_generator = torch.Generator().manual_seed(config.seed)
+    model = build_student(config.model.preset, **config.model.overrides)
+    with torch.no_grad():  # initialise from the config's seed, not the global state
+        for parameter in model.parameters():
+            bound = 1.0 / math.sqrt(max(1, parameter[0].numel())) if parameter.dim() > 1 else 0.05
+            parameter.uniform_(-bound, bound, generator=torch_generator)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
+    stopper = EarlyStopping(config.train.patience, config.train.min_delta, "max")
+    criterion = DistillationLoss(config.loss.alpha, config.loss.temperature)
+
+    weights = {Path(config.source_path(s)).name: s.weight for s in config.data.sources}
+    sampler = WindowSampler(
+        bundle.train, weights, config.data.window_len, config.data.label_shape,
+        config.data.label_sigma_s * config.data.sampling_rate, config.data.quiet_threshold,
+    )
+    pipeline = build_pipeline(config.augment, sampler, config.data.sampling_rate)
+
+    history: list[dict] = []
+    start_epoch, elapsed_before = 0, 0.0
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if resume:
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"{checkpoint_path}: no checkpoint to resume from")
+        state = torch.load(checkpoint_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["early_stopping"])
+        history = state["history"]
+        start_epoch, elapsed_before = state["epoch"], state["elapsed_s"]
+        torch_generator.set_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+        torch.set_rng_state(state["rng"]["torch_global"])
+        note(f"resuming {run_dir} after epoch {start_epoch}")
+    else:
+        write_config(config, run_dir / "config.json")
+        (run_dir / "version.txt").write_text(code_version() + "\n")
+        bundle.write_split(run_dir / "split.csv")
+        manifest = bundle.manifest()
+        manifest["sampler"] = {"noise_windows": len(sampler.noise_windows), "event_records": len(sampler.events),
+                               "sources": dict(zip(sampler.sources, sampler.source_p.round(4).tolist()))}
+        manifest["augmentations"] = str(pipeline)
+        (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    note(f"augmentations: {pipeline}")
+
+    from xiaonet.pickers import ModelPicker
+
+    started = time.monotonic()
+    for epoch in range(start_epoch, config.train.max_epochs):
+        if stopper.should_stop:
+            break
+        if elapsed_before + (time.monotonic() - started) > 60 * config.train.max_minutes:
+            note(f"stopping: max_minutes={config.train.max_minutes} reached")
+            break
+        rng = epoch_generator(config.seed, epoch)
+        model.train()
+        losses = []
+        steps = range(config.train.steps_per_epoch)
+        if config.train.progress:
+            from tqdm import tqdm
+
+            steps = tqdm(steps, desc=f"epoch {epoch + 1}/{config.train.max_epochs}", unit="batch", leave=False)
+        for _ in steps:
+            x, teacher, teacher_mask, labels, label_mask = make_batch(sampler, pipeline, rng, config.train.batch_size)
+            logits = model(x.to(device), logits=True)
+            loss = criterion(logits, teacher.to(device), teacher_mask.to(device), labels.to(device),
+                             label_mask.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            if config.train.progress:
+                steps.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        model.eval()
+        picker = ModelPicker(copy.deepcopy(model).cpu(), name=config.name,
+                             thresholds={"P": config.eval.dev_threshold, "S": config.eval.dev_threshold})
+        dev = score_records(picker, bundle.dev, config.eval.tolerance_s) if bundle.dev else {}
+        p_f1 = dev.get("P", {}).get("f1", 0.0)
+        s_f1 = dev.get("S", {}).get("f1", 0.0)
+        monitored = (p_f1 + s_f1) / 2
+        improved = stopper.step(monitored, epoch + 1)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "lr": float(scheduler.get_last_lr()[0]),
+            "dev_p_f1": p_f1,
+            "dev_s_f1": s_f1,
+            "dev_p_precision": dev.get("P", {}).get("precision", 0.0),
+            "dev_p_recall": dev.get("P", {}).get("recall", 0.0),
+            "dev_s_precision": dev.get("S", {}).get("precision", 0.0),
+            "dev_s_recall": dev.get("S", {}).get("recall", 0.0),
+            "dev_p_mae_s": dev.get("P", {}).get("residual_mae", float("nan")),
+            "elapsed_s": round(elapsed_before + time.monotonic() - started, 1),
+        }
+        history.append(row)
+        note(
+            f"epoch {epoch + 1}: loss {row['train_loss']:.4f}, dev P F1 {p_f1:.3f}, S F1 {s_f1:.3f}"
+            + (" (best)" if improved else "")
+        )
+        if improved:
+            _save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "dev": dev}, run_dir / "best.pt")
+        _save_atomic(
+            {
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "early_stopping": stopper.state_dict(),
+                "history": history,
+                "elapsed_s": elapsed_before + time.monotonic() - started,
+                "rng": {"torch": torch_generator.get_state(), "python": random.getstate(),
+                        "torch_global": torch.get_rng_state(), "numpy_epoch": rng.bit_generator.state},
+                "config": config_to_dict(config),
+            },
+            checkpoint_path,
+        )
+        write_history(history, run_dir)
+        plot_curves(history, run_dir / "curves.png")
+
+    return finish_run(config, run_dir, bundle, history, note)
+
+
+def finish_run(config: TrainConfig, run_dir: Path, bundle: DataBundle, history: list[dict],
+               note: Callable[[str], None]) -> TrainingResult:
+    """Best weights, thresholds tuned on training traces, dev scores, saved model."""
+    from xiaonet.pickers import ModelPicker
+    from xiaonet.presets import build_student
+
+    model = build_student(config.model.preset, **config.model.overrides)
+    best_path = run_dir / "best.pt"
+    best_epoch = 0
+    if best_path.is_file():
+        best = torch.load(best_path, weights_only=False)
+        model.load_state_dict(best["model"])
+        best_epoch = best["epoch"]
+    model.eval()
+    tuning = []
+    for source, recs in _group(bundle.train).items():
+        labelled = [r for r in recs if bundle.source_of[source].kind == "labelled"]
+        tuning += labelled[: config.eval.tuning_traces_per_source]
+    thresholds = tune_thresholds(model, tuning, config.eval.threshold_grid, config.eval.tolerance_s)
+    note("thresholds tuned on training traces: " +
+         ", ".join(f"{p} {v['threshold']} (train F1 {v['train_f1']:.3f})" for p, v in thresholds.items()))
+    model.default_args = {f"{p}_threshold": v["threshold"] for p, v in thresholds.items()}
+    out = run_dir / "model"
+    out.mkdir(exist_ok=True)
+    model.save(str(out / config.name), weights_docstring=f"XiaoNet {config.name}, distilled; see the model card.")
+    dev = score_records(ModelPicker(model, name=config.name), bundle.dev, config.eval.tolerance_s) if bundle.dev else {}
+    metrics = {"best_epoch": best_epoch, "epochs_run": len(history), "thresholds": thresholds, "dev": dev,
+               "train_minutes": round(history[-1]["elapsed_s"] / 60, 1) if history else 0.0}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return TrainingResult(run_dir, model, history, best_epoch, thresholds, dev)
+
+
+def _group(records: list[Record]) -> dict[str, list[Record]]:
+    out: dict[str, list[Record]] = {}
+    for r in records:
+        out.setdefault(r.source, []).append(r)
+    return out

@@ -1,0 +1,189 @@
+"""Smoke training on tiny data built from ObsPy's example event: loss falls, resume is exact.
+
+The dataset is written with SeisBench's WaveformDataWriter into tmp_path (four "stations"
+carrying the example event at different offsets), plus one miniSEED file as continuous
+data. A deterministic fake teacher labels them, so no teacher weights are needed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import obspy
+import pytest
+import torch
+
+from xiaonet.config import config_from_dict
+from xiaonet.datasets import load_data
+from xiaonet.teacher_labels import attach_teacher_labels
+from xiaonet.training import EarlyStopping, score_records, set_seed, setup_device, train
+
+P_SAMPLE, S_SAMPLE = 470, 800  # the example event's P (00:20:07.7) and a nominal S
+
+
+class FakeTeacher:
+    """Gaussian P / S probabilities at the analyst-like times of the example event."""
+
+    def annotate(self, stream, batch_size=64):
+        out = obspy.Stream()
+        tr = stream[0]
+        n = tr.stats.npts
+        t = np.arange(n)
+        for phase, sample in (("P", P_SAMPLE), ("S", S_SAMPLE)):
+            shifted = sample + int(round(tr.stats.get("event_offset", 0)))
+            data = np.exp(-0.5 * ((t - shifted) / 20.0) ** 2) if tr.stats.station != "CONT" else np.zeros(n)
+            out.append(obspy.Trace(data=data, header={"channel": f"Fake_{phase}", "sampling_rate": 100.0,
+                                                      "starttime": tr.stats.starttime,
+                                                      "station": tr.stats.station}))
+        return out
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    import seisbench.data as sbd
+
+    root = tmp_path_factory.mktemp("tinydata")
+    stream = obspy.read()
+    stream.sort(keys=["channel"], reverse=True)  # Z, N, E
+    data = np.stack([tr.data for tr in stream]).astype(np.float32)
+    labelled = root / "labelled"
+    with sbd.WaveformDataWriter(labelled / "metadata.csv", labelled / "waveforms.hdf5") as writer:
+        writer.data_format = {"dimension_order": "CW", "component_order": "ZNE", "sampling_rate": 100}
+        for i in range(4):
+            writer.add_trace(
+                {"station_network_code": "XX", "station_code": f"ST{i}", "trace_sampling_rate_hz": 100.0,
+                 "trace_p_arrival_sample": P_SAMPLE, "trace_s_arrival_sample": S_SAMPLE,
+                 "trace_category": "earthquake_local", "trace_start_time": "2009-08-24T00:20:03"},
+                data,
+            )
+    continuous = root / "continuous"
+    continuous.mkdir()
+    quiet = stream.copy()
+    for tr in quiet:
+        tr.stats.station = "CONT"
+        tr.data = tr.data[:400].repeat(8)[:3000].astype(np.int32)  # pre-event noise only
+    quiet.write(str(continuous / "XX.CONT.mseed"), format="MSEED")
+    return root
+
+
+def tiny_config(root, cache, **train):
+    return config_from_dict({
+        "name": "tiny",
+        "seed": 7,
+        "model": {"preset": "xiaonet-xs"},
+        "teacher": {"members": [{"name": "phasenet", "weights": "fake"}], "cache_dir": str(cache)},
+        "data": {
+            "shared_dir": str(root),
+            "window_len": 1024,
+            "sources": [
+                {"path": "labelled", "kind": "labelled", "weight": 0.7, "dev_fraction": 0.25},
+                {"path": "continuous", "kind": "continuous", "weight": 0.3},
+            ],
+        },
+        "train": {"batch_size": 8, "steps_per_epoch": 6, "max_epochs": 2, "lr": 0.01, "progress": False,
+                  "patience": 100, **train},
+        "eval": {"threshold_grid": [0.2, 0.4]},
+    })
+
+
+def load_bundle(config):
+    bundle = load_data(config)
+    attach_teacher_labels(bundle.train + bundle.dev, config.teacher.members, config.teacher.cache_dir,
+                          load_model=lambda name, weights: FakeTeacher())
+    return bundle
+
+
+def test_split_is_by_station_and_labels_attached(tiny_data, tmp_path):
+    config = tiny_config(tiny_data, tmp_path / "cache")
+    bundle = load_bundle(config)
+    dev_stations = {r.station for r in bundle.dev}
+    assert dev_stations and not dev_stations & {r.station for r in bundle.train}
+    assert len(bundle.dev) == 1 and len(bundle.train) == 4  # 3 labelled + 1 continuous
+    assert all(r.teacher is not None for r in bundle.train)
+    labelled = [r for r in bundle.train if r.source == "labelled"][0]
+    assert int(np.argmax(labelled.teacher[0])) == P_SAMPLE
+    # The cache is reused: a second pass computes nothing.
+    counts = attach_teacher_labels(bundle.train, config.teacher.members, config.teacher.cache_dir,
+                                   load_model=lambda *a: pytest.fail("teacher must come from the cache"))
+    assert counts["computed"] == 0
+
+
+def test_loss_falls_and_run_folder_is_complete(tiny_data, tmp_path, torch_threads):
+    config = tiny_config(tiny_data, tmp_path / "cache", max_epochs=4, steps_per_epoch=8)
+    bundle = load_bundle(config)
+    result = train(config, tmp_path / "run", bundle)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < 0.85 * losses[0], losses
+    run = tmp_path / "run"
+    for name in ("config.json", "manifest.json", "split.csv", "version.txt", "history.csv", "history.json",
+                 "curves.png", "checkpoint.pt", "best.pt", "metrics.json", "model/tiny.json", "model/tiny.pt"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "model" / "tiny.json").read_text())
+    assert set(saved["default_args"]) == {"P_threshold", "S_threshold"}
+    assert "ST" in (run / "split.csv").read_text()
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data, tmp_path, torch_threads):
+    straight = tiny_config(tiny_data, tmp_path / "cache", max_epochs=2)
+    bundle = load_bundle(straight)
+    a = train(straight, tmp_path / "straight", bundle)
+    # "Killed" after epoch 1: a run configured for 1 epoch, then resumed with the 2-epoch config.
+    first = tiny_config(tiny_data, tmp_path / "cache", max_epochs=1)
+    train(first, tmp_path / "killed", bundle)
+    (tmp_path / "killed" / "config.json").write_text((tmp_path / "straight" / "config.json").read_text())
+    state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1
+    b = train(straight, tmp_path / "killed", bundle, resume=True)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    last_a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    last_b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
+    for key in last_a:
+        assert torch.equal(last_a[key], last_b[key]), key
+
+
+def test_resume_without_checkpoint_names_the_file(tiny_data, tmp_path):
+    config = tiny_config(tiny_data, tmp_path / "cache")
+    bundle = load_bundle(config)
+    with pytest.raises(FileNotFoundError, match="checkpoint.pt"):
+        train(config, tmp_path / "nothing", bundle, resume=True)
+
+
+def test_score_records_counts_picks_on_noise_as_false_positives(tiny_data, tmp_path):
+    config = tiny_config(tiny_data, tmp_path / "cache")
+    bundle = load_bundle(config)
+
+    class Everywhere:
+        def pick(self, stream, note=None):
+            from seisbench.util import Pick
+
+            tid = f"{stream[0].stats.network}.{stream[0].stats.station}."
+            start = stream[0].stats.starttime
+            return [Pick(tid, start + P_SAMPLE / 100, phase="P"), Pick(tid, start + 20.0, phase="P"),
+                    Pick(tid, start + S_SAMPLE / 100 + 0.2, phase="S")]
+
+    scores = score_records(Everywhere(), bundle.dev)
+    assert scores["P"]["tp"] == 1 and scores["P"]["fp"] == 1 and scores["P"]["fn"] == 0
+    assert scores["S"]["tp"] == 1 and abs(scores["S"]["residual_mae"] - 0.2) < 1e-6
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    stopper = EarlyStopping(patience=2, min_delta=0.01, mode="max")
+    assert stopper.step(0.5, 1)
+    assert not stopper.step(0.505, 2)  # below min_delta
+    assert not stopper.should_stop
+    assert not stopper.step(0.4, 3)
+    assert stopper.should_stop and stopper.best_epoch == 1
+    clone = EarlyStopping()
+    clone.load_state_dict(stopper.state_dict())
+    assert clone.should_stop and clone.best == 0.5
+
+
+def test_set_seed_and_setup_device():
+    set_seed(3)
+    a = torch.rand(3)
+    set_seed(3)
+    assert torch.equal(a, torch.rand(3))
+    assert setup_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="unknown device"):
+        setup_device("tpu9")
