@@ -1,0 +1,98 @@
+"""`xiaonet benchmark` runs in-process on seconds of data and prints every column."""
+
+import json
+
+import numpy as np
+import pytest
+
+from xiaonet.benchmarking import (
+    COLUMNS,
+    BenchmarkError,
+    count_macs_any,
+    expand_model_specs,
+    synthetic_data,
+)
+from xiaonet.cli import main
+
+
+def table_rows(text):
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return header, [[c.strip() for c in line.strip("|").split("|")] for line in lines[1:]]
+
+
+def test_mac_counter_agrees_with_the_students_own_counter():
+    from xiaonet.model import count_macs
+    from xiaonet.presets import PRESETS, build_student
+
+    for name in PRESETS:
+        model = build_student(name)
+        assert count_macs_any(model, 3001) == count_macs(model, 3001) > 0
+
+
+def test_mac_counter_counts_lstm_and_linear():
+    import torch.nn as nn
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 4)
+            self.linear = nn.Linear(4, 2)
+
+        def forward(self, x):  # (1, 3, T) -> (T, 1, 3)
+            out, _ = self.lstm(x.permute(2, 0, 1))
+            return self.linear(out)
+
+    # LSTM: T * 4 gates * hidden * (input + hidden); Linear: T * in * out
+    assert count_macs_any(Tiny(), 10) == 10 * 4 * 4 * (3 + 4) + 10 * 4 * 2
+
+
+def test_model_specs_expand_and_refuse_unknown_names():
+    assert expand_model_specs(["xiaonet-s:onnx-int8", "stalta"]) == [("xiaonet-s", "onnx-int8"), ("stalta", "obspy")]
+    assert ("phasenet", "seisbench") in expand_model_specs(["phasenet"])
+    with pytest.raises(BenchmarkError, match="Known:.*phasenet"):
+        expand_model_specs(["phasnet"])
+    with pytest.raises(BenchmarkError, match="runtime 'tflite'"):
+        expand_model_specs(["xiaonet-s:tflite"])
+
+
+def test_synthetic_data_is_labelled_and_seeded():
+    a, b = synthetic_data(5, np.random.default_rng(3)), synthetic_data(5, np.random.default_rng(3))
+    assert a.synthetic and "SYNTHETIC" in a.description
+    np.testing.assert_array_equal(a.blocks[0].data, b.blocks[0].data)
+    assert a.station_hours == pytest.approx(5 / 3600)
+
+
+def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teacher_cache):
+    out = tmp_path / "bench.json"
+    code = main([
+        "benchmark", "--models", "xiaonet-s:torch", "xiaonet-s:onnx-fp32", "xiaonet-s:onnx-int8",
+        "phasenet:seisbench", "phasenet:onnx-fp32", "stalta",
+        "--synthetic", "40", "--repeats", "1", "--latency-calls", "3", "--out", str(out),
+        "--workdir", str(tmp_path / "work"),
+    ])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    header, rows = table_rows(printed)
+    assert header == COLUMNS
+    assert [(r[0], r[1]) for r in rows] == [
+        ("xiaonet-s", "torch"), ("xiaonet-s", "onnx-fp32"), ("xiaonet-s", "onnx-int8"),
+        ("phasenet", "seisbench"), ("phasenet", "onnx-fp32"), ("stalta", "obspy"),
+    ]
+    for row in rows:
+        assert len(row) == len(COLUMNS)
+        model_cells = row[2:] if row[0] != "stalta" else row[6:10] + row[10:11] + row[12:]
+        assert "–" not in model_cells, row
+    assert "SYNTHETIC NOISE" in printed and "Targets" in printed
+    report = json.loads(out.read_text())
+    assert report["data"]["synthetic"] is True
+    by_key = {(r["model"], r["runtime"]): r for r in report["rows"]}
+    assert by_key[("phasenet", "seisbench")]["throughput"] > 0
+    assert by_key[("xiaonet-s", "onnx-int8")]["int8_bytes"] < by_key[("xiaonet-s", "onnx-fp32")]["fp32_bytes"]
+    assert all(r["peak_rss_mb"] > 0 for r in report["rows"])
+    assert len(report["targets"]) == 5
+
+
+def test_benchmark_without_data_says_what_to_give(capsys):
+    assert main(["benchmark", "--models", "stalta", "--data", "/nonexistent/*.mseed", "--no-rss"]) == 2
+    assert "no such file" in capsys.readouterr().err
