@@ -187,3 +187,23 @@ def test_set_seed_and_setup_device():
     assert setup_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="unknown device"):
         setup_device("tpu9")
+
+
+def test_missing_teacher_weights_name_the_variable_and_file(tiny_data, tmp_path):
+    from xiaonet.config import TeacherMember
+    from xiaonet.teachers import TeacherUnavailable
+
+    config = tiny_config(tiny_data, tmp_path / "cache")
+    bundle = load_data(config)
+    with pytest.raises(TeacherUnavailable, match=r"SEISBENCH_CACHE_ROOT.*|no_such_weights\.pt"):
+        attach_teacher_labels(bundle.train, [TeacherMember("phasenet", "no_such_weights")], tmp_path / "c2")
+
+
+def test_flat_windows_are_recognised():
+    from xiaonet.datasets import is_flat
+
+    assert is_flat(np.full((3, 100), 1242.0, dtype=np.float32))
+    assert is_flat(np.zeros((3, 100)))
+    noisy = np.full((3, 100), 1242.0)
+    noisy[0, 50] += 1.0
+    assert not is_flat(noisy)

@@ -332,6 +332,13 @@ def phase_targets(p: np.ndarray, s: np.ndarray) -> np.ndarray:
     return np.stack([p, s, np.clip(1.0 - p - s, 0.0, None)]).astype(np.float32)
 
 
+def is_flat(waveform: np.ndarray, relative: float = 1e-6) -> bool:
+    """True when no component varies by more than ``relative`` x its level (constant data)."""
+    spread = np.ptp(waveform, axis=-1)
+    level = np.abs(waveform).max(axis=-1)
+    return bool(np.all(spread <= relative * np.maximum(level, 1e-30)))
+
+
 @dataclass
 class Window:
     """A training window and its targets; ``soft`` / ``hard`` are (3, n) P/S/noise or None."""
@@ -405,12 +412,19 @@ class WindowSampler:
             hard = phase_targets(p, s)
         return Window(waveform, soft, hard)
 
-    def draw(self, rng: np.random.Generator) -> Window:
-        source = self.sources[rng.choice(len(self.sources), p=self.source_p)]
-        recs = self.by_source[source]
-        record = recs[rng.choice(len(recs), p=self.record_p[source])]
-        offset = int(rng.integers(0, record.n_samples - self.window_len + 1))
-        return self.cut(record, offset)
+    def draw(self, rng: np.random.Generator, max_tries: int = 20) -> Window:
+        """A random window; flat windows (every component constant: dead or clipped stretches,
+        which carry no phase and which per-window normalisation turns into rounding noise
+        amplified ~1e12 times) are redrawn."""
+        for _ in range(max_tries):
+            source = self.sources[rng.choice(len(self.sources), p=self.source_p)]
+            recs = self.by_source[source]
+            record = recs[rng.choice(len(recs), p=self.record_p[source])]
+            offset = int(rng.integers(0, record.n_samples - self.window_len + 1))
+            window = self.cut(record, offset)
+            if not is_flat(window.waveform):
+                return window
+        raise DataError("could not draw a non-flat training window in 20 tries: is the data all constant?")
 
     def draw_event(self, rng: np.random.Generator) -> Window | None:
         if not self.events:

@@ -377,7 +377,8 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
         if config.train.progress:
             from tqdm import tqdm
 
-            steps = tqdm(steps, desc=f"epoch {epoch + 1}/{config.train.max_epochs}", unit="batch", leave=False)
+            steps = tqdm(steps, desc=f"epoch {epoch + 1}/{config.train.max_epochs}", unit="batch", leave=False,
+                         mininterval=5.0)
         for _ in steps:
             x, teacher, teacher_mask, labels, label_mask = make_batch(sampler, pipeline, rng, config.train.batch_size)
             logits = model(x.to(device), logits=True)
@@ -390,7 +391,7 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
             scheduler.step()
             losses.append(float(loss.detach()))
             if config.train.progress:
-                steps.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+                steps.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
         model.eval()
         picker = ModelPicker(copy.deepcopy(model).cpu(), name=config.name,
                              thresholds={"P": config.eval.dev_threshold, "S": config.eval.dev_threshold})
