@@ -411,6 +411,9 @@ class _Station:
         self.seen = np.zeros(n_components, dtype=bool)
         self.stopped = np.zeros(n_components, dtype=bool)
         self.processed = -start_margin  # absolute: frontier consumed by the segment logic
+        # Signatures of the last packets, to tell a repeated record from a late one.
+        self.recent_packets = np.zeros(128, dtype=np.int64)
+        self.recent_next = 0
         self.segments: list[_Segment] = []
         self.last_arrival = time.time()
 
@@ -456,7 +459,8 @@ class _Station:
                 setattr(self, name, new)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.data, self.present, self.prob_sum, self.prob_count))
+        return sum(a.nbytes for a in (self.data, self.present, self.prob_sum, self.prob_count,
+                                      self.recent_packets))
 
 
 @dataclass
@@ -602,12 +606,6 @@ class StreamingPicker:
                             f"not one of {self.predictor.component_order} (or 1/2); ignored")
             return []
         rate = float(stats.sampling_rate)
-        if abs(rate - self.predictor.sampling_rate) > 1e-6 * rate:
-            self.counters["unsupported_rate_packets"] += 1
-            self._warn_once(key, f"rate {rate}", f"{packet.id}: {rate:g} Hz packets are dropped: "
-                            f"{self.picker_name} streams at {self.predictor.sampling_rate:g} Hz "
-                            "(resample upstream)")
-            return []
         emitted: list[EmittedPick] = []
         station = self.stations.get(key)
         if station is not None and abs(station.sampling_rate - rate) > 1e-6 * rate:
@@ -615,7 +613,14 @@ class StreamingPicker:
             self.note(f"{key}: sampling rate changed from {station.sampling_rate:g} to {rate:g} Hz; "
                       "record ended and station restarted")
             emitted += self.flush([key])
+            del self.stations[key]
             station = None
+        if abs(rate - self.predictor.sampling_rate) > 1e-6 * rate:
+            self.counters["unsupported_rate_packets"] += 1
+            self._warn_once(key, f"rate {rate}", f"{packet.id}: {rate:g} Hz packets are dropped: "
+                            f"{self.picker_name} streams at {self.predictor.sampling_rate:g} Hz "
+                            "(resample upstream)")
+            return emitted
         data = np.asarray(packet.data)
         if not np.issubdtype(data.dtype, np.number):
             raise ValueError(f"non-numeric samples ({data.dtype})")
@@ -659,6 +664,12 @@ class StreamingPicker:
             lo = max(start, base)
             hi = min(stop, station.processed)
             old_all_present = start >= base and bool(station.present[component, lo - base:hi - base].all())
+        signature = hash((component, start, n))
+        if (station.recent_packets == signature).any():
+            old_all_present = True  # the same record again, even if older than the buffer
+        else:
+            station.recent_packets[station.recent_next % station.recent_packets.size] = signature
+            station.recent_next += 1
         if first >= stop:
             self.counters["duplicate_packets" if old_all_present else "late_packets"] += 1
             return
@@ -711,7 +722,7 @@ class StreamingPicker:
         newest = int(station.end[seen].max())
         timeout = int(self.config.channel_timeout * rate)
         for c in np.flatnonzero(~station.stopped):
-            if newest - int(station.end[c]) > timeout:
+            if newest - int(station.end[c]) > timeout and self._lag(station, c, newest) > timeout:
                 station.stopped[c] = True
                 self.counters["channels_stopped"] += 1
                 what = "is more than" if seen[c] else "has sent nothing for"
@@ -732,6 +743,12 @@ class StreamingPicker:
             if seg.end is None:
                 windows += self._regular_windows(station, seg, station.processed)
         return windows
+
+    @staticmethod
+    def _lag(station: _Station, component: int, newest: int) -> int:
+        """Samples the other components delivered after this one's last (gaps not counted)."""
+        lo = max(int(station.end[component]), station.base) - station.base
+        return int(station.present[:, lo : newest - station.base].any(axis=0).sum())
 
     def _segment_runs(self, station: _Station, any_present: np.ndarray, offset: int,
                       flush: bool) -> tuple[int, list[_Window]]:
