@@ -1,0 +1,110 @@
+"""``xiaonet evaluate``: score students, teachers and STA/LTA on labelled datasets.
+
+Whole-trace picking against analyst picks (precision, recall, F1, residuals, threshold
+sweep) and the SeisBench pick-benchmark tasks 1-3, every picker through the same picker
+interface and the same scorer. Writes tables (markdown, CSV, JSON) and figures into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score pickers on labelled SeisBench-format datasets",
+        description=(
+            "Evaluate pickers on SeisBench-format datasets (folders with metadata.csv + "
+            "waveforms.hdf5): whole-trace picking scored against the analyst picks, and the "
+            "SeisBench pick-benchmark tasks (detection ROC AUC, P-vs-S MCC, onset residuals)."
+        ),
+    )
+    parser.add_argument("--dataset", action="append", required=True, metavar="PATH",
+                        help="dataset folder (repeat for several)")
+    parser.add_argument("--pickers", default="xiaonet,phasenet,eqtransformer,stalta",
+                        help="comma-separated pickers: student preset or weights path ('xiaonet' = "
+                        "default student, NAME@window=SAMPLES for a student's window), 'stalta', "
+                        "teachers 'phasenet', 'eqtransformer', 'gpd' (optionally NAME:WEIGHTS)")
+    parser.add_argument("--tolerance", type=float, default=0.5,
+                        help="a pick within this many seconds of the analyst pick is a hit (0.5)")
+    parser.add_argument("--out", default="evaluation", help="output folder (default: evaluation)")
+    parser.add_argument("--gain", type=float, action="append", default=[], metavar="FACTOR",
+                        help="also evaluate every dataset multiplied by FACTOR, named DATASETxFACTOR "
+                        "(e.g. 1e-20 imitates data stored in m/s); the stored data is always evaluated")
+    parser.add_argument("--max-traces", type=int, default=None, help="only the first N rows per dataset")
+    parser.add_argument("--no-benchmark", action="store_true", help="skip the pick-benchmark tasks")
+    parser.add_argument("--seed", type=int, default=20261127, help="seed for benchmark windows and gallery")
+    parser.add_argument("--windows", default=None, metavar="CSV",
+                        help="reuse benchmark windows from this CSV (written as benchmark_windows.csv)")
+    parser.add_argument("--gallery", type=int, default=4, help="example traces per dataset in the gallery")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from xiaonet.evaluation import (
+        DatasetError,
+        EvaluationSettings,
+        LabelledDataset,
+        evaluate,
+        parse_picker_spec,
+    )
+    from xiaonet.pick_benchmark import BenchmarkSettings, benchmark_pickers
+    from xiaonet.reports import write_evaluation_outputs
+
+    torch.set_num_threads(max(1, args.threads))
+    problems: list[str] = []
+    try:
+        specs = [parse_picker_spec(s) for s in args.pickers.split(",") if s.strip()]
+    except ValueError as error:
+        print(f"xiaonet evaluate: {error}", file=sys.stderr)
+        return 2
+    if args.tolerance <= 0:
+        print(f"xiaonet evaluate: --tolerance must be > 0 s, got {args.tolerance}", file=sys.stderr)
+        return 2
+    datasets = []
+    for path in args.dataset:
+        for gain in [1.0, *args.gain]:
+            try:
+                datasets.append(LabelledDataset(path, gain=gain))
+            except DatasetError as error:
+                problems.append(str(error))
+                break
+    if not datasets:
+        print("xiaonet evaluate: no readable dataset:", file=sys.stderr)
+        for message in problems:
+            print(f"  {message}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    settings = EvaluationSettings(tolerance=args.tolerance, progress=not args.no_progress)
+    evaluation = evaluate(specs, datasets, settings, max_traces=args.max_traces, note=problems.append)
+    summaries = records = None
+    if not args.no_benchmark and evaluation.pickers:
+        bench = BenchmarkSettings(seed=args.seed)
+        windows_path = Path(args.windows) if args.windows else out / "benchmark_windows.csv"
+        summaries, records, _ = benchmark_pickers(
+            evaluation.pickers, datasets, bench, windows_path, reuse_windows=bool(args.windows),
+            progress=not args.no_progress,
+        )
+        if args.windows:
+            from xiaonet.pick_benchmark import write_windows, read_windows
+
+            write_windows(read_windows(windows_path), out / "benchmark_windows.csv")
+    summary = write_evaluation_outputs(evaluation, out, summaries, records, args.gallery, args.seed)
+    print(summary.read_text())
+    for run_ in evaluation.runs:
+        problems.extend(f"{run_.picker}: {message}" for message in run_.failures)
+    print(f"tables and figures written to {out}/", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s):", file=sys.stderr)
+        for message in problems:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,508 @@
+"""Whole-trace evaluation of any picker over SeisBench-format labelled datasets.
+
+A labelled dataset is a folder with ``metadata.csv`` + ``waveforms.hdf5`` (SeisBench's
+``WaveformDataset`` format). Each row becomes an ObsPy stream with the dataset's own sampling
+rate, component order (read from the file's ``data_format``, reordered to Z, N, E), start
+time (``trace_start_time`` when given, else 2000-01-01) and amplitudes exactly as stored, so
+data in physical units (~1e-20 m/s) reaches the picker untouched. The analyst picks
+(``trace_p_arrival_sample`` / ``trace_s_arrival_sample``) become
+:class:`xiaonet.scoring.ReferencePick` objects.
+
+Every picker runs through :meth:`xiaonet.pickers.Picker.pick` on the full trace and is
+scored by :func:`xiaonet.scoring.score_picks`. Because several rows can share a station,
+picks and analyst picks are keyed by the row (``dataset/row``), never by station alone.
+
+>>> from xiaonet.evaluation import parse_picker_spec
+>>> parse_picker_spec("xiaonet-s@window=1001").window_len
+1001
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import obspy
+import seisbench.util as sbu
+
+from xiaonet.scoring import (
+    ReferencePick,
+    SweepPoint,
+    best_f1_threshold,
+    score_picks,
+    sweep_thresholds,
+)
+
+logger = logging.getLogger("xiaonet")
+
+PHASES = ("P", "S")
+PHASE_COLUMNS = {"P": "trace_p_arrival_sample", "S": "trace_s_arrival_sample"}
+#: Start time given to rows without ``trace_start_time`` (only differences matter).
+DEFAULT_START = obspy.UTCDateTime(2000, 1, 1)
+#: A dataset whose median trace peak amplitude is below this is "in physical units".
+PHYSICAL_UNITS_PEAK = 1e-3
+DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
+
+
+class DatasetError(ValueError):
+    """A labelled dataset cannot be read; the message names the folder and what is expected."""
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LabelledTrace:
+    """One row of a labelled dataset, ready for a picker."""
+
+    key: str  # "<dataset>/<row>", unique across datasets
+    station: str  # NET.STA.LOC
+    stream: obspy.Stream
+    references: list[ReferencePick]  # trace_id == key
+    category: str
+
+
+class LabelledDataset:
+    """A SeisBench-format folder (``metadata.csv`` + ``waveforms.hdf5``) as ObsPy streams.
+
+    :param gain: multiply every waveform by this factor (1 = as stored). Use it to *declare*
+        a stress test (``gain=1e-20`` imitates data in m/s); the dataset is then named
+        ``<name>x<gain>`` in every table so it is never mistaken for the stored data.
+    """
+
+    def __init__(self, path: str | Path, gain: float = 1.0, name: str | None = None):
+        import warnings
+
+        import seisbench.data as sbd
+
+        self.path = Path(path)
+        for required in ("metadata.csv", "waveforms.hdf5"):
+            if not (self.path / required).is_file():
+                raise DatasetError(
+                    f"{self.path}: not a SeisBench-format dataset, {required} is missing "
+                    "(expected a folder with metadata.csv + waveforms.hdf5)"
+                )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._dataset = sbd.WaveformDataset(
+                    self.path, component_order="ZNE", sampling_rate=None, cache=None
+                )
+        except Exception as error:
+            raise DatasetError(
+                f"{self.path}: SeisBench cannot open it as a WaveformDataset: "
+                f"{type(error).__name__}: {error}"
+            ) from None
+        self.metadata = self._dataset.metadata
+        if not any(column in self.metadata for column in PHASE_COLUMNS.values()):
+            raise DatasetError(
+                f"{self.path / 'metadata.csv'}: no analyst pick column; expected "
+                f"{' and/or '.join(PHASE_COLUMNS.values())}"
+            )
+        self.gain = float(gain)
+        base = name or self.path.name
+        self.name = base if self.gain == 1.0 else f"{base}x{self.gain:g}"
+        self.data_format = dict(self._dataset.data_format)
+        self.notes: Counter = Counter()
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    def __repr__(self) -> str:
+        return f"LabelledDataset({self.name!r}, {len(self)} traces)"
+
+    # metadata helpers
+    def _value(self, row, column, default=None):
+        value = row.get(column, default)
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return default
+        return value
+
+    def sampling_rate(self, index: int) -> float:
+        row = self.metadata.iloc[index]
+        rate = self._value(row, "trace_sampling_rate_hz") or self.data_format.get("sampling_rate")
+        if rate is None:
+            raise DatasetError(
+                f"{self.path}: row {index} has no trace_sampling_rate_hz and the file has no "
+                "data_format/sampling_rate"
+            )
+        return float(rate)
+
+    def start_time(self, index: int) -> obspy.UTCDateTime:
+        text = self._value(self.metadata.iloc[index], "trace_start_time")
+        if text is None:
+            self.notes["no trace_start_time; rows start at 2000-01-01"] += 1
+            return DEFAULT_START
+        try:
+            return obspy.UTCDateTime(str(text))
+        except Exception:
+            pass
+        try:  # e.g. "27/10/2016 19:12" (day first)
+            import pandas as pd
+
+            return obspy.UTCDateTime(pd.to_datetime(str(text), dayfirst=True).isoformat())
+        except Exception:
+            self.notes[f"unparsable trace_start_time such as {text!r}; rows start at 2000-01-01"] += 1
+            return DEFAULT_START
+
+    def station(self, index: int) -> tuple[str, str, str]:
+        row = self.metadata.iloc[index]
+        network = str(self._value(row, "station_network_code", "XX"))
+        station = str(self._value(row, "station_code", f"R{index}"))
+        location = str(self._value(row, "station_location_code", ""))
+        return network, station, location
+
+    def band_code(self, index: int) -> str:
+        codes = str(self._value(self.metadata.iloc[index], "station_channel_code", "") or "")
+        first = codes.split(",")[0].strip()
+        return first[:2] if len(first) >= 2 else "HH"
+
+    def waveforms(self, index: int) -> np.ndarray:
+        """(3, samples) array in Z, N, E order, multiplied by ``gain``."""
+        data = np.asarray(self._dataset.get_waveforms(index), dtype=np.float64)
+        if data.ndim != 2 or data.shape[0] != 3:
+            raise DatasetError(
+                f"{self.path}: row {index} has waveforms of shape {data.shape}; expected "
+                "(3 components, samples)"
+            )
+        return data * self.gain if self.gain != 1.0 else data
+
+    def trace(self, index: int) -> LabelledTrace:
+        row = self.metadata.iloc[index]
+        rate = self.sampling_rate(index)
+        start = self.start_time(index)
+        network, station, location = self.station(index)
+        band = self.band_code(index)
+        data = self.waveforms(index)
+        stream = obspy.Stream()
+        for component, samples in zip("ZNE", data):
+            stream.append(
+                obspy.Trace(
+                    data=samples.copy(),
+                    header={
+                        "network": network,
+                        "station": station,
+                        "location": location,
+                        "channel": band + component,
+                        "sampling_rate": rate,
+                        "starttime": start,
+                    },
+                )
+            )
+        key = f"{self.name}/{index}"
+        references = []
+        for phase, column in PHASE_COLUMNS.items():
+            sample = self._value(row, column)
+            if sample is not None:
+                references.append(ReferencePick(key, phase, float(start + float(sample) / rate)))
+        category = str(self._value(row, "trace_category", "unknown"))
+        return LabelledTrace(key, f"{network}.{station}.{location}", stream, references, category)
+
+    def __iter__(self) -> Iterator[LabelledTrace]:
+        for index in range(len(self)):
+            yield self.trace(index)
+
+    def amplitude_summary(self) -> dict[str, float]:
+        """Median / min / max over rows of the per-row peak absolute amplitude (after gain)."""
+        peaks = []
+        for index in range(len(self)):
+            try:
+                peaks.append(float(np.abs(self.waveforms(index)).max()))
+            except Exception:
+                continue
+        peaks = np.asarray(peaks) if peaks else np.asarray([np.nan])
+        return {"median_peak": float(np.median(peaks)), "min_peak": float(np.min(peaks)),
+                "max_peak": float(np.max(peaks))}
+
+    def describe(self) -> dict:
+        """What the dataset is: traces, picks, rates, units, amplitude range."""
+        amplitudes = self.amplitude_summary()
+        n_picks = {
+            phase: int(self.metadata[column].notna().sum()) if column in self.metadata else 0
+            for phase, column in PHASE_COLUMNS.items()
+        }
+        rates = sorted({self.sampling_rate(i) for i in range(len(self))})
+        physical = amplitudes["median_peak"] < PHYSICAL_UNITS_PEAK
+        return {
+            "dataset": self.name,
+            "path": str(self.path),
+            "traces": len(self),
+            "P_picks": n_picks["P"],
+            "S_picks": n_picks["S"],
+            "sampling_rate": ",".join(f"{r:g}" for r in rates),
+            "unit": str(self.data_format.get("unit", "unknown")),
+            "gain": self.gain,
+            **amplitudes,
+            "amplitudes": "physical units (tiny)" if physical else "counts-like",
+        }
+
+
+# --- pickers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PickerSpec:
+    """A picker to evaluate: ``spec`` as :func:`xiaonet.pickers.load_picker` reads it.
+
+    ``"xiaonet"`` means the default student preset. ``window_len`` (samples) changes a
+    student's prediction window (fully convolutional, so any length works); written
+    ``xiaonet-s@window=1001`` on the command line.
+    """
+
+    spec: str
+    label: str | None = None
+    window_len: int | None = None
+    thresholds: dict[str, float] | None = None
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        base = Path(self.spec).name if "/" in self.spec else self.spec  # weights path: its stem
+        return base if self.window_len is None else f"{base}@window={self.window_len}"
+
+
+def parse_picker_spec(text: str) -> PickerSpec:
+    """``NAME[:WEIGHTS][@window=SAMPLES]`` into a :class:`PickerSpec`."""
+    spec, _, options = text.strip().partition("@")
+    window_len = None
+    if options:
+        key, sep, value = options.partition("=")
+        if key != "window" or not sep or not value.isdigit():
+            raise ValueError(
+                f"Picker option '@{options}' in '{text}' is not understood; the only option is "
+                "@window=SAMPLES (a student's prediction window, e.g. xiaonet-s@window=1001)"
+            )
+        window_len = int(value)
+    return PickerSpec(spec, window_len=window_len)
+
+
+def build_picker(spec: PickerSpec):
+    """Load the picker of a spec (raises ValueError / FileNotFoundError / RuntimeError)."""
+    from xiaonet.pickers import ModelPicker, load_picker
+    from xiaonet.presets import DEFAULT_PRESET
+
+    name = DEFAULT_PRESET if spec.spec.lower() == "xiaonet" else spec.spec
+    picker = load_picker(name, thresholds=spec.thresholds)
+    if spec.window_len is not None:
+        model = getattr(picker, "model", None)
+        if not isinstance(picker, ModelPicker) or type(model).__name__ != "XiaoNet":
+            raise ValueError(
+                f"@window= only applies to XiaoNet students (fully convolutional); "
+                f"'{spec.spec}' is not one"
+            )
+        model.in_samples = spec.window_len
+        model.pred_sample = (0, spec.window_len)
+        model.window_len = spec.window_len
+    picker.name = spec.name
+    return picker
+
+
+def operating_thresholds(picker) -> dict[str, str]:
+    """The thresholds a picker picks with, as text for tables."""
+    config = getattr(picker, "config", None)
+    if config is not None and hasattr(config, "trigger_on"):
+        return {phase: f"STA/LTA on {config.trigger_on:g}" for phase in PHASES}
+    model = getattr(picker, "model", None)
+    out = {}
+    for phase in PHASES:
+        value = getattr(picker, "thresholds", {}).get(phase)
+        if value is None and model is not None:
+            value = getattr(model, "default_args", {}).get(f"{phase}_threshold")
+        out[phase] = f"{value if value is not None else 0.3:g}"
+    return out
+
+
+def sweep_picker(picker, floor: float):
+    """A copy of a model picker that picks at ``floor`` (for threshold sweeps), else None.
+
+    STA/LTA picks do not depend on a probability threshold: their sweep filters the
+    operating picks by their pseudo-confidence instead.
+    """
+    if not hasattr(picker, "model") or not hasattr(picker, "thresholds"):
+        return None
+    low = copy.copy(picker)
+    low.thresholds = {phase: floor for phase in PHASES}
+    return low
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def relabel_picks(picks, key: str) -> list[sbu.Pick]:
+    """Copies of ``picks`` whose ``trace_id`` is the dataset row key."""
+    return [
+        sbu.Pick(trace_id=key, start_time=p.start_time, end_time=p.end_time,
+                 peak_time=p.peak_time, peak_value=p.peak_value, phase=p.phase)
+        for p in picks
+        if p.phase in PHASES
+    ]
+
+
+@dataclass
+class PickerRun:
+    """One picker over one dataset: picks per row at the operating point and for the sweep."""
+
+    picker: str
+    dataset: str
+    picks: dict[str, list[sbu.Pick]] = field(default_factory=dict)
+    sweep_picks: dict[str, list[sbu.Pick]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    notes: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    data_hours: float = 0.0
+
+    def all_picks(self, sweep: bool = False) -> list[sbu.Pick]:
+        source = self.sweep_picks if sweep else self.picks
+        return [p for picks in source.values() for p in picks]
+
+
+def run_picker(picker, traces: list[LabelledTrace], dataset: str, sweep_floor: float | None = 0.05,
+               progress: bool = True) -> PickerRun:
+    """Pick every trace whole; a failing trace is recorded and the rest still run."""
+    from tqdm import tqdm
+
+    run = PickerRun(getattr(picker, "name", str(picker)), dataset)
+    low = sweep_picker(picker, sweep_floor) if sweep_floor is not None else None
+
+    def note(message: str) -> None:
+        # count notes by their text after the station id so a table can show them
+        run.notes[message.split(": ", 1)[-1]] += 1
+
+    for trace in tqdm(traces, desc=f"{run.picker} on {dataset}", unit="trace", disable=not progress):
+        run.data_hours += max(tr.stats.npts / tr.stats.sampling_rate for tr in trace.stream) / 3600
+        try:
+            started = time.perf_counter()
+            picks = picker.pick(trace.stream.copy(), note=note)
+            run.seconds += time.perf_counter() - started  # operating pass only
+            run.picks[trace.key] = relabel_picks(picks, trace.key)
+            if low is not None:
+                run.sweep_picks[trace.key] = relabel_picks(
+                    low.pick(trace.stream.copy(), note=lambda m: None), trace.key
+                )
+        except Exception as error:  # one bad trace never takes the evaluation down
+            run.failures.append(f"{trace.key}: {type(error).__name__}: {error}")
+            run.picks.setdefault(trace.key, [])
+        if low is None:
+            run.sweep_picks[trace.key] = run.picks[trace.key]
+    return run
+
+
+@dataclass
+class EvaluationSettings:
+    tolerance: float = 0.5
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    outlier_threshold: float = 0.2
+    progress: bool = True
+
+
+def score_run(run: PickerRun, references: list[ReferencePick], settings: EvaluationSettings,
+              operating: dict[str, str], amplitudes: str = "") -> tuple[list[dict], list[SweepPoint]]:
+    """Metric rows (one per phase) and the threshold sweep of one picker run."""
+    scores = score_picks(run.all_picks(), references, settings.tolerance, PHASES,
+                         outlier_threshold=settings.outlier_threshold)
+    sweep_source = run.all_picks(sweep=True)
+    sweep = sweep_thresholds(sweep_source, references, settings.thresholds, settings.tolerance, PHASES)
+    rows = []
+    for phase in PHASES:
+        n_reference = sum(r.phase == phase for r in references)
+        best = best_f1_threshold(sweep, phase)
+        note = []
+        n_picks = scores[phase].true_positives + scores[phase].false_positives
+        p_only = operating.get(phase, "").startswith("STA/LTA") and phase == "S"
+        if p_only:
+            note.append("STA/LTA picks P only")
+        elif n_picks == 0 and n_reference:
+            note.append("no picks at all")
+            if amplitudes.startswith("physical"):
+                note.append("fails on physical-unit amplitudes")
+        if run.failures:
+            note.append(f"{len(run.failures)} trace(s) failed")
+        rows.append({
+            "dataset": run.dataset,
+            "picker": run.picker,
+            "phase": phase,
+            "threshold": operating.get(phase, ""),
+            "n_reference": n_reference,
+            **{k: v for k, v in scores[phase].as_dict().items() if k != "phase"},
+            "best_threshold": best.threshold if best and n_reference else float("nan"),
+            "best_f1": best.f1 if best and n_reference else float("nan"),
+            "seconds_per_hour": run.seconds / run.data_hours if run.data_hours else float("nan"),
+            "note": "; ".join(note),
+        })
+    return rows, sweep
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation measured (what :mod:`xiaonet.reports` writes out)."""
+
+    settings: EvaluationSettings
+    datasets: list[dict] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    sweeps: list[dict] = field(default_factory=list)
+    runs: list[PickerRun] = field(default_factory=list)
+    unavailable: list[dict] = field(default_factory=list)
+    traces: dict[str, list[LabelledTrace]] = field(default_factory=dict)
+    #: The loaded pickers, in the order asked (for the pick benchmark and the gallery).
+    pickers: list = field(default_factory=list)
+
+    def references(self, dataset: str) -> list[ReferencePick]:
+        return [r for trace in self.traces.get(dataset, []) for r in trace.references]
+
+
+def evaluate(
+    pickers: list,
+    datasets: list[LabelledDataset],
+    settings: EvaluationSettings | None = None,
+    max_traces: int | None = None,
+    note: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Run and score every picker on every dataset (whole-trace picking).
+
+    ``pickers`` are :class:`PickerSpec` (loaded here; one that cannot load is listed in
+    ``unavailable`` with the reason) or already built :class:`xiaonet.pickers.Picker` objects.
+    """
+    settings = settings or EvaluationSettings()
+    note = note or logger.info
+    result = Evaluation(settings)
+    loaded = []
+    for spec in pickers:
+        if not isinstance(spec, PickerSpec):  # an already built Picker
+            loaded.append((spec, spec))
+            result.pickers.append(spec)
+            continue
+        try:
+            loaded.append((spec, build_picker(spec)))
+            result.pickers.append(loaded[-1][1])
+        except (ValueError, FileNotFoundError, RuntimeError) as error:
+            note(f"{spec.name}: not evaluated: {error}")
+            result.unavailable.append({"picker": spec.name, "reason": str(error)})
+    for dataset in datasets:
+        description = dataset.describe()
+        traces = []
+        for index in range(len(dataset) if max_traces is None else min(max_traces, len(dataset))):
+            try:
+                traces.append(dataset.trace(index))
+            except Exception as error:
+                dataset.notes[f"row unreadable ({type(error).__name__}: {error})"] += 1
+        description["evaluated_traces"] = len(traces)
+        description["notes"] = "; ".join(f"{n} x {m}" for m, n in dataset.notes.items())
+        result.datasets.append(description)
+        result.traces[dataset.name] = traces
+        references = [r for trace in traces for r in trace.references]
+        for spec, picker in loaded:
+            run = run_picker(picker, traces, dataset.name, min(settings.thresholds), settings.progress)
+            rows, sweep = score_run(run, references, settings, operating_thresholds(picker),
+                                    description["amplitudes"])
+            result.rows.extend(rows)
+            result.sweeps.extend({"dataset": dataset.name, "picker": run.picker, **p.as_dict()}
+                                 for p in sweep)
+            result.runs.append(run)
+    return result

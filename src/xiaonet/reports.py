@@ -1,0 +1,415 @@
+"""What an evaluation writes out: markdown / CSV / JSON tables and the figures.
+
+Every table cell comes from a measured row; a figure title names the data it was measured
+on. Missing values print as ``n/a`` with the reason in a note column, never as a number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+PICKER_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+                  "tab:pink", "tab:olive", "tab:cyan", "0.4"]
+PHASE_COLOURS = {"P": "tab:blue", "S": "tab:red"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def format_value(value, digits: int = 3) -> str:
+    """Numbers to text for tables: NaN and None become ``n/a``."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "n/a"
+        if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e6):
+            return f"{value:.2e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], digits: int = 3) -> str:
+    """A GitHub markdown table of ``rows``; ``columns`` are (key, header) pairs."""
+    lines = [
+        "| " + " | ".join(header for _, header in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    for row in rows:
+        cells = [format_value(row.get(key), digits).replace("|", "\\|") for key, _ in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_json(data, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
+    return path
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+DATASET_COLUMNS = [
+    ("dataset", "dataset"), ("evaluated_traces", "traces"), ("P_picks", "P picks"),
+    ("S_picks", "S picks"), ("sampling_rate", "Hz"), ("unit", "stored unit"),
+    ("median_peak", "median peak |amplitude|"), ("amplitudes", "amplitudes"), ("notes", "notes"),
+]
+METRIC_COLUMNS = [
+    ("dataset", "dataset"), ("picker", "picker"), ("phase", "phase"), ("threshold", "threshold"),
+    ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("tp", "TP"), ("fp", "FP"),
+    ("fn", "FN"), ("residual_mean", "mean res. (s)"), ("residual_std", "std (s)"),
+    ("residual_mae", "MAE (s)"), ("residual_rmse", "RMSE (s)"),
+    ("residual_outlier_fraction", "outliers"), ("best_threshold", "best thr."),
+    ("best_f1", "best F1"), ("note", "note"),
+]
+BENCHMARK_COLUMNS = [
+    ("dataset", "dataset"), ("picker", "picker"), ("task1_auc", "T1 ROC AUC"),
+    ("task1_label", "T1 windows (scored/noise)"), ("task2_mcc", "T2 MCC"),
+    ("task2_scored", "T2 windows"), ("task3_P_rmse", "T3 P RMSE (s)"),
+    ("task3_P_mae", "T3 P MAE (s)"), ("task3_S_rmse", "T3 S RMSE (s)"),
+    ("task3_S_mae", "T3 S MAE (s)"), ("note", "note"),
+]
+
+
+def metric_table_rows(rows: Iterable[dict]) -> list[dict]:
+    """Metric rows for display: a phase the picker cannot pick shows n/a, not zeros."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        if "P only" in row.get("note", "") and row.get("phase") == "S":
+            for key in ("precision", "recall", "f1", "tp", "fp", "best_threshold", "best_f1"):
+                row[key] = None
+        out.append(row)
+    return out
+
+
+def benchmark_table_rows(summaries: Iterable[dict]) -> list[dict]:
+    out = []
+    for s in summaries:
+        row = dict(s)
+        row["task1_label"] = f"{s['task1_scored']}/{s['task1_noise']}"
+        notes = []
+        if s["task1_noise"] == 0:
+            notes.append("T1: no noise window fits (AUC undefined)")
+        if s["task1_scored"] < s["task1_windows"]:
+            notes.append(f"{s['task1_windows'] - s['task1_scored']} T1 window(s) not scored "
+                         "(record shorter than the picker's input)")
+        if not s.get("picks_s", True):
+            notes.append("STA/LTA: no P-vs-S decision, no S onset")
+        if s.get("errors"):
+            notes.append(f"{s['errors']} window(s) failed")
+        row["note"] = "; ".join(notes)
+        out.append(row)
+    return out
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def plot_residual_histograms(runs, references_by_dataset: dict, dataset: str, tolerance: float,
+                             path: str | Path, bins: int = 41) -> Path:
+    """Histograms of pick residuals (predicted - analyst) per picker (rows) and phase (columns)."""
+    from xiaonet.scoring import score_picks
+
+    plt = _plt()
+    runs = [r for r in runs if r.dataset == dataset]
+    fig, axes = plt.subplots(max(len(runs), 1), 2, figsize=(9, 1.9 * max(len(runs), 1) + 0.9),
+                             sharex=True, squeeze=False)
+    edges = np.linspace(-tolerance, tolerance, bins)
+    for i, run in enumerate(runs):
+        scores = score_picks(run.all_picks(), references_by_dataset[dataset], tolerance)
+        for j, phase in enumerate("PS"):
+            ax = axes[i, j]
+            residuals = scores[phase].residuals
+            if residuals.size:
+                ax.hist(residuals, bins=edges, color=PHASE_COLOURS[phase], alpha=0.8)
+                ax.text(0.02, 0.95, f"n={residuals.size}\nMAE {np.abs(residuals).mean():.3f} s",
+                        transform=ax.transAxes, va="top", fontsize=8)
+            else:
+                ax.text(0.5, 0.5, "no matched picks", transform=ax.transAxes, ha="center", va="center")
+            ax.axvline(0, color="k", lw=0.6)
+            if j == 0:
+                ax.set_ylabel(run.picker, rotation=0, ha="right", fontsize=9)
+            if i == 0:
+                ax.set_title(f"{phase} residuals")
+    for ax in axes[-1]:
+        ax.set_xlabel("predicted - analyst (s)")
+    fig.suptitle(f"Pick residuals on {dataset} (hits within {tolerance:g} s)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_precision_recall(sweeps: list[dict], rows: list[dict], dataset: str, path: str | Path) -> Path:
+    """Precision-recall curves per phase, one line per picker; best-F1 points marked."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), squeeze=False)
+    pickers = list(dict.fromkeys(s["picker"] for s in sweeps if s["dataset"] == dataset))
+    for j, phase in enumerate("PS"):
+        ax = axes[0, j]
+        for k, picker in enumerate(pickers):
+            points = sorted((s for s in sweeps if s["dataset"] == dataset and s["picker"] == picker
+                             and s["phase"] == phase and s["tp"] + s["fp"] > 0),
+                            key=lambda s: s["threshold"])
+            if not points:
+                continue
+            colour = PICKER_COLOURS[k % len(PICKER_COLOURS)]
+            ax.plot([p["recall"] for p in points], [p["precision"] for p in points], "-", color=colour,
+                    label=picker, lw=1.3)
+            best = max(points, key=lambda p: p["f1"])
+            ax.plot(best["recall"], best["precision"], "o", color=colour, ms=6)
+            ax.annotate(f"{best['f1']:.2f}@{best['threshold']:g}", (best["recall"], best["precision"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title(f"{phase} picks (threshold sweep; dot: best F1@threshold)", fontsize=9)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"Precision-recall on {dataset}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_gallery(traces, runs, dataset: str, path: str | Path, n_examples: int = 4,
+                 rng: np.random.Generator | None = None) -> Path:
+    """Example traces (vertical component) with analyst picks and every picker's picks."""
+    plt = _plt()
+    rng = rng or np.random.default_rng(0)
+    runs = [r for r in runs if r.dataset == dataset]
+    with_picks = [t for t in traces if t.references]
+    if not with_picks:
+        with_picks = list(traces)
+    chosen = sorted(rng.choice(len(with_picks), size=min(n_examples, len(with_picks)), replace=False))
+    fig, axes = plt.subplots(max(len(chosen), 1), 1, figsize=(11, 2.4 * max(len(chosen), 1) + 0.8),
+                             squeeze=False)
+    for ax, index in zip(axes[:, 0], chosen):
+        trace = with_picks[index]
+        vertical = trace.stream.select(component="Z")[0] if trace.stream.select(component="Z") else trace.stream[0]
+        start = vertical.stats.starttime
+        data = vertical.data - np.mean(vertical.data)
+        peak = np.abs(data).max() or 1.0
+        ax.plot(vertical.times(), data / peak, "k", lw=0.4)
+        for ref in trace.references:
+            ax.axvline(float(ref.time) - float(start), color=PHASE_COLOURS[ref.phase], lw=2, alpha=0.5)
+        n_runs = max(len(runs), 1)
+        for k, run in enumerate(runs):
+            colour = PICKER_COLOURS[k % len(PICKER_COLOURS)]
+            y = -1.0 - 0.35 * (k + 1)
+            for pick in run.picks.get(trace.key, []):
+                t = float(pick.peak_time) - float(start)
+                ax.plot(t, y, "v" if pick.phase == "P" else "s", color=colour, ms=6,
+                        mec=PHASE_COLOURS[pick.phase], mew=1.2)
+            ax.text(-0.005, y, run.picker, transform=ax.get_yaxis_transform(), ha="right",
+                    va="center", fontsize=7, color=colour)
+        ax.set_ylim(-1.0 - 0.35 * (n_runs + 1), 1.1)
+        ax.set_yticks([])
+        ax.set_xlim(0, vertical.times()[-1])
+        ax.set_title(f"{trace.key}  {vertical.id}  ({trace.category})", fontsize=8, loc="left")
+    axes[-1, 0].set_xlabel("seconds from record start")
+    fig.suptitle(
+        f"Examples from {dataset}: vertical component; analyst P (blue) / S (red) as bands; "
+        "picks: triangle P, square S",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_size(points: list[dict], path: str | Path, title: str) -> Path:
+    """F1 against parameters and against MACs per 30 s (log x); points: picker, params, macs, P/S F1."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
+    for ax, key, label in ((axes[0, 0], "params", "parameters"), (axes[0, 1], "macs", "MACs per 30 s window")):
+        for phase, marker in (("P", "o"), ("S", "s")):
+            pts = [p for p in points if p.get(key) and not math.isnan(p.get(f"{phase}_f1", float("nan")))]
+            ax.plot([p[key] for p in pts], [p[f"{phase}_f1"] for p in pts], marker, color=PHASE_COLOURS[phase],
+                    label=f"{phase} F1", ls="none")
+            for p in pts:
+                ax.annotate(p["picker"], (p[key], p[f"{phase}_f1"]), textcoords="offset points",
+                            xytext=(4, 2), fontsize=7)
+        baselines = [p for p in points if not p.get(key)]
+        for p in baselines:  # STA/LTA: no parameters, a horizontal reference line
+            if not math.isnan(p.get("P_f1", float("nan"))):
+                ax.axhline(p["P_f1"], color=PHASE_COLOURS["P"], ls=":", lw=1)
+                ax.text(0.01, p["P_f1"], f" {p['picker']} P", transform=ax.get_yaxis_transform(),
+                        fontsize=7, va="bottom", color=PHASE_COLOURS["P"])
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("F1")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_residual_comparison(residuals: dict[str, dict[str, np.ndarray]], path: str | Path, title: str,
+                             tolerance: float) -> Path:
+    """Overlaid residual distributions per phase for a few pickers (e.g. distilled vs labels only)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), squeeze=False)
+    edges = np.linspace(-tolerance, tolerance, 41)
+    for j, phase in enumerate("PS"):
+        ax = axes[0, j]
+        for k, (picker, by_phase) in enumerate(residuals.items()):
+            r = by_phase.get(phase, np.zeros(0))
+            if r.size:
+                ax.hist(r, bins=edges, histtype="step", lw=1.5, color=PICKER_COLOURS[k % len(PICKER_COLOURS)],
+                        label=f"{picker} (n={r.size}, MAE {np.abs(r).mean():.3f} s)")
+        ax.axvline(0, color="k", lw=0.6)
+        ax.set_title(f"{phase} residuals")
+        ax.set_xlabel("predicted - analyst (s)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    plt = _plt()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --- one evaluation's output folder ----------------------------------------------------------
+
+
+def summary_markdown(evaluation, benchmark_summaries: list[dict] | None = None,
+                     figures: dict[str, list[Path]] | None = None, relative_to: Path | None = None) -> str:
+    """The markdown summary of an evaluation: data, whole-trace metrics, benchmark, figures."""
+    s = evaluation.settings
+    parts = [
+        "### Data",
+        "",
+        markdown_table(evaluation.datasets, DATASET_COLUMNS),
+        "",
+        f"### Whole-trace picking (hit: same phase within {s.tolerance:g} s of the analyst pick; "
+        f"outliers: |residual| > {s.outlier_threshold:g} s)",
+        "",
+        markdown_table(metric_table_rows(evaluation.rows), METRIC_COLUMNS),
+        "",
+        "`best thr.` / `best F1`: the threshold of the sweep "
+        f"({min(s.thresholds):g}-{max(s.thresholds):g}) with the highest F1 on these same traces "
+        "(an optimistic figure: it is tuned on the test data). For STA/LTA the sweep is over its "
+        "pick confidence 1 - on/peak ratio, not a probability.",
+    ]
+    if evaluation.unavailable:
+        parts += ["", "Not evaluated:", ""]
+        parts += [f"- `{u['picker']}`: {u['reason']}" for u in evaluation.unavailable]
+    if benchmark_summaries:
+        parts += [
+            "",
+            "### SeisBench pick benchmark (Münchmeyer et al. 2022), tasks 1-3",
+            "",
+            markdown_table(benchmark_table_rows(benchmark_summaries), BENCHMARK_COLUMNS),
+        ]
+    if figures:
+        parts += ["", "### Figures", ""]
+        for dataset, paths in figures.items():
+            for path in paths:
+                shown = Path(path).relative_to(relative_to) if relative_to else Path(path)
+                parts.append(f"![{Path(path).stem}]({shown.as_posix()})")
+    return "\n".join(parts) + "\n"
+
+
+def write_evaluation_outputs(evaluation, out: str | Path, benchmark_summaries: list[dict] | None = None,
+                             benchmark_records: list[dict] | None = None, gallery_examples: int = 4,
+                             seed: int = 0) -> Path:
+    """Tables (markdown, CSV, JSON) and figures of an evaluation into ``out``; returns summary.md."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(evaluation.datasets, out / "datasets.csv")
+    write_csv(evaluation.rows, out / "metrics.csv")
+    write_csv(evaluation.sweeps, out / "sweep.csv")
+    pick_rows = [
+        {"picker": run.picker, "dataset": run.dataset, "trace": key, "phase": p.phase,
+         "time": str(p.peak_time), "probability": p.peak_value}
+        for run in evaluation.runs for key, picks in run.picks.items() for p in picks
+    ]
+    write_csv(pick_rows or [{"picker": "", "dataset": "", "trace": "", "phase": "", "time": "",
+                             "probability": ""}], out / "picks.csv")
+    if benchmark_summaries is not None:
+        write_csv(benchmark_summaries, out / "benchmark.csv")
+    if benchmark_records:
+        write_csv(benchmark_records, out / "benchmark_windows_scored.csv")
+    figures: dict[str, list[Path]] = {}
+    rng = np.random.default_rng(seed)
+    for description in evaluation.datasets:
+        name = description["dataset"]
+        safe = name.replace("/", "_")
+        figures[name] = []
+        if not any(run.dataset == name for run in evaluation.runs):
+            continue
+        figures[name].append(plot_residual_histograms(
+            evaluation.runs, {name: evaluation.references(name)}, name, evaluation.settings.tolerance,
+            out / "figures" / f"residuals_{safe}.png"))
+        figures[name].append(plot_precision_recall(evaluation.sweeps, evaluation.rows, name,
+                                                   out / "figures" / f"precision_recall_{safe}.png"))
+        if gallery_examples:
+            figures[name].append(plot_gallery(evaluation.traces[name], evaluation.runs, name,
+                                              out / "figures" / f"gallery_{safe}.png", gallery_examples, rng))
+    failures = {run.picker + " on " + run.dataset: run.failures for run in evaluation.runs if run.failures}
+    write_json({
+        "settings": {"tolerance": evaluation.settings.tolerance,
+                     "thresholds": list(evaluation.settings.thresholds),
+                     "outlier_threshold": evaluation.settings.outlier_threshold},
+        "datasets": evaluation.datasets,
+        "metrics": evaluation.rows,
+        "sweep": evaluation.sweeps,
+        "benchmark": benchmark_summaries or [],
+        "unavailable": evaluation.unavailable,
+        "failures": failures,
+        "notes": {run.picker + " on " + run.dataset: dict(run.notes) for run in evaluation.runs if run.notes},
+    }, out / "results.json")
+    text = summary_markdown(evaluation, benchmark_summaries, figures, relative_to=out)
+    (out / "summary.md").write_text(text)
+    return out / "summary.md"
