@@ -1,0 +1,182 @@
+"""``xiaonet stream``: real-time picking from file replay or a SeedLink server.
+
+Picks are printed to stdout as JSON lines (one per pick, flushed as it is emitted) and
+optionally appended to a CSV pick table (the ``xiaonet pick`` columns plus ``emitted_at``).
+Ctrl-C stops cleanly: the records still open are ended (their last picks emitted) and a
+summary goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "stream",
+        help="pick in real time from replayed files or a SeedLink server",
+        description=(
+            "Feed packets to the streaming engine and print each pick as a JSON line as soon "
+            "as it is final. Sources: --replay FILES (as packets, at --speed x real time) or "
+            "--seedlink HOST:PORT with one or more --select NET.STA.LOC.CHA."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--replay", nargs="+", metavar="FILE", help="waveform files, folders or globs to replay")
+    source.add_argument("--seedlink", metavar="HOST:PORT", help="SeedLink server")
+    parser.add_argument("--select", action="append", default=[], metavar="NET.STA.LOC.CHA",
+                        help="SeedLink stream selection, wildcards ? and * in LOC.CHA (repeatable)")
+    parser.add_argument("--speed", type=float, default=None,
+                        help="replay speed, x real time (default: as fast as possible)")
+    parser.add_argument("--packet-samples", type=int, default=512,
+                        help="samples per replayed packet (default 512)")
+    parser.add_argument("--picker", default=None,
+                        help="student preset or weights path, 'stalta', or a teacher (as xiaonet pick)")
+    parser.add_argument("--weights", default="original", help="teacher weights name (default: original)")
+    parser.add_argument("--threshold", action="append", default=[], metavar="PHASE=VALUE",
+                        help="probability threshold per phase, e.g. --threshold P=0.3")
+    parser.add_argument("--stalta", action="append", default=[], metavar="KEY=VALUE",
+                        help="STA/LTA option (as xiaonet pick)")
+    parser.add_argument("--mode", choices=["offline", "low-latency"], default="offline",
+                        help="offline: picks identical to xiaonet pick (latency up to one window); "
+                        "low-latency: a window every --hop s, picks final --lookahead s after arrival")
+    parser.add_argument("--hop", type=float, default=1.0, help="low-latency: seconds between windows")
+    parser.add_argument("--lookahead", type=float, default=2.0,
+                        help="low-latency: seconds of data after a sample before it is final")
+    parser.add_argument("--gap-policy", choices=["reset", "zero-fill"], default="reset",
+                        help="reset: a gap ends the record (as offline); zero-fill: short gaps become zeros")
+    parser.add_argument("--max-fill", type=float, default=5.0, help="zero-fill: longest gap filled (s)")
+    parser.add_argument("--channel-timeout", type=float, default=30.0,
+                        help="a channel this far behind the others is treated as stopped (s)")
+    parser.add_argument("--idle-flush", type=float, default=60.0,
+                        help="end the record of a station silent this long (wall-clock s)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="SeedLink: reconnect when no data arrived for this long (s)")
+    parser.add_argument("--backoff-max", type=float, default=60.0,
+                        help="SeedLink: longest wait between reconnect attempts (s)")
+    parser.add_argument("--csv", default=None, help="append picks to this CSV pick table")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop after this many wall-clock seconds (default: until Ctrl-C / end of replay)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import time
+
+    from xiaonet.cli.pick import _parse_pairs, _stalta_options, default_picker_name
+    from xiaonet.packet_sources import ReplaySource, SeedLinkSource
+    from xiaonet.pickers import load_picker
+    from xiaonet.streaming import StreamingConfig, make_streaming_picker
+
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        notes.append(message)
+        print(f"note: {message}", file=sys.stderr, flush=True)
+
+    if not args.replay and not args.seedlink:
+        print("xiaonet stream: give --replay FILES or --seedlink HOST:PORT --select ...", file=sys.stderr)
+        return 2
+    try:
+        thresholds = {k.upper(): float(v) for k, v in _parse_pairs(args.threshold, "--threshold").items()}
+        picker = load_picker(args.picker or default_picker_name(), weights=args.weights,
+                             thresholds=thresholds or None, stalta_options=_stalta_options(args.stalta))
+        config = StreamingConfig(mode=args.mode, hop=args.hop, lookahead=args.lookahead,
+                                 gap_policy=args.gap_policy, max_fill=args.max_fill,
+                                 channel_timeout=args.channel_timeout)
+        engine = make_streaming_picker(picker, config, note=note)
+        if args.replay:
+            source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,
+                                  note=note)
+        else:
+            source = SeedLinkSource(args.seedlink, args.select, timeout=args.timeout,
+                                    backoff_max=args.backoff_max, note=note)
+        source.start()
+    except (ValueError, FileNotFoundError, RuntimeError, TypeError) as error:
+        print(f"xiaonet stream: {error}", file=sys.stderr)
+        return 2
+
+    csv_file, csv_writer = _open_csv(args.csv) if args.csv else (None, None)
+    started = time.monotonic()
+    n_picks = {"P": 0, "S": 0}
+    interrupted = False
+
+    def emit(picks) -> None:
+        for emitted in picks:
+            row = emitted.as_row()
+            n_picks[row["phase"]] = n_picks.get(row["phase"], 0) + 1
+            if csv_writer is not None:
+                csv_writer.writerow({k: row[k] for k in csv_writer.fieldnames})
+            row["probability"] = round(float(emitted.pick.peak_value), 4)
+            # Data seconds between the pick and the newest sample when it was emitted.
+            row["delay_s"] = round(float(emitted.data_time - emitted.pick.peak_time), 3)
+            sys.stdout.write(json.dumps(row) + "\n")
+        sys.stdout.flush()
+        if csv_file is not None:
+            csv_file.flush()
+
+    try:
+        while True:
+            if args.duration is not None and time.monotonic() - started > args.duration:
+                break
+            batch = source.next_batch(timeout=0.2)
+            if batch is None:
+                break
+            emit(engine.feed_many(batch))
+            if args.seedlink:
+                emit(engine.flush_idle(args.idle_flush))
+    except KeyboardInterrupt:
+        interrupted = True
+    except BrokenPipeError:  # stdout closed by the reader (e.g. `| head`): stop quietly
+        interrupted = True
+        sys.stdout = open(os.devnull, "w")
+    finally:
+        source.stop()
+        try:
+            emit(engine.flush())
+        except KeyboardInterrupt:
+            interrupted = True
+        except BrokenPipeError:
+            sys.stdout = open(os.devnull, "w")
+        if csv_file is not None:
+            csv_file.close()
+
+    elapsed = time.monotonic() - started
+    counters = {k: v for k, v in engine.counters.items() if v}
+    how = "interrupted" if interrupted else "finished"
+    summary = (f"xiaonet stream {how} after {elapsed:.1f} s: {sum(n_picks.values())} picks "
+               f"({n_picks.get('P', 0)} P, {n_picks.get('S', 0)} S) from {engine.picker_name} on "
+               f"{len(engine.stations)} station(s)")
+    if isinstance(source, SeedLinkSource):
+        summary += f"; {source.connections} connection(s), {source.reconnects} reconnect(s)"
+    print(summary, file=sys.stderr)
+    print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
+    failures = getattr(source, "failures", [])
+    if failures:
+        print(f"{len(failures)} file(s) could not be read:", file=sys.stderr)
+        for message in failures:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+STREAM_COLUMNS_EXTRA = ("emitted_at",)
+
+
+def _open_csv(path: str):
+    import csv
+    from pathlib import Path
+
+    from xiaonet.picktable import PICK_COLUMNS
+
+    columns = list(PICK_COLUMNS) + list(STREAM_COLUMNS_EXTRA)
+    new = not Path(path).exists() or Path(path).stat().st_size == 0
+    handle = open(path, "a", newline="")
+    writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+    if new:
+        writer.writeheader()
+        handle.flush()
+    return handle, writer
