@@ -13,6 +13,7 @@ from xiaonet.evaluation import (
     LabelledDataset,
     evaluate,
     parse_picker_spec,
+    training_records,
 )
 from xiaonet.pickers import Picker
 
@@ -270,3 +271,23 @@ def test_picker_spec_window_option():
     assert parse_picker_spec("xiaonet-s@window=6001").name == "xiaonet-s@window=6001"
     with pytest.raises(ValueError, match="@window=SAMPLES"):
         parse_picker_spec("xiaonet-s@stride=4")
+
+
+def test_training_records_of_a_split_file_are_left_out(dataset_dir, tmp_path):
+    split = tmp_path / "split.csv"
+    names = LabelledDataset(dataset_dir).metadata["trace_name"].tolist()
+    import csv
+
+    with split.open("w", newline="") as handle:  # trace names hold commas: quoted, as xiaonet train writes
+        writer = csv.writer(handle)
+        writer.writerow(["split", "source", "station", "record"])
+        for i, part in ((0, "train"), (1, "train"), (2, "train"), (3, "dev")):
+            writer.writerow([part, "toy_quakes", f"XX.S{i:02d}", f"toy_quakes/{names[i]}"])
+    excluded = training_records(split)
+    assert len(excluded) == 3
+    dataset = LabelledDataset(dataset_dir, exclude=excluded)
+    assert dataset.rows == [3, 4, 5, 6, 7] and len(dataset) == 5
+    assert [t.key for t in dataset][0] == "toy_quakes/3"
+    assert dataset.describe()["excluded_training_rows"] == 3
+    with pytest.raises(DatasetError, match="split file not found"):
+        training_records(tmp_path / "nope.csv")

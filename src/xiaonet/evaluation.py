@@ -74,9 +74,13 @@ class LabelledDataset:
     :param gain: multiply every waveform by this factor (1 = as stored). Use it to *declare*
         a stress test (``gain=1e-20`` imitates data in m/s); the dataset is then named
         ``<name>x<gain>`` in every table so it is never mistaken for the stored data.
+    :param exclude: records to leave out, written ``<folder name>/<trace_name>`` as in a
+        training run's ``split.csv`` (see :func:`training_records`): a student is never
+        scored on what it was trained on.
     """
 
-    def __init__(self, path: str | Path, gain: float = 1.0, name: str | None = None):
+    def __init__(self, path: str | Path, gain: float = 1.0, name: str | None = None,
+                 exclude: set[str] | None = None):
         import warnings
 
         import seisbench.data as sbd
@@ -110,9 +114,21 @@ class LabelledDataset:
         self.name = base if self.gain == 1.0 else f"{base}x{self.gain:g}"
         self.data_format = dict(self._dataset.data_format)
         self.notes: Counter = Counter()
+        #: Row numbers (of metadata.csv) that are evaluated.
+        self.rows = list(range(len(self.metadata)))
+        if exclude:
+            names = self.metadata.get("trace_name")
+            if names is None:
+                raise DatasetError(f"{self.path / 'metadata.csv'}: no trace_name column to match a split file")
+            self.rows = [i for i in self.rows if f"{self.path.name}/{names.iloc[i]}" not in exclude]
+            self.excluded = len(self.metadata) - len(self.rows)
+            if self.excluded:
+                self.notes["rows left out as training records of the split file"] = self.excluded
+        else:
+            self.excluded = 0
 
     def __len__(self) -> int:
-        return len(self.metadata)
+        return len(self.rows)
 
     def __repr__(self) -> str:
         return f"LabelledDataset({self.name!r}, {len(self)} traces)"
@@ -205,13 +221,13 @@ class LabelledDataset:
         return LabelledTrace(key, f"{network}.{station}.{location}", stream, references, category)
 
     def __iter__(self) -> Iterator[LabelledTrace]:
-        for index in range(len(self)):
+        for index in self.rows:
             yield self.trace(index)
 
     def amplitude_summary(self) -> dict[str, float]:
         """Median / min / max over rows of the per-row peak absolute amplitude (after gain)."""
         peaks = []
-        for index in range(len(self)):
+        for index in self.rows:
             try:
                 peaks.append(float(np.abs(self.waveforms(index)).max()))
             except Exception:
@@ -223,16 +239,18 @@ class LabelledDataset:
     def describe(self) -> dict:
         """What the dataset is: traces, picks, rates, units, amplitude range."""
         amplitudes = self.amplitude_summary()
+        kept = self.metadata.iloc[self.rows]
         n_picks = {
-            phase: int(self.metadata[column].notna().sum()) if column in self.metadata else 0
+            phase: int(kept[column].notna().sum()) if column in kept else 0
             for phase, column in PHASE_COLUMNS.items()
         }
-        rates = sorted({self.sampling_rate(i) for i in range(len(self))})
+        rates = sorted({self.sampling_rate(i) for i in self.rows})
         physical = amplitudes["median_peak"] < PHYSICAL_UNITS_PEAK
         return {
             "dataset": self.name,
             "path": str(self.path),
             "traces": len(self),
+            "excluded_training_rows": self.excluded,
             "P_picks": n_picks["P"],
             "S_picks": n_picks["S"],
             "sampling_rate": ",".join(f"{r:g}" for r in rates),
@@ -241,6 +259,26 @@ class LabelledDataset:
             **amplitudes,
             "amplitudes": "physical units (tiny)" if physical else "counts-like",
         }
+
+
+def training_records(split_csv: str | Path, keep: str = "dev") -> set[str]:
+    """Records of a training run's ``split.csv`` whose split is not ``keep`` (to exclude).
+
+    The file has the columns ``split`` and ``record`` (``<folder>/<trace_name>``), as written
+    by ``xiaonet train``; rows of a dataset the file does not mention are all kept.
+    """
+    import csv
+
+    path = Path(split_csv)
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not {"split", "record"} <= set(reader.fieldnames or []):
+                raise DatasetError(f"{path}: expected a split file with columns split and record, "
+                                   f"got {reader.fieldnames}")
+            return {row["record"] for row in reader if row["split"] != keep}
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: split file not found") from None
 
 
 # --- pickers ----------------------------------------------------------------------------------
@@ -487,7 +525,7 @@ def evaluate(
     for dataset in datasets:
         description = dataset.describe()
         traces = []
-        for index in range(len(dataset) if max_traces is None else min(max_traces, len(dataset))):
+        for index in dataset.rows[:max_traces]:
             try:
                 traces.append(dataset.trace(index))
             except Exception as error:

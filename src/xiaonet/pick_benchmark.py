@@ -86,7 +86,7 @@ def generate_windows(
     """Draw task 1 and task 2/3 windows for every row; returns windows and skip counts."""
     windows: list[BenchmarkWindow] = []
     skipped = {"detection_too_short": 0, "noise_no_room": 0, "phase_no_room": 0}
-    for row in range(len(dataset)):
+    for row in dataset.rows:
         rate = dataset.sampling_rate(row)
         n = _n_samples(dataset, row)
         onsets = _onsets(dataset, row)

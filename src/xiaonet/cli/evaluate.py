@@ -34,6 +34,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="also evaluate every dataset multiplied by FACTOR, named DATASETxFACTOR "
                         "(e.g. 1e-20 imitates data stored in m/s); the stored data is always evaluated")
     parser.add_argument("--max-traces", type=int, default=None, help="only the first N rows per dataset")
+    parser.add_argument("--exclude-training", metavar="SPLIT_CSV", default=None,
+                        help="leave out every record a training run used (its split.csv: rows whose "
+                        "split is not 'dev'), so students are scored on held-out stations only")
     parser.add_argument("--no-benchmark", action="store_true", help="skip the pick-benchmark tasks")
     parser.add_argument("--seed", type=int, default=20261127, help="seed for benchmark windows and gallery")
     parser.add_argument("--windows", default=None, metavar="CSV",
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         LabelledDataset,
         evaluate,
         parse_picker_spec,
+        training_records,
     )
     from xiaonet.pick_benchmark import BenchmarkSettings, benchmark_pickers
     from xiaonet.reports import write_evaluation_outputs
@@ -69,11 +73,18 @@ def run(args: argparse.Namespace) -> int:
     if args.tolerance <= 0:
         print(f"xiaonet evaluate: --tolerance must be > 0 s, got {args.tolerance}", file=sys.stderr)
         return 2
+    exclude = None
+    if args.exclude_training:
+        try:
+            exclude = training_records(args.exclude_training)
+        except DatasetError as error:
+            print(f"xiaonet evaluate: {error}", file=sys.stderr)
+            return 2
     datasets = []
     for path in args.dataset:
         for gain in [1.0, *args.gain]:
             try:
-                datasets.append(LabelledDataset(path, gain=gain))
+                datasets.append(LabelledDataset(path, gain=gain, exclude=exclude))
             except DatasetError as error:
                 problems.append(str(error))
                 break
