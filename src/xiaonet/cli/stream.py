@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             n_picks[row["phase"]] = n_picks.get(row["phase"], 0) + 1
             if csv_writer is not None:
                 csv_writer.writerow({k: row[k] for k in csv_writer.fieldnames})
-            row["probability"] = round(float(emitted.pick.peak_value), 4)
+            row["probability"] = round(float(emitted.pick.peak_value), 6)
             # Data seconds between the pick and the newest sample when it was emitted.
             row["delay_s"] = round(float(emitted.data_time - emitted.pick.peak_time), 3)
             sys.stdout.write(json.dumps(row) + "\n")
