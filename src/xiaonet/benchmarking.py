@@ -7,8 +7,9 @@ through SeisBench and through ONNX Runtime, and the STA/LTA baseline (ObsPy). Fo
 * parameters, ONNX file sizes (fp32, int8) and multiply-accumulates per 30 s window
   (:func:`count_macs_any`: convolutions, linear layers, LSTMs and EQTransformer's attention);
 * latency per window at batch 1 (p50, p99 over ``latency_calls`` calls);
-* throughput of whole-trace picking, in station-hours per second per core (median over
-  ``repeats``), on the same blocks of 3-component data for every row;
+* throughput of whole-trace picking, in station-hours per CPU-second of the one thread
+  (median over ``repeats``; CPU time, so other jobs on a shared machine do not count), and
+  the same per wall-clock second, on the same blocks of 3-component data for every row;
 * peak resident memory (VmHWM) of a fresh Python process that loads the runtime and picks
   the same data once (the torch-free rows read numpy arrays and import neither torch,
   SeisBench nor ObsPy).
@@ -82,8 +83,13 @@ class Row:
     window_samples: int | None = None
     latency_ms_p50: float | None = None
     latency_ms_p99: float | None = None
-    pick_seconds: list[float] = field(default_factory=list)
-    throughput: float | None = None  # station-hours per second per core
+    pick_seconds: list[float] = field(default_factory=list)  # wall clock, per repeat
+    pick_cpu_seconds: list[float] = field(default_factory=list)  # process CPU time, per repeat
+    throughput: float | None = None  # station-hours per CPU-second per core
+    throughput_wall: float | None = None  # station-hours per wall-clock second per core
+    #: ONNX rows only: the same picking from numpy arrays (no ObsPy cleaning), as on a
+    #: device; station-hours per CPU-second.
+    throughput_arrays: float | None = None
     peak_rss_mb: float | None = None
     n_picks: int | None = None
     error: str = ""
@@ -309,15 +315,17 @@ def latency_percentiles(call: Callable[[], object], calls: int, warmup: int = 3)
     return float(np.percentile(times_ms, 50)), float(np.percentile(times_ms, 99))
 
 
-def time_repeats(call: Callable[[], object], repeats: int) -> tuple[list[float], object]:
-    """Wall seconds of each of ``repeats`` calls (after one untimed warm-up) and the last result."""
+def time_repeats(call: Callable[[], object], repeats: int) -> tuple[list[float], list[float], object]:
+    """Wall and process-CPU seconds of each of ``repeats`` calls (after one untimed warm-up),
+    and the last result."""
     result = call()
-    seconds = []
+    wall, cpu = [], []
     for _ in range(max(1, repeats)):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = call()
-        seconds.append(time.perf_counter() - start)
-    return seconds, result
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu, result
 
 
 def peak_rss_mb() -> float:
@@ -338,42 +346,64 @@ def peak_rss_mb() -> float:
 # --- fresh-process memory ---------------------------------------------------------------------
 
 
-def rss_child(spec: dict) -> None:
-    """Body of the fresh process: load one runtime, pick the saved data once, print peak RSS.
+#: The fresh process of an ONNX row: numpy + xiaonet.edge only (not even this module).
+EDGE_CHILD = """
+import json, sys
+import numpy as np
+from xiaonet.edge import EdgePicker
 
-    ``spec``: model, runtime, data (npz path), threads, and onnx (path) or teacher weights.
+spec = json.loads(sys.argv[1])
+picker = EdgePicker(spec["onnx"], threads=int(spec["threads"]))
+order = ["ZNE".index(c) for c in picker.model.metadata.component_order]
+n_picks = 0
+with np.load(spec["data"]) as saved:
+    for i, block in enumerate(json.loads(str(saved["meta"]))):
+        data = saved[f"data_{i}"]
+        if order != [0, 1, 2]:
+            data = data[order]
+        n_picks += len(picker.pick_array(data, block["start"], block["trace_id"]))
+        del data
+status = open("/proc/self/status").read() if sys.platform.startswith("linux") else ""
+if "VmHWM:" in status:
+    peak = int(status.split("VmHWM:")[1].split()[0]) / 1024.0
+else:
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "seisbench", "obspy"})
+print(json.dumps({"peak_rss_mb": peak, "n_picks": n_picks, "loaded": loaded}))
+"""
+
+
+def rss_child(spec: dict) -> None:
+    """Body of the fresh process of a torch / SeisBench / ObsPy row: load the picker, pick
+    the saved data once, print peak RSS. (ONNX rows run :data:`EDGE_CHILD` instead.)
+
+    ``spec``: model, runtime, data (npz path), threads, teacher weights, untrained.
     """
     threads = int(spec["threads"])
     data = BenchmarkData.load(spec["data"])
-    n_picks = 0
-    if spec["runtime"].startswith("onnx"):
-        from xiaonet.edge import EdgePicker
+    if spec["runtime"] != "obspy":
+        import torch
 
-        picker = EdgePicker(spec["onnx"], threads=threads)
-        order = ["ZNE".index(c) for c in picker.model.metadata.component_order]
-        for block in data.blocks:
-            n_picks += len(picker.pick_array(block.data[order], block.start, block.trace_id))
+        torch.set_num_threads(threads)
+    from xiaonet.pickers import ModelPicker, load_picker
+    from xiaonet.presets import build_student
+
+    if spec.get("untrained"):
+        picker = ModelPicker(build_student(spec["model"]), name=spec["model"])
     else:
-        if spec["runtime"] != "obspy":
-            import torch
-
-            torch.set_num_threads(threads)
-        from xiaonet.pickers import ModelPicker, load_picker
-        from xiaonet.presets import build_student
-
-        if spec.get("untrained"):
-            picker = ModelPicker(build_student(spec["model"]), name=spec["model"])
-        else:
-            picker = load_picker(spec["model"], weights=spec.get("weights", "original"))
-        for block in data.blocks:
-            n_picks += len(picker.pick(block.to_stream(), note=lambda message: None))
+        picker = load_picker(spec["model"], weights=spec.get("weights", "original"))
+    n_picks = sum(len(picker.pick(block.to_stream(), note=lambda message: None)) for block in data.blocks)
     loaded = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "seisbench", "obspy"})
     print(json.dumps({"peak_rss_mb": peak_rss_mb(), "n_picks": n_picks, "loaded": loaded}))
 
 
 def measure_fresh_process(spec: dict, timeout: float = 900) -> dict:
     """Run :func:`rss_child` in a new interpreter; returns its JSON report."""
-    code = "import json, sys; from xiaonet.benchmarking import rss_child; rss_child(json.loads(sys.argv[1]))"
+    if spec["runtime"].startswith("onnx"):
+        code = EDGE_CHILD
+    else:
+        code = "import json, sys; from xiaonet.benchmarking import rss_child; rss_child(json.loads(sys.argv[1]))"
     env = dict(os.environ)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[variable] = str(spec["threads"])
@@ -524,10 +554,21 @@ def run_benchmark(config: BenchmarkConfig, note: Callable[[str], None] = print) 
                 row.latency_ms_p50, row.latency_ms_p99 = latency_percentiles(forward, config.latency_calls)
 
             def pick_everything():
-                return sum(len(picker.pick(s.copy(), note=lambda message: None)) for s in streams)
+                # Pickers never modify their input (they clean a copy), so no copy here.
+                return sum(len(picker.pick(s, note=lambda message: None)) for s in streams)
 
-            row.pick_seconds, row.n_picks = time_repeats(pick_everything, config.repeats)
-            row.throughput = data.station_hours / float(np.median(row.pick_seconds)) / config.threads
+            row.pick_seconds, row.pick_cpu_seconds, row.n_picks = time_repeats(pick_everything, config.repeats)
+            # CPU seconds of all threads = core-seconds.
+            row.throughput = data.station_hours / float(np.median(row.pick_cpu_seconds))
+            row.throughput_wall = data.station_hours / float(np.median(row.pick_seconds)) / config.threads
+            if runtime.startswith("onnx"):
+                order = ["ZNE".index(c) for c in picker.model.metadata.component_order]
+
+                def pick_arrays():
+                    return sum(len(picker.pick_array(b.data[order], b.start, b.trace_id)) for b in data.blocks)
+
+                _, cpu_seconds, _ = time_repeats(pick_arrays, config.repeats)
+                row.throughput_arrays = data.station_hours / float(np.median(cpu_seconds))
             if config.measure_rss:
                 spec = {"model": name, "runtime": runtime, "data": str(data_file),
                         "threads": config.threads, "weights": config.teacher_weights,
@@ -536,6 +577,8 @@ def run_benchmark(config: BenchmarkConfig, note: Callable[[str], None] = print) 
                     spec["onnx"] = str(art.onnx[runtime])
                 report = measure_fresh_process(spec)
                 row.peak_rss_mb = report["peak_rss_mb"]
+                if runtime.startswith("onnx") and report["loaded"]:
+                    raise BenchmarkError(f"the torch-free process imported {report['loaded']}")
         except Exception as error:  # one failing runtime never takes the run down
             row.error = f"{type(error).__name__}: {error}"
             note(f"{name}:{runtime}: {row.error}")
@@ -625,7 +668,7 @@ def evaluate_targets(rows: list[Row], student: str = "xiaonet-s") -> list[dict]:
 
 COLUMNS = [
     "model", "runtime", "params", "fp32 file kB", "int8 file kB", "MMACs / 30 s",
-    "latency p50 ms", "latency p99 ms", "station-h / s / core", "peak RSS MB",
+    "latency p50 ms", "latency p99 ms", "station-h / core-s", "station-h / s wall", "peak RSS MB",
     "x PhaseNet speed", "x PhaseNet MACs", "x PhaseNet RSS",
 ]
 
@@ -661,7 +704,7 @@ def format_markdown(report: dict) -> str:
             _fmt(row.fp32_bytes, 1, 1e-3), _fmt(row.int8_bytes, 1, 1e-3),
             _fmt(row.macs_per_30s, 2, 1e-6) + ("*" if row.macs_note else ""),
             _fmt(row.latency_ms_p50, 2), _fmt(row.latency_ms_p99, 2),
-            _fmt(row.throughput, 2), _fmt(row.peak_rss_mb, 0),
+            _fmt(row.throughput, 2), _fmt(row.throughput_wall, 2), _fmt(row.peak_rss_mb, 0),
             ratio(row.throughput, reference and reference.throughput),
             ratio(row.macs_per_30s, reference and reference.macs_per_30s, 3),
             ratio(row.peak_rss_mb, reference and reference.peak_rss_mb),
@@ -675,12 +718,18 @@ def format_markdown(report: dict) -> str:
         f"Machine: {env['machine']}, {env['platform']}, {env['cpu_count']} CPU(s); python {env['python']}, "
         f"torch {env['torch']}, onnxruntime {env['onnxruntime']}; threads {report['config']['threads']}, "
         f"repeats {report['config']['repeats']} (medians), latency over {report['config']['latency_calls']} calls at batch 1.",
-        "Throughput: whole-trace picking (cleaning, windows, stacking, trigger) of all blocks; "
-        "ratios against PhaseNet through SeisBench in this run.",
+        "Throughput: whole-trace picking of ObsPy streams (cleaning, windows, stacking, trigger) "
+        "of all blocks, in station-hours per CPU-second of the process (core-s; robust to other "
+        "jobs on the machine) and per wall-clock second; ratios (CPU) against PhaseNet through "
+        "SeisBench in this run.",
         "Peak RSS: fresh process per runtime picking the same data once; onnx rows read numpy "
         "arrays and import no torch/SeisBench/ObsPy"
         + (f"; a bare python + numpy process peaks at {report['baseline_rss_mb']:.0f} MB." if report.get("baseline_rss_mb") else "."),
     ]
+    arrays = [f"{r.model} {r.runtime} {r.throughput_arrays:.2f}" for r in rows if r.throughput_arrays]
+    if arrays:
+        notes.append("Torch-free picking from numpy arrays (no ObsPy cleaning), station-h / core-s: "
+                     + "; ".join(arrays) + ".")
     if any(r.macs_note for r in rows):
         notes.append("* MACs of a longer window scaled to 30 s (EQTransformer: 6000-sample windows).")
     if report.get("untrained"):

@@ -65,10 +65,11 @@ def stream_to_array(stream, component_order: str, sampling_rate: float):
     t_start = min(starts)
     t_end = max(start + (tr.stats.npts - 1) / sampling_rate for start, tr in zip(starts, traces))
     n_samples = int((t_end - t_start) * sampling_rate) + 1
-    data = np.zeros((len(component_order), n_samples), dtype=np.float64)
+    # float32: every window is cast to float32 for the model anyway (as SeisBench does).
+    data = np.zeros((len(component_order), n_samples), dtype=np.float32)
     for start, trace in zip(starts, traces):
         first = int((start - t_start) * sampling_rate)
-        values = np.asarray(trace.data, dtype=np.float64)[: max(0, n_samples - first)]
+        values = np.asarray(trace.data)[: max(0, n_samples - first)]
         data[index[trace.stats.channel[-1]], first : first + values.size] = values
     s = traces[0].stats
     trace_id = f"{s.network}.{s.station}.{s.location}"

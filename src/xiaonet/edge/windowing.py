@@ -39,11 +39,12 @@ class WindowStack:
     ``add(offset, prediction)`` adds a (channels, in_samples) prediction starting at sample
     ``offset``; ``mean()`` is the per-sample average, NaN where no window counted.
     ``blinding`` = (samples at the start, samples at the end) of each window that are ignored.
+    Sums are float32: at most a handful of windows cover a sample.
     """
 
     def __init__(self, n_channels: int, n_samples: int, blinding: tuple[int, int] = (0, 0)):
-        self.sum = np.zeros((n_channels, n_samples), dtype=np.float64)
-        self.count = np.zeros(n_samples, dtype=np.int32)
+        self.sum = np.zeros((n_channels, n_samples), dtype=np.float32)
+        self.count = np.zeros(n_samples, dtype=np.uint8)
         self.blinding = (int(blinding[0]), int(blinding[1]))
 
     def add(self, offset: int, prediction: np.ndarray) -> None:
@@ -55,8 +56,12 @@ class WindowStack:
         self.count[offset + first : offset + last] += 1
 
     def mean(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.count > 0, self.sum / np.maximum(self.count, 1), np.nan)
+        """The average, computed in place (the stack is spent afterwards)."""
+        np.divide(self.sum, np.maximum(self.count, 1), out=self.sum)
+        uncovered = self.count == 0
+        if uncovered.any():
+            self.sum[:, uncovered] = np.nan
+        return self.sum
 
 
 def covered_span(values: np.ndarray) -> tuple[int, int]:
