@@ -167,3 +167,20 @@ def test_edge_imports_and_picks_without_torch_or_seisbench(student_onnx):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
+
+
+def test_edge_command_writes_the_pick_table_and_names_bad_files(student_onnx, tmp_path, capsys):
+    from xiaonet.edge.__main__ import main as edge_main
+
+    _, path = student_onnx
+    good = tmp_path / "event.mseed"
+    long_stream().write(str(good), format="MSEED")
+    bad = tmp_path / "broken.mseed"
+    bad.write_bytes(b"not seismic data" * 10)
+    out = tmp_path / "picks.csv"
+    code = edge_main([str(path), str(good), str(bad), "--out", str(out), "--threshold", "P=0.05", "--threshold", "S=0.05"])
+    assert code == 1
+    assert "broken.mseed" in capsys.readouterr().err
+    lines = out.read_text().splitlines()
+    assert lines[0] == "network,station,location,phase,time,probability,picker"
+    assert len(lines) > 1 and all(",BW,RJOB," in "," + line for line in lines[1:])
