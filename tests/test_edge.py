@@ -184,3 +184,31 @@ def test_edge_command_writes_the_pick_table_and_names_bad_files(student_onnx, tm
     lines = out.read_text().splitlines()
     assert lines[0] == "network,station,location,phase,time,probability,picker"
     assert len(lines) > 1 and all(",BW,RJOB," in "," + line for line in lines[1:])
+
+
+def test_streaming_engine_on_the_exported_model_gives_the_edge_picks(student_onnx):
+    """The streaming engine's windowing over the ONNX model, fed 1.5 s packets, equals
+    whole-trace edge picking (the streaming module itself imports SeisBench for its pick type)."""
+    from xiaonet.edge import EdgeModel
+    from xiaonet.streaming import StreamingPicker, predictor_from_edge_model
+
+    _, path = student_onnx
+    thresholds = {"P": 0.05, "S": 0.05}
+    stream = long_stream()
+    offline = EdgePicker(path, thresholds=thresholds).pick(stream)
+    predictor = predictor_from_edge_model(EdgeModel(path))
+    predictor.thresholds = dict(thresholds)
+    engine = StreamingPicker(predictor)
+    emitted = []
+    start, end = stream[0].stats.starttime, stream[0].stats.endtime
+    t = start
+    while t <= end:
+        emitted += engine.feed_many([tr.slice(t, t + 1.5 - 0.005) for tr in stream])
+        t += 1.5
+    emitted += engine.flush()
+    streamed = sorted(e.pick for e in emitted)
+    assert offline and len(streamed) == len(offline)
+    for s, o in zip(streamed, offline):
+        assert (s.trace_id, s.phase) == (o.trace_id, o.phase)
+        assert abs(s.peak_time - o.peak_time) < 1e-6
+        assert float(s.peak_value) == pytest.approx(o.peak_value, abs=1e-5)
