@@ -63,3 +63,66 @@ def test_bad_dataset_and_unknown_picker_are_reported(dataset_dir, tmp_path, caps
 def test_nothing_readable_is_a_usage_error(tmp_path, capsys):
     assert main(["evaluate", "--dataset", str(tmp_path), "--pickers", "stalta", "--no-progress"]) == 2
     assert "no readable dataset" in capsys.readouterr().err
+
+
+def _write_study(path, dataset_dir, **changes):
+    config = {
+        "name": "toy_size",
+        "title": "Toy size study",
+        "question": "Does the study machinery report what it measured and what it could not?",
+        "kind": "size",
+        "datasets": [str(dataset_dir)],
+        "pickers": [
+            {"spec": "stalta"},
+            {"spec": str(path.parent / "no_such_student"), "label": "future student",
+             "how_to_make": "xiaonet train --config configs/xiaonet-s.json"},
+        ],
+        "benchmark": False,
+        "gallery": 1,
+    }
+    config.update(changes)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_study_regenerates_results_with_figures_and_says_what_is_missing(dataset_dir, tmp_path):
+    config = _write_study(tmp_path / "toy.json", dataset_dir)
+    results = tmp_path / "docs" / "results.md"
+    code = main(["study", str(config), "--results", str(results), "--runs", str(tmp_path / "runs"),
+                 "--no-progress"])
+    assert code == 0
+    text = results.read_text()
+    assert "## Toy size study" in text and "| stalta | 0 | 0 |" in text
+    assert "### Not measured yet" in text and "`future student`" in text
+    assert "Make it with `xiaonet train --config configs/xiaonet-s.json`" in text
+    assert "toy_cli (4 traces)" in text  # every figure states its data
+    for name in ("toy_size.png", "toy_size_precision_recall.png", "toy_size_residuals.png", "toy_size_gallery.png"):
+        assert (tmp_path / "docs" / "figures" / name).stat().st_size > 5_000, name
+    assert (tmp_path / "runs" / "toy_size" / "metrics.csv").is_file()
+
+
+def test_study_refuses_to_score_students_without_their_split(dataset_dir, tmp_path):
+    config = _write_study(tmp_path / "toy.json", dataset_dir, exclude_training=[str(tmp_path / "nothing/*.csv")])
+    results = tmp_path / "results.md"
+    assert main(["study", str(config), "--results", str(results), "--runs", str(tmp_path / "runs"),
+                 "--no-progress"]) == 0
+    assert "no training split file matches" in results.read_text()
+
+
+def test_study_config_errors_name_the_file_and_key(dataset_dir, tmp_path, capsys):
+    config = _write_study(tmp_path / "bad.json", dataset_dir, colour="blue")
+    assert main(["study", str(config), "--results", str(tmp_path / "r.md")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json: unknown key(s) colour" in err
+    config = _write_study(tmp_path / "bad2.json", dataset_dir, kind="vibes")
+    assert main(["study", str(config), "--results", str(tmp_path / "r.md")]) == 2
+    assert "kind 'vibes' is not one of baseline, size, window, distillation" in capsys.readouterr().err
+
+
+def test_shipped_study_configs_load():
+    from pathlib import Path
+
+    from xiaonet.cli.study import load_study
+
+    paths = sorted((Path(__file__).resolve().parents[1] / "configs" / "studies").glob("*.json"))
+    assert {load_study(p).kind for p in paths} == {"baseline", "size", "window", "distillation"}

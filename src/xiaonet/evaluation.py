@@ -327,6 +327,8 @@ def build_picker(spec: PickerSpec):
     from xiaonet.presets import DEFAULT_PRESET
 
     name = DEFAULT_PRESET if spec.spec.lower() == "xiaonet" else spec.spec
+    if "/" in name and not Path(name).exists() and not Path(name).with_suffix(".json").exists():
+        raise FileNotFoundError(f"no XiaoNet weights at {name} (expected {name}.json + {name}.pt)")
     picker = load_picker(name, thresholds=spec.thresholds)
     if spec.window_len is not None:
         model = getattr(picker, "model", None)

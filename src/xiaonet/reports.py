@@ -265,24 +265,29 @@ def plot_accuracy_vs_size(points: list[dict], path: str | Path, title: str) -> P
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
     for ax, key, label in ((axes[0, 0], "params", "parameters"), (axes[0, 1], "macs", "MACs per 30 s window")):
         for phase, marker in (("P", "o"), ("S", "s")):
-            pts = [p for p in points if p.get(key) and not math.isnan(p.get(f"{phase}_f1", float("nan")))]
+            pts = [p for p in points if p.get(key) and not math.isnan(p[key])
+                   and not math.isnan(p.get(f"{phase}_f1", float("nan")))]
             ax.plot([p[key] for p in pts], [p[f"{phase}_f1"] for p in pts], marker, color=PHASE_COLOURS[phase],
                     label=f"{phase} F1", ls="none")
             for p in pts:
                 ax.annotate(p["picker"], (p[key], p[f"{phase}_f1"]), textcoords="offset points",
                             xytext=(4, 2), fontsize=7)
-        baselines = [p for p in points if not p.get(key)]
+        baselines = [p for p in points if p.get(key) == 0]
         for p in baselines:  # STA/LTA: no parameters, a horizontal reference line
             if not math.isnan(p.get("P_f1", float("nan"))):
                 ax.axhline(p["P_f1"], color=PHASE_COLOURS["P"], ls=":", lw=1)
                 ax.text(0.01, p["P_f1"], f" {p['picker']} P", transform=ax.get_yaxis_transform(),
                         fontsize=7, va="bottom", color=PHASE_COLOURS["P"])
-        ax.set_xscale("log")
+        if any(p.get(key) and not math.isnan(p[key]) for p in points):
+            ax.set_xscale("log")
+        else:
+            ax.text(0.5, 0.5, "no model measured", transform=ax.transAxes, ha="center")
         ax.set_xlabel(label)
         ax.set_ylabel("F1")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
@@ -413,3 +418,25 @@ def write_evaluation_outputs(evaluation, out: str | Path, benchmark_summaries: l
     text = summary_markdown(evaluation, benchmark_summaries, figures, relative_to=out)
     (out / "summary.md").write_text(text)
     return out / "summary.md"
+
+
+def plot_f1_bars(bars: list[dict], path: str | Path, title: str) -> Path:
+    """P and S F1 side by side per picker (e.g. one student at several window lengths)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(bars) + 2), 3.8))
+    x = np.arange(len(bars))
+    for offset, phase in ((-0.2, "P"), (0.2, "S")):
+        values = [b.get(f"{phase}_f1", float("nan")) for b in bars]
+        ax.bar(x + offset, [0 if math.isnan(v) else v for v in values], 0.38, color=PHASE_COLOURS[phase],
+               label=f"{phase} F1")
+        for xi, v in zip(x + offset, values):
+            ax.text(xi, (0 if math.isnan(v) else v) + 0.01, "n/a" if math.isnan(v) else f"{v:.2f}",
+                    ha="center", fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels([b["picker"] for b in bars], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("F1")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
