@@ -270,6 +270,9 @@ class StreamingConfig:
     :param hop: Seconds between windows in ``low-latency`` mode (offline mode always uses
         ``in_samples - overlap``).
     :param lookahead: Seconds of data after a sample that low-latency mode waits for.
+    :param window: Low-latency mode with a fully convolutional model (the student): window
+        length in seconds (default: the model's own window). Shorter is cheaper; the
+        model then sees less context.
     :param gap_policy: ``reset`` (a gap ends the record, as offline) or ``zero-fill`` (gaps
         up to ``max_fill`` s become zeros, longer gaps reset).
     :param max_fill: Longest gap (seconds) that ``zero-fill`` fills.
@@ -282,8 +285,9 @@ class StreamingConfig:
     """
 
     mode: str = "offline"
-    hop: float = 1.0
-    lookahead: float = 2.0
+    hop: float = 0.5
+    lookahead: float = 1.0
+    window: float | None = None
     gap_policy: str = "reset"
     max_fill: float = 5.0
     fill_guard: float = 1.0
@@ -405,7 +409,7 @@ class _Station:
         self.data = np.zeros((n_components, capacity), dtype=np.float32)
         self.present = np.zeros((n_components, capacity), dtype=bool)
         self.prob_sum = np.zeros((n_labels, capacity), dtype=np.float32)
-        self.prob_count = np.zeros((n_labels, capacity), dtype=np.float32)
+        self.prob_count = np.zeros((n_labels, capacity), dtype=np.uint8)  # windows per sample
         # Next sample per component; a component not seen yet counts as lagging from the start.
         self.end = np.full(n_components, -start_margin, dtype=np.int64)
         self.seen = np.zeros(n_components, dtype=bool)
@@ -504,13 +508,21 @@ class StreamingPicker:
             raise ValueError(f"{p.name}: stacking '{p.stacking}' is not supported ({STACKING_METHODS})")
         self.picker_name = p.name
         self.labels = tuple(p.labels)
-        self.phase_channels = {ph: self.labels.index(ph) for ph in ("P", "S") if ph in self.labels}
+        phases = [ph for ph in ("P", "S") if ph in self.labels]
+        # Only the P and S probabilities are stacked and kept (row i = phases[i]).
+        self.phase_rows = [self.labels.index(ph) for ph in phases]
+        self.phase_channels = {ph: i for i, ph in enumerate(phases)}
         self.component_index = _component_index(p.component_order)
         self.in_samples = int(p.in_samples)
         if self.config.mode == "offline":
             self.step = self.in_samples - int(p.overlap)
             self.lookahead = 0
         else:
+            if self.config.window is not None:
+                if not p.dynamic_length:
+                    raise ValueError(f"{p.name}: window= needs a fully convolutional model (the "
+                                     f"student); this model takes exactly {p.in_samples} samples")
+                self.in_samples = int(round(self.config.window * p.sampling_rate))
             self.step = max(1, int(round(self.config.hop * p.sampling_rate)))
             self.lookahead = int(round(self.config.lookahead * p.sampling_rate))
             if self.lookahead + self.step > self.in_samples:
@@ -523,6 +535,7 @@ class StreamingPicker:
         self.stations: dict[str, _Station] = {}
         self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self._dirty: set[str] = set()
+        self._channel_keys: dict[tuple, tuple[str, int | None]] = {}
         self._warned: set[tuple[str, str]] = set()
         self.model_seconds = 0.0
 
@@ -598,8 +611,13 @@ class StreamingPicker:
         if stats.npts == 0:
             self.counters["empty_packets"] += 1
             return []
-        key = f"{stats.network}.{stats.station}.{stats.location}.{stats.channel[:-1]}"
-        component = self.component_index.get(stats.channel[-1:])
+        channel = stats.channel
+        ids = (stats.network, stats.station, stats.location, channel)
+        cached = self._channel_keys.get(ids)
+        if cached is None:
+            key = f"{stats.network}.{stats.station}.{stats.location}.{channel[:-1]}"
+            cached = self._channel_keys[ids] = (key, self.component_index.get(channel[-1:]))
+        key, component = cached
         if component is None:
             self.counters["unknown_component_packets"] += 1
             self._warn_once(key, "component", f"{packet.id}: component '{stats.channel[-1:]}' is "
@@ -640,10 +658,11 @@ class StreamingPicker:
         return emitted
 
     def _new_station(self, key: str, stats, rate: float) -> _Station:
-        capacity = 2 * self.in_samples + 2 * self.step + 4096
+        # One window, one step and a few packets; grows (doubling) only while a channel lags.
+        capacity = self.in_samples + self.step + 1024
         station = _Station(key, f"{stats.network}.{stats.station}.{stats.location}", rate,
                            obspy.UTCDateTime(stats.starttime), len(self.component_index_order),
-                           len(self.labels), capacity, start_margin=int(round(rate)))
+                           len(self.phase_rows), capacity, start_margin=int(round(rate)))
         self.stations[key] = station
         return station
 
@@ -655,6 +674,22 @@ class StreamingPicker:
         n = data.size
         stop = start + n
         self.counters["samples"] += n
+        if (station.seen[component] and start == station.end[component] and start >= station.processed
+                and not np.ma.isMaskedArray(data)):
+            # Fast path, the usual case: the channel's next packet, in order, all finite.
+            values = data.astype(np.float32, copy=False)
+            if np.isfinite(values).all():
+                station.ensure(stop, self._window_start)
+                lo, hi = start - station.base, stop - station.base
+                station.data[component, lo:hi] = values
+                station.present[component, lo:hi] = True
+                station.end[component] = stop
+                station.recent_packets[station.recent_next % station.recent_packets.size] = hash(
+                    (component, start, n))
+                station.recent_next += 1
+                if station.stopped[component]:
+                    self._resume(station, component)
+                return
         end = int(station.end[component]) if station.seen[component] else None
         base = station.base
         # Samples before the processed frontier can no longer be used: duplicates or late.
@@ -699,9 +734,12 @@ class StreamingPicker:
         else:
             station.end[component] = max(int(station.end[component]), stop)
         if station.stopped[component]:
-            station.stopped[component] = False
-            self.note(f"{station.key}: component {self.predictor.component_order[component]} "
-                      "sends data again")
+            self._resume(station, component)
+
+    def _resume(self, station: _Station, component: int) -> None:
+        station.stopped[component] = False
+        self.note(f"{station.key}: component {self.predictor.component_order[component]} "
+                  "sends data again")
 
     def _window_start(self, seg: _Segment) -> int:
         """Oldest absolute sample the segment's next window needs."""
@@ -758,6 +796,10 @@ class StreamingPicker:
         missing samples is left for later unless flushing: its length is not known yet).
         """
         windows: list[_Window] = []
+        if any_present.all():  # the usual case: data on some channel at every sample
+            if not station.segments or station.segments[-1].end is not None:
+                station.segments.append(self._new_segment(offset))
+            return offset + any_present.size, windows
         change = np.flatnonzero(np.diff(any_present.astype(np.int8))) + 1
         bounds = np.concatenate([[0], change, [any_present.size]])
         max_fill = int(self.config.max_fill * station.sampling_rate)
@@ -838,9 +880,9 @@ class StreamingPicker:
                     w.station.data[:, w.offset - w.station.base : w.offset - w.station.base + length]
                     for w in chunk
                 ])
-                started = time.perf_counter()
+                started = time.process_time()
                 out = self.predictor.predict(batch)
-                self.model_seconds += time.perf_counter() - started
+                self.model_seconds += time.process_time() - started
                 self.counters["model_calls"] += 1
                 for w, pred in zip(chunk, out):
                     predictions[id(w)] = pred
@@ -851,7 +893,7 @@ class StreamingPicker:
 
     def _stack(self, w: _Window, prediction: np.ndarray) -> None:
         st = w.station
-        prediction = np.asarray(prediction, dtype=np.float32)
+        prediction = np.asarray(prediction, dtype=np.float32)[self.phase_rows]
         if self.config.mode == "low-latency":
             a, b = w.owns
             a, b = max(a, w.offset), min(b, w.offset + w.length)
@@ -889,7 +931,7 @@ class StreamingPicker:
             boundary = self._final_boundary(station, seg)
             if boundary > seg.final_upto:
                 lo, hi = seg.final_upto - station.base, boundary - station.base
-                count = station.prob_count[:, lo:hi]
+                count = station.prob_count[:, lo:hi].astype(np.float32)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     if self.predictor.stacking == "max" or self.config.mode == "low-latency":
                         values = np.where(count > 0, station.prob_sum[:, lo:hi], np.float32(np.nan))

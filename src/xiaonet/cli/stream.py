@@ -41,9 +41,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=["offline", "low-latency"], default="offline",
                         help="offline: picks identical to xiaonet pick (latency up to one window); "
                         "low-latency: a window every --hop s, picks final --lookahead s after arrival")
-    parser.add_argument("--hop", type=float, default=1.0, help="low-latency: seconds between windows")
-    parser.add_argument("--lookahead", type=float, default=2.0,
+    parser.add_argument("--hop", type=float, default=0.5, help="low-latency: seconds between windows")
+    parser.add_argument("--lookahead", type=float, default=1.0,
                         help="low-latency: seconds of data after a sample before it is final")
+    parser.add_argument("--window", type=float, default=None,
+                        help="low-latency with the student: window length in seconds (default: 30 s)")
     parser.add_argument("--gap-policy", choices=["reset", "zero-fill"], default="reset",
                         help="reset: a gap ends the record (as offline); zero-fill: short gaps become zeros")
     parser.add_argument("--max-fill", type=float, default=5.0, help="zero-fill: longest gap filled (s)")
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         thresholds = {k.upper(): float(v) for k, v in _parse_pairs(args.threshold, "--threshold").items()}
         picker = load_picker(args.picker or default_picker_name(), weights=args.weights,
                              thresholds=thresholds or None, stalta_options=_stalta_options(args.stalta))
-        config = StreamingConfig(mode=args.mode, hop=args.hop, lookahead=args.lookahead,
+        config = StreamingConfig(mode=args.mode, hop=args.hop, lookahead=args.lookahead, window=args.window,
                                  gap_policy=args.gap_policy, max_fill=args.max_fill,
                                  channel_timeout=args.channel_timeout)
         engine = make_streaming_picker(picker, config, note=note)

@@ -43,16 +43,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="packet length in seconds (default 1 s, a typical SeedLink record)")
     parser.add_argument("--stations", type=int, default=1000,
                         help="stations in the throughput run for the student (default 1000)")
-    parser.add_argument("--teacher-stations", type=int, default=200,
-                        help="stations in the throughput run for PhaseNet (default 200)")
-    parser.add_argument("--throughput-seconds", type=float, default=60.0,
-                        help="data seconds fed in the throughput run (default 60)")
+    parser.add_argument("--teacher-stations", type=int, default=100,
+                        help="stations in the throughput run for PhaseNet (default 100)")
+    parser.add_argument("--throughput-seconds", type=float, default=90.0,
+                        help="data seconds timed in the throughput run, after 35 s of warm-up "
+                        "(default 90: four offline windows per station)")
     parser.add_argument("--student", default=None,
                         help="student preset or weights path (default: the shipped default student; "
                         "untrained xiaonet-s when none is shipped, and the output says so)")
     parser.add_argument("--no-teacher", action="store_true", help="skip PhaseNet")
     parser.add_argument("--modes", default="offline,low-latency",
                         help="comma-separated streaming modes to measure (default both)")
+    parser.add_argument("--hop", type=float, default=0.5, help="low-latency: seconds between windows")
+    parser.add_argument("--lookahead", type=float, default=1.0, help="low-latency: lookahead seconds")
+    parser.add_argument("--window", type=float, default=None,
+                        help="low-latency, student only: window seconds (default: the model's 30 s)")
     return parser
 
 
@@ -79,32 +84,49 @@ def run(args: argparse.Namespace) -> int:
     print(f"data: {args.data} ({stream[0].stats.endtime - stream[0].stats.starttime:.0f} s, "
           f"{len(stream)} channels), packets of {packet_samples} samples, 1 thread")
     print()
-    print("latency: onset packet arrival -> pick emission (s)")
-    print(f"{'picker':<28} {'mode':<12} {'phase':<5} {'picks':>6} {'median':>8} {'p95':>8}")
+    import numpy as np
+
+    def config_for(mode: str, picker) -> dict:
+        if mode != "low-latency":
+            return {"mode": mode}
+        window = args.window if picker is student else None
+        return {"mode": mode, "hop": args.hop, "lookahead": args.lookahead, "window": window}
+
+    if "low-latency" in modes:
+        print(f"low-latency: hop {args.hop:g} s, lookahead {args.lookahead:g} s, student window "
+              f"{args.window or 'model default'}")
+    print("latency: onset packet arrival -> pick emission (s); agreement: streamed picks vs "
+          "offline picks of the same picker (0.5 s)")
+    print(f"{'picker':<28} {'mode':<12} {'phase':<5} {'picks':>6} {'median':>8} {'p95':>8} "
+          f"{'recall':>7} {'precision':>9}")
     for label, picker in pickers:
+        offline = picker.pick(stream, note=lambda message: None)
         for mode in modes:
-            result = measure_latency(picker, stream, mode, packet_samples)
+            result = measure_latency(picker, stream, config_for(mode, picker), packet_samples, offline)
             for phase in ("P", "S"):
                 values = result[phase]
+                score = result["agreement"][phase]
+                agreement = f"{score.recall:>7.3f} {score.precision:>9.3f}"
                 if values:
-                    import numpy as np
-
                     print(f"{label:<28} {mode:<12} {phase:<5} {len(values):>6} "
-                          f"{np.median(values):>8.2f} {np.percentile(values, 95):>8.2f}")
+                          f"{np.median(values):>8.2f} {np.percentile(values, 95):>8.2f} {agreement}")
                 else:
-                    print(f"{label:<28} {mode:<12} {phase:<5} {0:>6} {'-':>8} {'-':>8}")
+                    print(f"{label:<28} {mode:<12} {phase:<5} {0:>6} {'-':>8} {'-':>8} {agreement}")
     print()
     print("throughput: 3-component 100 Hz stations in real time on one core")
     print(f"{'picker':<28} {'mode':<12} {'stations':>8} {'data s':>7} {'cpu s':>7} "
-          f"{'model %':>7} {'stations/core':>13} {'buffer/sta':>10} {'rss/sta':>9}")
+          f"{'model %':>7} {'stations/core':>13} {'buffers/sta':>11} {'heap/sta':>9}")
     for label, picker in pickers:
-        n = args.stations if picker is student else args.teacher_stations
         for mode in modes:
-            r = measure_throughput(picker, stream, n, args.throughput_seconds, mode)
+            n = args.stations if picker is student else args.teacher_stations
+            if mode == "low-latency":
+                n = max(1, n // 4)  # 20-40x more windows than offline: fewer stations suffice
+            r = measure_throughput(picker, stream, n, args.throughput_seconds, config_for(mode, picker))
+            heap = measure_memory(picker, stream, config_for(mode, picker))
             print(f"{label:<28} {mode:<12} {n:>8} {r['data_seconds']:>7.0f} {r['cpu_seconds']:>7.2f} "
                   f"{100 * r['model_seconds'] / max(r['cpu_seconds'], 1e-9):>6.0f}% "
                   f"{r['stations_per_core']:>13,.0f} {r['buffer_bytes_per_station'] / 1024:>8.0f} kB "
-                  f"{r['rss_bytes_per_station'] / 1024:>7.0f} kB")
+                  f"{heap / 1024:>6.0f} kB")
     return 0
 
 
@@ -154,15 +176,19 @@ def _ticks(packets):
         yield batch
 
 
-def measure_latency(picker, stream, mode: str, packet_samples: int) -> dict:
-    """Latency (s) of every pick emitted before the end of data, per phase."""
+def measure_latency(picker, stream, config: dict, packet_samples: int, offline=None) -> dict:
+    """Latency (s) of every pick emitted before the end of data, per phase.
+
+    With ``offline`` picks, ``result["agreement"]`` scores all streamed picks against them.
+    """
     import math
     import time
 
     from xiaonet.packet_sources import cut_into_packets
     from xiaonet.streaming import StreamingConfig, make_streaming_picker
 
-    engine = make_streaming_picker(picker, StreamingConfig(mode=mode), note=lambda message: None)
+    engine = make_streaming_picker(picker, StreamingConfig(**config), note=lambda message: None)
+    emitted_all = []
     starts = {tr.id: tr.stats.starttime for tr in stream}
     rate = stream[0].stats.sampling_rate
     start = min(starts.values())
@@ -171,25 +197,24 @@ def measure_latency(picker, stream, mode: str, packet_samples: int) -> dict:
         began = time.perf_counter()
         emitted = engine.feed_many(batch)
         spent = time.perf_counter() - began
+        emitted_all += emitted
         for e in emitted:
             # The onset sample arrives with the packet that holds it (packets are cut from
             # the start of the record), i.e. at that packet's last sample.
             k = math.floor(round((e.pick.peak_time - start) * rate, 6) / packet_samples)
             arrival = start + ((k + 1) * packet_samples - 1) / rate
             latencies.setdefault(e.pick.phase, []).append(float(e.data_time - arrival) + spent)
-    engine.flush()  # picks only final at the end of data are not real-time picks: not counted
+    # Picks only final at the end of data are not real-time picks: no latency for them.
+    emitted_all += engine.flush()
+    if offline is not None:
+        from xiaonet.scoring import ReferencePick, score_picks
+
+        reference = [ReferencePick(p.trace_id, p.phase, float(p.peak_time)) for p in offline]
+        latencies["agreement"] = score_picks([e.pick for e in emitted_all], reference, tolerance=0.5)
     return latencies
 
 
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return 0
-
-
-def measure_throughput(picker, stream, n_stations: int, seconds: float, mode: str) -> dict:
+def measure_throughput(picker, stream, n_stations: int, seconds: float, config: dict) -> dict:
     """CPU time to stream ``seconds`` of data for ``n_stations`` 3-component stations."""
     import gc
     import time
@@ -218,13 +243,9 @@ def measure_throughput(picker, stream, n_stations: int, seconds: float, mode: st
                     "sampling_rate": rate, "starttime": t0 + second}))
         return batch
 
-    gc.collect()
-    rss_before = _rss_bytes()
-    engine = make_streaming_picker(picker, StreamingConfig(mode=mode), note=lambda message: None)
+    engine = make_streaming_picker(picker, StreamingConfig(**config), note=lambda message: None)
     for second in range(int(warmup)):
         engine.feed_many(tick(second))
-    gc.collect()
-    rss_after = _rss_bytes()
     model_before = engine.model_seconds
     cpu = 0.0
     for second in range(int(warmup), total):
@@ -239,5 +260,39 @@ def measure_throughput(picker, stream, n_stations: int, seconds: float, mode: st
         "model_seconds": engine.model_seconds - model_before,
         "stations_per_core": n_stations * fed / cpu if cpu > 0 else float("inf"),
         "buffer_bytes_per_station": engine.memory_bytes() / n_stations,
-        "rss_bytes_per_station": max(0, rss_after - rss_before) / n_stations,
     }
+
+
+def measure_memory(picker, stream, config: dict, n_stations: int = 50, seconds: float = 45.0) -> float:
+    """Python heap bytes (tracemalloc: numpy buffers and every object) held per station."""
+    import gc
+    import tracemalloc
+
+    import obspy
+
+    from xiaonet.packet_sources import cut_into_packets
+    from xiaonet.streaming import StreamingConfig, make_streaming_picker
+
+    start = min(tr.stats.starttime for tr in stream)
+    base = stream.slice(start, start + seconds)
+    copies = []
+    for i in range(n_stations):
+        copy = base.copy()
+        for trace in copy:
+            trace.stats.station = f"M{i:04d}"
+        copies.append(copy)
+    packets = cut_into_packets(sum(copies, obspy.Stream()), int(stream[0].stats.sampling_rate))
+    del copies
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        engine = make_streaming_picker(picker, StreamingConfig(**config), note=lambda message: None)
+        for batch in _ticks(packets):
+            engine.feed_many(batch)
+        del batch
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return held / n_stations
