@@ -195,6 +195,18 @@ def test_phasenet_streamed_on_real_data_gives_the_offline_picks(shared_dir):
     assert_same_picks(offline, stream_all(engine, cut_packets(stream, np.random.default_rng(7))))
 
 
+def test_onnx_runtime_streams_the_offline_torch_picks(student, station_a, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from xiaonet.edge.model import EdgeModel
+    from xiaonet.export import export_onnx
+
+    path = export_onnx(student.model, tmp_path / "sharp.onnx", "sharp", thresholds={"P": 0.5, "S": 0.5})
+    engine = StreamingPicker(EdgeModel(path))
+    assert engine.predictor.dynamic_length and engine.step == 3001 - 750
+    emitted = stream_all(engine, cut_packets(station_a, np.random.default_rng(4)))
+    assert_same_picks(student.pick(station_a), emitted)
+
+
 def test_stalta_streamed_gives_the_offline_picks(station_a):
     picker = StaLtaPicker()
     offline = picker.pick(station_a)

@@ -243,6 +243,11 @@ def predictor_from_model_picker(picker) -> TorchWindowPredictor:
 def predictor_from_edge_model(edge_model) -> ArrayWindowPredictor:
     """Wrap an object with ``predict(windows)`` and ``metadata`` (the ONNX edge runtime)."""
     meta = edge_model.metadata
+    if getattr(meta, "stream_filter", None):
+        raise ValueError(
+            f"{meta.name}: this model filters whole streams before windowing "
+            f"({meta.stream_filter}); streaming it is not supported"
+        )
     return ArrayWindowPredictor(
         predict_fn=edge_model.predict,
         name=meta.name,
@@ -482,10 +487,9 @@ class _Window:
 class StreamingPicker:
     """Per-station streaming picking with any picker of the project's interface.
 
-    :param picker: a :class:`xiaonet.pickers.ModelPicker` (student or teacher), a
-        :class:`xiaonet.stalta.StaLtaPicker` (use :class:`StreamingStaLta` instead, which
-        this constructor returns a helpful error for), or any :class:`WindowPredictor`
-        (e.g. :func:`predictor_from_edge_model` around the ONNX runtime).
+    :param picker: a :class:`xiaonet.pickers.ModelPicker` (student or teacher), an ONNX
+        ``xiaonet.edge.model.EdgeModel``, or any :class:`WindowPredictor`. For STA/LTA use
+        :class:`StreamingStaLta` (or :func:`make_streaming_picker`, which picks the engine).
     :param config: :class:`StreamingConfig`.
     :param note: called with a message for every fault worth telling a person about.
     """
@@ -496,6 +500,8 @@ class StreamingPicker:
         self.note = note or logger.warning
         if hasattr(picker, "predict") and hasattr(picker, "in_samples"):
             self.predictor = picker
+        elif hasattr(picker, "predict") and hasattr(picker, "metadata"):
+            self.predictor = predictor_from_edge_model(picker)
         elif hasattr(picker, "model"):
             self.predictor = predictor_from_model_picker(picker)
         else:

@@ -32,7 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--packet-samples", type=int, default=512,
                         help="samples per replayed packet (default 512)")
     parser.add_argument("--picker", default=None,
-                        help="student preset or weights path, 'stalta', or a teacher (as xiaonet pick)")
+                        help="student preset or weights path, 'stalta', a teacher (as xiaonet pick), "
+                        "or an ONNX file from `xiaonet export`")
     parser.add_argument("--weights", default="original", help="teacher weights name (default: original)")
     parser.add_argument("--threshold", action="append", default=[], metavar="PHASE=VALUE",
                         help="probability threshold per phase, e.g. --threshold P=0.3")
@@ -84,8 +85,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         thresholds = {k.upper(): float(v) for k, v in _parse_pairs(args.threshold, "--threshold").items()}
-        picker = load_picker(args.picker or default_picker_name(), weights=args.weights,
-                             thresholds=thresholds or None, stalta_options=_stalta_options(args.stalta))
+        spec = args.picker or default_picker_name()
+        if spec.endswith(".onnx"):  # the torch-free runtime (`xiaonet export`)
+            from xiaonet.edge.model import EdgeModel
+
+            picker = EdgeModel(spec)
+            if thresholds:
+                picker.metadata.thresholds.update(thresholds)
+        else:
+            picker = load_picker(spec, weights=args.weights, thresholds=thresholds or None,
+                                 stalta_options=_stalta_options(args.stalta))
         config = StreamingConfig(mode=args.mode, hop=args.hop, lookahead=args.lookahead, window=args.window,
                                  gap_policy=args.gap_policy, max_fill=args.max_fill,
                                  channel_timeout=args.channel_timeout)
