@@ -255,7 +255,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
+    ax_loss.semilogy(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("distillation loss")
     ax_loss.legend()
