@@ -126,3 +126,18 @@ def test_shipped_study_configs_load():
 
     paths = sorted((Path(__file__).resolve().parents[1] / "configs" / "studies").glob("*.json"))
     assert {load_study(p).kind for p in paths} == {"baseline", "size", "window", "distillation"}
+
+
+def test_study_only_reruns_named_studies_and_keeps_the_others(dataset_dir, tmp_path):
+    first = _write_study(tmp_path / "a.json", dataset_dir, name="study_a", title="Study A")
+    second = _write_study(tmp_path / "b.json", dataset_dir, name="study_b", title="Study B", kind="baseline")
+    results, runs = tmp_path / "results.md", tmp_path / "runs"
+    base = ["study", str(first), str(second), "--results", str(results), "--runs", str(runs), "--no-progress"]
+    assert main(base + ["--only", "study_b"]) == 0
+    assert "**Not run:** no earlier run" in results.read_text()
+    assert main(base) == 0
+    (runs / "study_a" / "section.md").write_text("## Study A\n\nkept from before\n")
+    assert main(base + ["--only", "study_b"]) == 0
+    text = results.read_text()
+    assert "kept from before" in text and "## Study B" in text
+    assert main(base + ["--only", "nope"]) == 2

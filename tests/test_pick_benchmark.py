@@ -153,3 +153,29 @@ def test_stalta_has_no_phase_decision(dataset, tmp_path):
     assert math.isnan(summary["task3_S_rmse"]) and summary["task3_P_scored"] > 0
     assert summary["task1_auc"] > 0.9  # clear synthetic bursts against noise
     assert comparable(read_windows(tmp_path / "w.csv")) == comparable(windows)
+
+
+def _record(task, label, det=float("nan"), p=float("nan"), s=float("nan"), residual=float("nan")):
+    return {"task": task, "label": label, "detection_score": det, "P_score": p, "S_score": s,
+            "onset_residual": residual, "error": ""}
+
+
+def test_summary_of_hand_made_records():
+    settings = BenchmarkSettings()
+    records = [
+        _record("detection", "earthquake", det=0.9), _record("detection", "noise", det=0.2),
+        _record("detection", "earthquake", det=0.1), _record("detection", "noise"),  # not scored
+        _record("phase", "P", p=0.8, s=0.1, residual=0.1), _record("phase", "P", p=0.2, s=0.6, residual=-0.3),
+        _record("phase", "S", p=0.1, s=0.9, residual=0.0),
+    ]
+    summary = summarise_benchmark(records, settings)
+    assert (summary["task1_windows"], summary["task1_scored"], summary["task1_noise"]) == (4, 3, 1)
+    assert summary["task1_auc"] == pytest.approx(0.5)  # 0.9 beats 0.2, 0.1 loses to it
+    # truth P,P,S; predicted P,S,S: tp=1 tn=1 fp=0 fn=1
+    assert summary["task2_mcc"] == pytest.approx(0.5)
+    assert summary["task3_P_rmse"] == pytest.approx(np.sqrt((0.01 + 0.09) / 2))
+    assert summary["task3_P_outlier_fraction"] == 0.5
+    only_p = summarise_benchmark([r for r in records if r["label"] != "S"], settings)
+    assert math.isnan(only_p["task2_mcc"])  # one phase only: undefined, not 0
+    stalta_like = summarise_benchmark(records, settings, picks_s=False)
+    assert math.isnan(stalta_like["task2_mcc"]) and math.isnan(stalta_like["task3_S_mae"])

@@ -458,10 +458,15 @@ def score_run(run: PickerRun, references: list[ReferencePick], settings: Evaluat
         p_only = operating.get(phase, "").startswith("STA/LTA") and phase == "S"
         if p_only:
             note.append("STA/LTA picks P only")
-        elif n_picks == 0 and n_reference:
+        elif n_reference == 0:
+            note.append(f"no analyst {phase} picks in this dataset")
+        elif n_picks == 0:
             note.append("no picks at all")
             if amplitudes.startswith("physical"):
                 note.append("fails on physical-unit amplitudes")
+        too_short = sum(n for message, n in run.notes.items() if "shorter than" in message)
+        if too_short:
+            note.append(f"{too_short} record(s) shorter than its input window, not picked")
         if run.failures:
             note.append(f"{len(run.failures)} trace(s) failed")
         rows.append({

@@ -223,8 +223,22 @@ def score_window(picker, trace_stream: obspy.Stream, window: BenchmarkWindow,
 def run_benchmark(picker, dataset: LabelledDataset, windows: list[BenchmarkWindow],
                   settings: BenchmarkSettings, progress: bool = True) -> list[dict]:
     """Score every window of ``dataset`` with ``picker``; a failing window is recorded."""
+    import logging
+
     from tqdm import tqdm
 
+    # SeisBench warns once per window when a record is shorter than a teacher's input; the
+    # summary counts those windows as "not scored" instead.
+    seisbench_logger = logging.getLogger("seisbench")
+    level = seisbench_logger.level
+    seisbench_logger.setLevel(logging.ERROR)
+    try:
+        return _run_benchmark(picker, dataset, windows, settings, progress, tqdm)
+    finally:
+        seisbench_logger.setLevel(level)
+
+
+def _run_benchmark(picker, dataset, windows, settings, progress, tqdm) -> list[dict]:
     records = []
     cache: dict[int, obspy.Stream] = {}
     mine = [w for w in windows if w.dataset == dataset.name]
@@ -262,10 +276,11 @@ def summarise_benchmark(records: list[dict], settings: BenchmarkSettings,
     decided = [r for r in phase if not (math.isnan(r["P_score"]) or math.isnan(r["S_score"]))]
     summary["task2_windows"] = len(phase)
     summary["task2_scored"] = len(decided) if picks_s else 0
+    truth = [r["label"] == "P" for r in decided]
+    both_phases = 0 < sum(truth) < len(truth)  # MCC is undefined with one class only
     summary["task2_mcc"] = (
-        matthews_corrcoef([r["label"] == "P" for r in decided],
-                          [r["P_score"] >= r["S_score"] for r in decided])
-        if picks_s and decided else float("nan")
+        matthews_corrcoef(truth, [r["P_score"] >= r["S_score"] for r in decided])
+        if picks_s and both_phases else float("nan")
     )
     for ph in PHASES:
         mine = [r for r in phase if r["label"] == ph]

@@ -121,6 +121,9 @@ def metric_table_rows(rows: Iterable[dict]) -> list[dict]:
         if "P only" in row.get("note", "") and row.get("phase") == "S":
             for key in ("precision", "recall", "f1", "tp", "fp", "best_threshold", "best_f1"):
                 row[key] = None
+        elif row.get("n_reference") == 0:  # no analyst picks: only the false positives mean something
+            for key in ("precision", "recall", "f1", "best_threshold", "best_f1"):
+                row[key] = None
         out.append(row)
     return out
 
@@ -131,11 +134,20 @@ def benchmark_table_rows(summaries: Iterable[dict]) -> list[dict]:
         row = dict(s)
         row["task1_label"] = f"{s['task1_scored']}/{s['task1_noise']}"
         notes = []
-        if s["task1_noise"] == 0:
-            notes.append("T1: no noise window fits (AUC undefined)")
+        if s["task1_windows"] == 0:
+            notes.append("T1: records shorter than 30 s, no window")
+        elif s["task1_noise"] == 0:
+            notes.append("T1: no noise window fits before the P (AUC undefined)")
         if s["task1_scored"] < s["task1_windows"]:
             notes.append(f"{s['task1_windows'] - s['task1_scored']} T1 window(s) not scored "
                          "(record shorter than the picker's input)")
+        t3_windows = s["task3_P_windows"] + s["task3_S_windows"]
+        t3_scored = s["task3_P_scored"] + s["task3_S_scored"]
+        if s.get("picks_s", True) and t3_scored < t3_windows:
+            notes.append(f"{t3_windows - t3_scored} T2/T3 window(s) not scored (record shorter than "
+                         "the picker's input)")
+        if s.get("picks_s", True) and s["task2_scored"] and math.isnan(s["task2_mcc"]):
+            notes.append("T2: one phase only (MCC undefined)")
         if not s.get("picks_s", True):
             notes.append("STA/LTA: no P-vs-S decision, no S onset")
         if s.get("errors"):
