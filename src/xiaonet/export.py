@@ -31,6 +31,10 @@ TEACHER_NORMALISATION = (
 )
 
 
+#: Files in data folders that are metadata, not waveforms (skipped when cutting calibration windows).
+NOT_WAVEFORM_SUFFIXES = (".csv", ".md", ".txt", ".json", ".xml", ".tvel", ".html", ".py", ".png")
+
+
 class ExportError(RuntimeError):
     """Export or quantisation failed; the message says which step and why."""
 
@@ -248,7 +252,7 @@ def calibration_windows(paths: Iterable[str | Path], n_windows: int, in_samples:
 
     blocks = []
     for path in expand_inputs([str(p) for p in paths]):
-        if path.suffix.lower() in (".csv", ".md", ".txt", ".json", ".xml"):
+        if path.suffix.lower() in NOT_WAVEFORM_SUFFIXES:
             continue
         try:
             stream = read_waveform_file(path)
