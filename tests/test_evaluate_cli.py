@@ -86,7 +86,8 @@ def _write_study(path, dataset_dir, **changes):
 
 
 def test_study_regenerates_results_with_figures_and_says_what_is_missing(dataset_dir, tmp_path):
-    config = _write_study(tmp_path / "toy.json", dataset_dir)
+    config = _write_study(tmp_path / "toy.json", dataset_dir, reference=[
+        {"dataset": "toy_cli", "picker": "stalta", "phase": "P", "f1": 0.5, "source": "a test"}])
     results = tmp_path / "docs" / "results.md"
     code = main(["study", str(config), "--results", str(results), "--runs", str(tmp_path / "runs"),
                  "--no-progress"])
@@ -96,6 +97,7 @@ def test_study_regenerates_results_with_figures_and_says_what_is_missing(dataset
     assert "### Not measured yet" in text and "`future student`" in text
     assert "Make it with `xiaonet train --config configs/xiaonet-s.json`" in text
     assert "toy_cli (4 traces)" in text  # every figure states its data
+    assert "| toy_cli | stalta | P | 0.500 | 1.000 | 0.500 | a test |" in text
     for name in ("toy_size.png", "toy_size_precision_recall.png", "toy_size_residuals.png", "toy_size_gallery.png"):
         assert (tmp_path / "docs" / "figures" / name).stat().st_size > 5_000, name
     assert (tmp_path / "runs" / "toy_size" / "metrics.csv").is_file()

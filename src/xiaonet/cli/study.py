@@ -62,6 +62,8 @@ class StudyConfig:
     gallery: int = 3
     max_traces: int | None = None
     notes: str = ""
+    #: Figures measured before, to compare with: objects with dataset, picker, phase, f1, source.
+    reference: list[dict] = field(default_factory=list)
 
 
 def _strict(cls, data: dict, where: str):
@@ -286,6 +288,16 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
                ("residual_outlier_fraction", "outliers >0.2 s"), ("best_f1", "best F1"),
                ("best_threshold", "at"), ("note", "note")]
     lines += ["### Whole-trace picking", "", markdown_table(metric_table_rows(evaluation.rows), compact), ""]
+    if config.reference:
+        compared = []
+        for ref in config.reference:
+            row = _row(evaluation, ref.get("dataset", ""), ref.get("picker", ""), ref.get("phase", ""))
+            measured = row.get("f1", float("nan"))
+            compared.append({**ref, "measured": measured, "difference": measured - float(ref.get("f1", "nan"))})
+        lines += ["### Against figures measured before", "",
+                  markdown_table(compared, [("dataset", "dataset"), ("picker", "picker"), ("phase", "phase"),
+                                            ("f1", "F1 before"), ("measured", "F1 now"),
+                                            ("difference", "difference"), ("source", "source")]), ""]
     if summaries:
         lines += ["### Pick benchmark (tasks 1-3)", "",
                   markdown_table(benchmark_table_rows(summaries), BENCHMARK_COLUMNS), ""]
