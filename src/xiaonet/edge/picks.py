@@ -49,14 +49,18 @@ def trigger_onset(charfct: np.ndarray, thres1: float, thres2: float) -> np.ndarr
     if thres1 < thres2:
         raise ValueError(f"need thres1 >= thres2, got thres1={thres1}, thres2={thres2}")
     charfct = np.asarray(charfct)
+    if charfct.size == 0 or not np.nanmax(charfct, initial=-np.inf) >= thres1:
+        return np.empty((0, 2), dtype=np.int64)  # the usual case for an hour of noise
     with np.errstate(invalid="ignore"):
         above_off = charfct >= thres2
         on_indices = np.flatnonzero(charfct >= thres1)
     if on_indices.size == 0:
         return np.empty((0, 2), dtype=np.int64)
-    edges = np.diff(above_off.astype(np.int8), prepend=0, append=0)
-    run_starts = np.flatnonzero(edges == 1)
-    run_ends = np.flatnonzero(edges == -1) - 1
+    # Runs of samples >= thres2: boundaries where the state changes.
+    boundaries = np.concatenate(([0], np.flatnonzero(above_off[1:] != above_off[:-1]) + 1, [above_off.size]))
+    inside = above_off[boundaries[:-1]]
+    run_starts = boundaries[:-1][inside]
+    run_ends = boundaries[1:][inside] - 1
     first_on = np.searchsorted(on_indices, run_starts)
     has_on = first_on < on_indices.size
     has_on[has_on] &= on_indices[first_on[has_on]] <= run_ends[has_on]
