@@ -14,8 +14,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-PICKER_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
-                  "tab:pink", "tab:olive", "tab:cyan", "0.4"]
+# Picker colours avoid the phase colours (blue P, red S) so a pick's phase is its marker shape.
+PICKER_COLOURS = ["tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:cyan",
+                  "tab:pink", "0.35", "gold", "navy"]
 PHASE_COLOURS = {"P": "tab:blue", "S": "tab:red"}
 
 
@@ -227,47 +228,62 @@ def plot_precision_recall(sweeps: list[dict], rows: list[dict], dataset: str, pa
 
 
 def plot_gallery(traces, runs, dataset: str, path: str | Path, n_examples: int = 4,
-                 rng: np.random.Generator | None = None) -> Path:
-    """Example traces (vertical component) with analyst picks and every picker's picks."""
+                 rng: np.random.Generator | None = None, margin_s: float = 8.0) -> Path:
+    """Example traces (vertical component) with analyst picks and every picker's picks.
+
+    The view spans the analyst picks with ``margin_s`` on each side; picks outside it are
+    counted next to the picker's name.
+    """
     plt = _plt()
     rng = rng or np.random.default_rng(0)
     runs = [r for r in runs if r.dataset == dataset]
-    with_picks = [t for t in traces if t.references]
-    if not with_picks:
-        with_picks = list(traces)
-    chosen = sorted(rng.choice(len(with_picks), size=min(n_examples, len(with_picks)), replace=False))
-    fig, axes = plt.subplots(max(len(chosen), 1), 1, figsize=(11, 2.4 * max(len(chosen), 1) + 0.8),
+    with_picks = [t for t in traces if t.references] or list(traces)
+    chosen = sorted(rng.choice(len(with_picks), size=min(n_examples, len(with_picks)), replace=False)) \
+        if with_picks else []
+    fig, axes = plt.subplots(max(len(chosen), 1), 1, figsize=(11, 2.5 * max(len(chosen), 1) + 0.8),
                              squeeze=False)
     for ax, index in zip(axes[:, 0], chosen):
         trace = with_picks[index]
-        vertical = trace.stream.select(component="Z")[0] if trace.stream.select(component="Z") else trace.stream[0]
+        verticals = trace.stream.select(component="Z")
+        vertical = verticals[0] if len(verticals) else trace.stream[0]
         start = vertical.stats.starttime
-        data = vertical.data - np.mean(vertical.data)
+        times = vertical.times()
+        if trace.references:
+            ref_times = [float(r.time) - float(start) for r in trace.references]
+            lo, hi = max(0.0, min(ref_times) - margin_s), min(times[-1], max(ref_times) + margin_s)
+        else:
+            lo, hi = 0.0, times[-1]
+        inside = (times >= lo) & (times <= hi)
+        data = vertical.data[inside] - np.mean(vertical.data[inside])
         peak = np.abs(data).max() or 1.0
-        ax.plot(vertical.times(), data / peak, "k", lw=0.4)
+        ax.plot(times[inside], data / peak, "k", lw=0.5)
         for ref in trace.references:
-            ax.axvline(float(ref.time) - float(start), color=PHASE_COLOURS[ref.phase], lw=2, alpha=0.5)
-        n_runs = max(len(runs), 1)
+            ax.axvline(float(ref.time) - float(start), color=PHASE_COLOURS[ref.phase], lw=2.5, alpha=0.45)
         for k, run in enumerate(runs):
             colour = PICKER_COLOURS[k % len(PICKER_COLOURS)]
-            y = -1.0 - 0.35 * (k + 1)
+            y = -1.0 - 0.4 * (k + 1)
+            outside = 0
             for pick in run.picks.get(trace.key, []):
                 t = float(pick.peak_time) - float(start)
-                ax.plot(t, y, "v" if pick.phase == "P" else "s", color=colour, ms=6,
-                        mec=PHASE_COLOURS[pick.phase], mew=1.2)
-            ax.text(-0.005, y, run.picker, transform=ax.get_yaxis_transform(), ha="right",
-                    va="center", fontsize=7, color=colour)
-        ax.set_ylim(-1.0 - 0.35 * (n_runs + 1), 1.1)
+                if not lo <= t <= hi:
+                    outside += 1
+                    continue
+                ax.plot(t, y, "v" if pick.phase == "P" else "s", color=colour, ms=7, mec="k", mew=0.5)
+            name = run.picker + (f" (+{outside} outside)" if outside else "")
+            ax.text(-0.005, y, name, transform=ax.get_yaxis_transform(), ha="right", va="center",
+                    fontsize=7, color=colour)
+        ax.set_ylim(-1.0 - 0.4 * (max(len(runs), 1) + 1), 1.1)
         ax.set_yticks([])
-        ax.set_xlim(0, vertical.times()[-1])
+        ax.set_xlim(lo, hi)
         ax.set_title(f"{trace.key}  {vertical.id}  ({trace.category})", fontsize=8, loc="left")
     axes[-1, 0].set_xlabel("seconds from record start")
     fig.suptitle(
         f"Examples from {dataset}: vertical component; analyst P (blue) / S (red) as bands; "
-        "picks: triangle P, square S",
+        "picks: triangle = P, square = S",
         fontsize=9,
     )
     fig.tight_layout()
+    fig.subplots_adjust(left=0.16)
     return _save(fig, path)
 
 
