@@ -69,6 +69,24 @@ def test_window_offsets_cover_record_like_seisbench():
     assert window_offsets(3000, 3001, 750).size == 0
 
 
+@pytest.mark.parametrize("method", ["avg", "max"])
+def test_window_stack_equals_a_nan_aware_reference(method):
+    from xiaonet.edge.windowing import WindowStack
+
+    rng = np.random.default_rng(2)
+    n, length, blinding = 9000, 3001, (100, 200)
+    offsets = window_offsets(n, length, 1500)
+    predictions = rng.random((len(offsets), 2, length)).astype(np.float32)
+    reference = np.full((len(offsets), 2, n), np.nan)
+    stack = WindowStack(2, n, blinding, method)
+    for i, (offset, prediction) in enumerate(zip(offsets, predictions)):
+        reference[i, :, offset + blinding[0] : offset + length - blinding[1]] = prediction[:, blinding[0] : length - blinding[1]]
+        stack.add(int(offset), prediction)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmean(reference, axis=0) if method == "avg" else np.nanmax(reference, axis=0)
+    np.testing.assert_allclose(stack.result(), expected, rtol=1e-6, equal_nan=True)
+
+
 def test_annotations_and_picks_equal_torch_path(student_onnx):
     from xiaonet.pickers import ModelPicker
 

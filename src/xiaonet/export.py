@@ -54,6 +54,7 @@ def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
                    precision: str = "fp32") -> EdgeModelMetadata:
     """The runtime metadata of a SeisBench ``WaveformModel`` (student or teacher)."""
     overlap = model.default_args.get("overlap", model._annotate_args["overlap"][1])
+    stacking = str(model.default_args.get("stacking", model._annotate_args["stacking"][1])).lower()
     blinding = model.default_args.get("blinding", model._annotate_args.get("blinding", (None, (0, 0)))[1])
     stream_filter = None
     if model.filter_args is not None or model.filter_kwargs is not None:
@@ -70,6 +71,7 @@ def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
         in_samples=int(model.in_samples),
         overlap=float(overlap),
         dynamic_length=_is_student(model),
+        stacking=stacking,
         thresholds={**_threshold_defaults(model), **(thresholds or {})},
         blinding=tuple(int(b) for b in blinding),
         stream_filter=stream_filter,

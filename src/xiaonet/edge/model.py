@@ -2,7 +2,7 @@
 
 Everything the runtime needs to turn raw counts into probabilities is in the file's
 ``metadata_props`` (written by :func:`xiaonet.export.export_onnx`): sampling rate, component
-order, output labels, window length and overlap, whether the time axis is dynamic, trigger
+order, output labels, window length, overlap and stacking (avg / max), whether the time axis is dynamic, trigger
 thresholds, window blinding and the stream filter of the teacher, if any. Normalisation is
 part of the graph, so windows go in as raw samples.
 """
@@ -33,6 +33,7 @@ class EdgeModelMetadata:
     in_samples: int
     overlap: float
     dynamic_length: bool
+    stacking: str = "avg"
     thresholds: dict[str, float] = field(default_factory=dict)
     blinding: tuple[int, int] = (0, 0)
     stream_filter: dict | None = None
@@ -51,6 +52,7 @@ class EdgeModelMetadata:
             "xiaonet.in_samples": str(int(self.in_samples)),
             "xiaonet.overlap": repr(self.overlap),
             "xiaonet.dynamic_length": json.dumps(bool(self.dynamic_length)),
+            "xiaonet.stacking": self.stacking,
             "xiaonet.thresholds": json.dumps(self.thresholds),
             "xiaonet.blinding": json.dumps(list(self.blinding)),
             "xiaonet.stream_filter": json.dumps(self.stream_filter),
@@ -86,6 +88,7 @@ class EdgeModelMetadata:
             in_samples=int(props["xiaonet.in_samples"]),
             overlap=float(props["xiaonet.overlap"]),
             dynamic_length=bool(json.loads(props.get("xiaonet.dynamic_length", "false"))),
+            stacking=props.get("xiaonet.stacking", "avg"),
             thresholds={k: float(v) for k, v in json.loads(props.get("xiaonet.thresholds", "{}")).items()},
             blinding=tuple(json.loads(props.get("xiaonet.blinding", "[0, 0]"))),
             stream_filter=json.loads(props.get("xiaonet.stream_filter", "null")),

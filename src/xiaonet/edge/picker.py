@@ -86,7 +86,7 @@ class EdgePicker:
         if n_samples < in_samples:  # fully convolutional model: the record is one window
             in_samples = n_samples
         offsets = window_offsets(n_samples, in_samples, overlap_samples(meta.overlap, in_samples))
-        stack = WindowStack(len(rows), n_samples, meta.blinding)
+        stack = WindowStack(len(rows), n_samples, meta.blinding, meta.stacking)
         windows = np.empty((min(self.batch_size, len(offsets)), data.shape[0], in_samples), np.float32)
         for first in range(0, len(offsets), self.batch_size):
             batch_offsets = offsets[first : first + self.batch_size]
@@ -96,7 +96,7 @@ class EdgePicker:
             predictions = self.model.predict(batch)
             for offset, prediction in zip(batch_offsets, predictions[:, rows]):
                 stack.add(int(offset), prediction)
-        probabilities = stack.mean()
+        probabilities = stack.result()
         if meta.blinding == (0, 0):  # windows cover every sample: nothing to trim
             return probabilities, 0
         begin, end = covered_span(probabilities)

@@ -1,9 +1,10 @@
-"""Sliding windows over a record and averaging of the window predictions, in numpy only.
+"""Sliding windows over a record and stacking of the window predictions, in numpy only.
 
 The same cutting and stacking as SeisBench's ``WaveformModel.annotate`` for array models
-(``_cut_fragments_array`` + ``avg`` stacking): windows of ``in_samples`` every
+(``_cut_fragments_array`` + ``avg`` / ``max`` stacking): windows of ``in_samples`` every
 ``in_samples - overlap`` samples, one more window aligned to the end of the record, and the
-mean of all windows covering a sample (samples blinded at window edges do not count).
+mean (or maximum) of all windows covering a sample (samples blinded at window edges do not
+count).
 """
 
 from __future__ import annotations
@@ -33,17 +34,26 @@ def window_offsets(n_samples: int, in_samples: int, overlap: int) -> np.ndarray:
     return offsets.astype(np.int64)
 
 
+STACKING_METHODS = ("avg", "max")
+
+
 class WindowStack:
-    """Running average of window predictions over one record.
+    """Average (SeisBench's ``avg``) or maximum (``max``, EQTransformer's default) of window
+    predictions over one record.
 
     ``add(offset, prediction)`` adds a (channels, in_samples) prediction starting at sample
-    ``offset``; ``mean()`` is the per-sample average, NaN where no window counted.
-    ``blinding`` = (samples at the start, samples at the end) of each window that are ignored.
-    Sums are float32: at most a handful of windows cover a sample.
+    ``offset``; ``result()`` is the per-sample average or maximum, NaN where no window
+    counted. ``blinding`` = (samples at the start, samples at the end) of each window that
+    are ignored. Float32: at most a handful of windows cover a sample.
     """
 
-    def __init__(self, n_channels: int, n_samples: int, blinding: tuple[int, int] = (0, 0)):
-        self.sum = np.zeros((n_channels, n_samples), dtype=np.float32)
+    def __init__(self, n_channels: int, n_samples: int, blinding: tuple[int, int] = (0, 0),
+                 method: str = "avg"):
+        if method not in STACKING_METHODS:
+            raise ValueError(f"stacking '{method}' is not supported; choose one of {STACKING_METHODS}")
+        self.method = method
+        fill = 0.0 if method == "avg" else -np.inf
+        self.values = np.full((n_channels, n_samples), fill, dtype=np.float32)
         self.count = np.zeros(n_samples, dtype=np.uint8)
         self.blinding = (int(blinding[0]), int(blinding[1]))
 
@@ -52,16 +62,21 @@ class WindowStack:
         first, last = self.blinding[0], length - self.blinding[1]
         if last <= first:
             return
-        self.sum[:, offset + first : offset + last] += prediction[:, first:last]
+        target = self.values[:, offset + first : offset + last]
+        if self.method == "avg":
+            target += prediction[:, first:last]
+        else:
+            np.maximum(target, prediction[:, first:last], out=target)
         self.count[offset + first : offset + last] += 1
 
-    def mean(self) -> np.ndarray:
-        """The average, computed in place (the stack is spent afterwards)."""
-        np.divide(self.sum, np.maximum(self.count, 1), out=self.sum)
+    def result(self) -> np.ndarray:
+        """The stacked curves, computed in place (the stack is spent afterwards)."""
+        if self.method == "avg":
+            np.divide(self.values, np.maximum(self.count, 1), out=self.values)
         uncovered = self.count == 0
         if uncovered.any():
-            self.sum[:, uncovered] = np.nan
-        return self.sum
+            self.values[:, uncovered] = np.nan
+        return self.values
 
 
 def covered_span(values: np.ndarray) -> tuple[int, int]:
