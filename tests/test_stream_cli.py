@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from seedlink_server import SeedLinkTestServer, records_from_stream
-from test_streaming import T0, sharp_student, synthetic_stream
+from test_streaming import sharp_student, synthetic_stream
 from xiaonet.cli import main
 from xiaonet.packet_sources import ReplaySource, cut_into_packets, parse_address, parse_selection
 from xiaonet.picktable import PICK_COLUMNS

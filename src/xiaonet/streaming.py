@@ -1144,7 +1144,8 @@ class StreamingStaLta:
                 self.counters["gaps"] += 1
                 emitted += self.flush([key])
                 channel = None
-            channel and channel.recent_starts.append(start_ns)
+            if channel is not None:
+                channel.recent_starts.append(start_ns)
         if channel is None:
             channel = _StaLtaChannel(key, rate, obspy.UTCDateTime(stats.starttime))
             channel.recent_starts.append(start_ns)
