@@ -173,15 +173,23 @@ class SeedLinkSource:
         self.dropped_full_queue = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._conn = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="seedlink", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop promptly: closing the socket wakes the thread from a blocking read."""
         self._stop.set()
+        conn = self._conn
+        if conn is not None and getattr(conn, "socket", None) is not None:
+            try:
+                conn.socket.close()
+            except OSError:
+                pass
         if self._thread is not None:
-            self._thread.join(timeout=self.timeout + 2)
+            self._thread.join(timeout=5)
 
     def next_batch(self, timeout: float = 0.2) -> list[obspy.Trace] | None:
         batch = []
@@ -209,7 +217,7 @@ class SeedLinkSource:
         from obspy.clients.seedlink.slpacket import SLPacket
 
         backoff = self.backoff_initial
-        conn = self._new_connection()
+        conn = self._conn = self._new_connection()
         while not self._stop.is_set():
             try:
                 conn.allow_connect = True
