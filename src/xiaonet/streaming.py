@@ -152,10 +152,16 @@ class TorchWindowPredictor:
     min_record_s: float
     thresholds: dict[str, float]
     argdict: dict = field(default_factory=dict)
+    #: The model's whole-stream filter (EQTransformer: zero-phase 1-45 Hz band-pass). A
+    #: stream cannot be filtered zero-phase as it arrives, so it is applied to each window
+    #: instead; picks then differ slightly from offline ones (see docs/streaming.md).
+    window_filter: tuple | None = None
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         import torch
 
+        if self.window_filter is not None:
+            windows = _filter_windows(windows, self.window_filter, self.sampling_rate)
         batch = torch.as_tensor(np.ascontiguousarray(windows, dtype=np.float32))
         with torch.no_grad():
             pre = self.model.annotate_batch_pre(batch, argdict=self.argdict)
@@ -167,6 +173,23 @@ class TorchWindowPredictor:
         if isinstance(out, (tuple, list)):
             out = torch.stack(list(out), dim=-1)
         return out.numpy().transpose(0, 2, 1)  # (batch, samples, labels) -> (batch, labels, samples)
+
+
+def _filter_windows(windows: np.ndarray, window_filter: tuple, rate: float) -> np.ndarray:
+    """Apply an ObsPy filter (``filter_args``, ``filter_kwargs``) along the sample axis."""
+    import obspy.signal.filter as filters
+
+    args, kwargs = window_filter
+    kind, *rest = args
+    kwargs = dict(kwargs)
+    data = np.asarray(windows, dtype=np.float64)
+    if kind == "bandpass":
+        return filters.bandpass(data, kwargs.pop("freqmin"), kwargs.pop("freqmax"), rate, axis=-1, **kwargs)
+    if kind == "highpass":
+        return filters.highpass(data, kwargs.pop("freq"), rate, axis=-1, **kwargs)
+    if kind == "lowpass":
+        return filters.lowpass(data, kwargs.pop("freq"), rate, axis=-1, **kwargs)
+    raise ValueError(f"stream filter '{kind}' is not supported in streaming")
 
 
 @dataclass
@@ -223,6 +246,11 @@ def predictor_from_model_picker(picker) -> TorchWindowPredictor:
             picker.thresholds.get(phase, argdict.get(f"{phase}_threshold", class_default))
         )
     dynamic = type(model).__name__ == "XiaoNet"
+    window_filter = None
+    if getattr(model, "filter_args", None):
+        if isinstance(model.filter_args, dict):
+            raise ValueError(f"{picker.name}: per-channel stream filters are not supported in streaming")
+        window_filter = (tuple(model.filter_args), dict(model.filter_kwargs or {}))
     min_record_s = float(getattr(getattr(model, "_grouping", None), "min_record_s", 1.0))
     return TorchWindowPredictor(
         model=model.eval(),
@@ -237,6 +265,7 @@ def predictor_from_model_picker(picker) -> TorchWindowPredictor:
         min_record_s=min_record_s,
         thresholds=thresholds,
         argdict=argdict,
+        window_filter=window_filter,
     )
 
 
