@@ -164,3 +164,23 @@ def test_seedlink_source_backs_off_while_the_server_is_down():
     waits = [float(n.rsplit("reconnecting in ", 1)[1].split()[0]) for n in notes if "reconnecting in" in n]
     assert waits[:4] == [0.05, 0.1, 0.2, 0.2]
     assert source.connections == 0
+
+
+def test_replay_at_speed_releases_packets_on_the_replay_clock(replay_file, monkeypatch):
+    import xiaonet.packet_sources as sources
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(sources.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(sources.time, "sleep", lambda seconds: clock.__setitem__("now", clock["now"] + seconds))
+    path, stream = replay_file
+    source = ReplaySource([path], speed=10.0, packet_samples=100)
+    source.start()
+    first_end = min(tr.stats.starttime for tr in stream) + 0.99
+    released = []
+    while (batch := source.next_batch(timeout=0.2)) is not None:
+        for packet in batch:
+            released.append((clock["now"] - 1000.0, packet.stats.endtime - first_end))
+    assert len(released) == source.total_packets
+    for wall, data in released:
+        assert wall >= data / 10.0 - 1e-9  # never before it is due at 10x real time
+        assert wall <= data / 10.0 + 0.2 + 1e-9  # and at most one poll interval late

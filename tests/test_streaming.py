@@ -382,3 +382,50 @@ def test_config_errors_name_the_choices():
         StreamingConfig(gap_policy="ignore")
     with pytest.raises(ValueError, match="lookahead"):
         StreamingPicker(sharp_student(), StreamingConfig(mode="low-latency", hop=20, lookahead=20))
+
+
+def test_a_station_whose_data_arrives_a_minute_late_still_gets_its_offline_picks(student):
+    a = synthetic_stream(200, "ONT", seed=41, events=(50.0, 140.0))
+    b = synthetic_stream(200, "DLY", seed=42, events=(70.0,))
+    on_time = cut_packets(a, np.random.default_rng(1))
+    delayed = cut_packets(b, np.random.default_rng(2))
+    arrival = [p.stats.endtime.timestamp for p in on_time] + [p.stats.endtime.timestamp + 60 for p in delayed]
+    packets = [(on_time + delayed)[i] for i in np.argsort(arrival, kind="stable")]
+    engine = StreamingPicker(student)
+    emitted = stream_all(engine, packets)
+    assert_same_picks(student.pick(a), [e for e in emitted if e.pick.trace_id == "XX.ONT."])
+    assert_same_picks(student.pick(b), [e for e in emitted if e.pick.trace_id == "XX.DLY."])
+    assert engine.counters["late_packets"] == 0
+
+
+def test_nan_samples_are_a_gap_as_offline(student, station_a):
+    broken = station_a.copy()
+    for trace in broken:
+        trace.data[17000:17500] = np.nan  # 5 s of NaN on every channel
+    engine = StreamingPicker(student)
+    emitted = stream_all(engine, cut_packets(broken, np.random.default_rng(5)))
+    assert engine.counters["gaps"] == 1
+    assert_same_picks(student.pick(broken), emitted)
+
+
+def test_clock_jump_restarts_the_station(student):
+    a = synthetic_stream(120, "JMP", seed=43, events=(40.0,))
+    later = synthetic_stream(120, "JMP", seed=44, events=(40.0,))
+    for trace in later:
+        trace.stats.starttime = T0 + 86400  # one day later
+    notes = []
+    engine = StreamingPicker(student, StreamingConfig(max_ahead=600), note=notes.append)
+    emitted = stream_all(engine, cut_packets(a, np.random.default_rng(1)) + cut_packets(later, np.random.default_rng(2)))
+    assert engine.counters["resyncs"] == 1
+    assert any("ahead" in n for n in notes)
+    assert_same_picks(list(student.pick(a)) + list(student.pick(later)), emitted)
+
+
+def test_idle_station_is_flushed_without_touching_active_ones(student):
+    quiet = synthetic_stream(100, "QUI", seed=45, events=(80.0,))  # pick in the last window
+    engine = StreamingPicker(student)
+    stream_all(engine, cut_packets(quiet, np.random.default_rng(1)), flush=False)
+    assert engine.flush_idle(3600) == []  # not idle yet
+    station = engine.stations["XX.QUI..HH"]
+    emitted = engine.flush_idle(10, now=station.last_arrival + 11)
+    assert_same_picks(student.pick(quiet), emitted)
