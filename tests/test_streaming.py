@@ -429,3 +429,4 @@ def test_idle_station_is_flushed_without_touching_active_ones(student):
     station = engine.stations["XX.QUI..HH"]
     emitted = engine.flush_idle(10, now=station.last_arrival + 11)
     assert_same_picks(student.pick(quiet), emitted)
+    assert engine.stations == {}  # its buffers are freed

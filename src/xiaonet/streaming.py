@@ -623,11 +623,19 @@ class StreamingPicker:
         return emitted
 
     def flush_idle(self, idle_seconds: float, now: float | None = None) -> list[EmittedPick]:
-        """Flush stations that have sent nothing for ``idle_seconds`` of wall-clock time."""
+        """End the records of stations silent for ``idle_seconds`` (wall clock), free them.
+
+        A station that sends again later starts afresh, as after a gap.
+        """
         now = time.time() if now is None else now
-        idle = [k for k, s in self.stations.items()
-                if now - s.last_arrival > idle_seconds and s.segments]
-        return self.flush(idle) if idle else []
+        idle = [k for k, s in self.stations.items() if now - s.last_arrival > idle_seconds]
+        if not idle:
+            return []
+        emitted = self.flush(idle)
+        for key in idle:
+            del self.stations[key]
+            self._dirty.discard(key)
+        return emitted
 
     def memory_bytes(self) -> int:
         """Bytes held in station buffers (the per-station state that grows with stations)."""
