@@ -96,7 +96,7 @@ def test_study_regenerates_results_with_figures_and_says_what_is_missing(dataset
     assert "## Toy size study" in text and "| stalta | 0 | 0 |" in text
     assert "### Not measured yet" in text and "`future student`" in text
     assert "Make it with `xiaonet train --config configs/xiaonet-s.json`" in text
-    assert "toy_cli (4 traces)" in text  # every figure states its data
+    assert "measured on toy_cli (4 traces)" in text  # every figure states its data
     assert "| toy_cli | stalta | P | 0.500 | 1.000 | 0.500 | a test |" in text
     for name in ("toy_size.png", "toy_size_precision_recall.png", "toy_size_residuals.png", "toy_size_gallery.png"):
         assert (tmp_path / "docs" / "figures" / name).stat().st_size > 5_000, name

@@ -223,6 +223,10 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
     write_evaluation_outputs(evaluation, out, summaries, records, config.gallery, config.seed)
     primary = evaluation.datasets[0]["dataset"]
     statement = data_statement(evaluation)
+    first = evaluation.datasets[0]
+    held_out = (f", {first['excluded_training_rows']} training rows left out"
+                if first.get("excluded_training_rows") else "")
+    figure_data = f"{primary} ({first['evaluated_traces']} traces{held_out})"
     lines += [f"*Data.* {statement}. Split files: "
               f"{', '.join(split_files) if split_files else 'none (all rows)'}. Tolerance "
               f"{config.tolerance:g} s.", ""]
@@ -293,7 +297,8 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
         for ref in config.reference:
             row = _row(evaluation, ref.get("dataset", ""), ref.get("picker", ""), ref.get("phase", ""))
             measured = row.get("f1", float("nan"))
-            compared.append({**ref, "measured": measured, "difference": measured - float(ref.get("f1", "nan"))})
+            compared.append({**ref, "measured": measured,
+                             "difference": round(measured - float(ref.get("f1", "nan")), 3)})
         lines += ["### Against figures measured before", "",
                   markdown_table(compared, [("dataset", "dataset"), ("picker", "picker"), ("phase", "phase"),
                                             ("f1", "F1 before"), ("measured", "F1 now"),
@@ -310,7 +315,7 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
             lines.append(f"- `{item['picker']}`: {reason}." + (f" Make it with `{hint}`." if hint else ""))
         lines.append("")
     for caption, path in figures:
-        lines += [f"**{caption}** ({statement}):", "",
+        lines += [f"**{caption}**, measured on {figure_data}:", "",
                   f"![{caption}](figures/{Path(path).name})", ""]
     lines += [f"Full tables, CSV/JSON and the benchmark windows: `{out}/`.", ""]
     if problems:
