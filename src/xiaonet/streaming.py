@@ -420,10 +420,8 @@ class _Segment:
     triggers: list
     next_window: int = 0  # index of the next regular window
     end: int | None = None  # absolute end (exclusive) once the record has ended
-    end_scheduled: bool = False
     final_upto: int = 0  # absolute: samples before this have gone through the triggers
     owned_upto: int = 0  # low-latency: samples before this have their probability
-    pending_windows: int = 0
     filled: list = field(default_factory=list)  # zero-filled spans (absolute start, end)
 
 
@@ -704,14 +702,10 @@ class StreamingPicker:
         # One window, one step and a few packets; grows (doubling) only while a channel lags.
         capacity = self.in_samples + self.step + 1024
         station = _Station(key, f"{stats.network}.{stats.station}.{stats.location}", rate,
-                           obspy.UTCDateTime(stats.starttime), len(self.component_index_order),
+                           obspy.UTCDateTime(stats.starttime), len(self.predictor.component_order),
                            len(self.phase_rows), capacity, start_margin=int(round(rate)))
         self.stations[key] = station
         return station
-
-    @property
-    def component_index_order(self) -> str:
-        return self.predictor.component_order
 
     def _write(self, station: _Station, component: int, start: int, data: np.ndarray) -> None:
         n = data.size
@@ -786,12 +780,9 @@ class StreamingPicker:
 
     def _window_start(self, seg: _Segment) -> int:
         """Oldest absolute sample the segment's next window needs."""
-        if seg.end is not None and seg.end_scheduled:
+        if seg.end is not None:  # its last windows are predicted in the same call
             return seg.final_upto
-        start = seg.start + seg.next_window * self.step
-        if seg.end is not None:
-            start = min(start, max(seg.start, seg.end - self.in_samples))
-        return min(start, seg.final_upto)
+        return min(seg.start + seg.next_window * self.step, seg.final_upto)
 
     # --- frontier, segments, windows ---------------------------------------------------
 
@@ -889,7 +880,6 @@ class StreamingPicker:
         """End a record at absolute ``end`` and schedule its remaining windows."""
         windows = self._regular_windows(station, seg, end)
         seg.end = end
-        seg.end_scheduled = True
         n = end - seg.start
         if n < self.in_samples:
             # Shorter than one window: a fully convolutional model predicts it whole (records
