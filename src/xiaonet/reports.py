@@ -208,17 +208,15 @@ def plot_precision_recall(sweeps: list[dict], rows: list[dict], dataset: str, pa
             if not points:
                 continue
             colour = PICKER_COLOURS[k % len(PICKER_COLOURS)]
-            ax.plot([p["recall"] for p in points], [p["precision"] for p in points], "-", color=colour,
-                    label=picker, lw=1.3)
             best = max(points, key=lambda p: p["f1"])
+            ax.plot([p["recall"] for p in points], [p["precision"] for p in points], "-", color=colour,
+                    label=f"{picker} (best F1 {best['f1']:.2f} at {best['threshold']:g})", lw=1.3)
             ax.plot(best["recall"], best["precision"], "o", color=colour, ms=6)
-            ax.annotate(f"{best['f1']:.2f}@{best['threshold']:g}", (best["recall"], best["precision"]),
-                        textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
-        ax.set_title(f"{phase} picks (threshold sweep; dot: best F1@threshold)", fontsize=9)
+        ax.set_title(f"{phase} picks (threshold sweep; dot: best F1)", fontsize=9)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower left")
