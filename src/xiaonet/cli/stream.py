@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     csv_file, csv_writer = _open_csv(args.csv) if args.csv else (None, None)
     started = time.monotonic()
     n_picks = {"P": 0, "S": 0}
+    stations: set[tuple[str, str, str]] = set()
     interrupted = False
 
     def emit(picks) -> None:
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             batch = source.next_batch(timeout=0.2)
             if batch is None:
                 break
+            stations.update((p.stats.network, p.stats.station, p.stats.location) for p in batch)
             emit(engine.feed_many(batch))
             if args.seedlink:
                 emit(engine.flush_idle(args.idle_flush))
@@ -160,9 +162,11 @@ def run(args: argparse.Namespace) -> int:
     how = "interrupted" if interrupted else "finished"
     summary = (f"xiaonet stream {how} after {elapsed:.1f} s: {sum(n_picks.values())} picks "
                f"({n_picks.get('P', 0)} P, {n_picks.get('S', 0)} S) from {engine.picker_name} on "
-               f"{len(engine.stations)} station(s)")
+               f"{len(stations)} station(s)")
     if isinstance(source, SeedLinkSource):
         summary += f"; {source.connections} connection(s), {source.reconnects} reconnect(s)"
+        if source.dropped_full_queue:
+            summary += f"; {source.dropped_full_queue} records dropped (engine fell behind)"
     print(summary, file=sys.stderr)
     print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
     failures = getattr(source, "failures", [])
