@@ -285,6 +285,7 @@ def predictor_from_edge_model(edge_model) -> ArrayWindowPredictor:
         sampling_rate=float(meta.sampling_rate),
         in_samples=int(meta.in_samples),
         overlap=overlap_in_samples(meta.overlap, int(meta.in_samples)),
+        stacking=str(getattr(meta, "stacking", "avg")).lower(),
         dynamic_length=bool(meta.dynamic_length),
         min_record_s=float(meta.min_record_s),
         thresholds={"P": 0.3, "S": 0.3, **dict(meta.thresholds)},
