@@ -106,3 +106,15 @@ def test_cli_export_errors_are_actionable(tmp_path, capsys):
                  "--int8", "--calibration", str(empty)])
     assert code == 1
     assert "no calibration data" in capsys.readouterr().err
+
+
+def test_eqtransformer_metadata_keeps_its_seisbench_settings(teacher_cache):
+    """Blinding, max stacking, 3000-sample overlap and the 1-45 Hz band-pass travel with the file."""
+    from xiaonet.export import model_metadata
+    from xiaonet.teachers import load_teacher
+
+    meta = model_metadata(load_teacher("eqtransformer"), "eqtransformer")
+    assert (meta.in_samples, meta.overlap, meta.stacking, meta.blinding) == (6000, 3000, "max", (500, 500))
+    assert meta.labels == ("Detection", "P", "S") and meta.thresholds == {"P": 0.1, "S": 0.1}
+    assert meta.stream_filter == {"type": "bandpass", "freqmin": 1, "freqmax": 45, "corners": 2, "zerophase": True}
+    assert not meta.dynamic_length
