@@ -207,3 +207,21 @@ def test_flat_windows_are_recognised():
     noisy = np.full((3, 100), 1242.0)
     noisy[0, 50] += 1.0
     assert not is_flat(noisy)
+
+
+def test_shipped_students_have_cards_thresholds_and_size():
+    from xiaonet.model import count_parameters
+    from xiaonet.presets import DEFAULT_PRESET, PRESETS, load_student, shipped_weights
+
+    shipped = [name for name in PRESETS if shipped_weights(name) is not None]
+    if not shipped:
+        pytest.skip("no trained weights shipped in xiaonet/weights yet")
+    for name in shipped:
+        prefix = shipped_weights(name)
+        assert prefix.with_suffix(".md").is_file(), f"{name} has no model card"
+        model = load_student(name)
+        assert set(model.default_args) >= {"P_threshold", "S_threshold"}
+        if name == DEFAULT_PRESET:
+            assert count_parameters(model) <= 10_000
+        picks = model.classify(obspy.read()).picks
+        assert all(p.phase in ("P", "S") for p in picks)
