@@ -387,13 +387,23 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"xiaonet study: --only names no given study: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    def saved_section(config) -> str:
+        saved = Path(args.runs) / config.name / "section.md"
+        if saved.is_file():
+            return saved.read_text()
+        return f"## {config.title}\n\n**Not run:** no earlier run of this study in {saved.parent}.\n"
+
+    def write_page() -> None:
+        # written after every study, so an interrupted run still leaves a consistent page:
+        # studies not (re)measured yet keep the section of their last run
+        rest = [saved_section(c) for c in configs[len(sections):]]
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text("\n".join(header) + "\n" + "\n".join(sections + rest))
+
     for config in configs:
         saved = Path(args.runs) / config.name / "section.md"
         if only is not None and config.name not in only:
-            if saved.is_file():
-                sections.append(saved.read_text())
-            else:
-                sections.append(f"## {config.title}\n\n**Not run:** no earlier run of this study in {saved.parent}.\n")
+            sections.append(saved_section(config))
             continue
         print(f"study {config.name}: {config.title}", file=sys.stderr)
         try:
@@ -405,7 +415,7 @@ def run(args: argparse.Namespace) -> int:
         except Exception as error:  # one broken study never hides the others
             failed += 1
             sections.append(f"## {config.title}\n\n**Failed:** {type(error).__name__}: {error}\n")
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text("\n".join(header) + "\n" + "\n".join(sections))
+        write_page()
+    write_page()
     print(f"wrote {results} and figures in {figures_dir}/", file=sys.stderr)
     return 1 if failed else 0
