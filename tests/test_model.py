@@ -81,6 +81,23 @@ def test_normalisation_is_scale_invariant_and_zero_safe():
     assert torch.isfinite(out).all() and (out[0, 1:] == 0).all()
 
 
+def test_constant_channels_normalise_to_zero_not_to_rounding_noise():
+    # a DC offset (dead or clipped stretch) used to come out as rounding residue x 1e12
+    x = torch.full((1, 3, 3001), 123456.7, dtype=torch.float32)
+    out = normalize_window(x)
+    assert torch.equal(out, torch.zeros_like(out))
+    # one live channel beside two constant ones: the live one is normalised as alone
+    live = torch.randn(3001)
+    mixed = torch.stack([live + 5e4, torch.full((3001,), 7e5), torch.full((3001,), -3.0)])[None]
+    alone = torch.zeros(1, 3, 3001)
+    alone[0, 0] = live
+    np.testing.assert_allclose(normalize_window(mixed)[0, 0], normalize_window(alone)[0, 0], atol=1e-2)  # float32 steps at 5e4
+    assert (normalize_window(mixed)[0, 1:] == 0).all()
+    # a small signal riding on a large offset is still a signal
+    small = torch.randn(3001) * 10 + 1e6
+    assert normalize_window(small.expand(1, 3, -1).clone()).std() > 0.5
+
+
 def test_same_picks_in_counts_and_in_physical_units():
     model = seeded_student()
     counts = obspy.read()

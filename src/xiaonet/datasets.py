@@ -414,8 +414,7 @@ class WindowSampler:
 
     def draw(self, rng: np.random.Generator, max_tries: int = 20) -> Window:
         """A random window; flat windows (every component constant: dead or clipped stretches,
-        which carry no phase and which per-window normalisation turns into rounding noise
-        amplified ~1e12 times) are redrawn."""
+        which carry no phase and normalise to all zeros) are redrawn."""
         for _ in range(max_tries):
             source = self.sources[rng.choice(len(self.sources), p=self.source_p)]
             recs = self.by_source[source]

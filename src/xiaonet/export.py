@@ -23,7 +23,7 @@ from xiaonet.edge.model import EdgeModelMetadata
 logger = logging.getLogger("xiaonet")
 
 STUDENT_NORMALISATION = (
-    "in graph: demean, /peak, /(std + 1e-3 max channel std) per window; feed raw samples"
+    "in graph: constant channels to zero, demean, /peak, /(std + 1e-3 max channel std) per window; feed raw samples"
 )
 TEACHER_NORMALISATION = (
     "in graph: SeisBench annotate_batch_pre (demean, /(std + 1e-10) per channel and "

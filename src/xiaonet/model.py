@@ -28,13 +28,23 @@ from seisbench.models.base import GroupingHelper
 PHASE_LABELS = "PSN"
 
 
+# A channel varying by less than this fraction of its level (~8 float32 ulps) is constant.
+CONSTANT_CHANNEL_RTOL = 1e-6
+
+
 def normalize_window(x: torch.Tensor) -> torch.Tensor:
     """Demean each channel and divide by its std plus 1e-3 x the largest channel std.
 
     The peak normalisation first keeps the arithmetic in float32 range for data in physical
-    units (1e-20 squared underflows float32). All-zero channels stay zero.
+    units (1e-20 squared underflows float32). All-zero channels stay zero, and so do constant
+    channels (a DC offset, a dead or clipped stretch): a channel whose range is within a few
+    float32 rounding steps of its level carries no signal, and demeaning it would leave only
+    rounding residue that the division would amplify ~1e12 times.
     """
-    x = x - x.mean(dim=-1, keepdim=True)
+    level = x.abs().amax(dim=-1, keepdim=True)
+    spread = x.amax(dim=-1, keepdim=True) - x.amin(dim=-1, keepdim=True)
+    varying = spread > CONSTANT_CHANNEL_RTOL * level
+    x = torch.where(varying, x - x.mean(dim=-1, keepdim=True), torch.zeros_like(x))
     peak = x.abs().amax(dim=(-2, -1), keepdim=True)
     x = x / torch.where(peak > 0, peak, torch.ones_like(peak))
     std = x.std(dim=-1, keepdim=True, unbiased=False)
