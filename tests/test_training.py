@@ -109,6 +109,35 @@ def test_split_is_by_station_and_labels_attached(tiny_data, tmp_path):
     assert counts["computed"] == 0
 
 
+def test_validation_split_chooses_epoch_and_thresholds_and_leaves_dev_unchanged(tiny_data, tmp_path,
+                                                                                torch_threads):
+    plain = tiny_config(tiny_data, tmp_path / "cache")
+    with_val = tiny_config(tiny_data, tmp_path / "cache")
+    with_val.data.sources[0].val_fraction = 0.25
+    before, bundle = load_data(plain), load_bundle(with_val)
+    assert [r.name for r in bundle.dev] == [r.name for r in before.dev]  # dev drawn first, unchanged
+    stations = [{r.station for r in split} for split in (bundle.train, bundle.val, bundle.dev)]
+    assert len(bundle.val) == 1 and all(stations)
+    assert not (stations[0] & stations[1] or stations[0] & stations[2] or stations[1] & stations[2])
+    assert bundle.selection == ("val", bundle.val)
+    result = train(with_val, tmp_path / "run", bundle)
+    assert "val_p_f1" in result.history[0] and "dev_p_f1" not in result.history[0]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["selection_split"] == "val" and metrics["thresholds"]["P"]["tuned_on"] == "val"
+    assert "val" in (tmp_path / "run" / "split.csv").read_text()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["val_stations"] == sorted(stations[1])
+
+
+def test_val_and_dev_fractions_must_leave_training_stations(tiny_data, tmp_path):
+    from xiaonet.config import ConfigError, validate_config
+
+    config = tiny_config(tiny_data, tmp_path / "cache")
+    config.data.sources[0].val_fraction = 0.8
+    with pytest.raises(ConfigError, match="val_fraction"):
+        validate_config(config)
+
+
 def test_loss_falls_and_run_folder_is_complete(tiny_data, tmp_path, torch_threads):
     config = tiny_config(tiny_data, tmp_path / "cache", max_epochs=4, steps_per_epoch=8)
     bundle = load_bundle(config)

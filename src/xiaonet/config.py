@@ -57,8 +57,12 @@ class SourceConfig:
     weight: float = 1.0
     #: Use the analyst picks as hard labels (labelled sources only).
     hard_labels: bool = True
-    #: Fraction of this source's stations held out as the dev split (labelled sources only).
+    #: Fraction of this source's stations held out as the dev split (labelled sources only):
+    #: never trained on, never used to choose anything; the figures of the model card.
     dev_fraction: float = 0.0
+    #: Fraction of this source's stations (after dev) held out as the validation split
+    #: (labelled sources only): chooses the epoch, early stopping and the pick thresholds.
+    val_fraction: float = 0.0
 
 
 @dataclass
@@ -139,13 +143,13 @@ class OptimConfig:
 class EvalConfig:
     #: A pick within this many seconds of the analyst pick is a hit.
     tolerance_s: float = 0.5
-    #: Thresholds tried when tuning P/S thresholds on training traces.
+    #: Thresholds tried when tuning P/S thresholds (on the validation split, else training traces).
     threshold_grid: list[float] = field(
         default_factory=lambda: [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7]
     )
-    #: Threshold used for the per-epoch dev F1.
+    #: Threshold used for the per-epoch validation (or, without one, dev) F1.
     dev_threshold: float = 0.3
-    #: At most this many training traces per source are used for threshold tuning.
+    #: Without a validation split, at most this many training traces per source tune the thresholds.
     tuning_traces_per_source: int = 120
 
 
@@ -326,6 +330,9 @@ def validate_config(config: TrainConfig) -> None:
             raise ConfigError(f"data.sources.{i}.weight: must be >= 0, got {source.weight}")
         if not 0 <= source.dev_fraction < 1:
             raise ConfigError(f"data.sources.{i}.dev_fraction: must be in [0, 1), got {source.dev_fraction}")
+        if not 0 <= source.val_fraction < 1 or source.dev_fraction + source.val_fraction >= 1:
+            raise ConfigError(f"data.sources.{i}.val_fraction: must be in [0, 1) and leave stations to train on "
+                              f"beside dev_fraction {source.dev_fraction}, got {source.val_fraction}")
     if config.data.label_shape not in ("gaussian", "triangle", "box"):
         raise ConfigError(
             f"data.label_shape: expected gaussian, triangle or box, got '{config.data.label_shape}'"

@@ -215,40 +215,56 @@ def _stream_to_array(block, sampling_rate: float, start, end) -> np.ndarray | No
 
 @dataclass
 class DataBundle:
-    """All records of a config, split by station into train and dev."""
+    """All records of a config, split by station into train, validation and dev.
+
+    ``dev`` is the test split of the model card (never trained on, never used to choose
+    anything); ``val`` chooses the epoch and the thresholds. Both hold labelled records only.
+    """
 
     train: list[Record]
     dev: list[Record]
     source_of: dict[str, SourceConfig]
     dev_stations: set[str]
     notes: list[str]
+    val: list[Record] = field(default_factory=list)
+    val_stations: set[str] = field(default_factory=set)
+
+    @property
+    def splits(self) -> tuple[tuple[str, list[Record]], ...]:
+        return (("train", self.train), ("val", self.val), ("dev", self.dev))
+
+    @property
+    def selection(self) -> tuple[str, list[Record]]:
+        """The split that chooses epoch and thresholds: validation, else dev (old configs)."""
+        return ("val", self.val) if self.val else ("dev", self.dev)
 
     def manifest(self) -> dict:
         """Files, traces, station-hours and split, for the run folder."""
         rows = {}
-        for split, records in (("train", self.train), ("dev", self.dev)):
+        for split, records in self.splits:
             for record in records:
                 entry = rows.setdefault(
                     record.source,
-                    {"kind": self.source_of[record.source].kind, "train_records": 0, "dev_records": 0,
-                     "train_station_hours": 0.0, "dev_station_hours": 0.0, "train_stations": set(),
-                     "dev_stations": set(), "teacher_labelled_records": 0},
+                    {"kind": self.source_of[record.source].kind, "teacher_labelled_records": 0,
+                     **{f"{name}_{key}": set() if key == "stations" else 0
+                        for name, _ in self.splits for key in ("records", "station_hours", "stations")}},
                 )
                 entry[f"{split}_records"] += 1
                 entry[f"{split}_station_hours"] += record.n_samples / 100.0 / 3600.0
                 entry[f"{split}_stations"].add(record.station)
                 entry["teacher_labelled_records"] += record.teacher is not None
         for entry in rows.values():
-            for split in ("train", "dev"):
+            for split, _ in self.splits:
                 entry[f"{split}_stations"] = len(entry[f"{split}_stations"])
                 entry[f"{split}_station_hours"] = round(entry[f"{split}_station_hours"], 3)
-        return {"sources": rows, "dev_stations": sorted(self.dev_stations), "notes": self.notes}
+        return {"sources": rows, "dev_stations": sorted(self.dev_stations),
+                "val_stations": sorted(self.val_stations), "notes": self.notes}
 
     def write_split(self, path: Path) -> None:
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["split", "source", "station", "record", "samples", "p_picks", "s_picks"])
-            for split, records in (("train", self.train), ("dev", self.dev)):
+            for split, records in self.splits:
                 for r in records:
                     writer.writerow([split, r.source, r.station, r.name, r.n_samples, r.p_samples.size,
                                      r.s_samples.size])
@@ -266,7 +282,10 @@ def choose_dev_stations(stations: list[str], fraction: float, seed: int, source:
 
 
 def load_data(config: TrainConfig, note: Callable[[str], None] | None = None) -> DataBundle:
-    """Read every source of the config and split it by station (dev stations never train)."""
+    """Read every source of the config and split it by station (dev and val stations never train).
+
+    Dev stations are drawn first, so adding a validation split leaves the dev split unchanged.
+    """
     notes: list[str] = []
 
     def collect(message: str) -> None:
@@ -297,12 +316,24 @@ def load_data(config: TrainConfig, note: Callable[[str], None] | None = None) ->
     for name, source in source_of.items():
         dev_stations |= choose_dev_stations([r.station for r in by_source[name]], source.dev_fraction,
                                             config.seed, name)
-    train, dev = [], []
+    val_stations: set[str] = set()
+    for name, source in source_of.items():
+        candidates = [r.station for r in by_source[name] if r.station not in dev_stations]
+        fraction = source.val_fraction / (1 - source.dev_fraction)  # of the whole source, like dev_fraction
+        val_stations |= choose_dev_stations(candidates, fraction, config.seed, name + "/val")
+    val_stations -= dev_stations
+    train, val, dev = [], [], []
     for name, records in by_source.items():
         for record in records:
-            (dev if record.station in dev_stations else train).append(record)
+            if record.station in dev_stations:
+                dev.append(record)
+            elif record.station in val_stations:
+                val.append(record)
+            else:
+                train.append(record)
     dev = [r for r in dev if source_of[r.source].kind == "labelled"]
-    return DataBundle(train, dev, source_of, dev_stations, notes)
+    val = [r for r in val if source_of[r.source].kind == "labelled"]
+    return DataBundle(train, dev, source_of, dev_stations, notes, val, val_stations)
 
 
 # --- labels and windows ----------------------------------------------------------------------

@@ -79,6 +79,11 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
     teachers = " + ".join(f"{m.name} `{m.weights}`" for m in config.teacher.members)
     entries = {f"**{config.name}** (this model)": metrics["dev"], **baselines}
     sources = manifest["sources"]
+    chosen_on_val = metrics.get("selection_split") == "val"
+    tuned_on = metrics["thresholds"]["P"].get("tuned_on", "train")
+    tuned_text = {"val": "tuned on the validation stations, never on dev",
+                  "train": "tuned on training traces, never on dev"}[tuned_on]
+    splits = ("train", "val", "dev") if any(e.get("val_records") for e in sources.values()) else ("train", "dev")
     lines = [
         f"# Model card: {config.name}",
         "",
@@ -94,32 +99,35 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
         f"- weights file: {weights_kb:.1f} KB (`{config.name}.pt`)",
         f"- input: 3 components ZNE at {config.data.sampling_rate:g} Hz, any length; output P / S / noise "
         "probabilities per sample",
-        f"- thresholds (tuned on training traces, never on dev): P {metrics['thresholds']['P']['threshold']}, "
+        f"- thresholds ({tuned_text}): P {metrics['thresholds']['P']['threshold']}, "
         f"S {metrics['thresholds']['S']['threshold']}",
         "",
         "## Data",
         "",
-        "| source | kind | train records | train stations | train station-hours | dev records | dev stations | dev station-hours |",
-        "|---|---|---|---|---|---|---|---|",
+        "| source | kind | " + " | ".join(f"{s} records | {s} stations | {s} station-hours" for s in splits) + " |",
+        "|---|---|" + "---|---|---|" * len(splits),
     ]
     for name, entry in sources.items():
         lines.append(
-            f"| {name} | {entry['kind']} | {entry['train_records']} | {entry['train_stations']} | "
-            f"{entry['train_station_hours']:.2f} | {entry['dev_records']} | {entry['dev_stations']} | "
-            f"{entry['dev_station_hours']:.2f} |"
+            f"| {name} | {entry['kind']} | " + " | ".join(
+                f"{entry.get(f'{s}_records', 0)} | {entry.get(f'{s}_stations', 0)} | "
+                f"{entry.get(f'{s}_station_hours', 0.0):.2f}" for s in splits) + " |"
         )
     train_hours = sum(e["train_station_hours"] for e in sources.values())
     lines += [
         "",
         f"Training: {sum(e['train_records'] for e in sources.values())} records, {train_hours:.1f} station-hours "
         f"(windows of {config.data.window_len} samples at random offsets, drawn by source weight). "
-        f"Split by station (seed {config.seed}): {len(manifest['dev_stations'])} dev stations, never trained on; "
-        "the list of records is in the run folder's `split.csv`. Records shorter than the training window "
-        "(all of `coal_node_opsdata`, 15 s) are not used.",
+        f"Split by station (seed {config.seed}): {len(manifest['dev_stations'])} dev stations, never trained on "
+        "and never used to choose anything"
+        + (f"; {len(manifest.get('val_stations', []))} validation stations (not trained on) choose the epoch "
+           "and the thresholds" if chosen_on_val else "")
+        + "; the list of records is in the run folder's `split.csv`."
+        + "".join(f" {n.rstrip('.')}." for n in manifest.get("notes", []) if "shorter than" in n),
         "",
         f"Trained {metrics['epochs_run']} epochs of {config.train.steps_per_epoch} x {config.train.batch_size} "
         f"windows in {metrics['train_minutes']} minutes (1 torch thread); weights from epoch "
-        f"{metrics['best_epoch']} (best dev F1).",
+        f"{metrics['best_epoch']} (best {'validation' if chosen_on_val else 'dev'} F1).",
         "",
         "## Dev metrics",
         "",
@@ -135,8 +143,11 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
         lines += ["", f"`{source}` only:", "", *_table(entries, source)]
     lines += [
         "",
-        "Dev F1 selected the epoch, so the dev figures are slightly optimistic; thresholds were tuned on "
-        "training traces only. The dev split is small (tens of traces): differences of a few hundredths are "
+        ("Epoch and thresholds were chosen on the validation stations, so the dev figures are not tuned on "
+         "dev." if chosen_on_val else
+         "Dev F1 selected the epoch, so the dev figures are slightly optimistic; thresholds were tuned on "
+         "training traces only.")
+        + " The dev split is small (tens of traces): differences of a few hundredths are "
         "within noise. Data outside `../shared` may behave differently.",
         "",
         "## Reproduce",

@@ -1,11 +1,15 @@
-"""Distillation training: seeded batches, the loop, checkpoints, resume, dev F1, threshold tuning.
+"""Distillation training: seeded batches, the loop, checkpoints, resume, validation F1, thresholds.
 
 :func:`train` runs one config into a run folder::
 
     run_dir/config.json       resolved config          run_dir/manifest.json  data manifest
-    run_dir/split.csv         train/dev records        run_dir/version.txt    code version
-    run_dir/history.csv/json  one row per epoch        run_dir/curves.png     loss and dev F1
-    run_dir/checkpoint.pt     last finished epoch      run_dir/best.pt        best dev F1
+    run_dir/split.csv         train/val/dev records    run_dir/version.txt    code version
+    run_dir/history.csv/json  one row per epoch        run_dir/curves.png     loss and val F1
+    run_dir/checkpoint.pt     last finished epoch      run_dir/best.pt        best val F1
+
+The validation split (stations of ``val_fraction``) chooses the epoch and the thresholds;
+the dev split (``dev_fraction``) is only scored at the end, for the model card. Configs
+without a validation split fall back to choosing on dev (and say so).
     run_dir/model/<name>.*    final weights (tuned thresholds), run_dir/metrics.json
 
 Every batch of epoch ``e`` is drawn from ``numpy.random.default_rng([seed, e])``, so the
@@ -215,7 +219,7 @@ def tune_thresholds(model, records: list[Record], grid: list[float], tolerance: 
             return 2 * c[0] / (2 * c[0] + c[1] + c[2]) if c[0] else 0.0
 
         best = max(grid, key=lambda t: (round(f1(table[t]), 6), -abs(t - 0.3)))
-        chosen[phase] = {"threshold": float(best), "train_f1": f1(table[best]),
+        chosen[phase] = {"threshold": float(best), "tuning_f1": f1(table[best]),
                          "sweep": {str(t): round(f1(table[t]), 4) for t in grid}}
     return chosen
 
@@ -247,7 +251,7 @@ def write_history(history: list[dict], run_dir: Path) -> None:
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
-    """Training loss and dev F1 per epoch as a PNG."""
+    """Training loss and validation (or dev) F1 per epoch as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,7 +263,8 @@ def plot_curves(history: list[dict], path: Path) -> None:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("distillation loss")
     ax_loss.legend()
-    for key, label in (("dev_p_f1", "dev P F1"), ("dev_s_f1", "dev S F1")):
+    split = "val" if "val_p_f1" in history[0] else "dev"
+    for key, label in ((f"{split}_p_f1", f"{split} P F1"), (f"{split}_s_f1", f"{split} S F1")):
         ax_f1.plot(epochs, [h[key] for h in history], marker="o", label=label)
     ax_f1.set_xlabel("epoch")
     ax_f1.set_ylabel("F1 (0.5 s tolerance)")
@@ -363,6 +368,9 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
 
     from xiaonet.pickers import ModelPicker
 
+    split, selection_records = bundle.selection
+    if split == "dev":
+        note("no validation split (data.sources.*.val_fraction): epoch chosen on dev, so dev figures are optimistic")
     started = time.monotonic()
     for epoch in range(start_epoch, config.train.max_epochs):
         if stopper.should_stop:
@@ -395,7 +403,7 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
         model.eval()
         picker = ModelPicker(copy.deepcopy(model).cpu(), name=config.name,
                              thresholds={"P": config.eval.dev_threshold, "S": config.eval.dev_threshold})
-        dev = score_records(picker, bundle.dev, config.eval.tolerance_s) if bundle.dev else {}
+        dev = score_records(picker, selection_records, config.eval.tolerance_s) if selection_records else {}
         p_f1 = dev.get("P", {}).get("f1", 0.0)
         s_f1 = dev.get("S", {}).get("f1", 0.0)
         monitored = (p_f1 + s_f1) / 2
@@ -404,18 +412,18 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),
             "lr": float(scheduler.get_last_lr()[0]),
-            "dev_p_f1": p_f1,
-            "dev_s_f1": s_f1,
-            "dev_p_precision": dev.get("P", {}).get("precision", 0.0),
-            "dev_p_recall": dev.get("P", {}).get("recall", 0.0),
-            "dev_s_precision": dev.get("S", {}).get("precision", 0.0),
-            "dev_s_recall": dev.get("S", {}).get("recall", 0.0),
-            "dev_p_mae_s": dev.get("P", {}).get("residual_mae", float("nan")),
+            f"{split}_p_f1": p_f1,
+            f"{split}_s_f1": s_f1,
+            f"{split}_p_precision": dev.get("P", {}).get("precision", 0.0),
+            f"{split}_p_recall": dev.get("P", {}).get("recall", 0.0),
+            f"{split}_s_precision": dev.get("S", {}).get("precision", 0.0),
+            f"{split}_s_recall": dev.get("S", {}).get("recall", 0.0),
+            f"{split}_p_mae_s": dev.get("P", {}).get("residual_mae", float("nan")),
             "elapsed_s": round(elapsed_before + time.monotonic() - started, 1),
         }
         history.append(row)
         note(
-            f"epoch {epoch + 1}: loss {row['train_loss']:.4f}, dev P F1 {p_f1:.3f}, S F1 {s_f1:.3f}"
+            f"epoch {epoch + 1}: loss {row['train_loss']:.4f}, {split} P F1 {p_f1:.3f}, S F1 {s_f1:.3f}"
             + (" (best)" if improved else "")
         )
         if improved:
@@ -443,7 +451,7 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
 
 def finish_run(config: TrainConfig, run_dir: Path, bundle: DataBundle, history: list[dict],
                note: Callable[[str], None]) -> TrainingResult:
-    """Best weights, thresholds tuned on training traces, dev scores, saved model."""
+    """Best weights, thresholds tuned on validation (else training) traces, dev scores, saved model."""
     from xiaonet.pickers import ModelPicker
     from xiaonet.presets import build_student
 
@@ -455,19 +463,25 @@ def finish_run(config: TrainConfig, run_dir: Path, bundle: DataBundle, history: 
         model.load_state_dict(best["model"])
         best_epoch = best["epoch"]
     model.eval()
-    tuning = []
-    for source, recs in _group(bundle.train).items():
-        labelled = [r for r in recs if bundle.source_of[source].kind == "labelled"]
-        tuning += labelled[: config.eval.tuning_traces_per_source]
+    if bundle.val:
+        tuning, tuned_on = bundle.val, "val"
+    else:
+        tuning, tuned_on = [], "train"
+        for source, recs in _group(bundle.train).items():
+            labelled = [r for r in recs if bundle.source_of[source].kind == "labelled"]
+            tuning += labelled[: config.eval.tuning_traces_per_source]
     thresholds = tune_thresholds(model, tuning, config.eval.threshold_grid, config.eval.tolerance_s)
-    note("thresholds tuned on training traces: " +
-         ", ".join(f"{p} {v['threshold']} (train F1 {v['train_f1']:.3f})" for p, v in thresholds.items()))
+    for value in thresholds.values():
+        value["tuned_on"] = tuned_on
+    note(f"thresholds tuned on {'validation' if bundle.val else 'training'} traces: " +
+         ", ".join(f"{p} {v['threshold']} (F1 {v['tuning_f1']:.3f})" for p, v in thresholds.items()))
     model.default_args = {f"{p}_threshold": v["threshold"] for p, v in thresholds.items()}
     out = run_dir / "model"
     out.mkdir(exist_ok=True)
     model.save(str(out / config.name), weights_docstring=f"XiaoNet {config.name}, distilled; see the model card.")
     dev = score_records(ModelPicker(model, name=config.name), bundle.dev, config.eval.tolerance_s) if bundle.dev else {}
     metrics = {"best_epoch": best_epoch, "epochs_run": len(history), "thresholds": thresholds, "dev": dev,
+               "selection_split": bundle.selection[0],
                "train_minutes": round(history[-1]["elapsed_s"] / 60, 1) if history else 0.0}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return TrainingResult(run_dir, model, history, best_epoch, thresholds, dev)

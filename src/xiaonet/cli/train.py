@@ -80,8 +80,8 @@ def run(args) -> int:
     except (DataError, TeacherUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    log.info("%d train / %d dev records, %d with teacher labels (%d computed now)",
-             len(bundle.train), len(bundle.dev), counts["labelled"], counts["computed"])
+    log.info("%d train / %d validation / %d dev records, %d with teacher labels (%d computed now)",
+             len(bundle.train), len(bundle.val), len(bundle.dev), counts["labelled"], counts["computed"])
     result = train(config, run_dir, bundle, resume=bool(args.resume), note=log.info)
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -113,5 +113,7 @@ def run(args) -> int:
         target = weights_dir()
         for suffix in (".json", ".pt", ".md"):
             shutil.copy2(run_dir / "model" / f"{config.name}{suffix}", target / f"{config.name}{suffix}")
+        # which records trained it, so evaluations can leave them out on any checkout
+        shutil.copy2(run_dir / "split.csv", target / f"{config.name}.split.csv")
         print(f"shipped into {target}")
     return 0
