@@ -16,7 +16,7 @@ from typing import Callable
 import obspy
 import seisbench.util as sbu
 
-from xiaonet.waveforms import contiguous_blocks, group_by_station, prepare_station
+from xiaonet.waveforms import pickable_blocks
 
 logger = logging.getLogger("xiaonet")
 
@@ -36,22 +36,8 @@ class Picker(abc.ABC):
         """Pick every instrument in ``stream``; problems are passed to ``note``."""
         note = note or logger.warning
         picks = sbu.PickList()
-        for key, station_stream in group_by_station(stream).items():
-            prepared = prepare_station(station_stream, note)
-            if len(prepared) == 0:
-                note(f"{key}: no usable channel left; station not picked")
-                continue
-            for start, end in contiguous_blocks(prepared):
-                block = prepared.slice(start, end)
-                if len(block) == 0:
-                    continue
-                if self.min_duration is not None and end - start < self.min_duration:
-                    note(
-                        f"{key}: {end - start:.2f} s of data from {start} is shorter than the "
-                        f"{self.min_duration:.2f} s window {self.name} needs; not picked"
-                    )
-                    continue
-                picks += self.pick_block(block)
+        for _, block in pickable_blocks(stream, note, self.min_duration, self.name):
+            picks += self.pick_block(block)
         return sbu.PickList(sorted(picks))
 
     @abc.abstractmethod

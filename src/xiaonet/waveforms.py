@@ -209,3 +209,27 @@ def contiguous_blocks(stream: obspy.Stream) -> list[tuple[obspy.UTCDateTime, obs
         else:
             blocks.append([start, end])
     return [(start, end) for start, end in blocks]
+
+
+def pickable_blocks(stream: obspy.Stream, note: Callable[[str], None], min_seconds: float | None = None,
+                    picker_name: str = "the picker"):
+    """Yield ``(station key, block)``: every instrument cleaned and cut into contiguous blocks.
+
+    The one way every picker (torch or edge) walks a stream, so that no pick is made across
+    a gap. Stations with no usable channel and blocks shorter than ``min_seconds`` are
+    passed to ``note`` instead.
+    """
+    for key, station_stream in group_by_station(stream).items():
+        prepared = prepare_station(station_stream, note)
+        if len(prepared) == 0:
+            note(f"{key}: no usable channel left; station not picked")
+            continue
+        for start, end in contiguous_blocks(prepared):
+            block = prepared.slice(start, end)
+            if len(block) == 0:
+                continue
+            if min_seconds is not None and end - start < min_seconds:
+                note(f"{key}: {end - start:.2f} s of data from {start} is shorter than the "
+                     f"{min_seconds:.2f} s window {picker_name} needs; not picked")
+                continue
+            yield key, block

@@ -129,27 +129,13 @@ class EdgePicker:
         Traces are grouped by instrument and cleaned (:func:`xiaonet.waveforms.prepare_station`);
         each contiguous block is picked on its own.
         """
-        from xiaonet.waveforms import contiguous_blocks, group_by_station, prepare_station
+        from xiaonet.waveforms import pickable_blocks
 
         note = note or logger.warning
         picks: list[EdgePick] = []
         min_seconds = (self.min_samples - 1) / self.model.metadata.sampling_rate
-        for key, station_stream in group_by_station(stream).items():
-            prepared = prepare_station(station_stream, note)
-            if len(prepared) == 0:
-                note(f"{key}: no usable channel left; station not picked")
-                continue
-            for start, end in contiguous_blocks(prepared):
-                block = prepared.slice(start, end)
-                if len(block) == 0:
-                    continue
-                if end - start < min_seconds:
-                    note(
-                        f"{key}: {end - start:.2f} s of data from {start} is shorter than the "
-                        f"{min_seconds:.2f} s {self.name} needs; not picked"
-                    )
-                    continue
-                picks += self.pick_block(block)
+        for _, block in pickable_blocks(stream, note, min_seconds, self.name):
+            picks += self.pick_block(block)
         return sorted(picks)
 
     def pick_block(self, block) -> list[EdgePick]:
