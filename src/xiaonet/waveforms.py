@@ -147,7 +147,6 @@ def prepare_station(
     note = note or (lambda message: None)
     traces = []
     for trace in stream:
-        trace = trace.copy()
         rate = trace.stats.sampling_rate
         if not (MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE):
             note(
@@ -155,16 +154,24 @@ def prepare_station(
                 f"{MIN_SAMPLING_RATE:g}-{MAX_SAMPLING_RATE:g} Hz; channel skipped"
             )
             continue
-        trace.data = np.asarray(trace.data, dtype=np.float64)
-        n_bad = int((~np.isfinite(trace.data)).sum())
-        if n_bad:
-            note(f"{trace.id}: {n_bad} NaN/inf samples treated as a gap")
-        traces.extend(_split_at_nan(trace))
+        # one copy, as float64 (never the caller's array); the sum is finite unless a sample is
+        # NaN / inf (or the sum overflows, then the exact count decides)
+        trace = obspy.Trace(data=np.array(trace.data, dtype=np.float64), header=trace.stats.copy())
+        if not np.isfinite(trace.data.sum()):
+            n_bad = int((~np.isfinite(trace.data)).sum())
+            if n_bad:
+                note(f"{trace.id}: {n_bad} NaN/inf samples treated as a gap")
+                traces.extend(_split_at_nan(trace))
+                continue
+        traces.append(trace)
     merged = obspy.Stream()
     by_id: dict[tuple[str, float], obspy.Stream] = defaultdict(obspy.Stream)
     for trace in traces:
         by_id[(trace.id, trace.stats.sampling_rate)].append(trace)
     for (trace_id, _), group in by_id.items():
+        if len(group) == 1 and not np.ma.isMaskedArray(group[0].data):
+            merged.append(group[0])  # contiguous already: nothing to merge or split
+            continue
         try:
             group.merge(method=1, fill_value=None, interpolation_samples=0)
         except Exception as error:
@@ -176,13 +183,15 @@ def prepare_station(
     result = obspy.Stream()
     for trace_id in sorted({tr.id for tr in merged}):
         pieces = merged.select(id=trace_id)
-        if all(np.all(p.data == p.data[0]) for p in pieces):
+        extremes = [(float(p.data.max()), float(p.data.min())) for p in pieces]
+        if all(high == low for high, low in extremes):
             note(f"{trace_id}: channel is constant (dead or all zero); channel skipped")
             continue
-        for piece in pieces:
-            peak = np.abs(piece.data).max()
+        for piece, (high, low) in zip(pieces, extremes):
+            peak = max(high, -low)
             if peak > 0 and piece.stats.npts > 100:
-                at_peak = np.count_nonzero(np.abs(piece.data) >= peak * (1 - 1e-9))
+                level = peak * (1 - 1e-9)
+                at_peak = np.count_nonzero(piece.data >= level) + np.count_nonzero(piece.data <= -level)
                 if at_peak > max(5, 0.001 * piece.stats.npts):
                     note(
                         f"{trace_id}: {at_peak} samples sit at the peak amplitude "
