@@ -129,6 +129,19 @@ def test_validation_split_chooses_epoch_and_thresholds_and_leaves_dev_unchanged(
     assert manifest["val_stations"] == sorted(stations[1])
 
 
+def test_refit_keeps_the_chosen_epoch_and_thresholds_without_scoring_any_split(tiny_data, tmp_path,
+                                                                               torch_threads):
+    config = tiny_config(tiny_data, tmp_path / "cache", max_epochs=4)
+    config.eval.keep_epoch, config.eval.p_threshold, config.eval.s_threshold = 2, 0.35, 0.45
+    bundle = load_bundle(config)
+    result = train(config, tmp_path / "refit", bundle)
+    assert [h["epoch"] for h in result.history] == [1, 2]  # stops at the kept epoch
+    assert not any(key.endswith("_f1") for key in result.history[0])  # dev never scored per epoch
+    assert result.best_epoch == 2
+    assert result.model.default_args == {"P_threshold": 0.35, "S_threshold": 0.45}
+    assert result.history[-1]["lr"] > 0.1 * config.train.lr  # schedule spans max_epochs, not 2
+
+
 def test_val_and_dev_fractions_must_leave_training_stations(tiny_data, tmp_path):
     from xiaonet.config import ConfigError, validate_config
 

@@ -151,6 +151,13 @@ class EvalConfig:
     dev_threshold: float = 0.3
     #: Without a validation split, at most this many training traces per source tune the thresholds.
     tuning_traces_per_source: int = 120
+    #: 0: keep the epoch with the best validation (else dev) F1. N > 0: keep the weights after
+    #: epoch N, chosen beforehand (a refit on train + validation stations with the epoch a
+    #: validation run chose); training stops there and no split is scored per epoch.
+    keep_epoch: int = 0
+    #: P and S thresholds chosen beforehand (e.g. by a validation run); null: tuned.
+    p_threshold: float | None = None
+    s_threshold: float | None = None
 
 
 @dataclass
@@ -346,6 +353,11 @@ def validate_config(config: TrainConfig) -> None:
             raise ConfigError(
                 f"teacher.members: unknown teacher '{member.name}' (expected phasenet or eqtransformer)"
             )
+    if config.eval.keep_epoch < 0 or config.eval.keep_epoch > config.train.max_epochs:
+        raise ConfigError(f"eval.keep_epoch: must be in [0, train.max_epochs={config.train.max_epochs}], "
+                          f"got {config.eval.keep_epoch}")
+    if (config.eval.p_threshold is None) != (config.eval.s_threshold is None):
+        raise ConfigError("eval.p_threshold and eval.s_threshold: give both or neither")
     if config.data.window_len < 256:
         raise ConfigError(f"data.window_len: must be >= 256 samples, got {config.data.window_len}")
 

@@ -80,9 +80,11 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
     entries = {f"**{config.name}** (this model)": metrics["dev"], **baselines}
     sources = manifest["sources"]
     chosen_on_val = metrics.get("selection_split") == "val"
+    fixed = metrics.get("selection_split") == "fixed"
     tuned_on = metrics["thresholds"]["P"].get("tuned_on", "train")
     tuned_text = {"val": "tuned on the validation stations, never on dev",
-                  "train": "tuned on training traces, never on dev"}[tuned_on]
+                  "train": "tuned on training traces, never on dev",
+                  "config": "chosen beforehand by a validation run, never on dev"}[tuned_on]
     splits = ("train", "val", "dev") if any(e.get("val_records") for e in sources.values()) else ("train", "dev")
     lines = [
         f"# Model card: {config.name}",
@@ -127,7 +129,9 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
         "",
         f"Trained {metrics['epochs_run']} epochs of {config.train.steps_per_epoch} x {config.train.batch_size} "
         f"windows in {metrics['train_minutes']} minutes (1 torch thread); weights from epoch "
-        f"{metrics['best_epoch']} (best {'validation' if chosen_on_val else 'dev'} F1).",
+        f"{metrics['best_epoch']} "
+        + ("(the epoch a validation run chose, fixed in the config)." if fixed else
+           f"(best {'validation' if chosen_on_val else 'dev'} F1)."),
         "",
         "## Dev metrics",
         "",
@@ -143,7 +147,9 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
         lines += ["", f"`{source}` only:", "", *_table(entries, source)]
     lines += [
         "",
-        ("Epoch and thresholds were chosen on the validation stations, so the dev figures are not tuned on "
+        ("Epoch and thresholds were chosen by a validation run before this refit (on train + validation "
+         "stations), so the dev figures are not tuned on dev." if fixed else
+         "Epoch and thresholds were chosen on the validation stations, so the dev figures are not tuned on "
          "dev." if chosen_on_val else
          "Dev F1 selected the epoch, so the dev figures are slightly optimistic; thresholds were tuned on "
          "training traces only.")

@@ -263,9 +263,10 @@ def plot_curves(history: list[dict], path: Path) -> None:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("distillation loss")
     ax_loss.legend()
-    split = "val" if "val_p_f1" in history[0] else "dev"
-    for key, label in ((f"{split}_p_f1", f"{split} P F1"), (f"{split}_s_f1", f"{split} S F1")):
-        ax_f1.plot(epochs, [h[key] for h in history], marker="o", label=label)
+    for split in ("val", "dev"):
+        if f"{split}_p_f1" in history[0]:
+            for key, label in ((f"{split}_p_f1", f"{split} P F1"), (f"{split}_s_f1", f"{split} S F1")):
+                ax_f1.plot(epochs, [h[key] for h in history], marker="o", label=label)
     ax_f1.set_xlabel("epoch")
     ax_f1.set_ylabel("F1 (0.5 s tolerance)")
     ax_f1.set_ylim(0, 1)
@@ -369,11 +370,16 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
     from xiaonet.pickers import ModelPicker
 
     split, selection_records = bundle.selection
-    if split == "dev":
+    keep_epoch = config.eval.keep_epoch
+    if keep_epoch:
+        note(f"keeping the weights after epoch {keep_epoch} (eval.keep_epoch, chosen beforehand)")
+        split, selection_records = ("val", bundle.val) if bundle.val else ("none", [])
+    elif split == "dev":
         note("no validation split (data.sources.*.val_fraction): epoch chosen on dev, so dev figures are optimistic")
     started = time.monotonic()
-    for epoch in range(start_epoch, config.train.max_epochs):
-        if stopper.should_stop:
+    last_epoch = keep_epoch or config.train.max_epochs  # the schedule still spans max_epochs
+    for epoch in range(start_epoch, last_epoch):
+        if stopper.should_stop and not keep_epoch:
             break
         if elapsed_before + (time.monotonic() - started) > 60 * config.train.max_minutes:
             note(f"stopping: max_minutes={config.train.max_minutes} reached")
@@ -407,7 +413,7 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
         p_f1 = dev.get("P", {}).get("f1", 0.0)
         s_f1 = dev.get("S", {}).get("f1", 0.0)
         monitored = (p_f1 + s_f1) / 2
-        improved = stopper.step(monitored, epoch + 1)
+        improved = (epoch + 1 == keep_epoch) if keep_epoch else stopper.step(monitored, epoch + 1)
         row = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),
@@ -421,9 +427,12 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
             f"{split}_p_mae_s": dev.get("P", {}).get("residual_mae", float("nan")),
             "elapsed_s": round(elapsed_before + time.monotonic() - started, 1),
         }
+        if not selection_records:  # a refit with nothing to score: no F1 columns
+            row = {k: v for k, v in row.items() if not k.startswith(f"{split}_")}
         history.append(row)
         note(
-            f"epoch {epoch + 1}: loss {row['train_loss']:.4f}, {split} P F1 {p_f1:.3f}, S F1 {s_f1:.3f}"
+            f"epoch {epoch + 1}: loss {row['train_loss']:.4f}"
+            + (f", {split} P F1 {p_f1:.3f}, S F1 {s_f1:.3f}" if selection_records else "")
             + (" (best)" if improved else "")
         )
         if improved:
@@ -463,25 +472,31 @@ def finish_run(config: TrainConfig, run_dir: Path, bundle: DataBundle, history: 
         model.load_state_dict(best["model"])
         best_epoch = best["epoch"]
     model.eval()
-    if bundle.val:
+    if config.eval.p_threshold is not None:
+        tuning, tuned_on = [], "config"
+    elif bundle.val:
         tuning, tuned_on = bundle.val, "val"
     else:
         tuning, tuned_on = [], "train"
         for source, recs in _group(bundle.train).items():
             labelled = [r for r in recs if bundle.source_of[source].kind == "labelled"]
             tuning += labelled[: config.eval.tuning_traces_per_source]
-    thresholds = tune_thresholds(model, tuning, config.eval.threshold_grid, config.eval.tolerance_s)
+    if tuned_on == "config":
+        thresholds = {"P": {"threshold": config.eval.p_threshold}, "S": {"threshold": config.eval.s_threshold}}
+        note(f"thresholds from the config: P {config.eval.p_threshold}, S {config.eval.s_threshold}")
+    else:
+        thresholds = tune_thresholds(model, tuning, config.eval.threshold_grid, config.eval.tolerance_s)
+        note(f"thresholds tuned on {'validation' if tuned_on == 'val' else 'training'} traces: " +
+             ", ".join(f"{p} {v['threshold']} (F1 {v['tuning_f1']:.3f})" for p, v in thresholds.items()))
     for value in thresholds.values():
         value["tuned_on"] = tuned_on
-    note(f"thresholds tuned on {'validation' if bundle.val else 'training'} traces: " +
-         ", ".join(f"{p} {v['threshold']} (F1 {v['tuning_f1']:.3f})" for p, v in thresholds.items()))
     model.default_args = {f"{p}_threshold": v["threshold"] for p, v in thresholds.items()}
     out = run_dir / "model"
     out.mkdir(exist_ok=True)
     model.save(str(out / config.name), weights_docstring=f"XiaoNet {config.name}, distilled; see the model card.")
     dev = score_records(ModelPicker(model, name=config.name), bundle.dev, config.eval.tolerance_s) if bundle.dev else {}
     metrics = {"best_epoch": best_epoch, "epochs_run": len(history), "thresholds": thresholds, "dev": dev,
-               "selection_split": bundle.selection[0],
+               "selection_split": "fixed" if config.eval.keep_epoch else bundle.selection[0],
                "train_minutes": round(history[-1]["elapsed_s"] / 60, 1) if history else 0.0}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return TrainingResult(run_dir, model, history, best_epoch, thresholds, dev)
