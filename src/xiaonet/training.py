@@ -270,7 +270,11 @@ def plot_curves(history: list[dict], path: Path) -> None:
     ax_f1.set_xlabel("epoch")
     ax_f1.set_ylabel("F1 (0.5 s tolerance)")
     ax_f1.set_ylim(0, 1)
-    ax_f1.legend()
+    if ax_f1.lines:
+        ax_f1.legend()
+    else:  # a refit scores no split per epoch
+        ax_f1.text(0.5, 0.5, "no split scored per epoch\n(epoch fixed beforehand)", ha="center",
+                   va="center", transform=ax_f1.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
