@@ -270,7 +270,7 @@ class DataBundle:
                                      r.s_samples.size])
 
 
-def choose_dev_stations(stations: list[str], fraction: float, seed: int, source: str) -> set[str]:
+def choose_held_out_stations(stations: list[str], fraction: float, seed: int, source: str) -> set[str]:
     """A fixed, seeded choice of ``fraction`` of the stations (at least one when fraction > 0)."""
     unique = sorted(set(stations))
     if fraction <= 0 or not unique:
@@ -314,13 +314,13 @@ def load_data(config: TrainConfig, note: Callable[[str], None] | None = None) ->
         source_of[path.name] = source
     dev_stations: set[str] = set()
     for name, source in source_of.items():
-        dev_stations |= choose_dev_stations([r.station for r in by_source[name]], source.dev_fraction,
+        dev_stations |= choose_held_out_stations([r.station for r in by_source[name]], source.dev_fraction,
                                             config.seed, name)
     val_stations: set[str] = set()
     for name, source in source_of.items():
         candidates = [r.station for r in by_source[name] if r.station not in dev_stations]
         fraction = source.val_fraction / (1 - source.dev_fraction)  # of the whole source, like dev_fraction
-        val_stations |= choose_dev_stations(candidates, fraction, config.seed, name + "/val")
+        val_stations |= choose_held_out_stations(candidates, fraction, config.seed, name + "/val")
     val_stations -= dev_stations
     train, val, dev = [], [], []
     for name, records in by_source.items():
