@@ -121,7 +121,9 @@ def test_clipped_channel_is_noted(example_stream):
 @pytest.mark.parametrize("rate", [20.0, 50.0, 200.0, 500.0, 1000.0])
 def test_sampling_rates_from_20_to_1000_hz(example_stream, rate):
     st = example_stream.copy()
-    st.resample(rate) if rate < 100 else st.interpolate(rate)
+    # linear, not ObsPy's default weighted_average_slopes: that C routine gave different
+    # samples for the same input from run to run here (seen as an extra trigger at sample 0)
+    st.resample(rate) if rate < 100 else st.interpolate(rate, method="linear")
     picks = StaLtaPicker().pick(st)
     assert len(picks) == 1 and abs(picks[0].peak_time - P_TIME) < 0.3
 

@@ -131,11 +131,13 @@ def _split_at_nan(trace: obspy.Trace) -> list[obspy.Trace]:
 
 
 def prepare_station(
-    stream: obspy.Stream, note: Callable[[str], None] | None = None
+    stream: obspy.Stream, note: Callable[[str], None] | None = None, dtype=np.float64
 ) -> obspy.Stream:
     """Clean one instrument's traces for picking.
 
-    * data to float64 (int32 counts and float64 physical units alike);
+    * data to ``dtype``: float64 (int32 counts and float64 physical units alike), or float32
+      for a runtime that casts every window to float32 anyway (the same float32 values as
+      going through float64, in half the memory);
     * NaN / inf runs become gaps;
     * overlaps are merged (ObsPy ``merge``), then traces are split at gaps, so every trace
       in the result is contiguous;
@@ -154,9 +156,9 @@ def prepare_station(
                 f"{MIN_SAMPLING_RATE:g}-{MAX_SAMPLING_RATE:g} Hz; channel skipped"
             )
             continue
-        # one copy, as float64 (never the caller's array); the sum is finite unless a sample is
-        # NaN / inf (or the sum overflows, then the exact count decides)
-        trace = obspy.Trace(data=np.array(trace.data, dtype=np.float64), header=trace.stats.copy())
+        # one copy (never the caller's array); the sum is finite unless a sample is NaN / inf
+        # (or the sum overflows, then the exact count decides)
+        trace = obspy.Trace(data=np.array(trace.data, dtype=dtype), header=trace.stats.copy())
         if not np.isfinite(trace.data.sum()):
             n_bad = int((~np.isfinite(trace.data)).sum())
             if n_bad:
@@ -221,7 +223,7 @@ def contiguous_blocks(stream: obspy.Stream) -> list[tuple[obspy.UTCDateTime, obs
 
 
 def pickable_blocks(stream: obspy.Stream, note: Callable[[str], None], min_seconds: float | None = None,
-                    picker_name: str = "the picker"):
+                    picker_name: str = "the picker", dtype=np.float64):
     """Yield ``(station key, block)``: every instrument cleaned and cut into contiguous blocks.
 
     The one way every picker (torch or edge) walks a stream, so that no pick is made across
@@ -229,7 +231,7 @@ def pickable_blocks(stream: obspy.Stream, note: Callable[[str], None], min_secon
     passed to ``note`` instead.
     """
     for key, station_stream in group_by_station(stream).items():
-        prepared = prepare_station(station_stream, note)
+        prepared = prepare_station(station_stream, note, dtype)
         if len(prepared) == 0:
             note(f"{key}: no usable channel left; station not picked")
             continue

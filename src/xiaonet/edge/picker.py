@@ -134,7 +134,9 @@ class EdgePicker:
         note = note or logger.warning
         picks: list[EdgePick] = []
         min_seconds = (self.min_samples - 1) / self.model.metadata.sampling_rate
-        for _, block in pickable_blocks(stream, note, min_seconds, self.name):
+        # float32 is the model's input type; a stream filter (EQTransformer) keeps float64
+        dtype = np.float64 if self.model.metadata.stream_filter else np.float32
+        for _, block in pickable_blocks(stream, note, min_seconds, self.name, dtype):
             picks += self.pick_block(block)
         return sorted(picks)
 
