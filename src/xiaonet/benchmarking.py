@@ -459,6 +459,7 @@ class ModelArtifacts:
         self.macs_note = "" if self.window_samples == WINDOW_30S else f"{self.window_samples}-sample window scaled to 30 s"
         if any(w.startswith("onnx") for w in wants):
             from xiaonet.export import ExportError, export_onnx, quantize_int8
+            from xiaonet.model import XiaoNet
 
             try:
                 self.onnx["onnx-fp32"] = export_onnx(model, workdir / f"{name}.onnx", name)
@@ -466,8 +467,6 @@ class ModelArtifacts:
                 self.errors["onnx-fp32"] = self.errors["onnx-int8"] = str(error)
             if "onnx-int8" in wants and "onnx-fp32" in self.onnx:
                 window = calibration[..., : self.window_samples]
-                from xiaonet.model import XiaoNet
-
                 # a fully convolutional student predicts a record shorter than its window whole,
                 # so such records are what it must be calibrated on
                 if window.shape[-1] < self.window_samples and not isinstance(model, XiaoNet):

@@ -6,11 +6,11 @@
     run_dir/split.csv         train/val/dev records    run_dir/version.txt    code version
     run_dir/history.csv/json  one row per epoch        run_dir/curves.png     loss and val F1
     run_dir/checkpoint.pt     last finished epoch      run_dir/best.pt        best val F1
+    run_dir/model/<name>.*    final weights (tuned thresholds), run_dir/metrics.json
 
 The validation split (stations of ``val_fraction``) chooses the epoch and the thresholds;
 the dev split (``dev_fraction``) is only scored at the end, for the model card. Configs
 without a validation split fall back to choosing on dev (and say so).
-    run_dir/model/<name>.*    final weights (tuned thresholds), run_dir/metrics.json
 
 Every batch of epoch ``e`` is drawn from ``numpy.random.default_rng([seed, e])``, so the
 data order does not depend on how many processes came before: a run killed at any point
@@ -477,18 +477,17 @@ def finish_run(config: TrainConfig, run_dir: Path, bundle: DataBundle, history: 
         best_epoch = best["epoch"]
     model.eval()
     if config.eval.p_threshold is not None:
-        tuning, tuned_on = [], "config"
-    elif bundle.val:
-        tuning, tuned_on = bundle.val, "val"
-    else:
-        tuning, tuned_on = [], "train"
-        for source, recs in _group(bundle.train).items():
-            labelled = [r for r in recs if bundle.source_of[source].kind == "labelled"]
-            tuning += labelled[: config.eval.tuning_traces_per_source]
-    if tuned_on == "config":
+        tuned_on = "config"
         thresholds = {"P": {"threshold": config.eval.p_threshold}, "S": {"threshold": config.eval.s_threshold}}
         note(f"thresholds from the config: P {config.eval.p_threshold}, S {config.eval.s_threshold}")
     else:
+        if bundle.val:
+            tuning, tuned_on = bundle.val, "val"
+        else:
+            tuning, tuned_on = [], "train"
+            for source, recs in _group(bundle.train).items():
+                labelled = [r for r in recs if bundle.source_of[source].kind == "labelled"]
+                tuning += labelled[: config.eval.tuning_traces_per_source]
         thresholds = tune_thresholds(model, tuning, config.eval.threshold_grid, config.eval.tolerance_s)
         note(f"thresholds tuned on {'validation' if tuned_on == 'val' else 'training'} traces: " +
              ", ".join(f"{p} {v['threshold']} (F1 {v['tuning_f1']:.3f})" for p, v in thresholds.items()))

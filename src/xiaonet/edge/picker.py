@@ -142,6 +142,15 @@ class EdgePicker:
 
     def pick_block(self, block) -> list[EdgePick]:
         """Picks in one instrument's contiguous, cleaned stream."""
+        converted = self._block_array(block)
+        if converted is None:
+            return []
+        start_time, data, trace_id = converted
+        return self.pick_array(data, start_time, trace_id, filtered=True)
+
+    def _block_array(self, block):
+        """``(start_time, data, trace_id)`` of a cleaned block, filtered and at the model's rate
+        (None when no trace has one of the model's components)."""
         from xiaonet.edge.streams import filter_stream, resample_stream, stream_to_array
 
         meta = self.model.metadata
@@ -149,37 +158,27 @@ class EdgePicker:
             block = block.copy()  # filtering and resampling work in place
             filter_stream(block, meta.stream_filter)
             resample_stream(block, meta.sampling_rate)
-        converted = stream_to_array(block, meta.component_order, meta.sampling_rate)
-        if converted is None:
-            return []
-        start_time, data, trace_id = converted
-        return self.pick_array(data, start_time, trace_id, filtered=True)
+        return stream_to_array(block, meta.component_order, meta.sampling_rate)
 
-    def annotate(self, stream):
+    def annotate(self, stream, note: Callable[[str], None] | None = None):
         """Probability traces (channels ``<name>_P``, ``_S``, ...) for every contiguous block."""
         import obspy
 
-        from xiaonet.edge.streams import filter_stream, resample_stream, stream_to_array
-        from xiaonet.waveforms import contiguous_blocks, group_by_station, prepare_station
+        from xiaonet.waveforms import pickable_blocks
 
         meta = self.model.metadata
         output = obspy.Stream()
-        for station_stream in group_by_station(stream).values():
-            prepared = prepare_station(station_stream)
-            for start, end in contiguous_blocks(prepared):
-                block = prepared.slice(start, end).copy()
-                filter_stream(block, meta.stream_filter)
-                resample_stream(block, meta.sampling_rate)
-                converted = stream_to_array(block, meta.component_order, meta.sampling_rate)
-                if converted is None:
-                    continue
-                start_time, data, trace_id = converted
-                probabilities, first = self.annotate_array(data, filtered=True)
-                network, station, location = trace_id.split(".")
-                for label, curve in zip(meta.labels, probabilities):
-                    output.append(obspy.Trace(curve.astype(np.float32), {
-                        "network": network, "station": station, "location": location,
-                        "channel": f"{meta.name}_{label}", "sampling_rate": meta.sampling_rate,
-                        "starttime": start_time + first / meta.sampling_rate,
-                    }))
+        for _, block in pickable_blocks(stream, note or (lambda message: None)):
+            converted = self._block_array(block)
+            if converted is None:
+                continue
+            start_time, data, trace_id = converted
+            probabilities, first = self.annotate_array(data, filtered=True)
+            network, station, location = trace_id.split(".")
+            for label, curve in zip(meta.labels, probabilities):
+                output.append(obspy.Trace(curve.astype(np.float32), {
+                    "network": network, "station": station, "location": location,
+                    "channel": f"{meta.name}_{label}", "sampling_rate": meta.sampling_rate,
+                    "starttime": start_time + first / meta.sampling_rate,
+                }))
         return output
