@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xiaonet.augmentations import (AddNoise, AugmentPipeline, ComponentDropout, Gain, Normalize, PolarityFlip,
-                                   RealNoise, SuperposeEvent, TimeShift, ZeroGap, build_pipeline)
+from xiaonet.augmentations import (AddNoise, AugmentPipeline, ChannelDropout, ComponentDropout, Gain, Normalize,
+                                   PolarityFlip, RandomResponse, RealNoise, RotateHorizontals, SuperposeEvent,
+                                   TimeShift, ZeroGap, build_pipeline)
 from xiaonet.config import AugmentConfig
 from xiaonet.datasets import Window, hard_label_curve, phase_targets
 
@@ -33,7 +34,8 @@ def onset(waveform) -> int:
 ALL = [Normalize("zscore"), Normalize("peak"), AddNoise(0.1), Gain(8.0), TimeShift(0.5, 1.0), ComponentDropout(1.0),
        ZeroGap(200, 1.0), PolarityFlip(1.0),
        RealNoise(lambda rng: rng.normal(size=(3, N)).astype(np.float32), (0.0, 10.0), 1.0),
-       SuperposeEvent(lambda rng: event_window(100, 200), (0.1, 0.5), 1.0)]
+       SuperposeEvent(lambda rng: event_window(100, 200), (0.1, 0.5), 1.0),
+       RandomResponse(probability=1.0), RotateHorizontals(1.0), ChannelDropout(1.0)]
 
 
 @pytest.mark.parametrize("augmentation", ALL, ids=lambda a: type(a).__name__)
@@ -101,3 +103,44 @@ def test_pipeline_is_reproducible_with_the_same_generator():
     b = pipeline(event_window(), np.random.default_rng(42))
     np.testing.assert_array_equal(a.waveform, b.waveform)
     np.testing.assert_array_equal(a.hard, b.hard)
+
+
+def test_random_response_band_limits_without_moving_the_onset():
+    """Zero-phase filters: the labels stay right; a low-pass removes what lies above it."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        window = event_window()
+        before = window.hard.copy()
+        out = RandomResponse(lowpass_hz=(10.0, 10.0), tilt_probability=0.0, probability=1.0)(window, rng)
+        np.testing.assert_array_equal(out.hard, before)
+        steepest = P - 50 + int(np.argmax(np.abs(np.diff(out.waveform[0][P - 50: P + 50]))))
+        assert abs(steepest - P) <= 2  # the onset's steepest point stays on the label
+        spectrum = np.abs(np.fft.rfft(out.waveform[0]))
+        frequencies = np.fft.rfftfreq(N, 0.01)
+        assert spectrum[frequencies > 30].max() < 0.05 * spectrum.max()
+
+
+def test_rotating_horizontals_keeps_horizontal_energy_and_the_vertical():
+    window = event_window()
+    window.waveform[1] *= 0.3
+    energy = float((window.waveform[1:] ** 2).sum())
+    vertical = window.waveform[0].copy()
+    out = RotateHorizontals(1.0)(window, np.random.default_rng(1))
+    np.testing.assert_allclose(float((out.waveform[1:] ** 2).sum()), energy, rtol=1e-5)
+    np.testing.assert_array_equal(out.waveform[0], vertical)
+
+
+def test_channel_dropout_zeroes_exactly_one_component():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        out = ChannelDropout(1.0)(event_window(), rng)
+        assert sum(not np.any(c) for c in out.waveform) == 1
+
+
+def test_domain_augmentations_are_in_the_pipeline_only_when_asked():
+    plain = str(build_pipeline(AugmentConfig()))
+    assert "RandomResponse" not in plain and "RotateHorizontals" not in plain
+    config = AugmentConfig(response_probability=0.5, rotate_probability=0.5, channel_dropout_probability=0.1)
+    described = str(build_pipeline(config))
+    assert "RandomResponse(lowpass_hz=(8.0, 45.0)" in described
+    assert "RotateHorizontals(probability=0.5)" in described and "ChannelDropout(probability=0.1)" in described

@@ -291,3 +291,68 @@ def test_training_records_of_a_split_file_are_left_out(dataset_dir, tmp_path):
     assert dataset.describe()["excluded_training_rows"] == 3
     with pytest.raises(DatasetError, match="split file not found"):
         training_records(tmp_path / "nope.csv")
+
+
+# --- continuous data scored against the teachers' consensus ---------------------------------
+
+
+class FixedPicker(Picker):
+    """Picks at fixed offsets (seconds after each instrument's start)."""
+
+    def __init__(self, name, offsets):
+        self.name = name
+        self.offsets = offsets
+
+    def pick_block(self, stream):
+        start = stream[0].stats.starttime
+        s = stream[0].stats
+        trace_id = f"{s.network}.{s.station}.{s.location}"
+        return sbu.PickList(sbu.Pick(trace_id, start + t, start + t, peak_time=start + t, peak_value=0.9,
+                                     phase=phase) for phase, t in self.offsets)
+
+    def annotate(self, stream):
+        return obspy.Stream()
+
+
+@pytest.fixture
+def continuous_dir(tmp_path):
+    folder = tmp_path / "continuous"
+    folder.mkdir()
+    for network in ("AA", "BB"):
+        stream = obspy.read()
+        for tr in stream:
+            tr.stats.network = network
+        stream.write(str(folder / f"{network}.RJOB.mseed"), format="MSEED")
+    (folder / "README.md").write_text("not a waveform")
+    return folder
+
+
+def test_consensus_scoring_rewards_agreement_and_ignores_single_teacher_picks(continuous_dir):
+    from xiaonet.evaluation import ContinuousDataset
+
+    assert ContinuousDataset.networks_in(continuous_dir) == ["AA", "BB"]
+    datasets = [ContinuousDataset(continuous_dir, network=n) for n in ("AA", "BB")]
+    assert [d.name for d in datasets] == ["continuous:AA", "continuous:BB"] and len(datasets[0]) == 1
+    phasenet = FixedPicker("phasenet", [("P", 4.0), ("S", 10.0), ("P", 20.0)])
+    eqtransformer = FixedPicker("eqtransformer", [("P", 4.2), ("S", 10.6)])
+    # student: P on the consensus, one P near PhaseNet's lone P (ignored), one false P
+    student = FixedPicker("student", [("P", 4.1), ("P", 20.1), ("P", 25.0), ("S", 10.3)])
+    result = evaluate([phasenet, eqtransformer, student], datasets,
+                      EvaluationSettings(progress=False, thresholds=(0.5,)))
+    rows = {(r["dataset"], r["picker"], r["phase"]): r for r in result.rows}
+    p = rows[("continuous:AA", "student", "P")]
+    assert (p["tp"], p["fp"], p["fn"]) == (1, 1, 0)
+    s = rows[("continuous:AA", "student", "S")]  # teachers' S are 0.6 s apart: no reference S
+    assert (s["tp"], s["fp"], s["fn"]) == (0, 0, 0)
+    assert "reference (a consensus teacher)" in rows[("continuous:AA", "phasenet", "P")]["note"]
+    described = {d["dataset"]: d for d in result.datasets}
+    assert described["continuous:BB"]["P_picks"] == 1 and described["continuous:BB"]["S_picks"] == 0
+    assert described["continuous:AA"]["single_teacher_picks"] == 3
+
+
+def test_continuous_folder_without_waveforms_is_named(tmp_path):
+    from xiaonet.evaluation import ContinuousDataset
+
+    (tmp_path / "notes.txt").write_text("nothing")
+    with pytest.raises(DatasetError, match="no waveform files"):
+        ContinuousDataset(tmp_path)

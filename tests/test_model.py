@@ -132,3 +132,40 @@ def test_annotate_handles_short_record_missing_components_and_resampling():
     assert ann[0].stats.sampling_rate == 100.0
     short = st.copy().trim(st[0].stats.starttime, st[0].stats.starttime + 10)
     assert len(model.annotate(short)) == 3  # shorter than the 30 s window
+
+
+def test_aligned_upsampling_puts_coarse_features_where_they_came_from():
+    """With centred transposed convolutions an impulse's response is centred on it at every
+    level; the original kernel == stride upsampling shifts it late."""
+    def centre_of_response(aligned: bool) -> float:
+        torch.manual_seed(0)
+        model = XiaoNet(window_len=4096, base_channels=2, aligned_upsampling=aligned)
+        with torch.no_grad():
+            for module in model.modules():  # flat kernels: any shift comes from the placement
+                if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+                    module.weight.fill_(1.0)
+                    module.bias.zero_()
+            x = torch.zeros(1, 3, 4096)
+            x[0, 0, 2048] = 1.0
+            z = torch.nn.functional.relu(model.stem(x))
+            for down, refine in zip(model.down, model.down_refine):
+                z = torch.nn.functional.relu(refine(torch.nn.functional.relu(down(z))))
+            for up in model.up:  # coarse path only: no skip can repair the placement
+                z = up(z)
+            weights = z.abs().sum(dim=(0, 1))
+        positions = torch.arange(weights.numel(), dtype=torch.float32)
+        # level-0 sample i is centred on input sample stride * i + (stride - 1) / 2 (the stem)
+        return float((weights * positions).sum() / weights.sum()) * model.stride + (model.stride - 1) / 2
+    assert abs(centre_of_response(True) - 2048) < 4
+    assert centre_of_response(False) - 2048 > 60
+
+
+def test_aligned_upsampling_round_trips_and_keeps_any_length(tmp_path):
+    model = XiaoNet(window_len=3001, base_channels=4, aligned_upsampling=True)
+    for n in (1, 257, 3001):
+        assert model(torch.randn(1, 3, n)).shape == (1, 3, n)
+    model.save(tmp_path / "aligned")
+    loaded = load_student(str(tmp_path / "aligned"))
+    assert loaded.aligned_upsampling
+    x = torch.randn(2, 3, 3001)
+    assert torch.equal(model(x), loaded(x))

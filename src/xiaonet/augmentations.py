@@ -235,6 +235,81 @@ class PolarityFlip(Augmentation):
         return window
 
 
+class RandomResponse(Augmentation):
+    """A different instrument and sampling rate: random band limits and spectral tilt.
+
+    What differs most between networks is the band a record carries: data sampled at
+    40-50 Hz (resampled to 100 Hz for the model) holds nothing above 16-20 Hz, a 1 Hz
+    short-period or a 4.5 Hz geophone little below its corner, an accelerometer weighs high
+    frequencies up (acceleration is velocity differentiated). Each time it applies, this
+    draws a low-pass corner from ``lowpass_hz`` (log-uniform), a high-pass corner from
+    ``highpass_hz`` with probability 0.5, and differentiates (accelerometer-like) or
+    integrates (displacement-like, after the high-pass) with probability ``tilt_probability``
+    each. Filters are zero-phase (``sosfiltfilt``), so labels keep their samples.
+    """
+
+    def __init__(self, lowpass_hz: tuple[float, float] = (8.0, 45.0),
+                 highpass_hz: tuple[float, float] = (0.2, 5.0), tilt_probability: float = 0.15,
+                 sampling_rate: float = 100.0, probability: float = 0.5):
+        self.lowpass_hz = tuple(lowpass_hz)
+        self.highpass_hz = tuple(highpass_hz)
+        self.tilt_probability = tilt_probability
+        self.sampling_rate = sampling_rate
+        self.probability = probability
+
+    def apply(self, window, rng):
+        from scipy.signal import butter, sosfiltfilt
+
+        x = window.waveform.astype(np.float64)
+        nyquist = self.sampling_rate / 2
+        low = float(np.exp(rng.uniform(*np.log(self.lowpass_hz))))
+        if low < 0.95 * nyquist:
+            x = sosfiltfilt(butter(int(rng.integers(2, 7)), low / nyquist, "low", output="sos"), x, axis=-1)
+        draw = rng.random()
+        if draw < self.tilt_probability:
+            x = np.gradient(x, axis=-1) * self.sampling_rate
+        high = None
+        if rng.random() < 0.5 or self.tilt_probability <= draw < 2 * self.tilt_probability:
+            high = float(np.exp(rng.uniform(*np.log(self.highpass_hz))))
+            x = sosfiltfilt(butter(2, high / nyquist, "high", output="sos"), x, axis=-1)
+        if self.tilt_probability <= draw < 2 * self.tilt_probability:
+            x = np.cumsum(x, axis=-1) / self.sampling_rate
+            x -= x.mean(axis=-1, keepdims=True)
+        window.waveform = x.astype(np.float32)
+        return window
+
+
+class RotateHorizontals(Augmentation):
+    """Rotates the two horizontals by a random angle (unrotated 1/2 sensors, misoriented
+    boreholes and ocean-bottom seismometers), and swaps them half of those times."""
+
+    def __init__(self, probability: float = 0.5):
+        self.probability = probability
+
+    def apply(self, window, rng):
+        angle = rng.uniform(0.0, 2 * np.pi)
+        c, s = np.cos(angle), np.sin(angle)
+        x = window.waveform.copy()
+        n, e = x[1].copy(), x[2].copy()
+        x[1], x[2] = c * n - s * e, s * n + c * e
+        if rng.random() < 0.5:
+            x[[1, 2]] = x[[2, 1]]
+        window.waveform = x
+        return window
+
+
+class ChannelDropout(Augmentation):
+    """Zeroes one random component (a dead or missing channel), labels unchanged."""
+
+    def __init__(self, probability: float = 0.1):
+        self.probability = probability
+
+    def apply(self, window, rng):
+        window.waveform = window.waveform.copy()
+        window.waveform[int(rng.integers(0, 3))] = 0.0
+        return window
+
+
 def build_pipeline(augment, sampler=None, sampling_rate: float = 100.0) -> AugmentPipeline:
     """The training pipeline of an :class:`xiaonet.config.AugmentConfig`.
 
@@ -252,8 +327,15 @@ def build_pipeline(augment, sampler=None, sampling_rate: float = 100.0) -> Augme
         steps.append(TimeShift(0.5, augment.shift_probability))
     if augment.gap_probability > 0:
         steps.append(ZeroGap(int(augment.gap_max_s * sampling_rate), augment.gap_probability))
+    if augment.response_probability > 0:
+        steps.append(RandomResponse(tuple(augment.lowpass_hz), tuple(augment.highpass_hz),
+                                    augment.tilt_probability, sampling_rate, augment.response_probability))
+    if augment.rotate_probability > 0:
+        steps.append(RotateHorizontals(augment.rotate_probability))
     if augment.component_dropout_probability > 0:
         steps.append(ComponentDropout(augment.component_dropout_probability))
+    if augment.channel_dropout_probability > 0:
+        steps.append(ChannelDropout(augment.channel_dropout_probability))
     if augment.polarity_probability > 0:
         steps.append(PolarityFlip(augment.polarity_probability))
     if augment.gain_decades > 0:

@@ -26,6 +26,12 @@ class ConfigError(ValueError):
     """A config file or override is wrong; the message says where and what is expected."""
 
 
+#: Roles of a data source (or of one of its networks) in the network-held-out protocol.
+SOURCE_ROLES = ("train", "validation", "test")
+#: How the members' P and S probabilities become one training target.
+TEACHER_COMBINATIONS = ("mean", "max")
+
+
 @dataclass
 class TeacherMember:
     """One SeisBench teacher: ``phasenet`` or ``eqtransformer`` and its weights name."""
@@ -36,10 +42,13 @@ class TeacherMember:
 
 @dataclass
 class TeacherConfig:
-    #: Ensemble members; the ensemble label is the mean of their P and S probabilities.
+    #: Ensemble members; the ensemble label combines their P and S probabilities.
     members: list[TeacherMember] = field(
         default_factory=lambda: [TeacherMember("phasenet"), TeacherMember("eqtransformer")]
     )
+    #: ``mean`` (a pick needs both teachers to be sure) or ``max`` (either teacher's pick is a
+    #: target: keeps the weak arrivals a conservative teacher is silent on).
+    combine: str = "mean"
     #: Folder for the on-disk cache of teacher probabilities (relative to the working dir).
     cache_dir: str = "runs/teacher-cache"
     #: Batch size for teacher annotation.
@@ -63,6 +72,12 @@ class SourceConfig:
     #: Fraction of this source's stations (after dev) held out as the validation split
     #: (labelled sources only): chooses the epoch, early stopping and the pick thresholds.
     val_fraction: float = 0.0
+    #: The network-held-out protocol: ``train`` (trained on, with the station split above),
+    #: ``validation`` (never trained on; chooses epochs, thresholds and recipes) or ``test``
+    #: (never trained on, never used to choose anything; only reported). Continuous sources
+    #: in validation or test are scored against the teachers' consensus.
+    #: ``data.networks`` overrides it for the networks it names.
+    role: str = "train"
 
 
 @dataclass
@@ -70,6 +85,10 @@ class DataConfig:
     #: Folder holding ``data/``; null means ``$XIAONET_SHARED`` or ``<repo>/../shared``.
     shared_dir: str | None = None
     sources: list[SourceConfig] = field(default_factory=list)
+    #: Network code -> role (train / validation / test) in every source: a network is held out
+    #: wherever it appears (e.g. ``{"BK": "test"}`` leaves BK out of the labelled sets and of the
+    #: strong-motion records alike). Networks not named take their source's ``role``.
+    networks: dict[str, str] = field(default_factory=dict)
     #: Samples per training window at 100 Hz.
     window_len: int = 3001
     sampling_rate: float = 100.0
@@ -104,6 +123,16 @@ class AugmentConfig:
     superpose_probability: float = 0.1
     #: Probability of flipping the polarity.
     polarity_probability: float = 0.5
+    #: Probability of a random instrument response / band limit (RandomResponse): low-pass
+    #: corner range, high-pass corner range (Hz) and the chance of differentiating or integrating.
+    response_probability: float = 0.0
+    lowpass_hz: tuple[float, float] = (8.0, 45.0)
+    highpass_hz: tuple[float, float] = (0.2, 5.0)
+    tilt_probability: float = 0.15
+    #: Probability of rotating the horizontals by a random angle (unrotated 1/2 sensors).
+    rotate_probability: float = 0.0
+    #: Probability of zeroing one random component (a dead channel).
+    channel_dropout_probability: float = 0.0
 
 
 @dataclass
@@ -337,9 +366,15 @@ def validate_config(config: TrainConfig) -> None:
             raise ConfigError(f"data.sources.{i}.weight: must be >= 0, got {source.weight}")
         if not 0 <= source.dev_fraction < 1:
             raise ConfigError(f"data.sources.{i}.dev_fraction: must be in [0, 1), got {source.dev_fraction}")
+        if source.role not in SOURCE_ROLES:
+            raise ConfigError(f"data.sources.{i}.role: expected one of {', '.join(SOURCE_ROLES)}, "
+                              f"got '{source.role}'")
         if not 0 <= source.val_fraction < 1 or source.dev_fraction + source.val_fraction >= 1:
             raise ConfigError(f"data.sources.{i}.val_fraction: must be in [0, 1) and leave stations to train on "
                               f"beside dev_fraction {source.dev_fraction}, got {source.val_fraction}")
+    for network, role in config.data.networks.items():
+        if role not in SOURCE_ROLES:
+            raise ConfigError(f"data.networks.{network}: expected one of {', '.join(SOURCE_ROLES)}, got '{role}'")
     if config.data.label_shape not in ("gaussian", "triangle", "box"):
         raise ConfigError(
             f"data.label_shape: expected gaussian, triangle or box, got '{config.data.label_shape}'"
@@ -348,6 +383,9 @@ def validate_config(config: TrainConfig) -> None:
         raise ConfigError(f"loss.alpha: must be in [0, 1], got {config.loss.alpha}")
     if config.loss.temperature <= 0:
         raise ConfigError(f"loss.temperature: must be > 0, got {config.loss.temperature}")
+    if config.teacher.combine not in TEACHER_COMBINATIONS:
+        raise ConfigError(f"teacher.combine: expected one of {', '.join(TEACHER_COMBINATIONS)}, "
+                          f"got '{config.teacher.combine}'")
     for member in config.teacher.members:
         if member.name not in ("phasenet", "eqtransformer"):
             raise ConfigError(

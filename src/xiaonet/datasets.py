@@ -54,6 +54,12 @@ class Record:
     category: str = "continuous"
     #: Teacher P and S probabilities, (2, n) float16, or None.
     teacher: np.ndarray | None = None
+    #: Each consensus teacher's own (2, n) curves (held-out continuous records only).
+    teacher_members: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Network code (the part of ``station`` before the dot).
+    @property
+    def network(self) -> str:
+        return self.station.split(".")[0]
 
     @property
     def n_samples(self) -> int:
@@ -215,10 +221,14 @@ def _stream_to_array(block, sampling_rate: float, start, end) -> np.ndarray | No
 
 @dataclass
 class DataBundle:
-    """All records of a config, split by station into train, validation and dev.
+    """All records of a config: held-out networks, and a station split of the others.
 
-    ``dev`` is the test split of the model card (never trained on, never used to choose
-    anything); ``val`` chooses the epoch and the thresholds. Both hold labelled records only.
+    ``test`` holds the records of test networks (``role: test``, never trained on, never used
+    to choose anything): the first table of the model card. ``val`` holds validation networks
+    (``role: validation``) and any validation stations of training networks; it chooses the
+    epoch and the thresholds. ``dev`` holds held-out stations of training networks (the
+    secondary, in-network column). Continuous records in ``val`` and ``test`` are scored
+    against the teachers' consensus; ``dev`` holds labelled records only.
     """
 
     train: list[Record]
@@ -228,10 +238,12 @@ class DataBundle:
     notes: list[str]
     val: list[Record] = field(default_factory=list)
     val_stations: set[str] = field(default_factory=set)
+    #: Records of held-out test networks (``role: test``): only reported, never chosen on.
+    test: list[Record] = field(default_factory=list)
 
     @property
     def splits(self) -> tuple[tuple[str, list[Record]], ...]:
-        return (("train", self.train), ("val", self.val), ("dev", self.dev))
+        return (("train", self.train), ("val", self.val), ("dev", self.dev), ("test", self.test))
 
     @property
     def selection(self) -> tuple[str, list[Record]]:
@@ -306,12 +318,15 @@ def load_data(config: TrainConfig, note: Callable[[str], None] | None = None) ->
             records = load_labelled_records(path, source, rate, collect)
         else:
             records = load_continuous_records(path, rate, config.data.window_len, collect)
-        short = [r for r in records if r.n_samples < config.data.window_len]
-        if short:
-            collect(f"{path.name}: {len(short)} record(s) shorter than the {config.data.window_len}-sample "
-                    "training window skipped")
-        by_source[path.name] = [r for r in records if r.n_samples >= config.data.window_len]
+        by_source[path.name] = records
         source_of[path.name] = source
+    held_out: dict[str, list[Record]] = {"validation": [], "test": []}
+    for name, source in source_of.items():
+        kept = []
+        for record in by_source[name]:
+            role = config.data.networks.get(record.network, source.role)
+            (kept if role == "train" else held_out[role]).append(record)
+        by_source[name] = kept
     dev_stations: set[str] = set()
     for name, source in source_of.items():
         dev_stations |= choose_held_out_stations([r.station for r in by_source[name]], source.dev_fraction,
@@ -331,9 +346,16 @@ def load_data(config: TrainConfig, note: Callable[[str], None] | None = None) ->
                 val.append(record)
             else:
                 train.append(record)
+    # held-out records of any length are scored whole; training needs a whole window
+    short = [r for r in train if r.n_samples < config.data.window_len]
+    for name in sorted({r.source for r in short}):
+        count = sum(r.source == name for r in short)
+        collect(f"{name}: {count} record(s) shorter than the {config.data.window_len}-sample training window "
+                "not trained on")
+    train = [r for r in train if r.n_samples >= config.data.window_len]
     dev = [r for r in dev if source_of[r.source].kind == "labelled"]
-    val = [r for r in val if source_of[r.source].kind == "labelled"]
-    return DataBundle(train, dev, source_of, dev_stations, notes, val, val_stations)
+    val = [r for r in val if source_of[r.source].kind == "labelled"] + held_out["validation"]
+    return DataBundle(train, dev, source_of, dev_stations, notes, val, val_stations, held_out["test"])
 
 
 # --- labels and windows ----------------------------------------------------------------------
@@ -506,3 +528,27 @@ def record_reference_picks(record: Record, sampling_rate: float = 100.0, start_o
     refs = [ReferencePick(trace_id, "P", start + p / sampling_rate) for p in record.p_samples]
     refs += [ReferencePick(trace_id, "S", start + s / sampling_rate) for s in record.s_samples]
     return refs
+
+
+def record_references(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
+    """The reference of a record as a :class:`xiaonet.consensus.ConsensusReference`.
+
+    Labelled records: their analyst picks (nothing ignored). Continuous records: the picks
+    every consensus teacher agrees on, with the picks of a single teacher ignored; a
+    continuous record without both teachers' curves has no reference (an error to score).
+    """
+    from xiaonet.consensus import CONSENSUS_TEACHERS, ConsensusReference, consensus_reference, \
+        picks_from_probabilities
+
+    if record.category != "continuous":
+        return ConsensusReference(record_reference_picks(record, sampling_rate, start_offset), [])
+    curves = {name: value for name, value in record.teacher_members.items()
+              if name.split("_")[0] in CONSENSUS_TEACHERS}
+    if len({name.split("_")[0] for name in curves}) < len(CONSENSUS_TEACHERS):
+        raise DataError(f"{record.name}: continuous record without the curves of every consensus teacher "
+                        f"({', '.join(CONSENSUS_TEACHERS)}); cannot score it")
+    trace_id = f"{record.station}."
+    start = record.start_time + start_offset
+    picks = {name: picks_from_probabilities(value.astype(np.float32), trace_id, start, sampling_rate)
+             for name, value in curves.items()}
+    return consensus_reference(picks)

@@ -31,6 +31,7 @@ import numpy as np
 import obspy
 import seisbench.util as sbu
 
+from xiaonet.datasets import NOT_WAVEFORM_SUFFIXES
 from xiaonet.scoring import (
     ReferencePick,
     SweepPoint,
@@ -42,12 +43,15 @@ from xiaonet.scoring import (
 logger = logging.getLogger("xiaonet")
 
 PHASES = ("P", "S")
+#: Pickers whose rows are the reference itself on consensus-scored data.
+CONSENSUS_TEACHER_NAMES = ("phasenet", "eqtransformer")
 PHASE_COLUMNS = {"P": "trace_p_arrival_sample", "S": "trace_s_arrival_sample"}
 #: Start time given to rows without ``trace_start_time`` (only differences matter).
 DEFAULT_START = obspy.UTCDateTime(2000, 1, 1)
 #: A dataset whose median trace peak amplitude is below this is "in physical units".
 PHYSICAL_UNITS_PEAK = 1e-3
 DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
+
 
 
 class DatasetError(ValueError):
@@ -261,6 +265,109 @@ class LabelledDataset:
         }
 
 
+class ContinuousDataset:
+    """A folder (or files) of continuous waveforms without analyst picks, for consensus scoring.
+
+    One trace per station and file: the station's stream exactly as read (every picker
+    cleans it itself). The reference is filled in by :func:`evaluate` from the teachers'
+    consensus (:mod:`xiaonet.consensus`), so ``references`` start empty. With ``network`` only
+    that network's stations are kept and the dataset is named ``<folder>:<network>``, which
+    gives one table row per network.
+    """
+
+    reference = "consensus"
+
+    def __init__(self, path: str | Path, network: str | None = None, name: str | None = None):
+        from xiaonet.waveforms import WaveformInputError, expand_inputs
+
+        self.path = Path(path)
+        self.network = network
+        base = name or self.path.name
+        self.name = base if network is None else f"{base}:{network}"
+        self.notes: Counter = Counter()
+        try:
+            files = [f for f in expand_inputs([str(self.path)])
+                     if f.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
+        except WaveformInputError as error:
+            raise DatasetError(str(error)) from None
+        if not files:
+            raise DatasetError(f"{self.path}: no waveform files (expected miniSEED, SAC, ... files)")
+        self.files = files
+        self._streams: dict[str, obspy.Stream] = {}
+        self.rows: list[str] = []
+        self.failures: list[str] = []
+        self._read()
+        if not self.rows:
+            raise DatasetError(f"{self.path}: no readable station streams"
+                               + (f" of network {network}" if network else ""))
+
+    def _read(self) -> None:
+        from xiaonet.waveforms import WaveformInputError, group_by_station, read_waveform_file
+
+        for file in self.files:
+            try:
+                stream = read_waveform_file(file, note=lambda m: self.notes.update([m.split(": ", 1)[-1]]))
+            except WaveformInputError as error:
+                self.failures.append(str(error))
+                self.notes["unreadable file"] += 1
+                continue
+            for key, station_stream in group_by_station(stream).items():
+                if self.network is not None and station_stream[0].stats.network != self.network:
+                    continue
+                row = f"{file.name}#{key}"
+                self._streams[row] = station_stream
+                self.rows.append(row)
+
+    @staticmethod
+    def networks_in(path: str | Path) -> list[str]:
+        """Network codes of the waveform files under ``path`` (headers only)."""
+        from xiaonet.waveforms import expand_inputs
+
+        found = set()
+        for file in expand_inputs([str(path)]):
+            if file.suffix.lower() in NOT_WAVEFORM_SUFFIXES:
+                continue
+            try:
+                found |= {tr.stats.network for tr in obspy.read(str(file), headonly=True)}
+            except Exception:
+                continue
+        return sorted(found)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"ContinuousDataset({self.name!r}, {len(self)} station streams)"
+
+    def trace(self, row: str) -> LabelledTrace:
+        stream = self._streams[row]
+        first = stream[0].stats
+        return LabelledTrace(f"{self.name}/{row}", f"{first.network}.{first.station}.{first.location}",
+                             stream.copy(), [], "continuous")
+
+    def __iter__(self) -> Iterator[LabelledTrace]:
+        for row in self.rows:
+            yield self.trace(row)
+
+    def describe(self) -> dict:
+        hours = sum(max(tr.stats.npts / tr.stats.sampling_rate for tr in st) for st in self._streams.values()) / 3600
+        rates = sorted({tr.stats.sampling_rate for st in self._streams.values() for tr in st})
+        return {
+            "dataset": self.name,
+            "path": str(self.path),
+            "traces": len(self),
+            "station_hours": round(hours, 2),
+            "excluded_training_rows": 0,
+            "P_picks": 0,  # filled in from the consensus by evaluate()
+            "S_picks": 0,
+            "sampling_rate": ",".join(f"{r:g}" for r in rates),
+            "unit": "as stored; reference: teacher consensus",
+            "gain": 1.0,
+            "reference": "teacher consensus",
+            "amplitudes": "not measured",
+        }
+
+
 def training_records(split_csv: str | Path, keep: str = "dev") -> set[str]:
     """Records of a training run's ``split.csv`` whose split is not ``keep`` (to exclude).
 
@@ -443,12 +550,17 @@ class EvaluationSettings:
 
 
 def score_run(run: PickerRun, references: list[ReferencePick], settings: EvaluationSettings,
-              operating: dict[str, str], amplitudes: str = "") -> tuple[list[dict], list[SweepPoint]]:
-    """Metric rows (one per phase) and the threshold sweep of one picker run."""
+              operating: dict[str, str], amplitudes: str = "",
+              ignored: list[ReferencePick] = ()) -> tuple[list[dict], list[SweepPoint]]:
+    """Metric rows (one per phase) and the threshold sweep of one picker run.
+
+    ``ignored``: picks neither rewarded nor penalised (a single teacher's, in consensus scoring).
+    """
     scores = score_picks(run.all_picks(), references, settings.tolerance, PHASES,
-                         outlier_threshold=settings.outlier_threshold)
+                         outlier_threshold=settings.outlier_threshold, ignored=ignored)
     sweep_source = run.all_picks(sweep=True)
-    sweep = sweep_thresholds(sweep_source, references, settings.thresholds, settings.tolerance, PHASES)
+    sweep = sweep_thresholds(sweep_source, references, settings.thresholds, settings.tolerance, PHASES,
+                             ignored=ignored)
     rows = []
     for phase in PHASES:
         n_reference = sum(r.phase == phase for r in references)
@@ -498,8 +610,41 @@ class Evaluation:
     #: The loaded pickers, in the order asked (for the pick benchmark and the gallery).
     pickers: list = field(default_factory=list)
 
+    #: Consensus datasets: picks only some teachers made (neither rewarded nor penalised).
+    ignored: dict[str, list[ReferencePick]] = field(default_factory=dict)
+
     def references(self, dataset: str) -> list[ReferencePick]:
         return [r for trace in self.traces.get(dataset, []) for r in trace.references]
+
+
+def _consensus_teacher_runs(loaded: list, traces: list[LabelledTrace], dataset: str, settings,
+                            note: Callable[[str], None]) -> dict[str, PickerRun]:
+    """Runs of the consensus teachers on ``traces``: those already asked for, else loaded here."""
+    from xiaonet.consensus import CONSENSUS_TEACHERS
+    from xiaonet.pickers import load_picker
+
+    runs = {}
+    for teacher in CONSENSUS_TEACHERS:
+        picker = next((p for _, p in loaded if getattr(p, "name", "") in (teacher, f"{teacher}:original")), None)
+        if picker is None:
+            picker = load_picker(teacher)  # TeacherUnavailable says which file is missing
+        runs[teacher] = run_picker(picker, traces, dataset, None, settings.progress)
+        if runs[teacher].failures:
+            note(f"{dataset}: {teacher} failed on {len(runs[teacher].failures)} trace(s); "
+                 "they have no consensus reference")
+    return runs
+
+
+def fill_consensus(traces: list[LabelledTrace], runs: dict[str, PickerRun]) -> list[ReferencePick]:
+    """Set each trace's references to the teachers' consensus; return the ignored picks."""
+    from xiaonet.consensus import consensus_reference
+
+    ignored = []
+    for trace in traces:
+        reference = consensus_reference({name: run.picks.get(trace.key, []) for name, run in runs.items()})
+        trace.references = reference.picks
+        ignored += reference.ignored
+    return ignored
 
 
 def evaluate(
@@ -538,6 +683,13 @@ def evaluate(
             except Exception as error:
                 dataset.notes[f"row unreadable ({type(error).__name__}: {error})"] += 1
         description["evaluated_traces"] = len(traces)
+        ignored: list[ReferencePick] = []
+        if getattr(dataset, "reference", "analyst") == "consensus":
+            ignored = fill_consensus(traces, _consensus_teacher_runs(loaded, traces, dataset.name, settings, note))
+            for phase in PHASES:
+                description[f"{phase}_picks"] = sum(r.phase == phase for t in traces for r in t.references)
+            description["single_teacher_picks"] = len(ignored)
+            result.ignored[dataset.name] = ignored
         description["notes"] = "; ".join(f"{n} x {m}" for m, n in dataset.notes.items())
         result.datasets.append(description)
         result.traces[dataset.name] = traces
@@ -545,7 +697,10 @@ def evaluate(
         for spec, picker in loaded:
             run = run_picker(picker, traces, dataset.name, min(settings.thresholds), settings.progress)
             rows, sweep = score_run(run, references, settings, operating_thresholds(picker),
-                                    description["amplitudes"])
+                                    description["amplitudes"], ignored)
+            if ignored and getattr(picker, "name", "").split(":")[0] in CONSENSUS_TEACHER_NAMES:
+                for row in rows:
+                    row["note"] = "; ".join(filter(None, ["reference (a consensus teacher)", row["note"]]))
             result.rows.extend(rows)
             result.sweeps.extend({"dataset": dataset.name, "picker": run.picker, **p.as_dict()}
                                  for p in sweep)

@@ -76,6 +76,11 @@ class XiaoNet(WaveformModel):
     :param stride: Downsampling factor per level.
     :param kernel_size: Kernel size of the convolutions at coarse levels.
     :param width_multipliers: Channel multipliers per level (length ``depth + 1``).
+    :param aligned_upsampling: Upsample with centred transposed convolutions (kernel
+        ``2 * stride - 1``), so a coarse feature lands where the strided convolution took it
+        from. The original ``kernel == stride`` upsampling puts it ``(stride - 1) / 2``
+        samples late at every level (about 1 s at the coarsest level of a 3-level student),
+        which the network must learn to undo and which cost it P-pick precision.
     """
 
     _annotate_args = WaveformModel._annotate_args.copy()
@@ -92,6 +97,7 @@ class XiaoNet(WaveformModel):
         stride: int = 4,
         kernel_size: int = 5,
         width_multipliers: tuple[int, ...] | list[int] | None = None,
+        aligned_upsampling: bool = False,
         sampling_rate: float = 100.0,
         component_order: str = "ZNE",
         **kwargs: Any,
@@ -134,6 +140,7 @@ class XiaoNet(WaveformModel):
         self.stride = int(stride)
         self.kernel_size = int(kernel_size)
         self.width_multipliers = width_multipliers
+        self.aligned_upsampling = bool(aligned_upsampling)
 
         widths = [self.base_channels * m for m in width_multipliers]
         self.widths = widths
@@ -152,9 +159,12 @@ class XiaoNet(WaveformModel):
         self.up = nn.ModuleList()
         self.up_merge = nn.ModuleList()
         for level in range(depth, 0, -1):
-            self.up.append(
-                nn.ConvTranspose1d(widths[level], widths[level - 1], stride, stride=stride)
-            )
+            if self.aligned_upsampling:  # output j*stride + [-(stride-1), stride-1]: centred
+                up = nn.ConvTranspose1d(widths[level], widths[level - 1], 2 * stride - 1, stride=stride,
+                                        padding=stride - 1, output_padding=stride - 1)
+            else:
+                up = nn.ConvTranspose1d(widths[level], widths[level - 1], stride, stride=stride)
+            self.up.append(up)
             self.up_merge.append(
                 nn.Conv1d(2 * widths[level - 1], widths[level - 1], 3, padding=1)
             )
@@ -227,6 +237,7 @@ class XiaoNet(WaveformModel):
             stride=self.stride,
             kernel_size=self.kernel_size,
             width_multipliers=list(self.width_multipliers),
+            aligned_upsampling=self.aligned_upsampling,
         )
         return model_args
 

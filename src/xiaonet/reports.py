@@ -363,11 +363,16 @@ def summary_markdown(evaluation, benchmark_summaries: list[dict] | None = None,
         "",
         markdown_table(evaluation.datasets, DATASET_COLUMNS),
         "",
-        f"### Whole-trace picking (hit: same phase within {s.tolerance:g} s of the analyst pick; "
+        f"### Whole-trace picking (hit: same phase within {s.tolerance:g} s of the reference pick; "
         f"outliers: |residual| > {s.outlier_threshold:g} s)",
         "",
         markdown_table(metric_table_rows(evaluation.rows), METRIC_COLUMNS),
         "",
+        *(["Reference: the analyst picks, except for datasets marked *teacher consensus*: there the "
+           "reference is the picks PhaseNet and EQTransformer (threshold 0.3) agree on within 0.3 s, and a "
+           f"pick of one teacher alone is neither rewarded nor penalised ({sum(len(v) for v in evaluation.ignored.values())} "
+           "such picks). Agreement with the consensus is not accuracy: the teachers score 1 there by "
+           "construction.", ""] if getattr(evaluation, "ignored", None) else []),
         "`best thr.` / `best F1`: the threshold of the sweep "
         f"({min(s.thresholds):g}-{max(s.thresholds):g}) with the highest F1 on these same traces "
         "(an optimistic figure: it is tuned on the test data). For STA/LTA the sweep is over its "

@@ -66,9 +66,10 @@ class PhaseScore:
         r = self.residuals
         if r.size == 0:
             nan = float("nan")
-            return {"mean": nan, "std": nan, "mae": nan, "rmse": nan, "outlier_fraction": nan}
+            return {"mean": nan, "median": nan, "std": nan, "mae": nan, "rmse": nan, "outlier_fraction": nan}
         return {
             "mean": float(r.mean()),
+            "median": float(np.median(r)),
             "std": float(r.std()),
             "mae": float(np.abs(r).mean()),
             "rmse": float(np.sqrt((r**2).mean())),
@@ -125,11 +126,15 @@ def score_picks(
     phases: tuple[str, ...] = ("P", "S"),
     min_probability: float | None = None,
     outlier_threshold: float = 0.2,
+    ignored: Iterable[ReferencePick] = (),
 ) -> dict[str, PhaseScore]:
     """Per-phase scores of picks (``seisbench.util.Pick``-like objects) against analyst picks.
 
     :param min_probability: ignore predicted picks whose ``peak_value`` is below it
         (a threshold sweep without re-running the picker).
+    :param ignored: picks that are neither rewarded nor penalised (in consensus scoring, the
+        picks only one teacher made): a predicted pick left unmatched by ``reference`` that
+        lies within ``tolerance`` of one of them is not a false positive.
     """
     pred_groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     for pick in predicted:
@@ -139,13 +144,20 @@ def score_picks(
     ref_groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     for ref in reference:
         ref_groups[(ref.trace_id, ref.phase)].append(float(ref.time))
+    ignored_groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for ref in ignored:
+        ignored_groups[(ref.trace_id, ref.phase)].append(float(ref.time))
     scores = {}
     for phase in phases:
         keys = {k for k in (*pred_groups, *ref_groups) if k[1] == phase}
         tp = fp = fn = 0
         residuals = []
         for key in sorted(keys):
-            match = match_picks(pred_groups.get(key, []), ref_groups.get(key, []), tolerance)
+            predicted_times = pred_groups.get(key, [])
+            if key in ignored_groups:
+                predicted_times = _drop_ignored(predicted_times, ref_groups.get(key, []),
+                                                ignored_groups[key], tolerance)
+            match = match_picks(predicted_times, ref_groups.get(key, []), tolerance)
             tp += match.true_positives
             fp += match.n_predicted - match.true_positives
             fn += match.n_reference - match.true_positives
@@ -159,6 +171,31 @@ def score_picks(
             outlier_threshold,
         )
     return scores
+
+
+def _drop_ignored(predicted: list[float], reference: list[float], ignored: list[float],
+                  tolerance: float) -> list[float]:
+    """``predicted`` without the picks that only an ignored pick could explain.
+
+    A pick that matches a reference pick (one-to-one, as :func:`match_picks` matches) is
+    kept; of the others, those within ``tolerance`` of an ignored pick are dropped.
+    """
+    times = np.asarray(predicted, dtype=np.float64)
+    if times.size == 0:
+        return []
+    kept_by_reference = np.zeros(times.size, dtype=bool)
+    if reference:
+        distance = np.abs(times[:, None] - np.asarray(reference)[None, :])
+        candidates = np.argwhere(distance <= tolerance)
+        order = np.argsort(distance[candidates[:, 0], candidates[:, 1]], kind="stable")
+        used_ref: set[int] = set()
+        for i, j in candidates[order]:
+            if kept_by_reference[i] or j in used_ref:
+                continue
+            kept_by_reference[i] = True
+            used_ref.add(j)
+    near_ignored = np.min(np.abs(times[:, None] - np.asarray(ignored)[None, :]), axis=1) <= tolerance
+    return times[kept_by_reference | ~near_ignored].tolist()
 
 
 # --- threshold sweeps and window-level metrics ---------------------------------------------
@@ -196,6 +233,7 @@ def sweep_thresholds(
     thresholds: Iterable[float],
     tolerance: float = 0.5,
     phases: tuple[str, ...] = ("P", "S"),
+    ignored: Iterable[ReferencePick] = (),
 ) -> list[SweepPoint]:
     """Precision / recall / F1 per phase at each threshold on the picks' ``peak_value``.
 
@@ -206,9 +244,11 @@ def sweep_thresholds(
     """
     predicted = list(predicted)
     reference = list(reference)
+    ignored = list(ignored)
     points = []
     for threshold in sorted(float(t) for t in thresholds):
-        scores = score_picks(predicted, reference, tolerance, phases, min_probability=threshold)
+        scores = score_picks(predicted, reference, tolerance, phases, min_probability=threshold,
+                             ignored=ignored)
         for phase in phases:
             s = scores[phase]
             points.append(

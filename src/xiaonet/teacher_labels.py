@@ -36,6 +36,13 @@ def teacher_key(member: TeacherMember) -> str:
     return f"{member.name}_{member.weights}"
 
 
+def consensus_members() -> list[TeacherMember]:
+    """The teachers whose agreement is the reference on continuous held-out data."""
+    from xiaonet.consensus import CONSENSUS_TEACHERS
+
+    return [TeacherMember(name, "original") for name in CONSENSUS_TEACHERS]
+
+
 def map_annotations(annotations, record: Record, sampling_rate: float = 100.0) -> np.ndarray | None:
     """Teacher annotation stream -> (2, n) P, S probabilities on the record's samples."""
     out = np.zeros((2, record.n_samples), dtype=np.float32)
@@ -104,11 +111,14 @@ class TeacherLabelCache:
 
 def attach_teacher_labels(records: Iterable[Record], members: list[TeacherMember], cache_dir: str | Path,
                           batch_size: int = 64, note: Callable[[str], None] | None = None,
-                          progress: bool = False, load_model: Callable | None = None) -> dict:
-    """Set ``record.teacher`` to the ensemble mean of the members' P/S probabilities.
+                          progress: bool = False, load_model: Callable | None = None,
+                          combine: str = "mean", keep_members: bool = False) -> dict:
+    """Set ``record.teacher`` to the members' P/S probabilities combined (``mean`` or ``max``).
 
     Missing cache entries are computed (each teacher is loaded only if needed). A record gets
-    labels only if every member labelled it. Returns counts for the manifest.
+    labels only if every member labelled it. With ``keep_members`` each member's own curves
+    are kept in ``record.teacher_members`` (what the consensus reference is picked from).
+    Returns counts for the manifest.
 
     :param load_model: ``(name, weights) -> model``; defaults to :func:`xiaonet.teachers.load_teacher`.
     """
@@ -145,10 +155,13 @@ def attach_teacher_labels(records: Iterable[Record], members: list[TeacherMember
                  "(shorter than its window); they get no teacher label")
         counts["teacher_returned_nothing"][teacher_key(member)] = nothing
         per_member.append(labels)
+    reduce = {"mean": np.mean, "max": np.max}[combine]
     for i, record in enumerate(records):
         values = [labels[i] for labels in per_member]
+        if keep_members:
+            record.teacher_members = {teacher_key(m): v for m, v in zip(members, values) if v is not None}
         if members and all(v is not None for v in values):
-            record.teacher = np.mean([v.astype(np.float32) for v in values], axis=0).astype(np.float16)
+            record.teacher = reduce([v.astype(np.float32) for v in values], axis=0).astype(np.float16)
             counts["labelled"] += 1
         else:
             record.teacher = None

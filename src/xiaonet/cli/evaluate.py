@@ -14,7 +14,7 @@ import sys
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate",
-        help="score pickers on labelled SeisBench-format datasets",
+        help="score pickers on labelled datasets, or on continuous data against the teachers' consensus",
         description=(
             "Evaluate pickers on SeisBench-format datasets (folders with metadata.csv + "
             "waveforms.hdf5): whole-trace picking scored against the analyst picks, and the "
@@ -27,6 +27,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="comma-separated pickers: student preset or weights path ('xiaonet' = "
                         "default student, NAME@window=SAMPLES for a student's window), 'stalta', "
                         "teachers 'phasenet', 'eqtransformer', 'gpd' (optionally NAME:WEIGHTS)")
+    parser.add_argument("--reference", choices=("analyst", "consensus"), default="analyst",
+                        help="analyst: --dataset folders are SeisBench datasets scored against their "
+                        "analyst picks. consensus: --dataset folders (or files) hold continuous "
+                        "waveforms scored against the picks PhaseNet and EQTransformer agree on "
+                        "(within 0.3 s; a pick only one teacher made is neither rewarded nor "
+                        "penalised), one table row per network")
     parser.add_argument("--tolerance", type=float, default=0.5,
                         help="a pick within this many seconds of the analyst pick is a hit (0.5)")
     parser.add_argument("--out", default="evaluation", help="output folder (default: evaluation)")
@@ -81,7 +87,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"xiaonet evaluate: {error}", file=sys.stderr)
             return 2
     datasets = []
-    for path in args.dataset:
+    if args.reference == "consensus":
+        from xiaonet.evaluation import ContinuousDataset
+
+        if args.gain or args.exclude_training:
+            print("xiaonet evaluate: --gain and --exclude-training apply to analyst-picked datasets only",
+                  file=sys.stderr)
+            return 2
+    for path in args.dataset if args.reference == "consensus" else ():
+        try:
+            networks = ContinuousDataset.networks_in(path) or [None]
+            datasets += [ContinuousDataset(path, network=n if len(networks) > 1 else None) for n in networks]
+        except DatasetError as error:
+            problems.append(str(error))
+    for path in args.dataset if args.reference == "analyst" else ():
         for gain in [1.0, *args.gain]:
             try:
                 datasets.append(LabelledDataset(path, gain=gain, exclude=exclude))
@@ -95,9 +114,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     settings = EvaluationSettings(tolerance=args.tolerance, progress=not args.no_progress)
-    evaluation = evaluate(specs, datasets, settings, max_traces=args.max_traces, note=problems.append)
+    from xiaonet.teachers import TeacherUnavailable
+
+    try:
+        evaluation = evaluate(specs, datasets, settings, max_traces=args.max_traces, note=problems.append)
+    except TeacherUnavailable as error:
+        print(f"xiaonet evaluate: the consensus reference needs both teachers: {error}", file=sys.stderr)
+        return 2
     summaries = records = None
-    if not args.no_benchmark and evaluation.pickers:
+    if not args.no_benchmark and evaluation.pickers and args.reference == "analyst":
         bench = BenchmarkSettings(seed=args.seed)
         windows_path = Path(args.windows) if args.windows else out / "benchmark_windows.csv"
         summaries, records, _ = benchmark_pickers(

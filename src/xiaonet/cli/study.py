@@ -6,7 +6,10 @@ the kind of figure that answers it:
 * ``baseline``: teachers and STA/LTA on every labelled dataset (the FINDINGS sanity check);
 * ``size``: F1 against parameters and MACs per 30 s (how small can a picker be?);
 * ``window``: F1 per input window length (10 s, 30 s, 60 s);
-* ``distillation``: P and S residual distributions, distilled vs trained on analyst labels.
+* ``distillation``: P and S residual distributions, distilled vs trained on analyst labels;
+* ``generalisation``: the network-held-out protocol of a training config (``protocol``):
+  every student variant on the validation networks, the finalists (``test: true``) and the
+  teachers and STA/LTA on the test networks (:mod:`xiaonet.generalisation`).
 
 Each study runs :func:`xiaonet.evaluation.evaluate` (and the pick benchmark), keeps the full
 output in ``runs/studies/<name>/`` and writes its figures into ``docs/figures/``. A picker
@@ -24,7 +27,7 @@ import sys
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
-STUDY_KINDS = ("baseline", "size", "window", "distillation")
+STUDY_KINDS = ("baseline", "size", "window", "distillation", "generalisation")
 
 
 class StudyConfigError(ValueError):
@@ -41,6 +44,10 @@ class StudyPicker:
     window_s: float | None = None
     #: The command that produces the weights, shown while they do not exist.
     how_to_make: str | None = None
+    #: ``generalisation`` studies: the recipe this run belongs to (its seeds share it) and
+    #: whether it is a finalist reported on the test networks (teachers and STA/LTA always are).
+    variant: str | None = None
+    test: bool = False
 
 
 @dataclass
@@ -50,8 +57,10 @@ class StudyConfig:
     question: str
     kind: str
     #: Dataset folders, relative to the shared folder (``$XIAONET_SHARED``, ``<repo>/../shared``).
-    datasets: list[str]
     pickers: list[StudyPicker]
+    datasets: list[str] = field(default_factory=list)
+    #: ``generalisation`` studies: the training config whose network split is the protocol.
+    protocol: str | None = None
     tolerance: float = 0.5
     #: Extra copies of every dataset multiplied by these factors (physical-units test).
     gain: list[float] = field(default_factory=list)
@@ -97,7 +106,10 @@ def load_study(path: str | Path) -> StudyConfig:
     config = StudyConfig(**{**data, "pickers": pickers})
     if config.kind not in STUDY_KINDS:
         raise StudyConfigError(f"{path}: kind '{config.kind}' is not one of {', '.join(STUDY_KINDS)}")
-    if not config.datasets or not config.pickers:
+    if config.kind == "generalisation":
+        if not config.protocol or not config.pickers:
+            raise StudyConfigError(f"{path}: a generalisation study needs 'protocol' (a training config) and pickers")
+    elif not config.datasets or not config.pickers:
         raise StudyConfigError(f"{path}: needs at least one dataset and one picker")
     if config.tolerance <= 0:
         raise StudyConfigError(f"{path}: tolerance must be > 0 s")
@@ -179,6 +191,8 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
     lines = [f"## {config.title}", "", f"*Question.* {config.question}", ""]
     if config.notes:
         lines += [config.notes, ""]
+    if config.kind == "generalisation":
+        return "\n".join(lines + generalisation_section(config, progress)) + "\n"
     exclude: set[str] = set()
     split_files = sorted({p for pattern in config.exclude_training for p in glob.glob(pattern)})
     for path in split_files:
@@ -321,6 +335,62 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
     if problems:
         lines += ["Problems:", ""] + [f"- {p}" for p in problems] + [""]
     return "\n".join(lines) + "\n"
+
+
+def generalisation_section(config: StudyConfig, progress: bool = True) -> list[str]:
+    """Markdown lines of a ``generalisation`` study (see :mod:`xiaonet.generalisation`)."""
+    from tqdm import tqdm
+
+    from xiaonet.evaluation import build_picker, parse_picker_spec
+    from xiaonet.generalisation import (NETWORK_COLUMNS, SPREAD_COLUMNS, SUMMARY_COLUMNS, ProtocolScore,
+                                        load_protocol, network_rows, score_protocol, split_statement,
+                                        summary_row, variant_spread)
+    from xiaonet.reports import markdown_table
+
+    protocol, bundle = load_protocol(config.protocol)
+    lines = [f"*Protocol.* The network split of `{config.protocol}`. Validation networks (recipes, epochs "
+             f"and thresholds are chosen here): {split_statement(bundle, 'val')}. Test networks (never "
+             f"trained on, never used to choose anything): {split_statement(bundle, 'test')}. Analyst-picked "
+             "networks are scored against the analyst picks, continuous ones against the picks PhaseNet and "
+             "EQTransformer agree on (within 0.3 s; a pick of one teacher alone is neither rewarded nor "
+             "penalised). Every F1 is the mean over networks (sources) of that kind that have reference "
+             f"picks of the phase; a pick within {config.tolerance:g} s is a hit; residuals are pooled.", ""]
+    val_scores, test_scores, missing = [], [], []
+    for entry in tqdm(config.pickers, desc="generalisation pickers", disable=not progress):
+        spec = parse_picker_spec(entry.spec)
+        spec.label = entry.label
+        try:
+            picker = build_picker(spec)
+        except (ValueError, FileNotFoundError, RuntimeError) as error:
+            missing.append((spec.name, str(error), entry.how_to_make))
+            continue
+        params, _ = model_size(picker)
+        student = entry.spec.split(":")[0] not in ("phasenet", "eqtransformer", "gpd", "stalta")
+        if student:
+            val_scores.append(ProtocolScore(spec.name, "val", score_protocol(picker, bundle, "val", config.tolerance),
+                                            int(params), entry.variant))
+        if entry.test or not student:
+            test_scores.append(ProtocolScore(spec.name, "test", score_protocol(picker, bundle, "test",
+                                                                                config.tolerance),
+                                             int(params) if params else None, entry.variant))
+    lines += ["### Validation networks: every variant", "",
+              markdown_table([summary_row(s) for s in val_scores], SUMMARY_COLUMNS), ""]
+    spread = [row for row in variant_spread(val_scores) if row["runs"] > 1]
+    if spread:
+        lines += ["### Run-to-run spread (seeds of the same recipe, validation networks)", "",
+                  markdown_table(spread, SPREAD_COLUMNS), ""]
+    if test_scores:
+        lines += ["### Test networks: the finalists against the teachers and STA/LTA", "",
+                  "Teachers score 1 on the consensus networks by construction (they are the reference); "
+                  "their rows there are marked *(reference)*.", "",
+                  markdown_table([summary_row(s) for s in test_scores], SUMMARY_COLUMNS), "",
+                  "Per held-out source:", "", markdown_table(network_rows(test_scores), NETWORK_COLUMNS), ""]
+    if missing:
+        lines += ["### Not measured yet", ""]
+        for name, reason, how in missing:
+            lines.append(f"- `{name}`: {reason.rstrip('.')}." + (f" Make it with `{how}`." if how else ""))
+        lines.append("")
+    return lines
 
 
 # --- command --------------------------------------------------------------------------------

@@ -66,22 +66,30 @@ def run(args) -> int:
 
     import torch
 
-    from xiaonet.teacher_labels import attach_teacher_labels
+    from xiaonet.teacher_labels import attach_teacher_labels, consensus_members
     from xiaonet.training import code_version, train
 
     torch.set_num_threads(max(1, config.train.threads))
     try:
         log.info("reading data from %s", config.shared_path())
         bundle = load_data(config, note=log.debug)
+        held_out = [r for r in bundle.val + bundle.test if r.category == "continuous"]
+        if held_out:  # the consensus reference needs each consensus teacher's own curves
+            attach_teacher_labels(
+                held_out, consensus_members(), config.teacher.cache_dir, config.teacher.batch_size,
+                note=log.info, progress=config.train.progress, keep_members=True,
+            )
         counts = attach_teacher_labels(
             bundle.train + bundle.dev, config.teacher.members, config.teacher.cache_dir,
             config.teacher.batch_size, note=log.info, progress=config.train.progress,
+            combine=config.teacher.combine,
         )
     except (DataError, TeacherUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    log.info("%d train / %d validation / %d dev records, %d with teacher labels (%d computed now)",
-             len(bundle.train), len(bundle.val), len(bundle.dev), counts["labelled"], counts["computed"])
+    log.info("%d train / %d validation / %d dev / %d test records, %d with teacher labels (%d computed now)",
+             len(bundle.train), len(bundle.val), len(bundle.dev), len(bundle.test), counts["labelled"],
+             counts["computed"])
     result = train(config, run_dir, bundle, resume=bool(args.resume), note=log.info)
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -89,14 +97,14 @@ def run(args) -> int:
     metrics["teacher_labels"] = counts
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     baselines = {}
-    if not args.no_baselines and bundle.dev:
+    if not args.no_baselines and (bundle.dev or bundle.test):
         from xiaonet.model_card import score_baselines
 
         baseline_file = run_dir / "baselines.json"
         if baseline_file.is_file():
             baselines = json.loads(baseline_file.read_text())
         else:
-            log.info("scoring PhaseNet, EQTransformer and STA/LTA on the same dev records")
+            log.info("scoring PhaseNet, EQTransformer and STA/LTA on the same test and dev records")
             baselines = score_baselines(bundle, config, note=log.warning)
             baseline_file.write_text(json.dumps(baselines, indent=1) + "\n")
     from xiaonet.model_card import write_model_card
@@ -104,9 +112,12 @@ def run(args) -> int:
     command = "xiaonet train " + (f"--config {shlex.quote(str(args.config))} " if args.config else "") + \
         " ".join(f"--set {shlex.quote(o)}" for o in args.overrides) + (" --ship" if args.ship else "")
     card = write_model_card(config, run_dir, result.model, metrics, baselines, command.strip())
+    test = metrics.get("test", {}).get("macro", {})
     dev = result.dev_scores
-    print(f"{config.name}: dev P F1 {dev.get('P', {}).get('f1', float('nan')):.3f}, "
-          f"S F1 {dev.get('S', {}).get('f1', float('nan')):.3f}; weights {run_dir / 'model'}; card {card}")
+    print(f"{config.name}: held-out networks (mean over networks) P F1 {test.get('P', float('nan')):.3f}, "
+          f"S F1 {test.get('S', float('nan')):.3f}; dev stations P F1 "
+          f"{dev.get('P', {}).get('f1', float('nan')):.3f}, S F1 {dev.get('S', {}).get('f1', float('nan')):.3f}; "
+          f"weights {run_dir / 'model'}; card {card}")
     if args.ship:
         from xiaonet.presets import weights_dir
 

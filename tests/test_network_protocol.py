@@ -1,0 +1,118 @@
+"""The network-held-out protocol: whole networks or sources held out for validation and test,
+continuous held-out data scored against the teachers' consensus, and the run reporting it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import obspy
+import pytest
+
+from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
+from xiaonet.config import ConfigError, validate_config
+from xiaonet.datasets import DataError, load_data, record_references
+from xiaonet.pickers import ModelPicker
+from xiaonet.teacher_labels import attach_teacher_labels, consensus_members
+from xiaonet.training import score_records, train
+
+
+@pytest.fixture(scope="module")
+def protocol_data(tiny_data):  # noqa: F811
+    """tiny_data plus a continuous folder of another network (YY) holding the example event."""
+    folder = tiny_data / "continuous_yy"
+    if not folder.is_dir():
+        folder.mkdir()
+        stream = obspy.read()
+        for tr in stream:
+            tr.stats.network, tr.stats.station = "YY", "EV1"
+        stream.write(str(folder / "YY.EV1.mseed"), format="MSEED")
+    return tiny_data
+
+
+def protocol_config(root, cache, **train):
+    config = tiny_config(root, cache, **train)
+    config.data.sources[0].dev_fraction = 0.0
+    from xiaonet.config import SourceConfig
+
+    config.data.sources.append(SourceConfig(path="continuous_yy", kind="continuous", weight=0.2))
+    config.data.networks = {"YY": "test"}
+    config.data.window_len = 1024
+    return config
+
+
+def attach(config, bundle):
+    held_out = [r for r in bundle.val + bundle.test if r.category == "continuous"]
+    attach_teacher_labels(held_out, consensus_members(), config.teacher.cache_dir, keep_members=True,
+                          load_model=lambda name, weights: FakeTeacher())
+    attach_teacher_labels(bundle.train + bundle.dev, config.teacher.members, config.teacher.cache_dir,
+                          load_model=lambda name, weights: FakeTeacher())
+
+
+def test_a_held_out_network_never_trains_and_is_scored_on_the_consensus(protocol_data, tmp_path):
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    bundle = load_data(config)
+    assert {r.network for r in bundle.test} == {"YY"}
+    assert "YY" not in {r.network for r in bundle.train + bundle.val + bundle.dev}
+    attach(config, bundle)
+    reference = record_references(bundle.test[0])
+    assert sorted(r.phase for r in reference.picks) == ["P", "S"]  # both fake teachers agree
+    record = bundle.test[0]
+    p_time = record.start_time + 470 / 100.0
+    assert min(abs(r.time - p_time) for r in reference.picks if r.phase == "P") < 0.02
+
+
+def test_source_roles_send_whole_sources_to_validation_and_test(protocol_data, tmp_path):
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    config.data.networks = {}
+    config.data.sources[1].role = "validation"  # the quiet continuous station
+    config.data.sources[2].role = "test"
+    bundle = load_data(config)
+    assert {r.source for r in bundle.val} == {"continuous"}
+    assert {r.source for r in bundle.test} == {"continuous_yy"}
+    assert {r.source for r in bundle.train} == {"labelled"}
+
+
+def test_a_continuous_record_without_both_teachers_cannot_be_scored(protocol_data, tmp_path):
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    bundle = load_data(config)
+    with pytest.raises(DataError, match="consensus teacher"):
+        record_references(bundle.test[0])
+
+
+def test_unknown_roles_are_refused_with_the_valid_ones(protocol_data, tmp_path):
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    config.data.networks = {"YY": "holdout"}
+    with pytest.raises(ConfigError, match="data.networks.YY: expected one of train, validation, test"):
+        validate_config(config)
+    config.data.networks = {}
+    config.data.sources[0].role = "dev"
+    with pytest.raises(ConfigError, match="data.sources.0.role"):
+        validate_config(config)
+
+
+def test_run_reports_test_networks_per_source_and_macro(protocol_data, tmp_path, torch_threads):
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    config.data.sources[1].role = "validation"
+    bundle = load_data(config)
+    attach(config, bundle)
+    result = train(config, tmp_path / "run", bundle)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    test = metrics["test"]
+    assert test["sources"]["continuous_yy"]["reference"] == "consensus"
+    assert set(test["macro"]) <= {"P", "S"} and "macro_consensus" in test
+    split = (tmp_path / "run" / "split.csv").read_text()
+    assert "test,continuous_yy,YY.EV1" in split
+    # the quiet validation station has no consensus pick: no F1 is averaged for it
+    val = score_records(ModelPicker(result.model), bundle.val)
+    assert val["macro"] == {}
+
+
+def test_macro_weighs_each_source_once():
+    from xiaonet.training import _macro
+
+    sources = [{"reference": "analyst", "P": {"f1": 1.0, "tp": 100, "fn": 0}},
+               {"reference": "consensus", "P": {"f1": 0.5, "tp": 1, "fn": 1}},
+               {"reference": "consensus", "P": {"f1": 0.0, "tp": 0, "fn": 0}}]  # no reference: left out
+    assert _macro(sources) == {"P": 0.75}
+    assert np.isclose(_macro(sources[1:])["P"], 0.5)
