@@ -116,3 +116,22 @@ def test_macro_weighs_each_source_once():
                {"reference": "consensus", "P": {"f1": 0.0, "tp": 0, "fn": 0}}]  # no reference: left out
     assert _macro(sources) == {"P": 0.75}
     assert np.isclose(_macro(sources[1:])["P"], 0.5)
+
+
+def test_model_card_leads_with_the_test_networks(protocol_data, tmp_path, torch_threads):
+    from xiaonet.model_card import write_model_card
+
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    config.data.sources[0].dev_fraction = 0.25
+    bundle = load_data(config)
+    attach(config, bundle)
+    result = train(config, tmp_path / "run", bundle)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    fake_teacher = {"test": metrics["test"], "dev": metrics["dev"]}  # any scores of the right shape
+    card = write_model_card(config, tmp_path / "run", result.model, metrics,
+                            {"phasenet:original": fake_teacher}, "xiaonet train --config x.json").read_text()
+    held_out = card.index("## Networks it never trained on")
+    assert held_out < card.index("## Held-out stations of the training networks")
+    assert "| continuous_yy | consensus | **tiny** (this model) |" in card
+    assert "| continuous_yy | consensus | phasenet:original | (reference)" in card
+    assert "test YY (only reported" in card
