@@ -143,3 +143,16 @@ def test_study_only_reruns_named_studies_and_keeps_the_others(dataset_dir, tmp_p
     text = results.read_text()
     assert "kept from before" in text and "## Study B" in text
     assert main(base + ["--only", "nope"]) == 2
+
+
+def test_consensus_reference_refuses_analyst_only_options_and_empty_folders(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no waveforms here")
+    code = main(["evaluate", "--reference", "consensus", "--dataset", str(tmp_path / "empty"),
+                 "--pickers", "stalta", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 2
+    assert "no waveform files" in capsys.readouterr().err
+    code = main(["evaluate", "--reference", "consensus", "--dataset", str(tmp_path / "empty"),
+                 "--gain", "1e-20", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "--gain and --exclude-training apply to analyst-picked datasets only" in capsys.readouterr().err

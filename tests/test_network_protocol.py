@@ -135,3 +135,36 @@ def test_model_card_leads_with_the_test_networks(protocol_data, tmp_path, torch_
     assert "| continuous_yy | consensus | **tiny** (this model) |" in card
     assert "| continuous_yy | consensus | phasenet:original | (reference)" in card
     assert "test YY (only reported" in card
+
+
+def test_generalisation_study_scores_variants_on_validation_and_finalists_on_test(protocol_data, tmp_path):
+    from xiaonet.cli import main
+    from xiaonet.config import write_config
+    from xiaonet.presets import build_student
+
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    config.data.sources[1].role = "validation"
+    bundle = load_data(config)
+    attach(config, bundle)  # fills the teacher cache the study reads
+    write_config(config, tmp_path / "protocol.json")
+    for name in ("a", "b"):
+        build_student("xiaonet-xs").save(str(tmp_path / name))
+    study = {
+        "name": "gen", "title": "Generalisation", "question": "Which recipe?", "kind": "generalisation",
+        "protocol": str(tmp_path / "protocol.json"),
+        "pickers": [{"spec": str(tmp_path / "a"), "label": "recipe a", "variant": "a", "test": True},
+                    {"spec": str(tmp_path / "b"), "label": "recipe b", "variant": "b"},
+                    {"spec": str(tmp_path / "missing"), "label": "recipe c", "how_to_make": "xiaonet train ..."},
+                    {"spec": "stalta"}],
+    }
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    results = tmp_path / "results.md"
+    assert main(["study", str(tmp_path / "study.json"), "--results", str(results), "--runs",
+                 str(tmp_path / "runs"), "--no-progress"]) == 0
+    page = results.read_text()
+    validation = page[page.index("### Validation networks"):page.index("### Test networks")]
+    assert "| recipe a |" in validation and "| recipe b |" in validation and "stalta" not in validation
+    test = page[page.index("### Test networks"):]
+    assert "| recipe a |" in test and "| stalta |" in test and "| recipe b |" not in test
+    assert "| continuous_yy | consensus | recipe a |" in test
+    assert "`recipe c`" in page and "Make it with `xiaonet train ...`" in page
