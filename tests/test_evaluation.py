@@ -281,7 +281,7 @@ def test_training_records_of_a_split_file_are_left_out(dataset_dir, tmp_path):
     with split.open("w", newline="") as handle:  # trace names hold commas: quoted, as xiaonet train writes
         writer = csv.writer(handle)
         writer.writerow(["split", "source", "station", "record"])
-        for i, part in ((0, "train"), (1, "train"), (2, "train"), (3, "dev")):
+        for i, part in ((0, "train"), (1, "val"), (2, "train"), (3, "dev"), (4, "test")):
             writer.writerow([part, "toy_quakes", f"XX.S{i:02d}", f"toy_quakes/{names[i]}"])
     excluded = training_records(split)
     assert len(excluded) == 3

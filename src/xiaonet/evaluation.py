@@ -368,11 +368,13 @@ class ContinuousDataset:
         }
 
 
-def training_records(split_csv: str | Path, keep: str = "dev") -> set[str]:
-    """Records of a training run's ``split.csv`` whose split is not ``keep`` (to exclude).
+def training_records(split_csv: str | Path, keep: tuple[str, ...] = ("dev", "test")) -> set[str]:
+    """Records of a training run's ``split.csv`` whose split is not in ``keep`` (to exclude).
 
     The file has the columns ``split`` and ``record`` (``<folder>/<trace_name>``), as written
-    by ``xiaonet train``; rows of a dataset the file does not mention are all kept.
+    by ``xiaonet train``; rows of a dataset the file does not mention are all kept. Kept by
+    default: ``dev`` (held-out stations) and ``test`` (held-out networks); left out: what
+    trained the student (``train``) and what chose its epoch and thresholds (``val``).
     """
     import csv
 
@@ -383,7 +385,7 @@ def training_records(split_csv: str | Path, keep: str = "dev") -> set[str]:
             if not {"split", "record"} <= set(reader.fieldnames or []):
                 raise DatasetError(f"{path}: expected a split file with columns split and record, "
                                    f"got {reader.fieldnames}")
-            return {row["record"] for row in reader if row["split"] != keep}
+            return {row["record"] for row in reader if row["split"] not in keep}
     except FileNotFoundError:
         raise DatasetError(f"{path}: split file not found") from None
 

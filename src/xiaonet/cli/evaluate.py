@@ -42,7 +42,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-traces", type=int, default=None, help="only the first N rows per dataset")
     parser.add_argument("--exclude-training", metavar="SPLIT_CSV", default=None,
                         help="leave out every record a training run used (its split.csv: rows whose "
-                        "split is not 'dev'), so students are scored on held-out stations only")
+                        "split is 'train' or 'val'), so students are scored on held-out stations and "
+                        "networks only ('dev' and 'test' rows)")
     parser.add_argument("--no-benchmark", action="store_true", help="skip the pick-benchmark tasks")
     parser.add_argument("--seed", type=int, default=20261127, help="seed for benchmark windows and gallery")
     parser.add_argument("--windows", default=None, metavar="CSV",
