@@ -101,10 +101,17 @@ def _network_table(entries: dict[str, dict], student: str) -> list[str]:
                     cells += [_fmt(v.get("f1")), _fmt(v.get("precision")), _fmt(v.get("recall")),
                               _fmt(v.get("residual_mae")), _fmt(v.get("residual_median"))]
             lines.append(f"| {source} | {reference} | {name} | " + " | ".join(cells) + " |")
-    for name, scores in entries.items():
-        macro = scores.get("macro", {})
-        lines.append(f"| **mean over networks** | | {name} | {_fmt(macro.get('P'))} | | | | | "
-                     f"{_fmt(macro.get('S'))} | | | | |")
+    for reference in ("analyst", "consensus"):
+        for name, scores in entries.items():
+            macro = scores.get(f"macro_{reference}")
+            if not macro:
+                continue
+            is_reference = reference == "consensus" and not name.startswith(("stalta", "**"))
+            p, s = ("(reference)", "(reference)") if is_reference else (_fmt(macro.get("P")), _fmt(macro.get("S")))
+            if name.startswith("stalta"):
+                s = "– (P only)"
+            lines.append(f"| **mean over {reference} networks** | {reference} | {name} | {p} | | | | | "
+                         f"{s} | | | | |")
     return lines
 
 
@@ -130,14 +137,28 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
                   "config": "chosen beforehand by a validation run, never on dev"}[tuned_on]
     splits = tuple(split for split in ("train", "val", "dev", "test")
                    if split == "train" or any(e.get(f"{split}_records") for e in sources.values()))
+    network_section = [
+        *(["## Networks it never trained on (the figures to expect on a new network)",
+            "",
+            "Whole-trace picking of every record of the test networks: never trained on, never used to "
+            "choose an epoch, a threshold or a recipe. Analyst-picked networks are scored against the "
+            f"analyst picks; continuous networks against the teachers' consensus (PhaseNet and "
+            "EQTransformer agree within 0.3 s; a pick only one teacher made is neither rewarded nor "
+            f"penalised), so the teachers are the reference there. A pick within {config.eval.tolerance_s} s "
+            "is a hit; residual = pick - reference. Teachers at threshold 0.3; STA/LTA with its defaults.",
+            "",
+            *_network_table(test_entries, student),
+            ""] if metrics.get("test") else []),
+    ]
     lines = [
         f"# Model card: {config.name}",
         "",
-        f"XiaoNet student distilled from {'the ensemble (mean P and S) of ' if len(config.teacher.members) > 1 else ''}"
+        f"XiaoNet student distilled from {f'the ensemble ({config.teacher.combine} of P and S) of ' if len(config.teacher.members) > 1 else ''}"
         f"{teachers} (SeisBench), plus analyst picks as hard labels "
         f"({config.data.label_shape}, sigma {config.data.label_sigma_s} s), loss alpha {config.loss.alpha}, "
         f"temperature {config.loss.temperature}.",
         "",
+        *network_section,
         "## Size and cost",
         "",
         f"- parameters: {params:,}",
@@ -187,17 +208,6 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
         + ("(the epoch a validation run chose, fixed in the config)." if fixed else
            f"(best {'validation' if chosen_on_val else 'dev'} F1)."),
         "",
-        *(["## Networks it never trained on (the figures to expect on a new network)",
-            "",
-            "Whole-trace picking of every record of the test networks: never trained on, never used to "
-            "choose an epoch, a threshold or a recipe. Analyst-picked networks are scored against the "
-            f"analyst picks; continuous networks against the teachers' consensus (PhaseNet and "
-            "EQTransformer agree within 0.3 s; a pick only one teacher made is neither rewarded nor "
-            f"penalised), so the teachers are the reference there. A pick within {config.eval.tolerance_s} s "
-            "is a hit; residual = pick - reference. Teachers at threshold 0.3; STA/LTA with its defaults.",
-            "",
-            *_network_table(test_entries, student),
-            ""] if metrics.get("test") else []),
         "## Held-out stations of the training networks (secondary: in-network)",
         "",
         "These stations share networks, instruments and days with the training data, so they "
