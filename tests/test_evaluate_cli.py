@@ -127,7 +127,7 @@ def test_shipped_study_configs_load():
     from xiaonet.cli.study import load_study
 
     paths = sorted((Path(__file__).resolve().parents[1] / "configs" / "studies").glob("*.json"))
-    assert {load_study(p).kind for p in paths} == {"baseline", "size", "window", "distillation"}
+    assert {load_study(p).kind for p in paths} == {"baseline", "size", "window", "distillation", "generalisation"}
 
 
 def test_study_only_reruns_named_studies_and_keeps_the_others(dataset_dir, tmp_path):

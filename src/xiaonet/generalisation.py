@@ -73,7 +73,7 @@ def summary_row(score: ProtocolScore) -> dict:
     s = score.scores
     analyst, consensus = s.get("macro_analyst", {}), s.get("macro_consensus", {})
     p, ph = s.get("P", {}), s.get("S", {})
-    return {
+    row = {
         "picker": score.label,
         "parameters": f"{score.parameters:,}" if score.parameters else "–",
         "analyst_P": _f(analyst.get("P")), "analyst_S": _f(analyst.get("S")),
@@ -81,6 +81,9 @@ def summary_row(score: ProtocolScore) -> dict:
         "P_mae": _f(p.get("residual_mae")), "P_median": _signed(p.get("residual_median")),
         "S_mae": _f(ph.get("residual_mae")), "S_median": _signed(ph.get("residual_median")),
     }
+    if score.label.startswith("stalta"):  # STA/LTA picks P only
+        row.update(analyst_S="– (P only)", consensus_S="– (P only)")
+    return row
 
 
 SUMMARY_COLUMNS = [("picker", "picker"), ("parameters", "parameters"),
