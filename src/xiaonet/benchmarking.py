@@ -207,7 +207,7 @@ def load_benchmark_data(paths: list[str], hours: float,
         files = expand_inputs(paths)
     except WaveformInputError as error:
         raise BenchmarkError(str(error)) from None
-    from xiaonet.export import NOT_WAVEFORM_SUFFIXES
+    from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES
 
     files = [p for p in files if p.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
     for path in files:

@@ -22,6 +22,14 @@ from pathlib import Path
 from typing import Any
 
 
+def default_shared_dir() -> Path:
+    """The folder holding ``data/`` and the teacher cache: ``$XIAONET_SHARED``, else the
+    ``shared`` folder beside the checkout (``<repo>/../shared``). The one place that knows."""
+    if os.environ.get("XIAONET_SHARED"):
+        return Path(os.environ["XIAONET_SHARED"])
+    return Path(__file__).resolve().parents[2].parent / "shared"
+
+
 class ConfigError(ValueError):
     """A config file or override is wrong; the message says where and what is expected."""
 
@@ -203,11 +211,7 @@ class TrainConfig:
 
     def shared_path(self) -> Path:
         """The folder holding ``data/`` (config value, ``$XIAONET_SHARED``, ``<repo>/../shared``)."""
-        if self.data.shared_dir:
-            return Path(self.data.shared_dir)
-        if os.environ.get("XIAONET_SHARED"):
-            return Path(os.environ["XIAONET_SHARED"])
-        return Path(__file__).resolve().parents[2].parent / "shared"
+        return Path(self.data.shared_dir) if self.data.shared_dir else default_shared_dir()
 
     def source_path(self, source: SourceConfig) -> Path:
         path = Path(source.path)

@@ -22,16 +22,13 @@ from typing import Callable
 import numpy as np
 
 from xiaonet.config import SourceConfig, TrainConfig
+from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES  # noqa: F401  (re-exported for older imports)
 
 logger = logging.getLogger("xiaonet")
 
 COMPONENTS = "ZNE"
 #: Horizontal codes of unrotated sensors, mapped onto N and E.
 COMPONENT_ALIASES = {"Z": 0, "N": 1, "1": 1, "E": 2, "2": 2}
-
-
-#: Files in continuous folders that are metadata, not waveforms.
-NOT_WAVEFORM_SUFFIXES = (".csv", ".md", ".txt", ".json", ".xml", ".tvel", ".html", ".py")
 
 
 class DataError(ValueError):

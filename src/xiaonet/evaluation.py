@@ -31,7 +31,7 @@ import numpy as np
 import obspy
 import seisbench.util as sbu
 
-from xiaonet.datasets import NOT_WAVEFORM_SUFFIXES
+from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES
 from xiaonet.scoring import (
     ReferencePick,
     SweepPoint,

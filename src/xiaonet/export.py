@@ -19,6 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from xiaonet.edge.model import EdgeModelMetadata
+from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES
 
 logger = logging.getLogger("xiaonet")
 
@@ -29,10 +30,6 @@ TEACHER_NORMALISATION = (
     "in graph: SeisBench annotate_batch_pre (demean, /(std + 1e-10) per channel and "
     "window); feed raw samples"
 )
-
-
-#: Files in data folders that are metadata, not waveforms (skipped when cutting calibration windows).
-NOT_WAVEFORM_SUFFIXES = (".csv", ".md", ".txt", ".json", ".xml", ".tvel", ".html", ".py", ".png")
 
 
 class ExportError(RuntimeError):

@@ -17,6 +17,10 @@ from typing import Callable, Iterable
 import numpy as np
 import obspy
 
+#: Files beside waveforms in a data folder that are metadata or figures, never waveforms
+#: (the one list every folder walk uses).
+NOT_WAVEFORM_SUFFIXES = (".csv", ".md", ".txt", ".json", ".xml", ".tvel", ".html", ".py", ".png")
+
 MIN_SAMPLING_RATE = 20.0
 MAX_SAMPLING_RATE = 1000.0
 

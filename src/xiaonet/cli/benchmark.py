@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def default_data() -> list[str]:
-    from xiaonet.cli.export import default_shared_dir
+    from xiaonet.config import default_shared_dir
 
     hour = default_shared_dir() / "data" / "continuous" / "chile_CX_deepphasepick" / "CX.PB01..HH_.20140301T015959.mseed"
     return [str(hour)] if hour.is_file() else []

