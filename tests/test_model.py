@@ -169,3 +169,18 @@ def test_aligned_upsampling_round_trips_and_keeps_any_length(tmp_path):
     assert loaded.aligned_upsampling
     x = torch.randn(2, 3, 3001)
     assert torch.equal(model(x), loaded(x))
+
+
+def test_capabilities_not_class_names_decide_how_a_model_is_run():
+    """Code asks a model what it can do (any length, normalisation inside), never its name."""
+    from xiaonet.pickers import ModelPicker
+
+    class RenamedStudent(XiaoNet):
+        pass
+
+    student = RenamedStudent(window_len=1001, base_channels=2)
+    assert student.fully_convolutional and student.normalises_in_forward
+    assert ModelPicker(student).min_duration is None  # records shorter than a window are picked
+    fixed_window = XiaoNet(window_len=1001, base_channels=2)
+    fixed_window.fully_convolutional = False  # as a teacher: SeisBench drops shorter records
+    assert ModelPicker(fixed_window).min_duration == pytest.approx(10.0)

@@ -22,13 +22,14 @@ from typing import Callable
 import numpy as np
 
 from xiaonet.config import SourceConfig, TrainConfig
+from xiaonet.edge.streams import component_index
 from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES  # noqa: F401  (re-exported for older imports)
 
 logger = logging.getLogger("xiaonet")
 
 COMPONENTS = "ZNE"
-#: Horizontal codes of unrotated sensors, mapped onto N and E.
-COMPONENT_ALIASES = {"Z": 0, "N": 1, "1": 1, "E": 2, "2": 2}
+#: Row of each component code, horizontals of unrotated sensors (1/2) mapped onto N and E.
+COMPONENT_ALIASES = component_index(COMPONENTS)
 
 
 class DataError(ValueError):

@@ -441,7 +441,7 @@ def build_picker(spec: PickerSpec):
     picker = load_picker(name, thresholds=spec.thresholds)
     if spec.window_len is not None:
         model = getattr(picker, "model", None)
-        if not isinstance(picker, ModelPicker) or type(model).__name__ != "XiaoNet":
+        if not isinstance(picker, ModelPicker) or not getattr(model, "fully_convolutional", False):
             raise ValueError(
                 f"@window= only applies to XiaoNet students (fully convolutional); "
                 f"'{spec.spec}' is not one"

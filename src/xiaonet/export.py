@@ -36,8 +36,12 @@ class ExportError(RuntimeError):
     """Export or quantisation failed; the message says which step and why."""
 
 
-def _is_student(model) -> bool:
-    return type(model).__name__ == "XiaoNet"
+def _fully_convolutional(model) -> bool:
+    return bool(getattr(model, "fully_convolutional", False))
+
+
+def _normalises_in_forward(model) -> bool:
+    return bool(getattr(model, "normalises_in_forward", False))
 
 
 def _threshold_defaults(model) -> dict[str, float]:
@@ -67,13 +71,13 @@ def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
         labels=tuple(labels),
         in_samples=int(model.in_samples),
         overlap=float(overlap),
-        dynamic_length=_is_student(model),
+        dynamic_length=_fully_convolutional(model),
         stacking=stacking,
         thresholds={**_threshold_defaults(model), **(thresholds or {})},
         blinding=tuple(int(b) for b in blinding),
         stream_filter=stream_filter,
         min_record_s=float(getattr(model._grouping, "min_record_s", (model.in_samples - 1) / model.sampling_rate)),
-        normalisation=STUDENT_NORMALISATION if _is_student(model) else TEACHER_NORMALISATION,
+        normalisation=STUDENT_NORMALISATION if _normalises_in_forward(model) else TEACHER_NORMALISATION,
         precision=precision,
     )
 
@@ -98,7 +102,7 @@ def export_graph(model):
         def __init__(self, wrapped):
             super().__init__()
             self.wrapped = wrapped
-            self.normalise = not _is_student(wrapped)
+            self.normalise = not _normalises_in_forward(wrapped)
             self.softmax = type(wrapped).__name__ in SOFTMAX_MODELS
 
         def forward(self, x):
@@ -190,7 +194,7 @@ def export_onnx(model, path: str | Path, name: str, thresholds: dict[str, float]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = export_graph(model)
-    dynamic = {0: "batch", 2: "samples"} if _is_student(model) else {0: "batch"}
+    dynamic = {0: "batch", 2: "samples"} if _fully_convolutional(model) else {0: "batch"}
     example = torch.zeros(1, len(model.component_order), model.in_samples)
     example[:, :, ::7] = 1.0  # not constant, so no normalisation branch is degenerate
     import warnings

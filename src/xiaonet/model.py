@@ -83,6 +83,12 @@ class XiaoNet(WaveformModel):
         which the network must learn to undo and which cost it P-pick precision.
     """
 
+    #: Capabilities that other code asks for instead of the class name: any record length is
+    #: predicted whole (the window length is free), and the input normalisation is part of
+    #: ``forward()`` and so of the exported ONNX graph.
+    fully_convolutional = True
+    normalises_in_forward = True
+
     _annotate_args = WaveformModel._annotate_args.copy()
     _annotate_args["*_threshold"] = ("Detection threshold for the provided phase", 0.3)
     _annotate_args["overlap"] = (_annotate_args["overlap"][0], 0.25)

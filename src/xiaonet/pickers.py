@@ -62,7 +62,7 @@ class ModelPicker(Picker):
         self.name = name or type(model).__name__.lower()
         self.thresholds = dict(thresholds or {})
         self.annotate_args = {"batch_size": batch_size, **annotate_args}
-        fully_convolutional = type(model).__name__ == "XiaoNet"
+        fully_convolutional = bool(getattr(model, "fully_convolutional", False))
         if not fully_convolutional and model.in_samples and model.sampling_rate:
             # SeisBench returns nothing for records shorter than one window: say so.
             self.min_duration = (model.in_samples - 1) / model.sampling_rate

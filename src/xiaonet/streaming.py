@@ -245,7 +245,7 @@ def predictor_from_model_picker(picker) -> TorchWindowPredictor:
         thresholds[phase] = float(
             picker.thresholds.get(phase, argdict.get(f"{phase}_threshold", class_default))
         )
-    dynamic = type(model).__name__ == "XiaoNet"
+    dynamic = bool(getattr(model, "fully_convolutional", False))
     window_filter = None
     if getattr(model, "filter_args", None):
         if isinstance(model.filter_args, dict):
@@ -1041,13 +1041,9 @@ def _advance_trigger(trig: _Trigger, values: np.ndarray, first: int, off_level: 
 
 def _component_index(order: str) -> dict[str, int]:
     """Component code -> position, with 1/2 accepted as N/E (SeisBench's flexible rule)."""
-    index = {c: i for i, c in enumerate(order)}
-    for a, b in (("1", "N"), ("2", "E")):
-        if a in index and b not in index:
-            index[b] = index[a]
-        elif b in index and a not in index:
-            index[a] = index[b]
-    return index
+    from xiaonet.edge.streams import component_index
+
+    return component_index(order)
 
 
 # --- STA/LTA, streamed ---------------------------------------------------------------------

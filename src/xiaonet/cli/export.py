@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"xiaonet export: {error}", file=sys.stderr)
         return 2
-    if args.allow_untrained and type(model).__name__ == "XiaoNet":
+    if args.allow_untrained and getattr(model, "fully_convolutional", False):
         from xiaonet.presets import shipped_weights
 
         if args.model in ("xiaonet-xs", "xiaonet-s", "xiaonet-m") and shipped_weights(args.model) is None:
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         export_onnx(model, out, name, thresholds=thresholds or None)
         lengths = [model.in_samples, model.in_samples]
-        if type(model).__name__ == "XiaoNet":
+        if getattr(model, "fully_convolutional", False):
             lengths += [1000, 3 * model.in_samples + 17]
         diff = max(max_abs_difference(model, out, w) for w in synthetic_windows(lengths, rng))
         print(f"fp32: {out} ({out.stat().st_size} B); max |ONNX Runtime - torch| = {diff:.2e} "

@@ -17,11 +17,18 @@ FLEXIBLE_COMPONENTS = {"1": "N", "2": "E"}
 
 
 def component_index(component_order: str) -> dict[str, int]:
-    """Row of each component code, with ``1``/``2`` mapped like ``N``/``E``."""
+    """Row of each component code, with ``1``/``2`` and ``N``/``E`` standing for each other
+    (SeisBench's flexible rule); the one alias table of the project.
+
+    >>> component_index("ZNE")
+    {'Z': 0, 'N': 1, 'E': 2, '1': 1, '2': 2}
+    """
     index = {c: i for i, c in enumerate(component_order)}
     for alias, code in FLEXIBLE_COMPONENTS.items():
         if code in index and alias not in index:
             index[alias] = index[code]
+        elif alias in index and code not in index:
+            index[code] = index[alias]
     return index
 
 
