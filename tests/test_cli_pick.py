@@ -96,3 +96,16 @@ def test_models_command_reports_size_and_cost(capsys):
     from xiaonet.presets import build_student
 
     assert f"{count_parameters(build_student('xiaonet-s')):,}" in out and "MACs" in out
+
+
+@pytest.mark.parametrize("pair, message", [("P0.3", "is not PHASE=VALUE"), ("X=0.3", "unknown phase 'X'"),
+                                           ("S=1.5", "between 0 and 1"), ("P=high", "is not PHASE=VALUE")])
+def test_every_command_refuses_a_bad_threshold_the_same_way(pair, message, tmp_path, capsys):
+    from xiaonet.edge.__main__ import main as edge_main
+
+    example = tmp_path / "example.mseed"
+    obspy.read().write(str(example), format="MSEED")
+    assert main(["pick", str(example), "--threshold", pair, "--out", str(tmp_path / "p.csv")]) != 0
+    assert message in capsys.readouterr().err
+    assert edge_main(["missing.onnx", str(example), "--threshold", pair]) == 2
+    assert message in capsys.readouterr().err

@@ -78,12 +78,9 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     try:
-        thresholds = {}
-        for pair in args.threshold:
-            phase, sep, value = pair.partition("=")
-            if not sep:
-                raise ValueError(f"--threshold '{pair}' is not PHASE=VALUE")
-            thresholds[phase.strip().upper()] = float(value)
+        from xiaonet.edge.picks import parse_thresholds
+
+        thresholds = parse_thresholds(args.threshold)
         model, name = load_export_model(args.model, args.weights, args.allow_untrained)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"xiaonet export: {error}", file=sys.stderr)

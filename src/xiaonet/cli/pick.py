@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     import obspy
     from tqdm import tqdm
 
+    from xiaonet.edge.picks import parse_thresholds
     from xiaonet.pickers import load_picker
     from xiaonet.picktable import pick_rows, write_csv, write_quakeml
     from xiaonet.waveforms import (
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print("xiaonet pick: give waveform files, folders or globs, or --example", file=sys.stderr)
         return 2
     try:
-        thresholds = {k.upper(): float(v) for k, v in _parse_pairs(args.threshold, "--threshold").items()}
+        thresholds = parse_thresholds(args.threshold)
         picker_name = args.picker or default_picker_name()
         picker = load_picker(
             picker_name,

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from xiaonet.cli.pick import _parse_pairs, _stalta_options, default_picker_name
+    from xiaonet.cli.pick import _stalta_options, default_picker_name
+    from xiaonet.edge.picks import parse_thresholds
     from xiaonet.packet_sources import ReplaySource, SeedLinkSource
     from xiaonet.pickers import load_picker
     from xiaonet.streaming import StreamingConfig, make_streaming_picker
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         print("xiaonet stream: give --replay FILES or --seedlink HOST:PORT --select ...", file=sys.stderr)
         return 2
     try:
-        thresholds = {k.upper(): float(v) for k, v in _parse_pairs(args.threshold, "--threshold").items()}
+        thresholds = parse_thresholds(args.threshold)
         spec = args.picker or default_picker_name()
         if spec.endswith(".onnx"):  # the torch-free runtime (`xiaonet export`)
             from xiaonet.edge.model import EdgeModel

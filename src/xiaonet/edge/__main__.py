@@ -34,16 +34,12 @@ def main(argv: list[str] | None = None) -> int:
               "without it use xiaonet.edge.EdgePicker.pick_array on numpy arrays", file=sys.stderr)
         return 2
     from xiaonet.edge import EdgeModelError, EdgePicker
+    from xiaonet.edge.picks import parse_thresholds
     from xiaonet.picktable import pick_rows, write_csv
     from xiaonet.waveforms import WaveformInputError, expand_inputs, group_by_station, read_waveform_file
 
     try:
-        thresholds = {}
-        for pair in args.threshold:
-            phase, sep, value = pair.partition("=")
-            if not sep:
-                raise ValueError(f"--threshold '{pair}' is not PHASE=VALUE")
-            thresholds[phase.strip().upper()] = float(value)
+        thresholds = parse_thresholds(args.threshold)
         picker = EdgePicker(args.model, thresholds=thresholds, threads=args.threads)
     except (EdgeModelError, ValueError, ImportError) as error:
         print(f"python -m xiaonet.edge: {error}", file=sys.stderr)

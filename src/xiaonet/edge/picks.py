@@ -91,3 +91,28 @@ def picks_from_probabilities(
             )
         )
     return picks
+
+
+def parse_thresholds(pairs: list[str], flag: str = "--threshold") -> dict[str, float]:
+    """``["P=0.3", "s=0.4"]`` -> ``{"P": 0.3, "S": 0.4}``: the one parser of every command's
+    threshold flag; a malformed pair, an unknown phase or a value outside (0, 1) is refused.
+
+    >>> parse_thresholds(["P=0.3", "s=0.4"])
+    {'P': 0.3, 'S': 0.4}
+    """
+    thresholds: dict[str, float] = {}
+    for pair in pairs:
+        phase, sep, text = pair.partition("=")
+        phase = phase.strip().upper()
+        try:
+            value = float(text) if sep else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise ValueError(f"{flag} '{pair}' is not PHASE=VALUE (e.g. {flag} P=0.3)")
+        if phase not in ("P", "S"):
+            raise ValueError(f"{flag} '{pair}': unknown phase '{phase}' (P or S)")
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{flag} '{pair}': a probability threshold lies between 0 and 1")
+        thresholds[phase] = value
+    return thresholds
