@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from xiaonet.scoring import ReferencePick
+from xiaonet.scoring import ReferencePick, pair_closest
 
 #: Teacher picks of one phase within this many seconds of each other agree.
 AGREEMENT_S = 0.3
@@ -53,25 +53,6 @@ class ConsensusReference:
 def _pick_time(pick) -> float:
     time = getattr(pick, "peak_time", None)
     return float(pick.time if time is None else time)
-
-
-def _pair_closest(a: np.ndarray, b: np.ndarray, within: float) -> list[tuple[int, int]]:
-    """One-to-one pairs (i, j) with |a[i] - b[j]| <= within, closest first."""
-    if a.size == 0 or b.size == 0:
-        return []
-    distance = np.abs(a[:, None] - b[None, :])
-    candidates = np.argwhere(distance <= within)
-    order = np.argsort(distance[candidates[:, 0], candidates[:, 1]], kind="stable")
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    pairs = []
-    for i, j in candidates[order]:
-        if i in used_a or j in used_b:
-            continue
-        used_a.add(int(i))
-        used_b.add(int(j))
-        pairs.append((int(i), int(j)))
-    return pairs
 
 
 def consensus_reference(picks_by_teacher: Mapping[str, Iterable],
@@ -101,7 +82,7 @@ def consensus_reference(picks_by_teacher: Mapping[str, Iterable],
         alive = list(range(len(chains)))
         for other in range(1, len(times)):
             anchors = np.asarray([np.mean([times[m][i] for m, i in enumerate(chains[c])]) for c in alive])
-            pairs = _pair_closest(anchors, times[other], agreement_s)
+            pairs = pair_closest(anchors, times[other], agreement_s)
             for i, j in pairs:
                 chains[alive[i]].append(j)
             alive = [alive[i] for i, _ in pairs]

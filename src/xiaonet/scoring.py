@@ -89,24 +89,38 @@ class PhaseScore:
         }
 
 
+def pair_closest(a: np.ndarray, b: np.ndarray, within: float) -> list[tuple[int, int]]:
+    """One-to-one pairs ``(i, j)`` with ``|a[i] - b[j]| <= within``, closest pair first.
+
+    The one matching rule of the project: picks to reference picks, and one teacher's picks
+    to another's in the consensus.
+
+    >>> pair_closest(np.array([1.0, 1.3]), np.array([1.1, 5.0]), 0.5)
+    [(0, 0)]
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        return []
+    distance = np.abs(a[:, None] - b[None, :])
+    candidates = np.argwhere(distance <= within)
+    order = np.argsort(distance[candidates[:, 0], candidates[:, 1]], kind="stable")
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    pairs = []
+    for i, j in candidates[order]:
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(int(i))
+        used_b.add(int(j))
+        pairs.append((int(i), int(j)))
+    return pairs
+
+
 def match_picks(predicted: Iterable[float], reference: Iterable[float], tolerance: float = 0.5) -> Match:
     """Match predicted to reference times (same station and phase) one-to-one, closest first."""
     predicted = np.asarray([float(t) for t in predicted], dtype=np.float64)
     reference = np.asarray([float(t) for t in reference], dtype=np.float64)
-    if predicted.size == 0 or reference.size == 0:
-        return Match(np.zeros(0), int(predicted.size), int(reference.size))
-    distance = np.abs(predicted[:, None] - reference[None, :])
-    candidates = np.argwhere(distance <= tolerance)
-    order = np.argsort(distance[candidates[:, 0], candidates[:, 1]], kind="stable")
-    used_pred: set[int] = set()
-    used_ref: set[int] = set()
-    residuals = []
-    for i, j in candidates[order]:
-        if i in used_pred or j in used_ref:
-            continue
-        used_pred.add(i)
-        used_ref.add(j)
-        residuals.append(predicted[i] - reference[j])
+    residuals = [predicted[i] - reference[j] for i, j in pair_closest(predicted, reference, tolerance)]
     return Match(np.asarray(residuals, dtype=np.float64), int(predicted.size), int(reference.size))
 
 
@@ -184,16 +198,8 @@ def _drop_ignored(predicted: list[float], reference: list[float], ignored: list[
     if times.size == 0:
         return []
     kept_by_reference = np.zeros(times.size, dtype=bool)
-    if reference:
-        distance = np.abs(times[:, None] - np.asarray(reference)[None, :])
-        candidates = np.argwhere(distance <= tolerance)
-        order = np.argsort(distance[candidates[:, 0], candidates[:, 1]], kind="stable")
-        used_ref: set[int] = set()
-        for i, j in candidates[order]:
-            if kept_by_reference[i] or j in used_ref:
-                continue
-            kept_by_reference[i] = True
-            used_ref.add(j)
+    for i, _ in pair_closest(times, np.asarray(reference, dtype=np.float64), tolerance):
+        kept_by_reference[i] = True
     near_ignored = np.min(np.abs(times[:, None] - np.asarray(ignored)[None, :]), axis=1) <= tolerance
     return times[kept_by_reference | ~near_ignored].tolist()
 
