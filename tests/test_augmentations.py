@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xiaonet.augmentations import (AddNoise, AugmentPipeline, ChannelDropout, ComponentDropout, Gain, Normalize,
+from xiaonet.data.augmentations import (AddNoise, AugmentPipeline, ChannelDropout, ComponentDropout, Gain, Normalize,
                                    PolarityFlip, RandomResponse, RealNoise, RotateHorizontals, SuperposeEvent,
                                    TimeShift, ZeroGap, build_pipeline)
-from xiaonet.config import AugmentConfig
-from xiaonet.datasets import Window, hard_label_curve, phase_targets
+from xiaonet.distill.config import AugmentConfig
+from xiaonet.data.datasets import Window, hard_label_curve, phase_targets
 
 N = 1000
 P, S = 300, 600

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from xiaonet.benchmarking import (
+from xiaonet.speed.benchmarking import (
     COLUMNS,
     BenchmarkError,
     count_macs_any,
@@ -22,8 +22,8 @@ def table_rows(text):
 
 
 def test_mac_counter_agrees_with_the_students_own_counter():
-    from xiaonet.model import count_macs
-    from xiaonet.presets import PRESETS, build_student
+    from xiaonet.models.model import count_macs
+    from xiaonet.models.presets import PRESETS, build_student
 
     for name in PRESETS:
         model = build_student(name)

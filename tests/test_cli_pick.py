@@ -7,7 +7,7 @@ import obspy
 import pytest
 
 from xiaonet.cli import main
-from xiaonet.picktable import PICK_COLUMNS
+from xiaonet.picking.picktable import PICK_COLUMNS
 
 
 def read_table(path):
@@ -92,8 +92,8 @@ def test_models_command_reports_size_and_cost(capsys):
     out = capsys.readouterr().out
     for preset in ("xiaonet-xs", "xiaonet-s", "xiaonet-m"):
         assert f"| {preset} |" in out
-    from xiaonet.model import count_parameters
-    from xiaonet.presets import build_student
+    from xiaonet.models.model import count_parameters
+    from xiaonet.models.presets import build_student
 
     assert f"{count_parameters(build_student('xiaonet-s')):,}" in out and "MACs" in out
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xiaonet.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, config_to_dict, load_config
+from xiaonet.distill.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, config_to_dict, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -7,8 +7,8 @@ import obspy
 import pytest
 import seisbench.util as sbu
 
-from xiaonet.consensus import consensus_reference, picks_from_probabilities
-from xiaonet.scoring import ReferencePick, score_picks
+from xiaonet.evaluate.consensus import consensus_reference, picks_from_probabilities
+from xiaonet.evaluate.scoring import ReferencePick, score_picks
 
 T0 = obspy.UTCDateTime(2020, 1, 1)
 

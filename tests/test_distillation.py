@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from xiaonet.distillation import DistillationLoss
+from xiaonet.distill.distillation import DistillationLoss
 
 
 def one_sample(values):

@@ -18,8 +18,8 @@ THRESHOLDS = {"P": 0.3, "S": 0.3}
 def student_onnx(tmp_path_factory):
     import torch
 
-    from xiaonet.export import export_onnx
-    from xiaonet.presets import build_student
+    from xiaonet.edge.export import export_onnx
+    from xiaonet.models.presets import build_student
 
     torch.manual_seed(0)
     model = build_student("xiaonet-s").eval()
@@ -88,7 +88,7 @@ def test_window_stack_equals_a_nan_aware_reference(method):
 
 
 def test_annotations_and_picks_equal_torch_path(student_onnx):
-    from xiaonet.pickers import ModelPicker
+    from xiaonet.picking.pickers import ModelPicker
 
     model, path = student_onnx
     torch_picker = ModelPicker(model, name="xiaonet-s", thresholds=THRESHOLDS)
@@ -208,7 +208,7 @@ def test_streaming_engine_on_the_exported_model_gives_the_edge_picks(student_onn
     """The streaming engine's windowing over the ONNX model, fed 1.5 s packets, equals
     whole-trace edge picking (the streaming module itself imports SeisBench for its pick type)."""
     from xiaonet.edge import EdgeModel
-    from xiaonet.streaming import StreamingPicker, predictor_from_edge_model
+    from xiaonet.stream.streaming import StreamingPicker, predictor_from_edge_model
 
     _, path = student_onnx
     thresholds = {"P": 0.05, "S": 0.05}

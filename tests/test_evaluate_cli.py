@@ -19,7 +19,7 @@ def dataset_dir(tmp_path_factory):
 
 
 def test_evaluate_writes_tables_figures_and_windows(dataset_dir, tmp_path, capsys, torch_threads):
-    from xiaonet.presets import build_student
+    from xiaonet.models.presets import build_student
 
     build_student("xiaonet-xs").save(str(tmp_path / "student"))
     out = tmp_path / "out"

@@ -7,7 +7,7 @@ import obspy
 import pytest
 import seisbench.util as sbu
 
-from xiaonet.evaluation import (
+from xiaonet.evaluate.evaluation import (
     DatasetError,
     EvaluationSettings,
     LabelledDataset,
@@ -15,7 +15,7 @@ from xiaonet.evaluation import (
     parse_picker_spec,
     training_records,
 )
-from xiaonet.pickers import Picker
+from xiaonet.picking.pickers import Picker
 
 RATE = 100.0
 N_SAMPLES = 6000  # 60 s
@@ -241,7 +241,7 @@ def test_stalta_scores_p_only_and_ignores_amplitude_scale(dataset_dir):
 def test_student_picks_do_not_change_with_amplitude_scale(dataset_dir, tmp_path, torch_threads):
     import torch
 
-    from xiaonet.presets import build_student
+    from xiaonet.models.presets import build_student
 
     torch.manual_seed(0)
     model = build_student("xiaonet-xs")
@@ -328,7 +328,7 @@ def continuous_dir(tmp_path):
 
 
 def test_consensus_scoring_rewards_agreement_and_ignores_single_teacher_picks(continuous_dir):
-    from xiaonet.evaluation import ContinuousDataset
+    from xiaonet.evaluate.evaluation import ContinuousDataset
 
     assert ContinuousDataset.networks_in(continuous_dir) == ["AA", "BB"]
     datasets = [ContinuousDataset(continuous_dir, network=n) for n in ("AA", "BB")]
@@ -351,7 +351,7 @@ def test_consensus_scoring_rewards_agreement_and_ignores_single_teacher_picks(co
 
 
 def test_continuous_folder_without_waveforms_is_named(tmp_path):
-    from xiaonet.evaluation import ContinuousDataset
+    from xiaonet.evaluate.evaluation import ContinuousDataset
 
     (tmp_path / "notes.txt").write_text("nothing")
     with pytest.raises(DatasetError, match="no waveform files"):

@@ -7,14 +7,14 @@ import torch
 
 from xiaonet.cli import main
 from xiaonet.edge import EdgeModel, EdgePicker
-from xiaonet.export import (
+from xiaonet.edge.export import (
     calibration_windows,
     export_onnx,
     max_abs_difference,
     quantize_int8,
     synthetic_windows,
 )
-from xiaonet.presets import build_student
+from xiaonet.models.presets import build_student
 
 
 def seeded_student(name="xiaonet-s"):
@@ -52,7 +52,7 @@ def test_metadata_carries_what_the_runtime_needs(tmp_path):
 
 
 def test_phasenet_exports_with_its_normalisation(tmp_path, teacher_cache):
-    from xiaonet.teachers import load_teacher
+    from xiaonet.models.teachers import load_teacher
 
     model = load_teacher("phasenet")
     path = export_onnx(model, tmp_path / "phasenet.onnx", "phasenet", thresholds={"P": 0.3, "S": 0.3})
@@ -110,8 +110,8 @@ def test_cli_export_errors_are_actionable(tmp_path, capsys):
 
 def test_eqtransformer_metadata_keeps_its_seisbench_settings(teacher_cache):
     """Blinding, max stacking, 3000-sample overlap and the 1-45 Hz band-pass travel with the file."""
-    from xiaonet.export import model_metadata
-    from xiaonet.teachers import load_teacher
+    from xiaonet.edge.export import model_metadata
+    from xiaonet.models.teachers import load_teacher
 
     meta = model_metadata(load_teacher("eqtransformer"), "eqtransformer")
     assert (meta.in_samples, meta.overlap, meta.stacking, meta.blinding) == (6000, 3000, "max", (500, 500))

@@ -5,8 +5,8 @@ import obspy
 import pytest
 import torch
 
-from xiaonet.model import XiaoNet, count_macs, count_parameters, normalize_window
-from xiaonet.presets import PRESETS, build_student, get_preset, load_student
+from xiaonet.models.model import XiaoNet, count_macs, count_parameters, normalize_window
+from xiaonet.models.presets import PRESETS, build_student, get_preset, load_student
 
 
 def seeded_student(name="xiaonet-s"):
@@ -173,7 +173,7 @@ def test_aligned_upsampling_round_trips_and_keeps_any_length(tmp_path):
 
 def test_capabilities_not_class_names_decide_how_a_model_is_run():
     """Code asks a model what it can do (any length, normalisation inside), never its name."""
-    from xiaonet.pickers import ModelPicker
+    from xiaonet.picking.pickers import ModelPicker
 
     class RenamedStudent(XiaoNet):
         pass

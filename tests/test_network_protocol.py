@@ -10,11 +10,11 @@ import obspy
 import pytest
 
 from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
-from xiaonet.config import ConfigError, validate_config
-from xiaonet.datasets import DataError, load_data, record_references
-from xiaonet.pickers import ModelPicker
-from xiaonet.teacher_labels import attach_teacher_labels, consensus_members
-from xiaonet.training import score_records, train
+from xiaonet.distill.config import ConfigError, validate_config
+from xiaonet.data.datasets import DataError, load_data, record_references
+from xiaonet.picking.pickers import ModelPicker
+from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members
+from xiaonet.distill.training import score_records, train
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def protocol_data(tiny_data):  # noqa: F811
 def protocol_config(root, cache, **train):
     config = tiny_config(root, cache, **train)
     config.data.sources[0].dev_fraction = 0.0
-    from xiaonet.config import SourceConfig
+    from xiaonet.distill.config import SourceConfig
 
     config.data.sources.append(SourceConfig(path="continuous_yy", kind="continuous", weight=0.2))
     config.data.networks = {"YY": "test"}
@@ -109,7 +109,7 @@ def test_run_reports_test_networks_per_source_and_macro(protocol_data, tmp_path,
 
 
 def test_macro_weighs_each_source_once():
-    from xiaonet.training import _macro
+    from xiaonet.distill.training import _macro
 
     sources = [{"reference": "analyst", "P": {"f1": 1.0, "tp": 100, "fn": 0}},
                {"reference": "consensus", "P": {"f1": 0.5, "tp": 1, "fn": 1}},
@@ -119,7 +119,7 @@ def test_macro_weighs_each_source_once():
 
 
 def test_model_card_leads_with_the_test_networks(protocol_data, tmp_path, torch_threads):
-    from xiaonet.model_card import write_model_card
+    from xiaonet.distill.model_card import write_model_card
 
     config = protocol_config(protocol_data, tmp_path / "cache")
     config.data.sources[0].dev_fraction = 0.25
@@ -141,8 +141,8 @@ def test_model_card_leads_with_the_test_networks(protocol_data, tmp_path, torch_
 
 def test_generalisation_study_scores_variants_on_validation_and_finalists_on_test(protocol_data, tmp_path):
     from xiaonet.cli import main
-    from xiaonet.config import write_config
-    from xiaonet.presets import build_student
+    from xiaonet.distill.config import write_config
+    from xiaonet.models.presets import build_student
 
     config = protocol_config(protocol_data, tmp_path / "cache")
     config.data.sources[1].role = "validation"

@@ -10,8 +10,8 @@ import pytest
 import seisbench.util as sbu
 from test_evaluation import make_dataset
 
-from xiaonet.evaluation import LabelledDataset, build_picker, parse_picker_spec
-from xiaonet.pick_benchmark import (
+from xiaonet.evaluate.evaluation import LabelledDataset, build_picker, parse_picker_spec
+from xiaonet.evaluate.pick_benchmark import (
     BenchmarkSettings,
     benchmark_pickers,
     dataset_rng,
@@ -21,7 +21,7 @@ from xiaonet.pick_benchmark import (
     summarise_benchmark,
     write_windows,
 )
-from xiaonet.pickers import Picker
+from xiaonet.picking.pickers import Picker
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from seisbench.util import Pick
 
-from xiaonet.scoring import ReferencePick, match_picks, score_picks
+from xiaonet.evaluate.scoring import ReferencePick, match_picks, score_picks
 
 REFERENCE = [
     ReferencePick("XX.A.", "P", 100.0),
@@ -71,7 +71,7 @@ def test_match_is_one_to_one_and_closest_first():
 
 # --- threshold sweep, ROC AUC, MCC -----------------------------------------------------------
 
-from xiaonet.scoring import (  # noqa: E402
+from xiaonet.evaluate.scoring import (  # noqa: E402
     best_f1_threshold,
     matthews_corrcoef,
     residual_summary,

@@ -1,7 +1,7 @@
 import obspy
 import pytest
 
-from xiaonet.stalta import StaLtaConfig, StaLtaPicker
+from xiaonet.picking.stalta import StaLtaConfig, StaLtaPicker
 
 
 def test_stalta_finds_the_p_onset_of_obspys_example(example_stream):

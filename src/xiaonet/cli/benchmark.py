@@ -9,14 +9,14 @@ from pathlib import Path
 
 
 def default_data() -> list[str]:
-    from xiaonet.config import default_shared_dir
+    from xiaonet.distill.config import default_shared_dir
 
     hour = default_shared_dir() / "data" / "continuous" / "chile_CX_deepphasepick" / "CX.PB01..HH_.20140301T015959.mseed"
     return [str(hour)] if hour.is_file() else []
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from xiaonet.benchmarking import DEFAULT_MODELS
+    from xiaonet.speed.benchmarking import DEFAULT_MODELS
 
     parser = subparsers.add_parser(
         "benchmark",
@@ -49,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xiaonet.benchmarking import BenchmarkConfig, BenchmarkError, format_markdown, run_benchmark
+    from xiaonet.speed.benchmarking import BenchmarkConfig, BenchmarkError, format_markdown, run_benchmark
 
     data = args.data if args.data is not None else ([] if args.synthetic else default_data())
     config = BenchmarkConfig(

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from xiaonet.evaluation import (
+    from xiaonet.evaluate.evaluation import (
         DatasetError,
         EvaluationSettings,
         LabelledDataset,
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         parse_picker_spec,
         training_records,
     )
-    from xiaonet.pick_benchmark import BenchmarkSettings, benchmark_pickers
-    from xiaonet.reports import write_evaluation_outputs
+    from xiaonet.evaluate.pick_benchmark import BenchmarkSettings, benchmark_pickers
+    from xiaonet.evaluate.reports import write_evaluation_outputs
 
     torch.set_num_threads(max(1, args.threads))
     problems: list[str] = []
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     datasets = []
     if args.reference == "consensus":
-        from xiaonet.evaluation import ContinuousDataset
+        from xiaonet.evaluate.evaluation import ContinuousDataset
 
         if args.gain or args.exclude_training:
             print("xiaonet evaluate: --gain and --exclude-training apply to analyst-picked datasets only",
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     settings = EvaluationSettings(tolerance=args.tolerance, progress=not args.no_progress)
-    from xiaonet.teachers import TeacherUnavailable
+    from xiaonet.models.teachers import TeacherUnavailable
 
     try:
         evaluation = evaluate(specs, datasets, settings, max_traces=args.max_traces, note=problems.append)
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         if args.windows:
-            from xiaonet.pick_benchmark import write_windows, read_windows
+            from xiaonet.evaluate.pick_benchmark import write_windows, read_windows
 
             write_windows(read_windows(windows_path), out / "benchmark_windows.csv")
     summary = write_evaluation_outputs(evaluation, out, summaries, records, args.gallery, args.seed)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-from xiaonet.config import default_shared_dir  # noqa: F401  (used here and by cli.benchmark)
+from xiaonet.distill.config import default_shared_dir  # noqa: F401  (used here and by cli.benchmark)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -50,11 +50,11 @@ def int8_path_for(out: Path) -> Path:
 
 def load_export_model(spec: str, weights: str, allow_untrained: bool):
     """(model, name) for a student preset / weights path or a teacher name."""
-    from xiaonet.pickers import TEACHER_NAMES
-    from xiaonet.presets import PRESETS, load_student
+    from xiaonet.picking.pickers import TEACHER_NAMES
+    from xiaonet.models.presets import PRESETS, load_student
 
     if spec.lower() in TEACHER_NAMES:
-        from xiaonet.teachers import load_teacher
+        from xiaonet.models.teachers import load_teacher
 
         return load_teacher(spec.lower(), weights), spec.lower()
     model = load_student(spec, allow_untrained=allow_untrained)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from xiaonet.export import (
+    from xiaonet.edge.export import (
         ExportError,
         calibration_windows,
         compare_picks_on_dataset,
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"xiaonet export: {error}", file=sys.stderr)
         return 2
     if args.allow_untrained and getattr(model, "fully_convolutional", False):
-        from xiaonet.presets import shipped_weights
+        from xiaonet.models.presets import shipped_weights
 
         if args.model in ("xiaonet-xs", "xiaonet-s", "xiaonet-m") and shipped_weights(args.model) is None:
             print(f"note: {args.model} has no trained weights; exporting an untrained model", file=sys.stderr)

@@ -20,8 +20,8 @@ def describe_presets() -> list[dict]:
 
     import torch
 
-    from xiaonet.model import count_macs, count_parameters
-    from xiaonet.presets import PRESETS, build_student, shipped_weights
+    from xiaonet.models.model import count_macs, count_parameters
+    from xiaonet.models.presets import PRESETS, build_student, shipped_weights
 
     rows = []
     for name, preset in PRESETS.items():
@@ -43,7 +43,7 @@ def describe_presets() -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xiaonet.pickers import TEACHER_NAMES
+    from xiaonet.picking.pickers import TEACHER_NAMES
 
     print("| preset | parameters | weights file | MACs per 30 s window | trained weights | |")
     print("|---|---:|---:|---:|---|---|")

@@ -51,7 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def default_picker_name() -> str:
-    from xiaonet.presets import DEFAULT_PRESET, shipped_weights
+    from xiaonet.models.presets import DEFAULT_PRESET, shipped_weights
 
     return DEFAULT_PRESET if shipped_weights(DEFAULT_PRESET) is not None else "stalta"
 
@@ -69,7 +69,7 @@ def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
 def _stalta_options(pairs: list[str]) -> dict:
     from dataclasses import fields
 
-    from xiaonet.stalta import StaLtaConfig
+    from xiaonet.picking.stalta import StaLtaConfig
 
     types = {f.name: f.type for f in fields(StaLtaConfig)}
     options = {}
@@ -85,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from xiaonet.edge.picks import parse_thresholds
-    from xiaonet.pickers import load_picker
-    from xiaonet.picktable import pick_rows, write_csv, write_quakeml
-    from xiaonet.waveforms import (
+    from xiaonet.picking.pickers import load_picker
+    from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
+    from xiaonet.data.waveforms import (
         WaveformInputError,
         expand_inputs,
         group_by_station,
@@ -171,8 +171,8 @@ def run(args: argparse.Namespace) -> int:
 def _plot(picker, station_stream, picks, key, folder, notes) -> None:
     from pathlib import Path
 
-    from xiaonet.plotting import plot_station
-    from xiaonet.waveforms import prepare_station
+    from xiaonet.picking.plotting import plot_station
+    from xiaonet.data.waveforms import prepare_station
 
     try:
         prepared = prepare_station(station_stream)

@@ -71,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
     from xiaonet.cli.pick import _stalta_options, default_picker_name
     from xiaonet.edge.picks import parse_thresholds
-    from xiaonet.packet_sources import ReplaySource, SeedLinkSource
-    from xiaonet.pickers import load_picker
-    from xiaonet.streaming import StreamingConfig, make_streaming_picker
+    from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
+    from xiaonet.picking.pickers import load_picker
+    from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     notes: list[str] = []
 
@@ -186,7 +186,7 @@ def _open_csv(path: str):
     import csv
     from pathlib import Path
 
-    from xiaonet.picktable import PICK_COLUMNS
+    from xiaonet.picking.picktable import PICK_COLUMNS
 
     columns = list(PICK_COLUMNS) + list(STREAM_COLUMNS_EXTRA)
     new = not Path(path).exists() or Path(path).stat().st_size == 0

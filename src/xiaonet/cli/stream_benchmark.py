@@ -30,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "for the default student and PhaseNet, measured in the same run."
         ),
     )
-    from xiaonet.config import default_shared_dir
+    from xiaonet.distill.config import default_shared_dir
 
     shared = default_shared_dir()
     parser.add_argument(
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     pickers = [(student_label, student)]
     if not args.no_teacher:
         try:
-            from xiaonet.pickers import load_picker
+            from xiaonet.picking.pickers import load_picker
 
             pickers.append(("phasenet", load_picker("phasenet")))
         except Exception as error:
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 def read_replay_stream(path: str, seconds: float):
     """The first ``seconds`` of a 3-component file, cleaned as offline picking cleans it."""
-    from xiaonet.waveforms import read_waveform_file
+    from xiaonet.data.waveforms import read_waveform_file
 
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such file (set --data or XIAONET_SHARED)")
@@ -150,8 +150,8 @@ def read_replay_stream(path: str, seconds: float):
 
 def load_benchmark_student(spec: str | None):
     """The default student (shipped weights) or ``spec``; untrained xiaonet-s, labelled, if none."""
-    from xiaonet.pickers import ModelPicker, load_picker
-    from xiaonet.presets import DEFAULT_PRESET, build_student, shipped_weights
+    from xiaonet.picking.pickers import ModelPicker, load_picker
+    from xiaonet.models.presets import DEFAULT_PRESET, build_student, shipped_weights
 
     if spec is not None:
         return load_picker(spec), spec
@@ -185,8 +185,8 @@ def measure_latency(picker, stream, config: dict, packet_samples: int, offline=N
     import math
     import time
 
-    from xiaonet.packet_sources import cut_into_packets
-    from xiaonet.streaming import StreamingConfig, make_streaming_picker
+    from xiaonet.stream.packet_sources import cut_into_packets
+    from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     engine = make_streaming_picker(picker, StreamingConfig(**config), note=lambda message: None)
     emitted_all = []
@@ -208,7 +208,7 @@ def measure_latency(picker, stream, config: dict, packet_samples: int, offline=N
     # Picks only final at the end of data are not real-time picks: no latency for them.
     emitted_all += engine.flush()
     if offline is not None:
-        from xiaonet.scoring import ReferencePick, score_picks
+        from xiaonet.evaluate.scoring import ReferencePick, score_picks
 
         reference = [ReferencePick(p.trace_id, p.phase, float(p.peak_time)) for p in offline]
         latencies["agreement"] = score_picks([e.pick for e in emitted_all], reference, tolerance=0.5)
@@ -223,7 +223,7 @@ def measure_throughput(picker, stream, n_stations: int, seconds: float, config: 
     import numpy as np
     import obspy
 
-    from xiaonet.streaming import StreamingConfig, make_streaming_picker
+    from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     rate = stream[0].stats.sampling_rate
     traces = sorted(stream, key=lambda tr: tr.stats.channel)[:3]
@@ -271,8 +271,8 @@ def measure_memory(picker, stream, config: dict, n_stations: int = 50, seconds: 
 
     import obspy
 
-    from xiaonet.packet_sources import cut_into_packets
-    from xiaonet.streaming import StreamingConfig, make_streaming_picker
+    from xiaonet.stream.packet_sources import cut_into_packets
+    from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     start = min(tr.stats.starttime for tr in stream)
     base = stream.slice(start, start + seconds)

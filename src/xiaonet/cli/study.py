@@ -9,9 +9,9 @@ the kind of figure that answers it:
 * ``distillation``: P and S residual distributions, distilled vs trained on analyst labels;
 * ``generalisation``: the network-held-out protocol of a training config (``protocol``):
   every student variant on the validation networks, the finalists (``test: true``) and the
-  teachers and STA/LTA on the test networks (:mod:`xiaonet.generalisation`).
+  teachers and STA/LTA on the test networks (:mod:`xiaonet.evaluate.generalisation`).
 
-Each study runs :func:`xiaonet.evaluation.evaluate` (and the pick benchmark), keeps the full
+Each study runs :func:`xiaonet.evaluate.evaluation.evaluate` (and the pick benchmark), keeps the full
 output in ``runs/studies/<name>/`` and writes its figures into ``docs/figures/``. A picker
 whose weights do not exist yet is listed under "not measured yet" with the command that
 makes them; no figure is ever filled in by hand.
@@ -117,7 +117,7 @@ def load_study(path: str | Path) -> StudyConfig:
 
 
 def shared_dir() -> Path:
-    from xiaonet.config import default_shared_dir
+    from xiaonet.distill.config import default_shared_dir
 
     return default_shared_dir()
 
@@ -130,7 +130,7 @@ def model_size(picker) -> tuple[float, float]:
     layer with weights is a convolution (XiaoNet, PhaseNet), else NaN. STA/LTA: (0, 0)."""
     import torch.nn as nn
 
-    from xiaonet.model import count_macs, count_parameters
+    from xiaonet.models.model import count_macs, count_parameters
 
     model = getattr(picker, "model", None)
     if model is None:
@@ -164,7 +164,7 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
     import glob
     import shutil
 
-    from xiaonet.evaluation import (
+    from xiaonet.evaluate.evaluation import (
         DatasetError,
         EvaluationSettings,
         LabelledDataset,
@@ -173,8 +173,8 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
         parse_picker_spec,
         training_records,
     )
-    from xiaonet.pick_benchmark import BenchmarkSettings, benchmark_pickers
-    from xiaonet.reports import (
+    from xiaonet.evaluate.pick_benchmark import BenchmarkSettings, benchmark_pickers
+    from xiaonet.evaluate.reports import (
         BENCHMARK_COLUMNS,
         benchmark_table_rows,
         markdown_table,
@@ -184,7 +184,7 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
         plot_residual_comparison,
         write_evaluation_outputs,
     )
-    from xiaonet.scoring import score_picks
+    from xiaonet.evaluate.scoring import score_picks
 
     lines = [f"## {config.title}", "", f"*Question.* {config.question}", ""]
     if config.notes:
@@ -336,14 +336,14 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
 
 
 def generalisation_section(config: StudyConfig, progress: bool = True) -> list[str]:
-    """Markdown lines of a ``generalisation`` study (see :mod:`xiaonet.generalisation`)."""
+    """Markdown lines of a ``generalisation`` study (see :mod:`xiaonet.evaluate.generalisation`)."""
     from tqdm import tqdm
 
-    from xiaonet.evaluation import build_picker, parse_picker_spec
-    from xiaonet.generalisation import (NETWORK_COLUMNS, SPREAD_COLUMNS, SUMMARY_COLUMNS, ProtocolScore,
+    from xiaonet.evaluate.evaluation import build_picker, parse_picker_spec
+    from xiaonet.evaluate.generalisation import (NETWORK_COLUMNS, SPREAD_COLUMNS, SUMMARY_COLUMNS, ProtocolScore,
                                         load_protocol, network_rows, score_protocol, split_statement,
                                         summary_row, variant_spread)
-    from xiaonet.reports import markdown_table
+    from xiaonet.evaluate.reports import markdown_table
 
     protocol, bundle = load_protocol(config.protocol)
     lines = [f"*Protocol.* The network split of `{config.protocol}`. Validation networks (recipes, epochs "

@@ -35,9 +35,9 @@ def run(args) -> int:
     import shutil
     from pathlib import Path
 
-    from xiaonet.config import ConfigError, load_config
-    from xiaonet.datasets import DataError, load_data
-    from xiaonet.teachers import TeacherUnavailable
+    from xiaonet.distill.config import ConfigError, load_config
+    from xiaonet.data.datasets import DataError, load_data
+    from xiaonet.models.teachers import TeacherUnavailable
 
     log = logging.getLogger("xiaonet")
     try:
@@ -66,8 +66,8 @@ def run(args) -> int:
 
     import torch
 
-    from xiaonet.teacher_labels import attach_teacher_labels, consensus_members
-    from xiaonet.training import code_version, train
+    from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members
+    from xiaonet.distill.training import code_version, train
 
     torch.set_num_threads(max(1, config.train.threads))
     try:
@@ -98,7 +98,7 @@ def run(args) -> int:
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     baselines = {}
     if not args.no_baselines and (bundle.dev or bundle.test):
-        from xiaonet.model_card import score_baselines
+        from xiaonet.distill.model_card import score_baselines
 
         baseline_file = run_dir / "baselines.json"
         if baseline_file.is_file():
@@ -107,7 +107,7 @@ def run(args) -> int:
             log.info("scoring PhaseNet, EQTransformer and STA/LTA on the same test and dev records")
             baselines = score_baselines(bundle, config, note=log.warning)
             baseline_file.write_text(json.dumps(baselines, indent=1) + "\n")
-    from xiaonet.model_card import write_model_card
+    from xiaonet.distill.model_card import write_model_card
 
     command = "xiaonet train " + (f"--config {shlex.quote(str(args.config))} " if args.config else "") + \
         " ".join(f"--set {shlex.quote(o)}" for o in args.overrides) + (" --ship" if args.ship else "")
@@ -119,7 +119,7 @@ def run(args) -> int:
           f"{dev.get('P', {}).get('f1', float('nan')):.3f}, S F1 {dev.get('S', {}).get('f1', float('nan')):.3f}; "
           f"weights {run_dir / 'model'}; card {card}")
     if args.ship:
-        from xiaonet.presets import weights_dir
+        from xiaonet.models.presets import weights_dir
 
         target = weights_dir()
         for suffix in (".json", ".pt", ".md"):

@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from xiaonet.edge import EdgeModelError, EdgePicker
     from xiaonet.edge.picks import parse_thresholds
-    from xiaonet.picktable import pick_rows, write_csv
-    from xiaonet.waveforms import WaveformInputError, expand_inputs, group_by_station, read_waveform_file
+    from xiaonet.picking.picktable import pick_rows, write_csv
+    from xiaonet.data.waveforms import WaveformInputError, expand_inputs, group_by_station, read_waveform_file
 
     try:
         thresholds = parse_thresholds(args.threshold)

@@ -1,9 +1,9 @@
 """Whole-trace P/S picking with an exported model: numpy + ONNX Runtime, no torch.
 
-:class:`EdgePicker` gives the same picks as the torch path (``xiaonet.pickers.ModelPicker``
+:class:`EdgePicker` gives the same picks as the torch path (``xiaonet.picking.pickers.ModelPicker``
 on the same weights): the same windows and averaging as SeisBench's ``annotate``
 (:mod:`xiaonet.edge.windowing`), the same trigger (:mod:`xiaonet.edge.picks`), and, for ObsPy
-streams, the same gap-safe cleaning (:mod:`xiaonet.waveforms`, ObsPy only).
+streams, the same gap-safe cleaning (:mod:`xiaonet.data.waveforms`, ObsPy only).
 """
 
 from __future__ import annotations
@@ -124,12 +124,12 @@ class EdgePicker:
     # --- ObsPy streams (ObsPy needed) --------------------------------------------------------
 
     def pick(self, stream, note: Callable[[str], None] | None = None) -> list[EdgePick]:
-        """Gap-safe whole-trace picking of an ObsPy stream, as ``xiaonet.pickers.Picker.pick``.
+        """Gap-safe whole-trace picking of an ObsPy stream, as ``xiaonet.picking.pickers.Picker.pick``.
 
-        Traces are grouped by instrument and cleaned (:func:`xiaonet.waveforms.prepare_station`);
+        Traces are grouped by instrument and cleaned (:func:`xiaonet.data.waveforms.prepare_station`);
         each contiguous block is picked on its own.
         """
-        from xiaonet.waveforms import pickable_blocks
+        from xiaonet.data.waveforms import pickable_blocks
 
         note = note or logger.warning
         picks: list[EdgePick] = []
@@ -164,7 +164,7 @@ class EdgePicker:
         """Probability traces (channels ``<name>_P``, ``_S``, ...) for every contiguous block."""
         import obspy
 
-        from xiaonet.waveforms import pickable_blocks
+        from xiaonet.data.waveforms import pickable_blocks
 
         meta = self.model.metadata
         output = obspy.Stream()

@@ -5,7 +5,7 @@ for ``thres1 >= thres2`` and no maximum length (how SeisBench calls it), and
 :func:`picks_from_probabilities` follows SeisBench's ``WaveformModel.picks_from_annotations``:
 trigger on at the threshold, off at half of it, the pick at the highest probability inside
 the trigger. :class:`EdgePick` has the attribute names of ``seisbench.util.Pick`` so the
-pick table writers and :mod:`xiaonet.scoring` accept it unchanged.
+pick table writers and :mod:`xiaonet.evaluate.scoring` accept it unchanged.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One picker interface for the student, the SeisBench teachers and STA/LTA.
 
 ``Picker.pick(stream)`` is whole-trace, gap-safe picking of any ObsPy stream: traces are
-grouped by instrument, cleaned (:func:`xiaonet.waveforms.prepare_station`) and each
+grouped by instrument, cleaned (:func:`xiaonet.data.waveforms.prepare_station`) and each
 contiguous block is picked on its own, so no pick is ever made across a gap. All pickers
 return SeisBench ``Pick`` objects (``trace_id`` = ``NET.STA.LOC``, ``peak_time``,
 ``peak_value``, ``phase``), which the pick table writers and the evaluation score alike.
@@ -16,7 +16,7 @@ from typing import Callable
 import obspy
 import seisbench.util as sbu
 
-from xiaonet.waveforms import pickable_blocks
+from xiaonet.data.waveforms import pickable_blocks
 
 logger = logging.getLogger("xiaonet")
 
@@ -85,7 +85,7 @@ class ModelPicker(Picker):
 
 
 def available_picker_names() -> list[str]:
-    from xiaonet.presets import PRESETS
+    from xiaonet.models.presets import PRESETS
 
     return sorted(PRESETS) + list(TEACHER_NAMES) + ["stalta"]
 
@@ -103,18 +103,18 @@ def load_picker(
     """
     from pathlib import Path
 
-    from xiaonet.presets import PRESETS, load_student
+    from xiaonet.models.presets import PRESETS, load_student
 
     name, _, weights_in_spec = spec.partition(":")
     if weights_in_spec:
         weights = weights_in_spec
     lowered = name.lower()
     if lowered == "stalta":
-        from xiaonet.stalta import StaLtaPicker
+        from xiaonet.picking.stalta import StaLtaPicker
 
         return StaLtaPicker(**(stalta_options or {}))
     if lowered in TEACHER_NAMES:
-        from xiaonet.teachers import load_teacher
+        from xiaonet.models.teachers import load_teacher
 
         model = load_teacher(lowered, weights)
         return ModelPicker(model, name=f"{lowered}:{weights}", thresholds=thresholds or

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import obspy
 
-from xiaonet.evaluation import PHASES, LabelledDataset
-from xiaonet.scoring import matthews_corrcoef, residual_summary, roc_auc
+from xiaonet.evaluate.evaluation import PHASES, LabelledDataset
+from xiaonet.evaluate.scoring import matthews_corrcoef, residual_summary, roc_auc
 
 
 @dataclass

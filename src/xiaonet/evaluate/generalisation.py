@@ -1,9 +1,9 @@
 """The network-held-out protocol as a study: every picker scored per held-out network.
 
 A training config with ``role`` / ``data.networks`` defines which networks are validation
-and which are test (:func:`xiaonet.datasets.load_data`). Every student variant of a recipe
+and which are test (:func:`xiaonet.data.datasets.load_data`). Every student variant of a recipe
 study is trained with that config, so they share the split. This module scores pickers on
-those records with the training run's scorer (:func:`xiaonet.training.score_records`:
+those records with the training run's scorer (:func:`xiaonet.distill.training.score_records`:
 whole-trace picking, analyst picks on labelled networks, the teachers' consensus on
 continuous ones, each network weighing the same):
 
@@ -26,7 +26,7 @@ PROTOCOL_SPLITS = ("val", "test")
 
 @dataclass
 class ProtocolScore:
-    """One picker on one split: :func:`xiaonet.training.score_records` output and its size."""
+    """One picker on one split: :func:`xiaonet.distill.training.score_records` output and its size."""
 
     label: str
     split: str
@@ -37,9 +37,9 @@ class ProtocolScore:
 
 def load_protocol(config_path: str | Path, note: Callable[[str], None] | None = None):
     """The held-out records of a training config, with the consensus teachers' curves."""
-    from xiaonet.config import load_config
-    from xiaonet.datasets import load_data
-    from xiaonet.teacher_labels import attach_teacher_labels, consensus_members
+    from xiaonet.distill.config import load_config
+    from xiaonet.data.datasets import load_data
+    from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members
 
     config = load_config(config_path)
     bundle = load_data(config, note=note or (lambda message: None))
@@ -50,7 +50,7 @@ def load_protocol(config_path: str | Path, note: Callable[[str], None] | None = 
 
 
 def score_protocol(picker, bundle, split: str, tolerance: float = 0.5) -> dict:
-    from xiaonet.training import score_records
+    from xiaonet.distill.training import score_records
 
     if split not in PROTOCOL_SPLITS:
         raise ValueError(f"split '{split}' is not one of {', '.join(PROTOCOL_SPLITS)}")

@@ -4,7 +4,7 @@ split, and random training windows cut from them.
 A :class:`Record` is one whole trace (a labelled dataset row, or one contiguous block of a
 continuous file) as a (3, n) float32 array in ZNE order at the model's sampling rate, with
 its analyst pick samples. Teacher probabilities are attached to records by
-:mod:`xiaonet.teacher_labels`; :class:`WindowSampler` then cuts waveform and labels together
+:mod:`xiaonet.distill.teacher_labels`; :class:`WindowSampler` then cuts waveform and labels together
 at random offsets (in ``phasenet_ncedc2019`` the P pick is always at sample 3000, so fixed
 windows would teach the student a position, not a phase).
 """
@@ -21,9 +21,9 @@ from typing import Callable
 
 import numpy as np
 
-from xiaonet.config import SourceConfig, TrainConfig
+from xiaonet.distill.config import SourceConfig, TrainConfig
 from xiaonet.edge.streams import component_index
-from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES  # noqa: F401  (re-exported for older imports)
+from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES  # noqa: F401  (re-exported for older imports)
 
 logger = logging.getLogger("xiaonet")
 
@@ -162,7 +162,7 @@ def _parse_time(value) -> float:
 def load_continuous_records(path: Path, sampling_rate: float, min_samples: int,
                             note: Callable[[str], None]) -> list[Record]:
     """Contiguous 3-component blocks of every waveform file under ``path`` (no picks)."""
-    from xiaonet.waveforms import (WaveformInputError, contiguous_blocks, expand_inputs,
+    from xiaonet.data.waveforms import (WaveformInputError, contiguous_blocks, expand_inputs,
                                    group_by_station, prepare_station, read_waveform_file)
 
     files = [f for f in expand_inputs([str(path)]) if f.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
@@ -518,8 +518,8 @@ def record_stream(record: Record, sampling_rate: float = 100.0, start_offset: fl
 
 
 def record_reference_picks(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
-    """Analyst picks of a record as :class:`xiaonet.scoring.ReferencePick`."""
-    from xiaonet.scoring import ReferencePick
+    """Analyst picks of a record as :class:`xiaonet.evaluate.scoring.ReferencePick`."""
+    from xiaonet.evaluate.scoring import ReferencePick
 
     trace_id = f"{record.station}."
     start = record.start_time + start_offset
@@ -529,13 +529,13 @@ def record_reference_picks(record: Record, sampling_rate: float = 100.0, start_o
 
 
 def record_references(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
-    """The reference of a record as a :class:`xiaonet.consensus.ConsensusReference`.
+    """The reference of a record as a :class:`xiaonet.evaluate.consensus.ConsensusReference`.
 
     Labelled records: their analyst picks (nothing ignored). Continuous records: the picks
     every consensus teacher agrees on, with the picks of a single teacher ignored; a
     continuous record without both teachers' curves has no reference (an error to score).
     """
-    from xiaonet.consensus import CONSENSUS_TEACHERS, ConsensusReference, consensus_reference, \
+    from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS, ConsensusReference, consensus_reference, \
         picks_from_probabilities
 
     if record.category != "continuous":

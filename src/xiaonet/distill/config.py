@@ -27,7 +27,7 @@ def default_shared_dir() -> Path:
     ``shared`` folder beside the checkout (``<repo>/../shared``). The one place that knows."""
     if os.environ.get("XIAONET_SHARED"):
         return Path(os.environ["XIAONET_SHARED"])
-    return Path(__file__).resolve().parents[2].parent / "shared"
+    return Path(__file__).resolve().parents[3].parent / "shared"  # src/xiaonet/distill/config.py
 
 
 class ConfigError(ValueError):

@@ -6,7 +6,7 @@
 * :func:`quantize_int8` quantises the convolutions to int8 (QDQ, per channel), calibrated
   on real windows cut from continuous miniSEED by :func:`calibration_windows`.
 * :func:`compare_picks_on_dataset` scores fp32 and int8 picks against analyst picks of a
-  labelled SeisBench dataset with :func:`xiaonet.scoring.score_picks`.
+  labelled SeisBench dataset with :func:`xiaonet.evaluate.scoring.score_picks`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from xiaonet.edge.model import EdgeModelMetadata
-from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES
+from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
 
 logger = logging.getLogger("xiaonet")
 
@@ -239,12 +239,12 @@ def calibration_windows(paths: Iterable[str | Path], n_windows: int, in_samples:
                         rng: np.random.Generator) -> np.ndarray:
     """``n_windows`` real windows (n, components, in_samples), cut at random offsets.
 
-    ``paths`` are waveform files, folders or globs (anything :func:`xiaonet.waveforms.expand_inputs`
+    ``paths`` are waveform files, folders or globs (anything :func:`xiaonet.data.waveforms.expand_inputs`
     takes); every contiguous block of at least one window contributes, in equal shares.
     Unreadable files are skipped with a warning naming them.
     """
     from xiaonet.edge.streams import resample_stream, stream_to_array
-    from xiaonet.waveforms import (
+    from xiaonet.data.waveforms import (
         WaveformInputError,
         contiguous_blocks,
         expand_inputs,
@@ -366,7 +366,7 @@ def compare_picks_on_dataset(model_paths: dict[str, Path], dataset_path: str | P
     the model's sampling rate are skipped (counted in ``"skipped"``).
     """
     from xiaonet.edge import EdgePicker
-    from xiaonet.scoring import ReferencePick, score_picks
+    from xiaonet.evaluate.scoring import ReferencePick, score_picks
 
     pickers = {label: EdgePicker(path) for label, path in model_paths.items()}
     first = next(iter(pickers.values())).model.metadata

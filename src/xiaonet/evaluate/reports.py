@@ -164,7 +164,7 @@ def benchmark_table_rows(summaries: Iterable[dict]) -> list[dict]:
 def plot_residual_histograms(runs, references_by_dataset: dict, dataset: str, tolerance: float,
                              path: str | Path, bins: int = 41) -> Path:
     """Histograms of pick residuals (predicted - analyst) per picker (rows) and phase (columns)."""
-    from xiaonet.scoring import score_picks
+    from xiaonet.evaluate.scoring import score_picks
 
     plt = _plt()
     runs = [r for r in runs if r.dataset == dataset]

@@ -103,14 +103,14 @@ class Row:
 
 
 def known_models() -> list[str]:
-    from xiaonet.presets import PRESETS
+    from xiaonet.models.presets import PRESETS
 
     return sorted(PRESETS) + list(RUNTIMES)
 
 
 def expand_model_specs(specs: list[str]) -> list[tuple[str, str]]:
     """``xiaonet-s`` -> all its runtimes; ``xiaonet-s:onnx-int8`` -> that one row."""
-    from xiaonet.presets import PRESETS
+    from xiaonet.models.presets import PRESETS
 
     rows: list[tuple[str, str]] = []
     for spec in specs:
@@ -188,11 +188,11 @@ def load_benchmark_data(paths: list[str], hours: float,
                         note: Callable[[str], None] = print) -> BenchmarkData:
     """Contiguous 3-component blocks from waveform files, up to ``hours`` station-hours.
 
-    Data are cleaned like ``xiaonet pick`` does (:func:`xiaonet.waveforms.prepare_station`) and
+    Data are cleaned like ``xiaonet pick`` does (:func:`xiaonet.data.waveforms.prepare_station`) and
     resampled to 100 Hz; blocks without all three components are skipped with a note.
     """
     from xiaonet.edge.streams import resample_stream, stream_to_array
-    from xiaonet.waveforms import (
+    from xiaonet.data.waveforms import (
         WaveformInputError,
         contiguous_blocks,
         expand_inputs,
@@ -207,7 +207,7 @@ def load_benchmark_data(paths: list[str], hours: float,
         files = expand_inputs(paths)
     except WaveformInputError as error:
         raise BenchmarkError(str(error)) from None
-    from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES
+    from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
 
     files = [p for p in files if p.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
     for path in files:
@@ -258,7 +258,7 @@ def synthetic_data(seconds: float, rng: np.random.Generator) -> BenchmarkData:
 
 def count_macs_any(model, n_samples: int, in_channels: int = 3) -> int:
     """Multiply-accumulates of one window: Conv1d / ConvTranspose1d (as
-    :func:`xiaonet.model.count_macs`), Linear, LSTM and EQTransformer's additive attention.
+    :func:`xiaonet.models.model.count_macs`), Linear, LSTM and EQTransformer's additive attention.
 
     Element-wise operations, normalisation and activations are not counted.
     """
@@ -388,8 +388,8 @@ def rss_child(spec: dict) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    from xiaonet.pickers import ModelPicker, load_picker
-    from xiaonet.presets import build_student
+    from xiaonet.picking.pickers import ModelPicker, load_picker
+    from xiaonet.models.presets import build_student
 
     if spec.get("untrained"):
         picker = ModelPicker(build_student(spec["model"]), name=spec["model"])
@@ -405,7 +405,7 @@ def measure_fresh_process(spec: dict, timeout: float = 900) -> dict:
     if spec["runtime"].startswith("onnx"):
         code = EDGE_CHILD
     else:
-        code = "import json, sys; from xiaonet.benchmarking import rss_child; rss_child(json.loads(sys.argv[1]))"
+        code = "import json, sys; from xiaonet.speed.benchmarking import rss_child; rss_child(json.loads(sys.argv[1]))"
     env = dict(os.environ)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[variable] = str(spec["threads"])
@@ -419,7 +419,7 @@ def measure_fresh_process(spec: dict, timeout: float = 900) -> dict:
 
 def baseline_rss_mb() -> float:
     """Peak RSS of a fresh interpreter that imports numpy only (the floor of every row)."""
-    code = "import numpy, json; from xiaonet.benchmarking import peak_rss_mb; print(peak_rss_mb())"
+    code = "import numpy, json; from xiaonet.speed.benchmarking import peak_rss_mb; print(peak_rss_mb())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     return float(result.stdout.strip().splitlines()[-1])
 
@@ -432,8 +432,8 @@ class ModelArtifacts:
 
     def __init__(self, name: str, config: BenchmarkConfig, calibration: np.ndarray, workdir: Path,
                  wants: set[str], note: Callable[[str], None]):
-        from xiaonet.model import count_parameters
-        from xiaonet.presets import PRESETS, load_student, shipped_weights
+        from xiaonet.models.model import count_parameters
+        from xiaonet.models.presets import PRESETS, load_student, shipped_weights
 
         self.name = name
         self.onnx: dict[str, Path] = {}
@@ -448,7 +448,7 @@ class ModelArtifacts:
             if self.untrained:
                 note(f"{name}: no trained weights shipped; timing an untrained model (speed does not depend on weights)")
         else:
-            from xiaonet.teachers import load_teacher
+            from xiaonet.models.teachers import load_teacher
 
             self.torch_model = load_teacher(name, config.teacher_weights)
         model = self.torch_model
@@ -458,8 +458,8 @@ class ModelArtifacts:
         self.macs_per_30s = macs * WINDOW_30S / self.window_samples
         self.macs_note = "" if self.window_samples == WINDOW_30S else f"{self.window_samples}-sample window scaled to 30 s"
         if any(w.startswith("onnx") for w in wants):
-            from xiaonet.export import ExportError, export_onnx, quantize_int8
-            from xiaonet.model import XiaoNet
+            from xiaonet.edge.export import ExportError, export_onnx, quantize_int8
+            from xiaonet.models.model import XiaoNet
 
             try:
                 self.onnx["onnx-fp32"] = export_onnx(model, workdir / f"{name}.onnx", name)
@@ -489,8 +489,8 @@ def run_benchmark(config: BenchmarkConfig, note: Callable[[str], None] = print) 
     import torch
 
     from xiaonet.edge import EdgePicker
-    from xiaonet.pickers import ModelPicker
-    from xiaonet.stalta import StaLtaPicker
+    from xiaonet.picking.pickers import ModelPicker
+    from xiaonet.picking.stalta import StaLtaPicker
 
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)

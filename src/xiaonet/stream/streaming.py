@@ -53,7 +53,7 @@ import numpy as np
 import obspy
 import seisbench.util as sbu
 
-logger = logging.getLogger("xiaonet.streaming")
+logger = logging.getLogger("xiaonet.stream.streaming")
 
 STREAMING_MODES = ("offline", "low-latency")
 GAP_POLICIES = ("reset", "zero-fill")
@@ -221,7 +221,7 @@ class ArrayWindowPredictor:
 
 
 def predictor_from_model_picker(picker) -> TorchWindowPredictor:
-    """The window predictor behind a :class:`xiaonet.pickers.ModelPicker`.
+    """The window predictor behind a :class:`xiaonet.picking.pickers.ModelPicker`.
 
     Overlap, stacking and thresholds are resolved as the picker's offline ``classify``
     resolves them (picker thresholds, then the model's ``default_args``, then the model
@@ -515,7 +515,7 @@ class _Window:
 class StreamingPicker:
     """Per-station streaming picking with any picker of the project's interface.
 
-    :param picker: a :class:`xiaonet.pickers.ModelPicker` (student or teacher), an ONNX
+    :param picker: a :class:`xiaonet.picking.pickers.ModelPicker` (student or teacher), an ONNX
         ``xiaonet.edge.model.EdgeModel``, or any :class:`WindowPredictor`. For STA/LTA use
         :class:`StreamingStaLta` (or :func:`make_streaming_picker`, which picks the engine).
     :param config: :class:`StreamingConfig`.
@@ -535,7 +535,7 @@ class StreamingPicker:
         else:
             raise TypeError(
                 f"{picker!r}: StreamingPicker needs a model picker or a WindowPredictor; "
-                "for STA/LTA use xiaonet.streaming.StreamingStaLta"
+                "for STA/LTA use xiaonet.stream.streaming.StreamingStaLta"
             )
         p = self.predictor
         if p.stacking not in STACKING_METHODS:
@@ -1068,7 +1068,7 @@ class _StaLtaChannel:
 
 
 class StreamingStaLta:
-    """:class:`xiaonet.stalta.StaLtaPicker` run causally on packets.
+    """:class:`xiaonet.picking.stalta.StaLtaPicker` run causally on packets.
 
     What streaming means for STA/LTA: the band-pass keeps its filter state across packets,
     the recursive STA and LTA keep theirs, and the trigger (on at ``trigger_on``, off below
@@ -1292,7 +1292,7 @@ class StreamingStaLta:
 def make_streaming_picker(picker, config: StreamingConfig | None = None,
                           note: Callable[[str], None] | None = None):
     """The streaming engine for any picker: STA/LTA or a model picker / window predictor."""
-    from xiaonet.stalta import StaLtaPicker
+    from xiaonet.picking.stalta import StaLtaPicker
 
     if isinstance(picker, StaLtaPicker):
         return StreamingStaLta(picker, config, note)

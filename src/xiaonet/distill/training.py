@@ -34,10 +34,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from xiaonet.augmentations import build_pipeline
-from xiaonet.config import TrainConfig, config_to_dict, write_config
-from xiaonet.datasets import DataBundle, Record, WindowSampler, record_references, record_stream
-from xiaonet.distillation import DistillationLoss
+from xiaonet.data.augmentations import build_pipeline
+from xiaonet.distill.config import TrainConfig, config_to_dict, write_config
+from xiaonet.data.datasets import DataBundle, Record, WindowSampler, record_references, record_stream
+from xiaonet.distill.distillation import DistillationLoss
 
 logger = logging.getLogger("xiaonet")
 
@@ -158,11 +158,11 @@ def score_records(picker, records: list[Record], tolerance: float = 0.5,
     Each record gets its own time base (records are 10^5 s apart) so picks on one trace
     never match reference picks of another trace at the same station. A phase is scored
     only on sources whose records all carry that phase's reference: analyst picks, or for
-    continuous records the teachers' consensus (:func:`xiaonet.datasets.record_references`).
+    continuous records the teachers' consensus (:func:`xiaonet.data.datasets.record_references`).
     ``macro`` averages the per-source F1 (each held-out network counts once, however many
     picks it has).
     """
-    from xiaonet.scoring import PhaseScore, score_picks
+    from xiaonet.evaluate.scoring import PhaseScore, score_picks
 
     by_source: dict[str, list[tuple[Record, float]]] = {}
     for i, record in enumerate(records):
@@ -215,7 +215,7 @@ def tune_thresholds(model, records: list[Record], grid: list[float], tolerance: 
     :func:`score_records`' ``macro``, so a long continuous record does not outvote a small
     analyst-picked network.
     """
-    from xiaonet.scoring import score_picks
+    from xiaonet.evaluate.scoring import score_picks
 
     counts: dict[str, dict[str, dict[float, list[int]]]] = {}
     by_source: dict[str, list[Record]] = {}
@@ -350,7 +350,7 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
 
     With ``resume=True`` the run continues from ``run_dir/checkpoint.pt``.
     """
-    from xiaonet.presets import build_student
+    from xiaonet.models.presets import build_student
 
     note = note or logger.info
     run_dir = Path(run_dir)
@@ -405,7 +405,7 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
         (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
     note(f"augmentations: {pipeline}")
 
-    from xiaonet.pickers import ModelPicker
+    from xiaonet.picking.pickers import ModelPicker
 
     split, selection_records = bundle.selection
     keep_epoch = config.eval.keep_epoch
@@ -500,8 +500,8 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
 def finish_run(config: TrainConfig, run_dir: Path, bundle: DataBundle, history: list[dict],
                note: Callable[[str], None]) -> TrainingResult:
     """Best weights, thresholds tuned on validation (else training) traces, dev scores, saved model."""
-    from xiaonet.pickers import ModelPicker
-    from xiaonet.presets import build_student
+    from xiaonet.picking.pickers import ModelPicker
+    from xiaonet.models.presets import build_student
 
     model = build_student(config.model.preset, **config.model.overrides)
     best_path = run_dir / "best.pt"

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 import numpy as np
 import obspy
 
-logger = logging.getLogger("xiaonet.packet_sources")
+logger = logging.getLogger("xiaonet.stream.packet_sources")
 
 
 # --- Replay --------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ class ReplaySource:
     failures: list = field(default_factory=list)
 
     def start(self) -> None:
-        from xiaonet.waveforms import WaveformInputError, expand_inputs, read_waveform_file
+        from xiaonet.data.waveforms import WaveformInputError, expand_inputs, read_waveform_file
 
         if self.speed is not None and self.speed <= 0:
             raise ValueError(f"--speed must be positive, got {self.speed}")

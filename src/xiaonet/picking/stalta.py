@@ -19,7 +19,7 @@ import obspy
 import seisbench.util as sbu
 from obspy.signal.trigger import classic_sta_lta, recursive_sta_lta, trigger_onset
 
-from xiaonet.pickers import Picker
+from xiaonet.picking.pickers import Picker
 
 STA_LTA_METHODS = {"recursive": recursive_sta_lta, "classic": classic_sta_lta}
 

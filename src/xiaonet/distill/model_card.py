@@ -2,7 +2,7 @@
 
 The baselines (PhaseNet, EQTransformer, STA/LTA) are scored on exactly the dev records of
 the run and through the same code path as the student
-(:func:`xiaonet.training.score_records`: whole-trace picking, 0.5 s tolerance).
+(:func:`xiaonet.distill.training.score_records`: whole-trace picking, 0.5 s tolerance).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from xiaonet.config import TrainConfig
-from xiaonet.datasets import DataBundle
+from xiaonet.distill.config import TrainConfig
+from xiaonet.data.datasets import DataBundle
 
 BASELINES = ("phasenet:original", "eqtransformer:original", "stalta")
 
@@ -21,9 +21,9 @@ def score_baselines(bundle: DataBundle, config: TrainConfig, names=BASELINES,
                     note: Callable[[str], None] | None = None) -> dict:
     """Test-network and dev scores of the teachers and STA/LTA (``{name: {split: scores}}``);
     a teacher that cannot be loaded is noted and skipped."""
-    from xiaonet.pickers import load_picker
-    from xiaonet.teachers import TeacherUnavailable
-    from xiaonet.training import score_records
+    from xiaonet.picking.pickers import load_picker
+    from xiaonet.models.teachers import TeacherUnavailable
+    from xiaonet.distill.training import score_records
 
     results = {}
     for name in names:
@@ -147,7 +147,7 @@ def _network_table(entries: dict[str, dict], student: str) -> list[str]:
 def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, baselines: dict,
                       manifest: dict, command: str) -> str:
     """The model card as Markdown."""
-    from xiaonet.model import count_macs, count_parameters
+    from xiaonet.models.model import count_macs, count_parameters
 
     params = count_parameters(model)
     macs = count_macs(model, 3001)
@@ -243,7 +243,7 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
         "",
         "These stations share networks, instruments and days with the training data, so they "
         "overstate what a new network gets. Whole-trace picking of every dev record, a pick within "
-        f"{config.eval.tolerance_s} s of the analyst pick is a hit (one-to-one), scored by `xiaonet.scoring`. "
+        f"{config.eval.tolerance_s} s of the analyst pick is a hit (one-to-one), scored by `xiaonet.evaluate.scoring`. "
         "Teachers at threshold 0.3; STA/LTA with its defaults. Same records, same code path for every picker.",
         "",
         "All dev records (P over the sources with P picks, S over those with S picks):",

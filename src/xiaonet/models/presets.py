@@ -1,6 +1,6 @@
 """Named student sizes and the weights shipped with the package.
 
-A preset is a set of constructor arguments for :class:`xiaonet.model.XiaoNet`. When trained
+A preset is a set of constructor arguments for :class:`xiaonet.models.model.XiaoNet`. When trained
 weights for a preset are shipped (``xiaonet/weights/<name>.json`` + ``.pt``, written by
 ``XiaoNet.save``), :func:`load_student` returns the trained model; otherwise it refuses,
 unless ``allow_untrained=True`` is passed (tests, training from scratch).
@@ -64,7 +64,7 @@ def get_preset(name: str) -> Preset:
 
 def build_student(name: str = DEFAULT_PRESET, **overrides: Any):
     """An untrained student of the named size."""
-    from xiaonet.model import XiaoNet
+    from xiaonet.models.model import XiaoNet
 
     return XiaoNet(**{**get_preset(name).model_args, **overrides})
 
@@ -74,7 +74,7 @@ def load_student(name_or_path: str = DEFAULT_PRESET, allow_untrained: bool = Fal
 
     A path may be given with or without the ``.json`` / ``.pt`` suffix.
     """
-    from xiaonet.model import XiaoNet
+    from xiaonet.models.model import XiaoNet
 
     path = Path(name_or_path)
     if path.suffix in (".json", ".pt"):

@@ -22,8 +22,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from xiaonet.config import TeacherMember
-from xiaonet.datasets import Record, record_stream
+from xiaonet.distill.config import TeacherMember
+from xiaonet.data.datasets import Record, record_stream
 
 logger = logging.getLogger("xiaonet")
 
@@ -38,7 +38,7 @@ def teacher_key(member: TeacherMember) -> str:
 
 def consensus_members() -> list[TeacherMember]:
     """The teachers whose agreement is the reference on continuous held-out data."""
-    from xiaonet.consensus import CONSENSUS_TEACHERS
+    from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS
 
     return [TeacherMember(name, "original") for name in CONSENSUS_TEACHERS]
 
@@ -120,9 +120,9 @@ def attach_teacher_labels(records: Iterable[Record], members: list[TeacherMember
     are kept in ``record.teacher_members`` (what the consensus reference is picked from).
     Returns counts for the manifest.
 
-    :param load_model: ``(name, weights) -> model``; defaults to :func:`xiaonet.teachers.load_teacher`.
+    :param load_model: ``(name, weights) -> model``; defaults to :func:`xiaonet.models.teachers.load_teacher`.
     """
-    from xiaonet.teachers import load_teacher
+    from xiaonet.models.teachers import load_teacher
 
     note = note or logger.info
     load_model = load_model or load_teacher

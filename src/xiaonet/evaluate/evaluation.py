@@ -6,13 +6,13 @@ rate, component order (read from the file's ``data_format``, reordered to Z, N, 
 time (``trace_start_time`` when given, else 2000-01-01) and amplitudes exactly as stored, so
 data in physical units (~1e-20 m/s) reaches the picker untouched. The analyst picks
 (``trace_p_arrival_sample`` / ``trace_s_arrival_sample``) become
-:class:`xiaonet.scoring.ReferencePick` objects.
+:class:`xiaonet.evaluate.scoring.ReferencePick` objects.
 
-Every picker runs through :meth:`xiaonet.pickers.Picker.pick` on the full trace and is
-scored by :func:`xiaonet.scoring.score_picks`. Because several rows can share a station,
+Every picker runs through :meth:`xiaonet.picking.pickers.Picker.pick` on the full trace and is
+scored by :func:`xiaonet.evaluate.scoring.score_picks`. Because several rows can share a station,
 picks and analyst picks are keyed by the row (``dataset/row``), never by station alone.
 
->>> from xiaonet.evaluation import parse_picker_spec
+>>> from xiaonet.evaluate.evaluation import parse_picker_spec
 >>> parse_picker_spec("xiaonet-s@window=1001").window_len
 1001
 """
@@ -31,8 +31,8 @@ import numpy as np
 import obspy
 import seisbench.util as sbu
 
-from xiaonet.waveforms import NOT_WAVEFORM_SUFFIXES
-from xiaonet.scoring import (
+from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
+from xiaonet.evaluate.scoring import (
     ReferencePick,
     SweepPoint,
     best_f1_threshold,
@@ -270,7 +270,7 @@ class ContinuousDataset:
 
     One trace per station and file: the station's stream exactly as read (every picker
     cleans it itself). The reference is filled in by :func:`evaluate` from the teachers'
-    consensus (:mod:`xiaonet.consensus`), so ``references`` start empty. With ``network`` only
+    consensus (:mod:`xiaonet.evaluate.consensus`), so ``references`` start empty. With ``network`` only
     that network's stations are kept and the dataset is named ``<folder>:<network>``, which
     gives one table row per network.
     """
@@ -278,7 +278,7 @@ class ContinuousDataset:
     reference = "consensus"
 
     def __init__(self, path: str | Path, network: str | None = None, name: str | None = None):
-        from xiaonet.waveforms import WaveformInputError, expand_inputs
+        from xiaonet.data.waveforms import WaveformInputError, expand_inputs
 
         self.path = Path(path)
         self.network = network
@@ -302,7 +302,7 @@ class ContinuousDataset:
                                + (f" of network {network}" if network else ""))
 
     def _read(self) -> None:
-        from xiaonet.waveforms import WaveformInputError, group_by_station, read_waveform_file
+        from xiaonet.data.waveforms import WaveformInputError, group_by_station, read_waveform_file
 
         for file in self.files:
             try:
@@ -321,7 +321,7 @@ class ContinuousDataset:
     @staticmethod
     def networks_in(path: str | Path) -> list[str]:
         """Network codes of the waveform files under ``path`` (headers only)."""
-        from xiaonet.waveforms import expand_inputs
+        from xiaonet.data.waveforms import expand_inputs
 
         found = set()
         for file in expand_inputs([str(path)]):
@@ -395,7 +395,7 @@ def training_records(split_csv: str | Path, keep: tuple[str, ...] = ("dev", "tes
 
 @dataclass
 class PickerSpec:
-    """A picker to evaluate: ``spec`` as :func:`xiaonet.pickers.load_picker` reads it.
+    """A picker to evaluate: ``spec`` as :func:`xiaonet.picking.pickers.load_picker` reads it.
 
     ``"xiaonet"`` means the default student preset. ``window_len`` (samples) changes a
     student's prediction window (fully convolutional, so any length works); written
@@ -432,8 +432,8 @@ def parse_picker_spec(text: str) -> PickerSpec:
 
 def build_picker(spec: PickerSpec):
     """Load the picker of a spec (raises ValueError / FileNotFoundError / RuntimeError)."""
-    from xiaonet.pickers import ModelPicker, load_picker
-    from xiaonet.presets import DEFAULT_PRESET
+    from xiaonet.picking.pickers import ModelPicker, load_picker
+    from xiaonet.models.presets import DEFAULT_PRESET
 
     name = DEFAULT_PRESET if spec.spec.lower() == "xiaonet" else spec.spec
     if "/" in name and not Path(name).exists() and not Path(name).with_suffix(".json").exists():
@@ -600,7 +600,7 @@ def score_run(run: PickerRun, references: list[ReferencePick], settings: Evaluat
 
 @dataclass
 class Evaluation:
-    """Everything one evaluation measured (what :mod:`xiaonet.reports` writes out)."""
+    """Everything one evaluation measured (what :mod:`xiaonet.evaluate.reports` writes out)."""
 
     settings: EvaluationSettings
     datasets: list[dict] = field(default_factory=list)
@@ -622,8 +622,8 @@ class Evaluation:
 def _consensus_teacher_runs(loaded: list, traces: list[LabelledTrace], dataset: str, settings,
                             note: Callable[[str], None]) -> dict[str, PickerRun]:
     """Runs of the consensus teachers on ``traces``: those already asked for, else loaded here."""
-    from xiaonet.consensus import CONSENSUS_TEACHERS
-    from xiaonet.pickers import load_picker
+    from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS
+    from xiaonet.picking.pickers import load_picker
 
     runs = {}
     for teacher in CONSENSUS_TEACHERS:
@@ -639,7 +639,7 @@ def _consensus_teacher_runs(loaded: list, traces: list[LabelledTrace], dataset: 
 
 def fill_consensus(traces: list[LabelledTrace], runs: dict[str, PickerRun]) -> list[ReferencePick]:
     """Set each trace's references to the teachers' consensus; return the ignored picks."""
-    from xiaonet.consensus import consensus_reference
+    from xiaonet.evaluate.consensus import consensus_reference
 
     ignored = []
     for trace in traces:
@@ -659,7 +659,7 @@ def evaluate(
     """Run and score every picker on every dataset (whole-trace picking).
 
     ``pickers`` are :class:`PickerSpec` (loaded here; one that cannot load is listed in
-    ``unavailable`` with the reason) or already built :class:`xiaonet.pickers.Picker` objects.
+    ``unavailable`` with the reason) or already built :class:`xiaonet.picking.pickers.Picker` objects.
     """
     settings = settings or EvaluationSettings()
     note = note or logger.info

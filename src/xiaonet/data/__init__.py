@@ -1,0 +1,1 @@
+"""Waveforms in: reading and cleaning files, training records and their splits, augmentations."""
