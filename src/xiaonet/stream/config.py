@@ -1,0 +1,116 @@
+"""Streaming settings, the picks the engine emits, and its counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import obspy
+import seisbench.util as sbu
+
+
+STREAMING_MODES = ("offline", "low-latency")
+GAP_POLICIES = ("reset", "zero-fill")
+
+# --- Configuration, emitted picks, counters -----------------------------------------------
+
+
+@dataclass
+class StreamingConfig:
+    """How the engine windows, waits and handles faults.
+
+    :param mode: ``offline`` (picks identical to offline picking; latency up to one window)
+        or ``low-latency`` (a window every ``hop`` s, final ``lookahead`` s after arrival).
+    :param hop: Seconds between windows in ``low-latency`` mode (offline mode always uses
+        ``in_samples - overlap``).
+    :param lookahead: Seconds of data after a sample that low-latency mode waits for.
+    :param window: Low-latency mode with a fully convolutional model (the student): window
+        length in seconds (default: the model's own window). Shorter is cheaper; the
+        model then sees less context.
+    :param gap_policy: ``reset`` (a gap ends the record, as offline) or ``zero-fill`` (gaps
+        up to ``max_fill`` s become zeros, longer gaps reset).
+    :param max_fill: Longest gap (seconds) that ``zero-fill`` fills.
+    :param fill_guard: Seconds after a filled gap in which picks are suppressed as well.
+    :param channel_timeout: A channel this many seconds behind the station's newest sample
+        is treated as stopped (zeros) so the other channels are not held up.
+    :param max_ahead: A packet more than this many seconds after the station's processed
+        data (a clock jump) flushes the station and restarts it at that packet.
+    :param batch_size: Most windows per model call.
+    """
+
+    mode: str = "offline"
+    hop: float = 0.5
+    lookahead: float = 1.0
+    window: float | None = None
+    gap_policy: str = "reset"
+    max_fill: float = 5.0
+    fill_guard: float = 1.0
+    channel_timeout: float = 30.0
+    max_ahead: float = 600.0
+    batch_size: int = 512
+
+    def __post_init__(self):
+        if self.mode not in STREAMING_MODES:
+            raise ValueError(f"Unknown streaming mode '{self.mode}'. Known: {', '.join(STREAMING_MODES)}.")
+        if self.gap_policy not in GAP_POLICIES:
+            raise ValueError(f"Unknown gap policy '{self.gap_policy}'. Known: {', '.join(GAP_POLICIES)}.")
+        for name in ("hop", "channel_timeout", "max_ahead"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.lookahead < 0 or self.max_fill < 0 or self.fill_guard < 0:
+            raise ValueError("lookahead, max_fill and fill_guard must not be negative")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class EmittedPick:
+    """A final pick and when the engine emitted it.
+
+    ``emitted_at`` is the wall-clock time of emission; ``data_time`` is the time of the
+    newest sample the station had delivered then (so ``data_time - pick.peak_time`` is the
+    latency in data time, independent of replay speed).
+    """
+
+    pick: sbu.Pick
+    picker: str
+    emitted_at: obspy.UTCDateTime
+    data_time: obspy.UTCDateTime
+
+    def as_row(self) -> dict:
+        network, station, location = (self.pick.trace_id.split(".") + ["", "", ""])[:3]
+        return {
+            "network": network,
+            "station": station,
+            "location": location,
+            "phase": self.pick.phase,
+            "time": format_time(self.pick.peak_time),
+            "probability": f"{float(self.pick.peak_value):.4f}",
+            "picker": self.picker,
+            "emitted_at": format_time(self.emitted_at),
+        }
+
+
+def format_time(t) -> str:
+    return obspy.UTCDateTime(t).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+COUNTER_NAMES = (
+    "packets",
+    "samples",
+    "duplicate_packets",
+    "late_packets",
+    "reordered_packets",
+    "overlapping_packets",
+    "unknown_component_packets",
+    "unsupported_rate_packets",
+    "empty_packets",
+    "gaps",
+    "zero_filled_samples",
+    "channels_stopped",
+    "rate_changes",
+    "resyncs",
+    "windows",
+    "model_calls",
+    "picks",
+    "suppressed_picks",
+)

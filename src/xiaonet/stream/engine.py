@@ -1,0 +1,522 @@
+"""The streaming engine: :class:`StreamingPicker` (see :mod:`xiaonet.stream.streaming` for
+how it works, step by step).
+
+Why this module is longer than ~400 lines: the engine is one state machine over the station
+buffers (packets in, frontier, segments, windows, stacking, triggers, emitted picks); the
+buffers, the trigger, the predictors and the settings live in their own modules, and what
+is left here shares the engine's state on every step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Callable, Iterable
+
+import numpy as np
+import obspy
+import seisbench.util as sbu
+
+from xiaonet.edge.streams import component_index
+from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
+from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
+from xiaonet.stream.station import PendingWindow, Segment, StationBuffer, TriggerState, advance_trigger
+from xiaonet.stream.windows import STACKING_METHODS
+
+logger = logging.getLogger(__name__)
+
+# --- The engine --------------------------------------------------------------------------
+
+
+class StreamingPicker:
+    """Per-station streaming picking with any picker of the project's interface.
+
+    :param picker: a :class:`xiaonet.picking.pickers.ModelPicker` (student or teacher), an ONNX
+        ``xiaonet.edge.model.EdgeModel``, or any :class:`WindowPredictor`. For STA/LTA use
+        :class:`StreamingStaLta` (or :func:`make_streaming_picker`, which picks the engine).
+    :param config: :class:`StreamingConfig`.
+    :param note: called with a message for every fault worth telling a person about.
+    """
+
+    def __init__(self, picker, config: StreamingConfig | None = None,
+                 note: Callable[[str], None] | None = None):
+        self.config = config or StreamingConfig()
+        self.note = note or logger.warning
+        if hasattr(picker, "predict") and hasattr(picker, "in_samples"):
+            self.predictor = picker
+        elif hasattr(picker, "predict") and hasattr(picker, "metadata"):
+            self.predictor = predictor_from_edge_model(picker)
+        elif hasattr(picker, "model"):
+            self.predictor = predictor_from_model_picker(picker)
+        else:
+            raise TypeError(
+                f"{picker!r}: StreamingPicker needs a model picker or a WindowPredictor; "
+                "for STA/LTA use xiaonet.stream.streaming.StreamingStaLta"
+            )
+        p = self.predictor
+        if p.stacking not in STACKING_METHODS:
+            raise ValueError(f"{p.name}: stacking '{p.stacking}' is not supported ({STACKING_METHODS})")
+        self.picker_name = p.name
+        self.labels = tuple(p.labels)
+        phases = [ph for ph in ("P", "S") if ph in self.labels]
+        # Only the P and S probabilities are stacked and kept (row i = phases[i]).
+        self.phase_rows = [self.labels.index(ph) for ph in phases]
+        self.phase_channels = {ph: i for i, ph in enumerate(phases)}
+        self.component_index = component_index(p.component_order)
+        self.in_samples = int(p.in_samples)
+        if self.config.mode == "offline":
+            self.step = self.in_samples - int(p.overlap)
+            self.lookahead = 0
+        else:
+            if self.config.window is not None:
+                if not p.dynamic_length:
+                    raise ValueError(f"{p.name}: window= needs a fully convolutional model (the "
+                                     f"student); this model takes exactly {p.in_samples} samples")
+                self.in_samples = int(round(self.config.window * p.sampling_rate))
+            self.step = max(1, int(round(self.config.hop * p.sampling_rate)))
+            self.lookahead = int(round(self.config.lookahead * p.sampling_rate))
+            if self.lookahead + self.step > self.in_samples:
+                raise ValueError(
+                    f"lookahead + hop ({self.config.lookahead} + {self.config.hop} s) must fit "
+                    f"in one {self.in_samples}-sample window"
+                )
+        if self.step <= 0:
+            raise ValueError(f"{p.name}: overlap {p.overlap} leaves no step between windows")
+        self.stations: dict[str, StationBuffer] = {}
+        self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        self._dirty: set[str] = set()
+        self._channel_keys: dict[tuple, tuple[str, int | None]] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self.model_seconds = 0.0
+
+    # --- feeding -----------------------------------------------------------------------
+
+    def feed(self, packet: obspy.Trace) -> list[EmittedPick]:
+        """Take one packet and return the picks that became final."""
+        return self.feed_many([packet])
+
+    def feed_many(self, packets: Iterable[obspy.Trace]) -> list[EmittedPick]:
+        """Take packets (any stations, any order) and predict all ready windows in batches."""
+        emitted: list[EmittedPick] = []
+        for packet in packets:
+            try:
+                emitted += self._accept(packet)
+            except Exception as error:  # one bad packet never takes the engine down
+                self._warn_once(getattr(packet, "id", "?"), "bad packet",
+                                f"{getattr(packet, 'id', '?')}: packet dropped: "
+                                f"{type(error).__name__}: {error}")
+        return emitted + self.process()
+
+    def process(self, flush: bool = False) -> list[EmittedPick]:
+        """Advance every station with new data; ``flush=True`` ends every record."""
+        keys = list(self.stations) if flush else sorted(self._dirty)
+        self._dirty.clear()
+        windows: list[PendingWindow] = []
+        touched: list[StationBuffer] = []
+        for key in keys:
+            station = self.stations[key]
+            windows += self._advance(station, flush=flush)
+            touched.append(station)
+        self._predict(windows)
+        emitted: list[EmittedPick] = []
+        for station in touched:
+            emitted += self._finalize(station)
+        return sorted(emitted, key=lambda e: (e.pick.peak_time, e.pick.trace_id, e.pick.phase))
+
+    def flush(self, station_keys: Iterable[str] | None = None) -> list[EmittedPick]:
+        """End the records of all (or the given) stations: the end of data."""
+        if station_keys is None:
+            return self.process(flush=True)
+        windows: list[PendingWindow] = []
+        stations = [self.stations[k] for k in station_keys if k in self.stations]
+        for station in stations:
+            windows += self._advance(station, flush=True)
+        self._predict(windows)
+        emitted = []
+        for station in stations:
+            emitted += self._finalize(station)
+        return emitted
+
+    def flush_idle(self, idle_seconds: float, now: float | None = None) -> list[EmittedPick]:
+        """End the records of stations silent for ``idle_seconds`` (wall clock), free them.
+
+        A station that sends again later starts afresh, as after a gap.
+        """
+        now = time.time() if now is None else now
+        idle = [k for k, s in self.stations.items() if now - s.last_arrival > idle_seconds]
+        if not idle:
+            return []
+        emitted = self.flush(idle)
+        for key in idle:
+            del self.stations[key]
+            self._dirty.discard(key)
+        return emitted
+
+    def memory_bytes(self) -> int:
+        """Bytes held in station buffers (the per-station state that grows with stations)."""
+        return sum(s.nbytes() for s in self.stations.values())
+
+    # --- packet intake -----------------------------------------------------------------
+
+    def _warn_once(self, key: str, kind: str, message: str) -> None:
+        if (key, kind) not in self._warned:
+            self._warned.add((key, kind))
+            self.note(message)
+
+    def _accept(self, packet: obspy.Trace) -> list[EmittedPick]:
+        stats = packet.stats
+        self.counters["packets"] += 1
+        if stats.npts == 0:
+            self.counters["empty_packets"] += 1
+            return []
+        channel = stats.channel
+        ids = (stats.network, stats.station, stats.location, channel)
+        cached = self._channel_keys.get(ids)
+        if cached is None:
+            key = f"{stats.network}.{stats.station}.{stats.location}.{channel[:-1]}"
+            cached = self._channel_keys[ids] = (key, self.component_index.get(channel[-1:]))
+        key, component = cached
+        if component is None:
+            self.counters["unknown_component_packets"] += 1
+            self._warn_once(key, "component", f"{packet.id}: component '{stats.channel[-1:]}' is "
+                            f"not one of {self.predictor.component_order} (or 1/2); ignored")
+            return []
+        rate = float(stats.sampling_rate)
+        emitted: list[EmittedPick] = []
+        station = self.stations.get(key)
+        if station is not None and abs(station.sampling_rate - rate) > 1e-6 * rate:
+            self.counters["rate_changes"] += 1
+            self.note(f"{key}: sampling rate changed from {station.sampling_rate:g} to {rate:g} Hz; "
+                      "record ended and station restarted")
+            emitted += self.flush([key])
+            del self.stations[key]
+            station = None
+        if abs(rate - self.predictor.sampling_rate) > 1e-6 * rate:
+            self.counters["unsupported_rate_packets"] += 1
+            self._warn_once(key, f"rate {rate}", f"{packet.id}: {rate:g} Hz packets are dropped: "
+                            f"{self.picker_name} streams at {self.predictor.sampling_rate:g} Hz "
+                            "(resample upstream)")
+            return emitted
+        data = np.asarray(packet.data)
+        if not np.issubdtype(data.dtype, np.number):
+            raise ValueError(f"non-numeric samples ({data.dtype})")
+        if station is None:
+            station = self._new_station(key, stats, rate)
+        start = station.index_of(stats.starttime)
+        if start - station.processed > int(self.config.max_ahead * rate) and station.seen.any():
+            self.counters["resyncs"] += 1
+            self.note(f"{key}: packet at {stats.starttime} is more than {self.config.max_ahead:g} s "
+                      "ahead of the station's data; record ended and station restarted there")
+            emitted += self.flush([key])
+            station = self._new_station(key, stats, rate)
+            start = 0
+        self._write(station, component, start, data)
+        station.last_arrival = time.time()
+        self._dirty.add(key)
+        return emitted
+
+    def _new_station(self, key: str, stats, rate: float) -> StationBuffer:
+        # One window, one step and a few packets; grows (doubling) only while a channel lags.
+        capacity = self.in_samples + self.step + 1024
+        station = StationBuffer(key, f"{stats.network}.{stats.station}.{stats.location}", rate,
+                           obspy.UTCDateTime(stats.starttime), len(self.predictor.component_order),
+                           len(self.phase_rows), capacity, start_margin=int(round(rate)))
+        self.stations[key] = station
+        return station
+
+    def _write(self, station: StationBuffer, component: int, start: int, data: np.ndarray) -> None:
+        n = data.size
+        stop = start + n
+        self.counters["samples"] += n
+        if (station.seen[component] and start == station.end[component] and start >= station.processed
+                and not np.ma.isMaskedArray(data)):
+            # Fast path, the usual case: the channel's next packet, in order, all finite.
+            values = data.astype(np.float32, copy=False)
+            if np.isfinite(values).all():
+                station.ensure(stop, self._window_start)
+                lo, hi = start - station.base, stop - station.base
+                station.data[component, lo:hi] = values
+                station.present[component, lo:hi] = True
+                station.end[component] = stop
+                station.recent_packets[station.recent_next % station.recent_packets.size] = hash(
+                    (component, start, n))
+                station.recent_next += 1
+                if station.stopped[component]:
+                    self._resume(station, component)
+                return
+        end = int(station.end[component]) if station.seen[component] else None
+        base = station.base
+        # Samples before the processed frontier can no longer be used: duplicates or late.
+        first = max(start, station.processed)
+        old_all_present = True
+        if first > start:
+            lo = max(start, base)
+            hi = min(stop, station.processed)
+            old_all_present = start >= base and bool(station.present[component, lo - base:hi - base].all())
+        signature = hash((component, start, n))
+        if (station.recent_packets == signature).any():
+            old_all_present = True  # the same record again, even if older than the buffer
+        else:
+            station.recent_packets[station.recent_next % station.recent_packets.size] = signature
+            station.recent_next += 1
+        if first >= stop:
+            self.counters["duplicate_packets" if old_all_present else "late_packets"] += 1
+            return
+        station.ensure(stop, self._window_start)
+        lo, hi = first - station.base, stop - station.base
+        have = station.present[component, lo:hi]
+        if np.ma.isMaskedArray(data):
+            valid = ~np.ma.getmaskarray(data)[first - start:]
+            values = np.asarray(data.filled(0)[first - start:], dtype=np.float32)
+        else:
+            values = np.asarray(data[first - start:], dtype=np.float32)
+            valid = np.ones(values.size, dtype=bool)
+        valid &= np.isfinite(values)  # NaN / inf samples are a gap, as offline
+        if have.all() and old_all_present:
+            self.counters["duplicate_packets"] += 1
+            return
+        if not old_all_present:
+            self.counters["late_packets"] += 1
+        elif end is not None and start < end:
+            self.counters["overlapping_packets" if stop > end else "reordered_packets"] += 1
+        write = valid & ~have
+        np.copyto(station.data[component, lo:hi], values, where=write)
+        station.present[component, lo:hi] |= write
+        if not station.seen[component]:
+            station.seen[component] = True
+            station.end[component] = stop
+        else:
+            station.end[component] = max(int(station.end[component]), stop)
+        if station.stopped[component]:
+            self._resume(station, component)
+
+    def _resume(self, station: StationBuffer, component: int) -> None:
+        station.stopped[component] = False
+        self.note(f"{station.key}: component {self.predictor.component_order[component]} "
+                  "sends data again")
+
+    def _window_start(self, seg: Segment) -> int:
+        """Oldest absolute sample the segment's next window needs."""
+        if seg.end is not None:  # its last windows are predicted in the same call
+            return seg.final_upto
+        return min(seg.start + seg.next_window * self.step, seg.final_upto)
+
+    # --- frontier, segments, windows ---------------------------------------------------
+
+    def _advance(self, station: StationBuffer, flush: bool) -> list[PendingWindow]:
+        rate = station.sampling_rate
+        seen = station.seen
+        if not seen.any():
+            return []
+        newest = int(station.end[seen].max())
+        timeout = int(self.config.channel_timeout * rate)
+        for c in np.flatnonzero(~station.stopped):
+            if newest - int(station.end[c]) > timeout and self._lag(station, c, newest) > timeout:
+                station.stopped[c] = True
+                self.counters["channels_stopped"] += 1
+                what = "is more than" if seen[c] else "has sent nothing for"
+                self.note(f"{station.key}: component {self.predictor.component_order[c]} {what} "
+                          f"{self.config.channel_timeout:g} s behind; treated as missing (zeros)")
+        live = ~station.stopped
+        frontier = newest if flush or not live.any() else int(station.end[live].min())
+        windows: list[PendingWindow] = []
+        if frontier > station.processed:
+            lo, hi = station.processed - station.base, frontier - station.base
+            any_present = station.present[:, lo:hi].any(axis=0)
+            consumed, new_windows = self._segment_runs(station, any_present, station.processed, flush)
+            windows += new_windows
+            station.processed = consumed
+        if flush and station.segments and station.segments[-1].end is None:
+            windows += self._close(station, station.segments[-1], station.processed)
+        for seg in station.segments:
+            if seg.end is None:
+                windows += self._regular_windows(station, seg, station.processed)
+        return windows
+
+    @staticmethod
+    def _lag(station: StationBuffer, component: int, newest: int) -> int:
+        """Samples the other components delivered after this one's last (gaps not counted)."""
+        lo = max(int(station.end[component]), station.base) - station.base
+        return int(station.present[:, lo : newest - station.base].any(axis=0).sum())
+
+    def _segment_runs(self, station: StationBuffer, any_present: np.ndarray, offset: int,
+                      flush: bool) -> tuple[int, list[PendingWindow]]:
+        """Open and close records along runs of received / missing samples.
+
+        Returns the absolute index up to which the span was consumed (a trailing run of
+        missing samples is left for later unless flushing: its length is not known yet).
+        """
+        windows: list[PendingWindow] = []
+        if any_present.all():  # the usual case: data on some channel at every sample
+            if not station.segments or station.segments[-1].end is not None:
+                station.segments.append(self._new_segment(offset))
+            return offset + any_present.size, windows
+        change = np.flatnonzero(np.diff(any_present.astype(np.int8))) + 1
+        bounds = np.concatenate([[0], change, [any_present.size]])
+        max_fill = int(self.config.max_fill * station.sampling_rate)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            a_abs, b_abs = offset + int(a), offset + int(b)
+            segs = station.segments
+            current = segs[-1] if segs and segs[-1].end is None else None
+            if any_present[a]:
+                if current is None:
+                    station.segments.append(self._new_segment(a_abs))
+                continue
+            closed_run = b < any_present.size
+            if not closed_run and not flush:
+                return a_abs, windows
+            if current is None:
+                continue
+            if self.config.gap_policy == "zero-fill" and closed_run and b_abs - a_abs <= max_fill:
+                current.filled.append((a_abs, b_abs))
+                self.counters["zero_filled_samples"] += b_abs - a_abs
+                continue
+            if closed_run:
+                self.counters["gaps"] += 1
+            windows += self._close(station, current, a_abs)
+        return offset + any_present.size, windows
+
+    def _new_segment(self, start: int) -> Segment:
+        triggers = [TriggerState(ph, self.predictor.thresholds.get(ph, 0.3)) for ph in self.phase_channels]
+        return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start)
+
+    def _regular_windows(self, station: StationBuffer, seg: Segment, until: int) -> list[PendingWindow]:
+        windows = []
+        while seg.start + seg.next_window * self.step + self.in_samples <= until:
+            offset = seg.start + seg.next_window * self.step
+            owns = None
+            if self.config.mode == "low-latency":
+                owned_end = offset + self.in_samples - self.lookahead
+                owns = (seg.owned_upto, owned_end)
+                seg.owned_upto = owned_end
+            windows.append(PendingWindow(station, seg, offset, self.in_samples, owns))
+            seg.next_window += 1
+        return windows
+
+    def _close(self, station: StationBuffer, seg: Segment, end: int) -> list[PendingWindow]:
+        """End a record at absolute ``end`` and schedule its remaining windows."""
+        windows = self._regular_windows(station, seg, end)
+        seg.end = end
+        n = end - seg.start
+        if n < self.in_samples:
+            # Shorter than one window: a fully convolutional model predicts it whole (records
+            # under min_record_s are dropped, as offline); other models give nothing.
+            if (self.predictor.dynamic_length and n > 0
+                    and (n - 1) / station.sampling_rate >= self.predictor.min_record_s):
+                windows.append(PendingWindow(station, seg, seg.start, n, (seg.start, end)))
+        elif self.config.mode == "offline":
+            last_regular = seg.start + (seg.next_window - 1) * self.step
+            if last_regular + self.in_samples < end:
+                windows.append(PendingWindow(station, seg, end - self.in_samples, self.in_samples))
+        elif seg.owned_upto < end:
+            windows.append(PendingWindow(station, seg, end - self.in_samples, self.in_samples,
+                                   (seg.owned_upto, end)))
+        seg.owned_upto = end
+        return windows
+
+    # --- prediction and stacking -------------------------------------------------------
+
+    def _predict(self, windows: list[PendingWindow]) -> None:
+        if not windows:
+            return
+        by_length: dict[int, list[PendingWindow]] = defaultdict(list)
+        for w in windows:
+            by_length[w.length].append(w)
+        predictions: dict[int, np.ndarray] = {}
+        for length, group in by_length.items():
+            for i in range(0, len(group), self.config.batch_size):
+                chunk = group[i : i + self.config.batch_size]
+                batch = np.stack([
+                    w.station.data[:, w.offset - w.station.base : w.offset - w.station.base + length]
+                    for w in chunk
+                ])
+                started = time.process_time()
+                out = self.predictor.predict(batch)
+                self.model_seconds += time.process_time() - started
+                self.counters["model_calls"] += 1
+                for w, pred in zip(chunk, out):
+                    predictions[id(w)] = pred
+        self.counters["windows"] += len(windows)
+        # Stack in the order the windows were cut (ascending offsets per station), as offline.
+        for w in windows:
+            self._stack(w, predictions[id(w)])
+
+    def _stack(self, w: PendingWindow, prediction: np.ndarray) -> None:
+        st = w.station
+        prediction = np.asarray(prediction, dtype=np.float32)[self.phase_rows]
+        if self.config.mode == "low-latency":
+            a, b = w.owns
+            a, b = max(a, w.offset), min(b, w.offset + w.length)
+            if b > a:
+                lo, hi = a - st.base, b - st.base
+                st.prob_sum[:, lo:hi] = prediction[:, a - w.offset : b - w.offset]
+                st.prob_count[:, lo:hi] = ~np.isnan(prediction[:, a - w.offset : b - w.offset])
+            return
+        lo, hi = w.offset - st.base, w.offset - st.base + w.length
+        valid = ~np.isnan(prediction)
+        if self.predictor.stacking == "max":
+            current = np.where(st.prob_count[:, lo:hi] > 0, st.prob_sum[:, lo:hi], np.nan)
+            st.prob_sum[:, lo:hi] = np.nan_to_num(np.fmax(current, prediction), nan=0.0)
+        else:
+            st.prob_sum[:, lo:hi] += np.where(valid, prediction, np.float32(0))
+        st.prob_count[:, lo:hi] += valid
+
+    # --- final samples, triggers, emission ---------------------------------------------
+
+    def _final_boundary(self, station: StationBuffer, seg: Segment) -> int:
+        """Absolute index below which the segment's probabilities can no longer change."""
+        if seg.end is not None:
+            return seg.end
+        if self.config.mode == "low-latency":
+            return seg.owned_upto
+        # Regular windows are cut as soon as their data is in, so no future regular window
+        # covers samples before the processed frontier minus one window, and the end-of-record
+        # window (offset = record length - in_samples >= frontier - in_samples) cannot either.
+        return max(seg.start, min(seg.start + seg.next_window * self.step,
+                                  station.processed - self.in_samples))
+
+    def _finalize(self, station: StationBuffer) -> list[EmittedPick]:
+        emitted: list[EmittedPick] = []
+        for seg in list(station.segments):
+            boundary = self._final_boundary(station, seg)
+            if boundary > seg.final_upto:
+                lo, hi = seg.final_upto - station.base, boundary - station.base
+                count = station.prob_count[:, lo:hi].astype(np.float32)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    if self.predictor.stacking == "max" or self.config.mode == "low-latency":
+                        values = np.where(count > 0, station.prob_sum[:, lo:hi], np.float32(np.nan))
+                    else:
+                        values = np.where(count > 0, station.prob_sum[:, lo:hi] / np.maximum(count, 1),
+                                          np.float32(np.nan))
+                for trig in seg.triggers:
+                    ch = self.phase_channels[trig.phase]
+                    for on, off, peak, value in advance_trigger(trig, values[ch], seg.final_upto):
+                        emitted += self._emit(station, seg, trig.phase, on, off, peak, value)
+                seg.final_upto = boundary
+            if seg.end is not None and seg.final_upto >= seg.end:
+                for trig in seg.triggers:
+                    if trig.on is not None:
+                        emitted += self._emit(station, seg, trig.phase, trig.on, seg.end - 1,
+                                              trig.peak, trig.peak_value)
+                    trig.run_start, trig.on = None, None
+                station.segments.remove(seg)
+        return emitted
+
+    def _emit(self, station: StationBuffer, seg: Segment, phase: str, on: int, off: int,
+              peak: int, value: float) -> list[EmittedPick]:
+        guard = int(self.config.fill_guard * station.sampling_rate)
+        for a, b in seg.filled:
+            if on < b + guard and off >= a:
+                self.counters["suppressed_picks"] += 1
+                return []
+        pick = sbu.Pick(
+            trace_id=station.trace_id,
+            start_time=station.time_of(on),
+            end_time=station.time_of(off),
+            peak_time=station.time_of(peak),
+            peak_value=float(value),
+            phase=phase,
+        )
+        self.counters["picks"] += 1
+        return [EmittedPick(pick, self.picker_name, obspy.UTCDateTime(), station.newest_time())]
