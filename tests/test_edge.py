@@ -230,3 +230,10 @@ def test_streaming_engine_on_the_exported_model_gives_the_edge_picks(student_onn
         assert (s.trace_id, s.phase) == (o.trace_id, o.phase)
         assert abs(s.peak_time - o.peak_time) < 1e-6
         assert float(s.peak_value) == pytest.approx(o.peak_value, abs=1e-5)
+
+
+def test_edge_runtime_has_its_own_console_script():
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("xiaonet-edge") == "xiaonet.edge.__main__:main"

@@ -39,7 +39,7 @@ def run(args) -> int:
     from xiaonet.data.datasets import DataError, load_data
     from xiaonet.models.teachers import TeacherUnavailable
 
-    log = logging.getLogger("xiaonet")
+    log = logging.getLogger(__name__)
     try:
         if args.resume:
             run_dir = Path(args.resume)

@@ -25,7 +25,7 @@ from xiaonet.distill.config import SourceConfig, TrainConfig
 from xiaonet.edge.streams import component_index
 from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES  # noqa: F401  (re-exported for older imports)
 
-logger = logging.getLogger("xiaonet")
+logger = logging.getLogger(__name__)
 
 COMPONENTS = "ZNE"
 #: Row of each component code, horizontals of unrotated sensors (1/2) mapped onto N and E.
@@ -62,10 +62,6 @@ class Record:
     @property
     def n_samples(self) -> int:
         return int(self.waveform.shape[-1])
-
-    @property
-    def vertical_only(self) -> bool:
-        return not np.any(self.waveform[1:])
 
     def content_hash(self) -> str:
         digest = hashlib.sha1(self.name.encode())

@@ -25,7 +25,7 @@ import numpy as np
 from xiaonet.distill.config import TeacherMember
 from xiaonet.data.datasets import Record, record_stream
 
-logger = logging.getLogger("xiaonet")
+logger = logging.getLogger(__name__)
 
 #: Output channel suffixes of each teacher's annotate() that carry P and S probabilities.
 TEACHER_PHASE_CHANNELS = {"phasenet": ("P", "S"), "eqtransformer": ("P", "S")}

@@ -39,7 +39,7 @@ from xiaonet.distill.config import TrainConfig, config_to_dict, write_config
 from xiaonet.data.datasets import DataBundle, Record, WindowSampler, record_references, record_stream
 from xiaonet.distill.distillation import DistillationLoss
 
-logger = logging.getLogger("xiaonet")
+logger = logging.getLogger(__name__)
 
 
 def set_seed(seed: int) -> None:

@@ -13,7 +13,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m xiaonet.edge",
+        prog="xiaonet-edge",
         description="Pick P and S arrivals with an exported ONNX model (numpy + onnxruntime + ObsPy; no torch).",
     )
     parser.add_argument("model", help="ONNX file written by `xiaonet export`")
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import obspy  # noqa: F401 - reading files needs ObsPy
     except ImportError:
-        print("python -m xiaonet.edge: reading waveform files needs ObsPy (pip install obspy); "
+        print("xiaonet-edge: reading waveform files needs ObsPy (pip install obspy); "
               "without it use xiaonet.edge.EdgePicker.pick_array on numpy arrays", file=sys.stderr)
         return 2
     from xiaonet.edge import EdgeModelError, EdgePicker
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         thresholds = parse_thresholds(args.threshold)
         picker = EdgePicker(args.model, thresholds=thresholds, threads=args.threads)
     except (EdgeModelError, ValueError, ImportError) as error:
-        print(f"python -m xiaonet.edge: {error}", file=sys.stderr)
+        print(f"xiaonet-edge: {error}", file=sys.stderr)
         return 2
 
     failures: list[str] = []

@@ -21,7 +21,7 @@ import numpy as np
 from xiaonet.edge.model import EdgeModelMetadata
 from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
 
-logger = logging.getLogger("xiaonet")
+logger = logging.getLogger(__name__)
 
 STUDENT_NORMALISATION = (
     "in graph: constant channels to zero, demean, /peak, /(std + 1e-3 max channel std) per window; feed raw samples"

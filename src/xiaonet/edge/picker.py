@@ -19,7 +19,7 @@ from xiaonet.edge.model import EdgeModel
 from xiaonet.edge.picks import EdgePick, picks_from_probabilities
 from xiaonet.edge.windowing import WindowStack, covered_span, overlap_samples, window_offsets
 
-logger = logging.getLogger("xiaonet.edge")
+logger = logging.getLogger(__name__)
 
 PICK_PHASES = ("P", "S")
 

@@ -40,7 +40,7 @@ from xiaonet.evaluate.scoring import (
     sweep_thresholds,
 )
 
-logger = logging.getLogger("xiaonet")
+logger = logging.getLogger(__name__)
 
 PHASES = ("P", "S")
 #: Pickers whose rows are the reference itself on consensus-scored data.

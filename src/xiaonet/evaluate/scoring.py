@@ -298,22 +298,6 @@ def roc_auc(scores: Iterable[float], labels: Iterable[bool]) -> float:
     return float(u / (n_pos * n_neg))
 
 
-def roc_curve(scores: Iterable[float], labels: Iterable[bool]) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates at every distinct score threshold (from (0, 0) to (1, 1))."""
-    scores = np.asarray(list(scores), dtype=np.float64)
-    labels = np.asarray(list(labels), dtype=bool)
-    n_pos, n_neg = max(int(labels.sum()), 1), max(int((~labels).sum()), 1)
-    fpr, tpr = [0.0], [0.0]
-    for threshold in np.unique(scores)[::-1]:
-        above = scores >= threshold
-        tpr.append(float((above & labels).sum() / n_pos))
-        fpr.append(float((above & ~labels).sum() / n_neg))
-    if fpr[-1] != 1.0 or tpr[-1] != 1.0:
-        fpr.append(1.0)
-        tpr.append(1.0)
-    return np.asarray(fpr), np.asarray(tpr)
-
-
 def matthews_corrcoef(truth: Iterable[bool], prediction: Iterable[bool]) -> float:
     """Matthews correlation coefficient of two binary labelings (0 when undefined)."""
     truth = np.asarray(list(truth), dtype=bool)

@@ -18,7 +18,7 @@ import seisbench.util as sbu
 
 from xiaonet.data.waveforms import pickable_blocks
 
-logger = logging.getLogger("xiaonet")
+logger = logging.getLogger(__name__)
 
 TEACHER_NAMES = ("phasenet", "eqtransformer", "gpd")
 

@@ -14,7 +14,6 @@ when the source is finished (end of the files; SeedLink never finishes by itself
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import queue
 import threading
@@ -26,7 +25,7 @@ from typing import Callable, Iterable
 import numpy as np
 import obspy
 
-logger = logging.getLogger("xiaonet.stream.packet_sources")
+logger = logging.getLogger(__name__)
 
 
 # --- Replay --------------------------------------------------------------------------------
@@ -109,13 +108,6 @@ class ReplaySource:
         batch = self._packets[self._next : stop]
         self._next = max(stop, self._next)
         return batch
-
-    def arrival_of(self, packet: obspy.Trace) -> float:
-        """Replay wall-clock time (time.monotonic) at which ``packet`` is due."""
-        if self.speed is None:
-            return self._wall0
-        return self._wall0 + (packet.stats.endtime.timestamp - self._arrivals[0]) / self.speed
-
 
 # --- SeedLink ------------------------------------------------------------------------------
 
@@ -290,10 +282,3 @@ def _connection_class():
     return _Connection
 
 
-def selector_matches(selector: str, location: str, channel: str) -> bool:
-    """Does a SeedLink ``LLCCC`` selector (``?`` wildcards) match a location and channel?"""
-    if not selector:
-        return True
-    if len(selector) <= 3:
-        return fnmatch.fnmatchcase(channel, selector.replace("-", ""))
-    return fnmatch.fnmatchcase(f"{location:<2}"[:2] + channel, selector.replace("-", " "))
