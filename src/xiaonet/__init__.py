@@ -11,7 +11,7 @@ _LAZY = {
     "load_student": ("xiaonet.models.presets", "load_student"),
     "build_student": ("xiaonet.models.presets", "build_student"),
     "PRESETS": ("xiaonet.models.presets", "PRESETS"),
-    "load_picker": ("xiaonet.picking.pickers", "load_picker"),
+    "load_picker": ("xiaonet.picking.loading", "load_picker"),
     "StaLtaPicker": ("xiaonet.picking.stalta", "StaLtaPicker"),
     "load_teacher": ("xiaonet.models.teachers", "load_teacher"),
 }

@@ -50,7 +50,7 @@ def int8_path_for(out: Path) -> Path:
 
 def load_export_model(spec: str, weights: str, allow_untrained: bool):
     """(model, name) for a student preset / weights path or a teacher name."""
-    from xiaonet.picking.pickers import TEACHER_NAMES
+    from xiaonet.picking.loading import TEACHER_NAMES
     from xiaonet.models.presets import PRESETS, load_student
 
     if spec.lower() in TEACHER_NAMES:

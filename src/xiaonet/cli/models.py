@@ -43,7 +43,7 @@ def describe_presets() -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xiaonet.picking.pickers import TEACHER_NAMES
+    from xiaonet.picking.loading import TEACHER_NAMES
 
     print("| preset | parameters | weights file | MACs per 30 s window | trained weights | |")
     print("|---|---:|---:|---:|---|---|")

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from xiaonet.edge.picks import parse_thresholds
-    from xiaonet.picking.pickers import load_picker
+    from xiaonet.picking.loading import load_picker
     from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
     from xiaonet.data.waveforms import (
         WaveformInputError,

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.cli.pick import _stalta_options, default_picker_name
     from xiaonet.edge.picks import parse_thresholds
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
-    from xiaonet.picking.pickers import load_picker
+    from xiaonet.picking.loading import load_picker
     from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     notes: list[str] = []

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     pickers = [(student_label, student)]
     if not args.no_teacher:
         try:
-            from xiaonet.picking.pickers import load_picker
+            from xiaonet.picking.loading import load_picker
 
             pickers.append(("phasenet", load_picker("phasenet")))
         except Exception as error:
@@ -150,7 +150,8 @@ def read_replay_stream(path: str, seconds: float):
 
 def load_benchmark_student(spec: str | None):
     """The default student (shipped weights) or ``spec``; untrained xiaonet-s, labelled, if none."""
-    from xiaonet.picking.pickers import ModelPicker, load_picker
+    from xiaonet.picking.pickers import ModelPicker
+    from xiaonet.picking.loading import load_picker
     from xiaonet.models.presets import DEFAULT_PRESET, build_student, shipped_weights
 
     if spec is not None:

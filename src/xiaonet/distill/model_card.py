@@ -21,7 +21,7 @@ def score_baselines(bundle: DataBundle, config: TrainConfig, names=BASELINES,
                     note: Callable[[str], None] | None = None) -> dict:
     """Test-network and dev scores of the teachers and STA/LTA (``{name: {split: scores}}``);
     a teacher that cannot be loaded is noted and skipped."""
-    from xiaonet.picking.pickers import load_picker
+    from xiaonet.picking.loading import load_picker
     from xiaonet.models.teachers import TeacherUnavailable
     from xiaonet.distill.training import score_records
 

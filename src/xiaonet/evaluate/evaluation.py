@@ -32,6 +32,7 @@ import obspy
 import seisbench.util as sbu
 
 from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
+from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS
 from xiaonet.evaluate.scoring import (
     ReferencePick,
     SweepPoint,
@@ -43,8 +44,7 @@ from xiaonet.evaluate.scoring import (
 logger = logging.getLogger(__name__)
 
 PHASES = ("P", "S")
-#: Pickers whose rows are the reference itself on consensus-scored data.
-CONSENSUS_TEACHER_NAMES = ("phasenet", "eqtransformer")
+
 PHASE_COLUMNS = {"P": "trace_p_arrival_sample", "S": "trace_s_arrival_sample"}
 #: Start time given to rows without ``trace_start_time`` (only differences matter).
 DEFAULT_START = obspy.UTCDateTime(2000, 1, 1)
@@ -395,7 +395,7 @@ def training_records(split_csv: str | Path, keep: tuple[str, ...] = ("dev", "tes
 
 @dataclass
 class PickerSpec:
-    """A picker to evaluate: ``spec`` as :func:`xiaonet.picking.pickers.load_picker` reads it.
+    """A picker to evaluate: ``spec`` as :func:`xiaonet.picking.loading.load_picker` reads it.
 
     ``"xiaonet"`` means the default student preset. ``window_len`` (samples) changes a
     student's prediction window (fully convolutional, so any length works); written
@@ -432,7 +432,8 @@ def parse_picker_spec(text: str) -> PickerSpec:
 
 def build_picker(spec: PickerSpec):
     """Load the picker of a spec (raises ValueError / FileNotFoundError / RuntimeError)."""
-    from xiaonet.picking.pickers import ModelPicker, load_picker
+    from xiaonet.picking.pickers import ModelPicker
+    from xiaonet.picking.loading import load_picker
     from xiaonet.models.presets import DEFAULT_PRESET
 
     name = DEFAULT_PRESET if spec.spec.lower() == "xiaonet" else spec.spec
@@ -623,7 +624,7 @@ def _consensus_teacher_runs(loaded: list, traces: list[LabelledTrace], dataset: 
                             note: Callable[[str], None]) -> dict[str, PickerRun]:
     """Runs of the consensus teachers on ``traces``: those already asked for, else loaded here."""
     from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS
-    from xiaonet.picking.pickers import load_picker
+    from xiaonet.picking.loading import load_picker
 
     runs = {}
     for teacher in CONSENSUS_TEACHERS:
@@ -700,7 +701,7 @@ def evaluate(
             run = run_picker(picker, traces, dataset.name, min(settings.thresholds), settings.progress)
             rows, sweep = score_run(run, references, settings, operating_thresholds(picker),
                                     description["amplitudes"], ignored)
-            if ignored and getattr(picker, "name", "").split(":")[0] in CONSENSUS_TEACHER_NAMES:
+            if ignored and getattr(picker, "name", "").split(":")[0] in CONSENSUS_TEACHERS:
                 for row in rows:
                     row["note"] = "; ".join(filter(None, ["reference (a consensus teacher)", row["note"]]))
             result.rows.extend(rows)

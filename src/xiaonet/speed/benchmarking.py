@@ -388,7 +388,8 @@ def rss_child(spec: dict) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    from xiaonet.picking.pickers import ModelPicker, load_picker
+    from xiaonet.picking.pickers import ModelPicker
+    from xiaonet.picking.loading import load_picker
     from xiaonet.models.presets import build_student
 
     if spec.get("untrained"):
