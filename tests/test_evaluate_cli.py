@@ -124,7 +124,7 @@ def test_study_config_errors_name_the_file_and_key(dataset_dir, tmp_path, capsys
 def test_shipped_study_configs_load():
     from pathlib import Path
 
-    from xiaonet.cli.study import load_study
+    from xiaonet.evaluate.studies import load_study
 
     paths = sorted((Path(__file__).resolve().parents[1] / "configs" / "studies").glob("*.json"))
     assert {load_study(p).kind for p in paths} == {"baseline", "size", "window", "distillation", "generalisation"}
