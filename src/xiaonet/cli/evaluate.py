@@ -59,14 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from xiaonet.evaluate.evaluation import (
-        DatasetError,
-        EvaluationSettings,
-        LabelledDataset,
-        evaluate,
-        parse_picker_spec,
-        training_records,
-    )
+    from xiaonet.evaluate.evaluation import evaluate, EvaluationSettings
+    from xiaonet.evaluate.traces import DatasetError, LabelledDataset, training_records
+    from xiaonet.picking.specs import parse_picker_spec
     from xiaonet.evaluate.pick_benchmark import BenchmarkSettings, benchmark_pickers
     from xiaonet.evaluate.reports import write_evaluation_outputs
 
@@ -89,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     datasets = []
     if args.reference == "consensus":
-        from xiaonet.evaluate.evaluation import ContinuousDataset
+        from xiaonet.evaluate.traces import ContinuousDataset
 
         if args.gain or args.exclude_training:
             print("xiaonet evaluate: --gain and --exclude-training apply to analyst-picked datasets only",

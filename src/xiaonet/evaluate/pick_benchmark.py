@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import obspy
 
-from xiaonet.evaluate.evaluation import PHASES, LabelledDataset
+from xiaonet.evaluate.evaluation import PHASES
+from xiaonet.evaluate.traces import LabelledDataset
 from xiaonet.evaluate.scoring import matthews_corrcoef, residual_summary, roc_auc
 
 

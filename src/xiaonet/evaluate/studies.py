@@ -162,15 +162,9 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
     import glob
     import shutil
 
-    from xiaonet.evaluate.evaluation import (
-        DatasetError,
-        EvaluationSettings,
-        LabelledDataset,
-        PickerSpec,
-        evaluate,
-        parse_picker_spec,
-        training_records,
-    )
+    from xiaonet.evaluate.evaluation import evaluate, EvaluationSettings
+    from xiaonet.evaluate.traces import DatasetError, LabelledDataset, training_records
+    from xiaonet.picking.specs import parse_picker_spec, PickerSpec
     from xiaonet.evaluate.pick_benchmark import BenchmarkSettings, benchmark_pickers
     from xiaonet.evaluate.reports import (
         BENCHMARK_COLUMNS,
@@ -337,7 +331,7 @@ def generalisation_section(config: StudyConfig, progress: bool = True) -> list[s
     """Markdown lines of a ``generalisation`` study (see :mod:`xiaonet.evaluate.generalisation`)."""
     from tqdm import tqdm
 
-    from xiaonet.evaluate.evaluation import build_picker, parse_picker_spec
+    from xiaonet.picking.specs import build_picker, parse_picker_spec
     from xiaonet.evaluate.generalisation import (NETWORK_COLUMNS, SPREAD_COLUMNS, SUMMARY_COLUMNS, ProtocolScore,
                                         load_protocol, network_rows, score_protocol, split_statement,
                                         summary_row, variant_spread)

@@ -1,0 +1,71 @@
+"""The picker-spec grammar: ``NAME[:WEIGHTS][@window=SAMPLES]`` -> a loaded picker.
+
+>>> parse_picker_spec("xiaonet-s@window=1001").window_len
+1001
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class PickerSpec:
+    """A picker to evaluate: ``spec`` as :func:`xiaonet.picking.loading.load_picker` reads it.
+
+    ``"xiaonet"`` means the default student preset. ``window_len`` (samples) changes a
+    student's prediction window (fully convolutional, so any length works); written
+    ``xiaonet-s@window=1001`` on the command line.
+    """
+
+    spec: str
+    label: str | None = None
+    window_len: int | None = None
+    thresholds: dict[str, float] | None = None
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        base = Path(self.spec).name if "/" in self.spec else self.spec  # weights path: its stem
+        return base if self.window_len is None else f"{base}@window={self.window_len}"
+
+
+def parse_picker_spec(text: str) -> PickerSpec:
+    """``NAME[:WEIGHTS][@window=SAMPLES]`` into a :class:`PickerSpec`."""
+    spec, _, options = text.strip().partition("@")
+    window_len = None
+    if options:
+        key, sep, value = options.partition("=")
+        if key != "window" or not sep or not value.isdigit():
+            raise ValueError(
+                f"Picker option '@{options}' in '{text}' is not understood; the only option is "
+                "@window=SAMPLES (a student's prediction window, e.g. xiaonet-s@window=1001)"
+            )
+        window_len = int(value)
+    return PickerSpec(spec, window_len=window_len)
+
+
+def build_picker(spec: PickerSpec):
+    """Load the picker of a spec (raises ValueError / FileNotFoundError / RuntimeError)."""
+    from xiaonet.picking.pickers import ModelPicker
+    from xiaonet.picking.loading import load_picker
+    from xiaonet.models.presets import DEFAULT_PRESET
+
+    name = DEFAULT_PRESET if spec.spec.lower() == "xiaonet" else spec.spec
+    if "/" in name and not Path(name).exists() and not Path(name).with_suffix(".json").exists():
+        raise FileNotFoundError(f"no XiaoNet weights at {name} (expected {name}.json + {name}.pt)")
+    picker = load_picker(name, thresholds=spec.thresholds)
+    if spec.window_len is not None:
+        model = getattr(picker, "model", None)
+        if not isinstance(picker, ModelPicker) or not getattr(model, "fully_convolutional", False):
+            raise ValueError(
+                f"@window= only applies to XiaoNet students (fully convolutional); "
+                f"'{spec.spec}' is not one"
+            )
+        model.in_samples = spec.window_len
+        model.pred_sample = (0, spec.window_len)
+        model.window_len = spec.window_len
+    picker.name = spec.name
+    return picker
