@@ -5,13 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from xiaonet.speed.benchmarking import (
-    COLUMNS,
-    BenchmarkError,
-    count_macs_any,
-    expand_model_specs,
-    synthetic_data,
-)
+from xiaonet.speed.benchmarking import expand_model_specs
+from xiaonet.speed.cost import count_macs_any
+from xiaonet.speed.data import BenchmarkError, synthetic_data
+from xiaonet.speed.report import COLUMNS
 from xiaonet.cli import main
 
 

@@ -49,7 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xiaonet.speed.benchmarking import BenchmarkConfig, BenchmarkError, format_markdown, run_benchmark
+    from xiaonet.speed.benchmarking import BenchmarkConfig, run_benchmark
+    from xiaonet.speed.data import BenchmarkError
+    from xiaonet.speed.report import format_markdown
 
     data = args.data if args.data is not None else ([] if args.synthetic else default_data())
     config = BenchmarkConfig(

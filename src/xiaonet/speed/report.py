@@ -1,0 +1,162 @@
+"""The benchmark's targets and its markdown table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+#: The row every ratio is taken against: PhaseNet through SeisBench, measured in the same run.
+REFERENCE_ROW = ("phasenet", "seisbench")
+
+
+@dataclass
+class Row:
+    """One runtime's figures; None where a figure does not apply or could not be measured."""
+
+    model: str
+    runtime: str
+    parameters: int | None = None
+    fp32_bytes: int | None = None
+    int8_bytes: int | None = None
+    macs_per_30s: float | None = None
+    macs_note: str = ""
+    window_samples: int | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
+    pick_seconds: list[float] = field(default_factory=list)  # wall clock, per repeat
+    pick_cpu_seconds: list[float] = field(default_factory=list)  # process CPU time, per repeat
+    throughput: float | None = None  # station-hours per CPU-second per core
+    throughput_wall: float | None = None  # station-hours per wall-clock second per core
+    #: ONNX rows only: the same picking from numpy arrays (no ObsPy cleaning), as on a
+    #: device; station-hours per CPU-second.
+    throughput_arrays: float | None = None
+    peak_rss_mb: float | None = None
+    n_picks: int | None = None
+    error: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.model, self.runtime)
+
+# --- targets and table ------------------------------------------------------------------------
+
+
+def _row(rows: list[Row], model: str, runtime: str) -> Row | None:
+    for row in rows:
+        if row.key == (model, runtime) and not row.error:
+            return row
+    return None
+
+
+def evaluate_targets(rows: list[Row], student: str = "xiaonet-s") -> list[dict]:
+    """The issue's targets for the default student, from the measured rows (None = not measured)."""
+    reference = _row(rows, *REFERENCE_ROW)
+    ort_reference = _row(rows, "phasenet", "onnx-fp32")
+    candidates = [r for r in (_row(rows, student, rt) for rt in ("onnx-int8", "onnx-fp32", "torch")) if r]
+    best = max(candidates, key=lambda r: r.throughput or 0, default=None)
+    fp32, int8 = _row(rows, student, "onnx-fp32"), _row(rows, student, "onnx-int8")
+
+    def ratio(a, b):
+        return None if a is None or b is None or b == 0 else a / b
+
+    targets = [
+        {"target": f"{student} throughput >= 20x PhaseNet through SeisBench (per core)",
+         "value": ratio(best and best.throughput, reference and reference.throughput),
+         "limit": 20.0, "higher_is_better": True, "via": best and best.runtime},
+        {"target": f"{student} throughput >= 5x PhaseNet in the same ONNX Runtime harness (fp32 vs fp32)",
+         "value": ratio(fp32 and fp32.throughput, ort_reference and ort_reference.throughput),
+         "limit": 5.0, "higher_is_better": True, "via": "onnx-fp32"},
+        {"target": f"{student} MACs per window <= 1/10 of PhaseNet's",
+         "value": ratio((fp32 or best) and (fp32 or best).macs_per_30s, reference and reference.macs_per_30s),
+         "limit": 0.1, "higher_is_better": False, "via": "count_macs_any"},
+        {"target": f"{student} int8 file <= 20 KB (20,000 B)",
+         "value": float(int8.int8_bytes) if int8 and int8.int8_bytes else None,
+         "limit": 20_000.0, "higher_is_better": False, "via": "onnx-int8"},
+        {"target": f"peak RSS of the torch-free runtime ({student} int8) picking the data <= 60 MB",
+         "value": int8.peak_rss_mb if int8 else None,
+         "limit": 60.0, "higher_is_better": False, "via": "fresh process, numpy + onnxruntime"},
+    ]
+    for target in targets:
+        value = target["value"]
+        target["met"] = None if value is None else (
+            value >= target["limit"] if target["higher_is_better"] else value <= target["limit"])
+    return targets
+
+
+COLUMNS = [
+    "model", "runtime", "params", "fp32 file kB", "int8 file kB", "MMACs / 30 s",
+    "latency p50 ms", "latency p99 ms", "station-h / core-s", "station-h / s wall", "peak RSS MB",
+    "x PhaseNet speed", "x PhaseNet MACs", "x PhaseNet RSS",
+]
+
+
+def _fmt(value, digits=1, scale=1.0) -> str:
+    if value is None:
+        return "–"
+    value = value * scale
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def format_markdown(report: dict) -> str:
+    """The report as a markdown table plus the targets and notes."""
+    rows = [Row(**{k: v for k, v in r.items()}) for r in report["rows"]]
+    reference = _row(rows, *REFERENCE_ROW)
+
+    def ratio(a, b, digits=2):
+        if a is None or b is None or b == 0:
+            return "–"
+        value = a / b
+        return f"{value:.{digits}f}" if value < 10 else f"{value:.0f}"
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        if row.error:
+            lines.append(f"| {row.model} | {row.runtime} | " + " | ".join(["–"] * (len(COLUMNS) - 3))
+                         + f" | failed: {row.error[:80]} |")
+            continue
+        cells = [
+            row.model, row.runtime, _fmt(row.parameters, 0),
+            _fmt(row.fp32_bytes, 1, 1e-3), _fmt(row.int8_bytes, 1, 1e-3),
+            _fmt(row.macs_per_30s, 2, 1e-6) + ("*" if row.macs_note else ""),
+            _fmt(row.latency_ms_p50, 2), _fmt(row.latency_ms_p99, 2),
+            _fmt(row.throughput, 2), _fmt(row.throughput_wall, 2), _fmt(row.peak_rss_mb, 0),
+            ratio(row.throughput, reference and reference.throughput),
+            ratio(row.macs_per_30s, reference and reference.macs_per_30s, 3),
+            ratio(row.peak_rss_mb, reference and reference.peak_rss_mb),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    data = report["data"]
+    env = report["environment"]
+    notes = [
+        "",
+        f"Data: {data['description']}" + ("  **SYNTHETIC NOISE: smoke test, not a measurement of real data**" if data["synthetic"] else ""),
+        f"Machine: {env['machine']}, {env['platform']}, {env['cpu_count']} CPU(s); python {env['python']}, "
+        f"torch {env['torch']}, onnxruntime {env['onnxruntime']}; threads {report['config']['threads']}, "
+        f"repeats {report['config']['repeats']} (medians), latency over {report['config']['latency_calls']} calls at batch 1.",
+        "Throughput: whole-trace picking of ObsPy streams (cleaning, windows, stacking, trigger) "
+        "of all blocks, in station-hours per CPU-second of the process (core-s; robust to other "
+        "jobs on the machine) and per wall-clock second; ratios (CPU) against PhaseNet through "
+        "SeisBench in this run.",
+        "Peak RSS: fresh process per runtime picking the same data once; onnx rows read numpy "
+        "arrays and import no torch/SeisBench/ObsPy"
+        + (f"; a bare python + numpy process peaks at {report['baseline_rss_mb']:.0f} MB." if report.get("baseline_rss_mb") else "."),
+    ]
+    arrays = [f"{r.model} {r.runtime} {r.throughput_arrays:.2f}" for r in rows if r.throughput_arrays]
+    if arrays:
+        notes.append("Torch-free picking from numpy arrays (no ObsPy cleaning), station-h / core-s: "
+                     + "; ".join(arrays) + ".")
+    if any(r.macs_note for r in rows):
+        notes.append("* MACs of a longer window scaled to 30 s (EQTransformer: 6000-sample windows).")
+    if report.get("untrained"):
+        notes.append(f"Untrained (no shipped weights): {', '.join(report['untrained'])}; speed and memory do "
+                     "not depend on the weights, pick counts do.")
+    notes.append("")
+    notes.append("Targets (default student):")
+    for target in report["targets"]:
+        value = target["value"]
+        status = "not measured" if value is None else ("met" if target["met"] else "MISSED")
+        shown = "–" if value is None else (f"{value:,.0f}" if value >= 100 else f"{value:.3g}")
+        notes.append(f"- {target['target']}: {shown} ({target['via']}) -> {status}")
+    return "\n".join(lines + notes)
