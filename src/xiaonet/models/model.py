@@ -248,36 +248,8 @@ class XiaoNet(WaveformModel):
         return model_args
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_macs(model: nn.Module, n_samples: int, in_channels: int = 3) -> int:
-    """Multiply-accumulates of all convolutions for one window of ``n_samples`` samples."""
-    macs = 0
-
-    def hook(module, inputs, output):
-        nonlocal macs
-        if isinstance(module, nn.ConvTranspose1d):
-            length = inputs[0].shape[-1]
-            macs += module.in_channels * module.out_channels // module.groups * module.kernel_size[0] * length
-        elif isinstance(module, nn.Conv1d):
-            length = output.shape[-1]
-            macs += module.in_channels * module.out_channels // module.groups * module.kernel_size[0] * length
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))
-    ]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_channels, n_samples))
-    finally:
-        for h in handles:
-            h.remove()
-    return int(macs)
-
+# size and cost live in xiaonet.models.cost (one counter for every network); importable here too
+from xiaonet.models.cost import count_macs, count_parameters  # noqa: E402,F401
 
 __all__ = ["XiaoNet", "normalize_window", "count_parameters", "count_macs", "PHASE_LABELS"]
 _ = np  # numpy is part of the public dtype story of annotate(); keep import explicit

@@ -5,7 +5,8 @@ and through ONNX Runtime (fp32 and int8, :mod:`xiaonet.edge`), PhaseNet and EQTr
 through SeisBench and through ONNX Runtime, and the STA/LTA baseline (ObsPy). For each row:
 
 * parameters, ONNX file sizes (fp32, int8) and multiply-accumulates per 30 s window
-  (:func:`count_macs_any`: convolutions, linear layers, LSTMs and EQTransformer's attention);
+  (:func:`xiaonet.models.cost.count_macs`: convolutions, linear layers, LSTMs and
+  EQTransformer's attention);
 * latency per window at batch 1 (p50, p99 over ``latency_calls`` calls);
 * throughput of whole-trace picking, in station-hours per CPU-second of the one thread
   (median over ``repeats``; CPU time, so other jobs on a shared machine do not count), and
@@ -28,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from xiaonet.speed.cost import count_macs_any
+from xiaonet.models.cost import count_macs
 from xiaonet.speed.data import BenchmarkError, calibration_from_blocks, load_benchmark_data, synthetic_data
 from xiaonet.speed.fresh_process import baseline_rss_mb, measure_fresh_process
 from xiaonet.speed.report import Row, evaluate_targets
@@ -129,7 +130,7 @@ class ModelArtifacts:
         model = self.torch_model
         self.parameters = count_parameters(model)
         self.window_samples = int(model.in_samples)
-        macs = count_macs_any(model, self.window_samples)
+        macs = count_macs(model, self.window_samples)
         self.macs_per_30s = macs * WINDOW_30S / self.window_samples
         self.macs_note = "" if self.window_samples == WINDOW_30S else f"{self.window_samples}-sample window scaled to 30 s"
         if any(w.startswith("onnx") for w in wants):

@@ -1,15 +1,17 @@
-"""Multiply-accumulates of any picker network (convolutions, linear layers, LSTMs and
-EQTransformer's attention) for a window of a given length."""
+"""Size and cost of any picker network: parameters and multiply-accumulates per window (the
+one MAC counter of the project, for the students and the teachers alike)."""
 
 from __future__ import annotations
 
 
-# --- model cost -------------------------------------------------------------------------------
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
-def count_macs_any(model, n_samples: int, in_channels: int = 3) -> int:
-    """Multiply-accumulates of one window: Conv1d / ConvTranspose1d (as
-    :func:`xiaonet.models.model.count_macs`), Linear, LSTM and EQTransformer's additive attention.
+def count_macs(model, n_samples: int, in_channels: int = 3) -> int:
+    """Multiply-accumulates of one window of ``n_samples``: Conv1d / ConvTranspose1d, Linear,
+    LSTM and EQTransformer's additive attention (every layer with weights in the students and
+    the teachers).
 
     Element-wise operations, normalisation and activations are not counted.
     """
