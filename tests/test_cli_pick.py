@@ -109,3 +109,20 @@ def test_every_command_refuses_a_bad_threshold_the_same_way(pair, message, tmp_p
     assert message in capsys.readouterr().err
     assert edge_main(["missing.onnx", str(example), "--threshold", pair]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_pick_speaks_the_picker_spec_grammar_and_refuses_flags_that_do_not_apply(tmp_path, capsys):
+    from xiaonet.models.presets import shipped_weights
+
+    out = tmp_path / "picks.csv"
+    if shipped_weights("xiaonet-s") is None:
+        pytest.skip("no trained xiaonet-s shipped")
+    assert main(["pick", "--example", "--picker", "xiaonet-s@window=1001", "--out", str(out),
+                 "--no-progress"]) == 0  # the grammar of evaluate is understood here too
+    assert out.read_text().startswith("network,")
+    assert main(["pick", "--example", "--picker", "stalta", "--threshold", "P=0.3"]) == 2
+    assert "--threshold does not apply to STA/LTA" in capsys.readouterr().err
+    assert main(["pick", "--example", "--picker", "xiaonet-s", "--stalta", "sta=1"]) == 2
+    assert "--stalta applies to --picker stalta only" in capsys.readouterr().err
+    assert main(["pick", "--example", "--picker", "stalta@window=1001"]) == 2
+    assert "@window= only applies to XiaoNet students" in capsys.readouterr().err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xiaonet.cli.options import add_picker_options, picker_from_args
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -21,28 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="pick ObsPy's bundled example event (BW.RJOB, 2009-08-24) instead of files",
     )
-    parser.add_argument(
-        "--picker",
-        default=None,
-        help="student preset or weights path, 'stalta', or a teacher ('phasenet', "
-        "'eqtransformer', 'gpd', optionally 'phasenet:WEIGHTS'); default: the shipped "
-        "default student, or stalta when no trained student is shipped",
-    )
-    parser.add_argument("--weights", default="original", help="teacher weights name (default: original)")
-    parser.add_argument(
-        "--threshold",
-        action="append",
-        default=[],
-        metavar="PHASE=VALUE",
-        help="probability threshold per phase, e.g. --threshold P=0.3 --threshold S=0.3",
-    )
-    parser.add_argument(
-        "--stalta",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="STA/LTA option (method, sta, lta, trigger_on, trigger_off, freqmin, freqmax)",
-    )
+    add_picker_options(parser)
     parser.add_argument("--out", default=None, help="CSV pick table (default: print to stdout)")
     parser.add_argument("--quakeml", default=None, help="also write picks as QuakeML")
     parser.add_argument("--plot", default=None, metavar="DIR", help="one figure per station into DIR")
@@ -50,42 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def default_picker_name() -> str:
-    from xiaonet.models.presets import DEFAULT_PRESET, shipped_weights
-
-    return DEFAULT_PRESET if shipped_weights(DEFAULT_PRESET) is not None else "stalta"
-
-
-def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"{what} '{pair}' is not KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _stalta_options(pairs: list[str]) -> dict:
-    from dataclasses import fields
-
-    from xiaonet.picking.stalta import StaLtaConfig
-
-    types = {f.name: f.type for f in fields(StaLtaConfig)}
-    options = {}
-    for key, value in _parse_pairs(pairs, "--stalta").items():
-        if key not in types:
-            raise ValueError(f"Unknown STA/LTA option '{key}'. Known: {', '.join(types)}.")
-        options[key] = value if key == "method" else float(value)
-    return options
-
-
 def run(args: argparse.Namespace) -> int:
     import obspy
     from tqdm import tqdm
 
-    from xiaonet.edge.picks import parse_thresholds
-    from xiaonet.picking.loading import load_picker
     from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
     from xiaonet.data.waveforms import (
         WaveformInputError,
@@ -98,14 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print("xiaonet pick: give waveform files, folders or globs, or --example", file=sys.stderr)
         return 2
     try:
-        thresholds = parse_thresholds(args.threshold)
-        picker_name = args.picker or default_picker_name()
-        picker = load_picker(
-            picker_name,
-            weights=args.weights,
-            thresholds=thresholds or None,
-            stalta_options=_stalta_options(args.stalta),
-        )
+        picker = picker_from_args(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"xiaonet pick: {error}", file=sys.stderr)
         return 2

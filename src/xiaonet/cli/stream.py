@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xiaonet.cli.options import add_picker_options
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -31,14 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="replay speed, x real time (default: as fast as possible)")
     parser.add_argument("--packet-samples", type=int, default=512,
                         help="samples per replayed packet (default 512)")
-    parser.add_argument("--picker", default=None,
-                        help="student preset or weights path, 'stalta', a teacher (as xiaonet pick), "
-                        "or an ONNX file from `xiaonet export`")
-    parser.add_argument("--weights", default="original", help="teacher weights name (default: original)")
-    parser.add_argument("--threshold", action="append", default=[], metavar="PHASE=VALUE",
-                        help="probability threshold per phase, e.g. --threshold P=0.3")
-    parser.add_argument("--stalta", action="append", default=[], metavar="KEY=VALUE",
-                        help="STA/LTA option (as xiaonet pick)")
+    add_picker_options(parser, extra_help="; or an ONNX file from `xiaonet export` (the torch-free runtime)")
     parser.add_argument("--mode", choices=["offline", "low-latency"], default="offline",
                         help="offline: picks identical to xiaonet pick (latency up to one window); "
                         "low-latency: a window every --hop s, picks final --lookahead s after arrival")
@@ -69,10 +64,9 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from xiaonet.cli.pick import _stalta_options, default_picker_name
+    from xiaonet.cli.options import default_picker_name, picker_from_args
     from xiaonet.edge.picks import parse_thresholds
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
-    from xiaonet.picking.loading import load_picker
     from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     notes: list[str] = []
@@ -94,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
             if thresholds:
                 picker.metadata.thresholds.update(thresholds)
         else:
-            picker = load_picker(spec, weights=args.weights, thresholds=thresholds or None,
-                                 stalta_options=_stalta_options(args.stalta))
+            picker = picker_from_args(args)
         config = StreamingConfig(mode=args.mode, hop=args.hop, lookahead=args.lookahead, window=args.window,
                                  gap_policy=args.gap_policy, max_fill=args.max_fill,
                                  channel_timeout=args.channel_timeout)

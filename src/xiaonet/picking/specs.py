@@ -47,25 +47,37 @@ def parse_picker_spec(text: str) -> PickerSpec:
     return PickerSpec(spec, window_len=window_len)
 
 
-def build_picker(spec: PickerSpec):
-    """Load the picker of a spec (raises ValueError / FileNotFoundError / RuntimeError)."""
+def set_window(picker, window_len: int, spec_text: str = "") -> None:
+    """Run a fully convolutional student with another prediction window (``@window=``)."""
     from xiaonet.picking.pickers import ModelPicker
-    from xiaonet.picking.loading import load_picker
+
+    model = getattr(picker, "model", None)
+    if not isinstance(picker, ModelPicker) or not getattr(model, "fully_convolutional", False):
+        raise ValueError(
+            f"@window= only applies to XiaoNet students (fully convolutional); "
+            f"'{spec_text or getattr(picker, 'name', picker)}' is not one"
+        )
+    model.in_samples = window_len
+    model.pred_sample = (0, window_len)
+    model.window_len = window_len
+
+
+def resolve_name(name: str) -> str:
+    """``xiaonet`` means the default student; a weights path must exist."""
     from xiaonet.models.presets import DEFAULT_PRESET
 
-    name = DEFAULT_PRESET if spec.spec.lower() == "xiaonet" else spec.spec
+    name = DEFAULT_PRESET if name.lower() == "xiaonet" else name
     if "/" in name and not Path(name).exists() and not Path(name).with_suffix(".json").exists():
         raise FileNotFoundError(f"no XiaoNet weights at {name} (expected {name}.json + {name}.pt)")
-    picker = load_picker(name, thresholds=spec.thresholds)
+    return name
+
+
+def build_picker(spec: PickerSpec):
+    """Load the picker of a spec (raises ValueError / FileNotFoundError / RuntimeError)."""
+    from xiaonet.picking.loading import load_picker
+
+    picker = load_picker(resolve_name(spec.spec), thresholds=spec.thresholds)
     if spec.window_len is not None:
-        model = getattr(picker, "model", None)
-        if not isinstance(picker, ModelPicker) or not getattr(model, "fully_convolutional", False):
-            raise ValueError(
-                f"@window= only applies to XiaoNet students (fully convolutional); "
-                f"'{spec.spec}' is not one"
-            )
-        model.in_samples = spec.window_len
-        model.pred_sample = (0, spec.window_len)
-        model.window_len = spec.window_len
+        set_window(picker, spec.window_len, spec.spec)
     picker.name = spec.name
     return picker
