@@ -78,6 +78,7 @@ def test_synthetic_data_is_labelled_and_seeded():
     assert a.station_hours == pytest.approx(5 / 3600)
 
 
+@pytest.mark.slow
 def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teacher_cache):
     out = tmp_path / "bench.json"
     code = main([
