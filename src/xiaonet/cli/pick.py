@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_csv(rows, sys.stdout)
     if args.quakeml:
-        write_quakeml(rows, args.quakeml)
+        write_quakeml(all_picks, picker.name, args.quakeml)
 
     for message in notes:
         print(f"note: {message}", file=sys.stderr)

@@ -53,24 +53,28 @@ def read_csv(path: str | Path) -> list[dict]:
         return list(reader)
 
 
-def write_quakeml(rows: list[dict], path: str | Path) -> None:
-    """All picks into one ObsPy Catalog (one event holding the picks) as QuakeML."""
-    from obspy.core.event import Catalog, Comment, CreationInfo, Event, Pick, WaveformStreamID
+def write_quakeml(picks: Iterable, picker: str, path: str | Path) -> None:
+    """Picks (SeisBench ``Pick`` objects) into one ObsPy Catalog (one event holding them) as
+    QuakeML; each pick names the picker as its ``method_id`` (``smi:xiaonet/picker/NAME``) and
+    author, and carries its probability as a comment."""
+    from obspy.core.event import (Catalog, Comment, CreationInfo, Event, Pick, ResourceIdentifier,
+                                  WaveformStreamID)
 
+    method = ResourceIdentifier(f"smi:xiaonet/picker/{picker}")
     event = Event()
-    for row in rows:
+    for pick in picks:
+        network, station, location = (pick.trace_id.split(".") + ["", "", ""])[:3]
+        time = pick.peak_time if pick.peak_time is not None else pick.start_time
+        comments = [] if pick.peak_value is None else [Comment(text=f"probability={float(pick.peak_value):.4f}")]
         event.picks.append(
             Pick(
-                time=obspy.UTCDateTime(row["time"]),
-                waveform_id=WaveformStreamID(
-                    network_code=row["network"],
-                    station_code=row["station"],
-                    location_code=row["location"],
-                ),
-                phase_hint=row["phase"],
+                time=obspy.UTCDateTime(time),
+                waveform_id=WaveformStreamID(network_code=network, station_code=station, location_code=location),
+                phase_hint=pick.phase,
+                method_id=method,
                 evaluation_mode="automatic",
-                creation_info=CreationInfo(author=row["picker"]),
-                comments=[Comment(text=f"probability={row['probability']}")],
+                creation_info=CreationInfo(author=picker),
+                comments=comments,
             )
         )
     Catalog(events=[event]).write(str(path), format="QUAKEML")

@@ -77,17 +77,10 @@ class EmittedPick:
     data_time: obspy.UTCDateTime
 
     def as_row(self) -> dict:
-        network, station, location = (self.pick.trace_id.split(".") + ["", "", ""])[:3]
-        return {
-            "network": network,
-            "station": station,
-            "location": location,
-            "phase": self.pick.phase,
-            "time": format_time(self.pick.peak_time),
-            "probability": f"{float(self.pick.peak_value):.4f}",
-            "picker": self.picker,
-            "emitted_at": format_time(self.emitted_at),
-        }
+        """The pick-table row of :mod:`xiaonet.picking.picktable`, plus when it was emitted."""
+        from xiaonet.picking.picktable import pick_rows
+
+        return {**pick_rows([self.pick], self.picker)[0], "emitted_at": format_time(self.emitted_at)}
 
 
 def format_time(t) -> str:
