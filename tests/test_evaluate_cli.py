@@ -115,7 +115,10 @@ def test_study_config_errors_name_the_file_and_key(dataset_dir, tmp_path, capsys
     config = _write_study(tmp_path / "bad.json", dataset_dir, colour="blue")
     assert main(["study", str(config), "--results", str(tmp_path / "r.md")]) == 2
     err = capsys.readouterr().err
-    assert "bad.json: unknown key(s) colour" in err
+    assert "bad.json: unknown key(s) 'colour'" in err
+    config = _write_study(tmp_path / "bad3.json", dataset_dir, tolerance="half a second")
+    assert main(["study", str(config), "--results", str(tmp_path / "r.md")]) == 2
+    assert "bad3.json.tolerance: expected a number, got 'half a second'" in capsys.readouterr().err
     config = _write_study(tmp_path / "bad2.json", dataset_dir, kind="vibes")
     assert main(["study", str(config), "--results", str(tmp_path / "r.md")]) == 2
     assert "kind 'vibes' is not one of baseline, size, window, distillation" in capsys.readouterr().err

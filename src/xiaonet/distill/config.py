@@ -268,7 +268,13 @@ def _field_names(cls) -> str:
     return ", ".join(f.name for f in dataclasses.fields(cls))
 
 
-def _from_dict(cls, data: dict, where: str = "config"):
+def dataclass_from_dict(cls, data: dict, where: str = "config"):
+    """A dataclass from a JSON object, strictly: unknown keys are refused with the valid ones,
+    missing required keys are named, values are checked against the field types (nested
+    dataclasses, lists, tuples, optionals). The one loader of every typed file of the project
+    (training configs, study configs)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected an object with keys {_field_names(cls)}, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -277,11 +283,19 @@ def _from_dict(cls, data: dict, where: str = "config"):
             f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}. "
             f"Valid keys: {_field_names(cls)}."
         )
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
     kwargs = {
         name: _convert(value, hints[name], f"{where}.{name}" if where != "config" else name)
         for name, value in data.items()
     }
     return cls(**kwargs)
+
+
+_from_dict = dataclass_from_dict
 
 
 def config_from_dict(data: dict) -> TrainConfig:

@@ -22,7 +22,7 @@ makes them; no figure is ever filled in by hand.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 STUDY_KINDS = ("baseline", "size", "window", "distillation", "generalisation")
@@ -73,20 +73,6 @@ class StudyConfig:
     reference: list[dict] = field(default_factory=list)
 
 
-def _strict(cls, data: dict, where: str):
-    if not isinstance(data, dict):
-        raise StudyConfigError(f"{where}: expected an object, got {data!r}")
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise StudyConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
-    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise StudyConfigError(f"{where}: missing key(s) {', '.join(missing)}")
-    return data
-
-
 def load_study(path: str | Path) -> StudyConfig:
     """Read and check a study config (unknown keys and kinds are refused)."""
     import json
@@ -98,10 +84,12 @@ def load_study(path: str | Path) -> StudyConfig:
         raise StudyConfigError(f"{path}: study config not found") from None
     except json.JSONDecodeError as error:
         raise StudyConfigError(f"{path}: not valid JSON ({error})") from None
-    _strict(StudyConfig, data, str(path))
-    pickers = [StudyPicker(**_strict(StudyPicker, p, f"{path}: pickers.{i}"))
-               for i, p in enumerate(data["pickers"])]
-    config = StudyConfig(**{**data, "pickers": pickers})
+    from xiaonet.distill.config import ConfigError, dataclass_from_dict
+
+    try:
+        config = dataclass_from_dict(StudyConfig, data, str(path))
+    except ConfigError as error:
+        raise StudyConfigError(str(error)) from None
     if config.kind not in STUDY_KINDS:
         raise StudyConfigError(f"{path}: kind '{config.kind}' is not one of {', '.join(STUDY_KINDS)}")
     if config.kind == "generalisation":
