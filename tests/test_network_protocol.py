@@ -14,7 +14,8 @@ from xiaonet.distill.config import ConfigError, validate_config
 from xiaonet.data.datasets import DataError, load_data, record_references
 from xiaonet.picking.pickers import ModelPicker
 from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members
-from xiaonet.distill.training import score_records, train
+from xiaonet.distill.selection import score_records
+from xiaonet.distill.training import train
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_run_reports_test_networks_per_source_and_macro(protocol_data, tmp_path,
 
 
 def test_macro_weighs_each_source_once():
-    from xiaonet.distill.training import _macro
+    from xiaonet.distill.selection import _macro
 
     sources = [{"reference": "analyst", "P": {"f1": 1.0, "tp": 100, "fn": 0}},
                {"reference": "consensus", "P": {"f1": 0.5, "tp": 1, "fn": 1}},

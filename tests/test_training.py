@@ -17,7 +17,8 @@ import torch
 from xiaonet.distill.config import config_from_dict
 from xiaonet.data.datasets import load_data
 from xiaonet.distill.teacher_labels import attach_teacher_labels
-from xiaonet.distill.training import EarlyStopping, score_records, set_seed, setup_device, train
+from xiaonet.distill.selection import score_records
+from xiaonet.distill.training import EarlyStopping, set_seed, setup_device, train
 
 P_SAMPLE, S_SAMPLE = 470, 800  # the example event's P (00:20:07.7) and a nominal S
 

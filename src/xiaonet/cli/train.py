@@ -67,7 +67,8 @@ def run(args) -> int:
     import torch
 
     from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members
-    from xiaonet.distill.training import code_version, train
+    from xiaonet.distill.run_folder import code_version
+    from xiaonet.distill.training import train
 
     torch.set_num_threads(max(1, config.train.threads))
     try:

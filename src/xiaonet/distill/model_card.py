@@ -23,7 +23,7 @@ def score_baselines(bundle: DataBundle, config: TrainConfig, names=BASELINES,
     a teacher that cannot be loaded is noted and skipped."""
     from xiaonet.picking.loading import load_picker
     from xiaonet.models.teachers import TeacherUnavailable
-    from xiaonet.distill.training import score_records
+    from xiaonet.distill.selection import score_records
 
     results = {}
     for name in names:

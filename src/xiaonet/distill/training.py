@@ -8,9 +8,11 @@
     run_dir/checkpoint.pt     last finished epoch      run_dir/best.pt        best val F1
     run_dir/model/<name>.*    final weights (tuned thresholds), run_dir/metrics.json
 
-The validation split (stations of ``val_fraction``) chooses the epoch and the thresholds;
-the dev split (``dev_fraction``) is only scored at the end, for the model card. Configs
-without a validation split fall back to choosing on dev (and say so).
+The validation split (held-out networks, and stations of ``val_fraction``) chooses the epoch
+and the thresholds (:mod:`xiaonet.distill.selection`); the test networks and the dev
+stations are only scored at the end, for the model card. Configs without a validation split
+fall back to choosing on dev (and say so). The folder's history and curves are
+:mod:`xiaonet.distill.run_folder`.
 
 Every batch of epoch ``e`` is drawn from ``numpy.random.default_rng([seed, e])``, so the
 data order does not depend on how many processes came before: a run killed at any point
@@ -20,12 +22,10 @@ and resumed from its last checkpoint ends with the same weights as an uninterrup
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import logging
 import math
 import random
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +36,10 @@ import torch
 
 from xiaonet.data.augmentations import build_pipeline
 from xiaonet.distill.config import TrainConfig, config_to_dict, write_config
-from xiaonet.data.datasets import DataBundle, Record, WindowSampler, record_references, record_stream
+from xiaonet.data.datasets import DataBundle, Record, WindowSampler
 from xiaonet.distill.distillation import DistillationLoss
+from xiaonet.distill.run_folder import code_version, plot_curves, write_history
+from xiaonet.distill.selection import score_records, tune_thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -132,186 +134,6 @@ def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch
 
 def epoch_generator(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), 1, int(epoch)])
-
-
-# --- scoring on whole traces ---------------------------------------------------------------
-
-
-def _phases_of(records: list[Record]) -> tuple[str, ...]:
-    """Phases whose reference picks are complete in every earthquake record of a source
-    (continuous records are scored on the teachers' consensus, which has both phases)."""
-    quakes = [r for r in records if r.category != "noise"]
-    if quakes and all(r.category == "continuous" for r in quakes):
-        return ("P", "S")
-    phases = []
-    if all(r.p_samples.size for r in quakes):
-        phases.append("P")
-    if all(r.s_samples.size for r in quakes):
-        phases.append("S")
-    return tuple(phases)
-
-
-def score_records(picker, records: list[Record], tolerance: float = 0.5,
-                  note: Callable[[str], None] | None = None) -> dict:
-    """Whole-trace picking of every record, scored per source, in total and per source mean.
-
-    Each record gets its own time base (records are 10^5 s apart) so picks on one trace
-    never match reference picks of another trace at the same station. A phase is scored
-    only on sources whose records all carry that phase's reference: analyst picks, or for
-    continuous records the teachers' consensus (:func:`xiaonet.data.datasets.record_references`).
-    ``macro`` averages the per-source F1 (each held-out network counts once, however many
-    picks it has).
-    """
-    from xiaonet.evaluate.scoring import PhaseScore, score_picks
-
-    by_source: dict[str, list[tuple[Record, float]]] = {}
-    for i, record in enumerate(records):
-        by_source.setdefault(record.source, []).append((record, 1e5 * i))
-    totals: dict[str, dict] = {}
-    result: dict[str, dict] = {"sources": {}}
-    quiet = note or (lambda message: None)
-    for source, items in sorted(by_source.items()):
-        phases = _phases_of([r for r, _ in items])
-        predicted, reference, ignored = [], [], []
-        for record, offset in items:
-            predicted += list(picker.pick(record_stream(record, start_offset=offset), note=quiet))
-            ref = record_references(record, start_offset=offset)
-            reference += ref.picks
-            ignored += ref.ignored
-        scores = score_picks(predicted, reference, tolerance=tolerance, phases=phases, ignored=ignored)
-        result["sources"][source] = {phase: s.as_dict() for phase, s in scores.items()}
-        result["sources"][source]["reference"] = "consensus" if items[0][0].category == "continuous" else "analyst"
-        for phase, s in scores.items():
-            total = totals.setdefault(phase, {"tp": 0, "fp": 0, "fn": 0, "residuals": []})
-            total["tp"] += s.true_positives
-            total["fp"] += s.false_positives
-            total["fn"] += s.false_negatives
-            total["residuals"].append(s.residuals)
-    for phase, t in totals.items():
-        score = PhaseScore(phase, t["tp"], t["fp"], t["fn"], np.concatenate(t["residuals"]))
-        result[phase] = score.as_dict()
-    result["macro"] = _macro(result["sources"].values())
-    for reference in ("analyst", "consensus"):
-        result[f"macro_{reference}"] = _macro(v for v in result["sources"].values() if v["reference"] == reference)
-    return result
-
-
-def _macro(sources) -> dict[str, float]:
-    """Mean F1 per phase over sources that have reference picks of that phase (F1 is
-    undefined without any: a quiet network is no evidence either way)."""
-    sources = list(sources)
-    out = {}
-    for phase in ("P", "S"):
-        values = [v[phase]["f1"] for v in sources if phase in v and v[phase]["tp"] + v[phase]["fn"] > 0]
-        if values:
-            out[phase] = float(np.mean(values))
-    return out
-
-
-def tune_thresholds(model, records: list[Record], grid: list[float], tolerance: float = 0.5) -> dict:
-    """Per-phase thresholds maximising the mean F1 over sources; annotates each record once.
-
-    Each source (a held-out network, or a labelled set) weighs the same, as in
-    :func:`score_records`' ``macro``, so a long continuous record does not outvote a small
-    analyst-picked network.
-    """
-    from xiaonet.evaluate.scoring import score_picks
-
-    counts: dict[str, dict[str, dict[float, list[int]]]] = {}
-    by_source: dict[str, list[Record]] = {}
-    for record in records:
-        by_source.setdefault(record.source, []).append(record)
-    for source, recs in by_source.items():
-        phases = _phases_of(recs)
-        table = counts.setdefault(source, {phase: {t: [0, 0, 0] for t in grid} for phase in phases})
-        for i, record in enumerate(recs):
-            stream = record_stream(record, start_offset=1e5 * i)
-            if len(stream) == 0:
-                continue
-            with torch.no_grad():
-                annotations = model.annotate(stream)
-            refs = record_references(record, start_offset=1e5 * i)
-            for threshold in grid:
-                picks = model.classify_aggregate(
-                    annotations, {"P_threshold": threshold, "S_threshold": threshold}
-                ).picks
-                scores = score_picks(picks, refs.picks, tolerance=tolerance, phases=phases,
-                                     ignored=refs.ignored)
-                for phase, s in scores.items():
-                    c = table[phase][threshold]
-                    c[0] += s.true_positives
-                    c[1] += s.false_positives
-                    c[2] += s.false_negatives
-
-    def f1(c):
-        return 2 * c[0] / (2 * c[0] + c[1] + c[2]) if c[0] else 0.0
-
-    chosen = {}
-    for phase in "PS":
-        tables = [table[phase] for table in counts.values() if phase in table]
-        if not tables:
-            continue
-        mean_f1 = {t: float(np.mean([f1(tab[t]) for tab in tables])) for t in grid}
-        best = max(grid, key=lambda t: (round(mean_f1[t], 6), -abs(t - 0.3)))
-        chosen[phase] = {"threshold": float(best), "tuning_f1": mean_f1[best],
-                         "sweep": {str(t): round(mean_f1[t], 4) for t in grid}}
-    return chosen
-
-
-# --- run folder ----------------------------------------------------------------------------
-
-
-def code_version() -> str:
-    from xiaonet import __version__
-
-    try:
-        described = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"], capture_output=True, text=True,
-            cwd=Path(__file__).resolve().parent, timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        described = ""
-    return f"xiaonet {__version__}" + (f" git {described}" if described else "")
-
-
-def write_history(history: list[dict], run_dir: Path) -> None:
-    (run_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
-    if history:
-        keys = list(history[0])
-        with open(run_dir / "history.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(history)
-
-
-def plot_curves(history: list[dict], path: Path) -> None:
-    """Training loss and validation (or dev) F1 per epoch as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax_loss.semilogy(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("distillation loss")
-    ax_loss.legend()
-    for split in ("val", "dev"):
-        if f"{split}_p_f1" in history[0]:
-            for key, label in ((f"{split}_p_f1", f"{split} P F1"), (f"{split}_s_f1", f"{split} S F1")):
-                ax_f1.plot(epochs, [h[key] for h in history], marker="o", label=label)
-    ax_f1.set_xlabel("epoch")
-    ax_f1.set_ylabel("F1 (0.5 s tolerance)")
-    ax_f1.set_ylim(0, 1)
-    if ax_f1.lines:
-        ax_f1.legend()
-    else:  # a refit scores no split per epoch
-        ax_f1.text(0.5, 0.5, "no split scored per epoch\n(epoch fixed beforehand)", ha="center",
-                   va="center", transform=ax_f1.transAxes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _save_atomic(obj, path: Path) -> None:

@@ -50,7 +50,7 @@ def load_protocol(config_path: str | Path, note: Callable[[str], None] | None = 
 
 
 def score_protocol(picker, bundle, split: str, tolerance: float = 0.5) -> dict:
-    from xiaonet.distill.training import score_records
+    from xiaonet.distill.selection import score_records
 
     if split not in PROTOCOL_SPLITS:
         raise ValueError(f"split '{split}' is not one of {', '.join(PROTOCOL_SPLITS)}")
