@@ -1,0 +1,262 @@
+"""Records: whole traces (a labelled dataset row, or one contiguous block of a continuous
+file) as (3, n) float32 arrays in ZNE order at the model's sampling rate, with their analyst
+picks, read from SeisBench datasets and continuous miniSEED; and a record back as an ObsPy
+stream with its reference picks (analyst, or the teachers' consensus)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from xiaonet.distill.config import SourceConfig
+from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
+from xiaonet.edge.streams import component_index
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = "ZNE"
+#: Row of each component code, horizontals of unrotated sensors (1/2) mapped onto N and E.
+COMPONENT_ALIASES = component_index(COMPONENTS)
+
+
+class DataError(ValueError):
+    """A data folder cannot be used; the message names it and says what was expected."""
+
+
+@dataclass
+class Record:
+    """One whole trace at the model's sampling rate."""
+
+    name: str  # unique: "<source>/<trace or file>[#block]"
+    source: str  # source folder name
+    station: str  # NET.STA
+    waveform: np.ndarray  # (3, n) float32, ZNE
+    start_time: float  # POSIX seconds of sample 0 (0 when unknown)
+    p_samples: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    s_samples: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: Analyst labels are complete for this record (P and S, or a noise record).
+    hard_labels: bool = False
+    category: str = "continuous"
+    #: Teacher P and S probabilities, (2, n) float16, or None.
+    teacher: np.ndarray | None = None
+    #: Each consensus teacher's own (2, n) curves (held-out continuous records only).
+    teacher_members: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Network code (the part of ``station`` before the dot).
+    @property
+    def network(self) -> str:
+        return self.station.split(".")[0]
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.waveform.shape[-1])
+
+    def content_hash(self) -> str:
+        digest = hashlib.sha1(self.name.encode())
+        digest.update(str(self.waveform.shape).encode())
+        digest.update(np.ascontiguousarray(self.waveform[:, :: max(1, self.n_samples // 4096)]).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def resample(data: np.ndarray, rate: float, target: float) -> np.ndarray:
+    """Resample along the last axis with a polyphase anti-aliasing filter."""
+    if abs(rate - target) < 1e-6:
+        return data
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target / rate).limit_denominator(1000)
+    return resample_poly(data, ratio.numerator, ratio.denominator, axis=-1)
+
+
+# --- labelled SeisBench datasets -------------------------------------------------------------
+
+
+def load_labelled_records(path: Path, source: SourceConfig, sampling_rate: float,
+                          note: Callable[[str], None]) -> list[Record]:
+    """Every trace of a SeisBench ``WaveformDataset`` folder as a :class:`Record`."""
+    import seisbench.data as sbd
+
+    if not (path / "metadata.csv").is_file() or not (path / "waveforms.hdf5").is_file():
+        raise DataError(
+            f"{path}: not a SeisBench WaveformDataset folder (expected metadata.csv and "
+            "waveforms.hdf5)"
+        )
+    dataset = sbd.WaveformDataset(path, component_order=COMPONENTS, cache=None)
+    meta = dataset.metadata
+    records = []
+    for i in range(len(dataset)):
+        row = meta.iloc[i]
+        rate = float(row.get("trace_sampling_rate_hz", sampling_rate))
+        waveform = resample(dataset.get_waveforms(i).astype(np.float64), rate, sampling_rate)
+        waveform = np.nan_to_num(waveform).astype(np.float32)
+        factor = sampling_rate / rate
+        p = _pick_samples(row.get("trace_p_arrival_sample"), factor)
+        s = _pick_samples(row.get("trace_s_arrival_sample"), factor)
+        category = str(row.get("trace_category", "earthquake"))
+        is_noise = category == "noise"
+        start = row.get("trace_start_time")
+        start_time = _parse_time(start)
+        station = f"{row.get('station_network_code', '')}.{row.get('station_code', '')}"
+        records.append(
+            Record(
+                name=f"{path.name}/{row.get('trace_name', i)}",
+                source=path.name,
+                station=station,
+                waveform=waveform,
+                start_time=start_time,
+                p_samples=p,
+                s_samples=s,
+                hard_labels=source.hard_labels and (is_noise or (p.size > 0 and s.size > 0)),
+                category="noise" if is_noise else "earthquake",
+            )
+        )
+    return records
+
+
+def _pick_samples(value, factor: float) -> np.ndarray:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return np.zeros(0)
+    if not np.isfinite(value):
+        return np.zeros(0)
+    return np.asarray([value * factor])
+
+
+def _parse_time(value) -> float:
+    import obspy
+
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return 0.0
+    try:
+        return float(obspy.UTCDateTime(str(value)))
+    except Exception:
+        try:
+            import datetime
+
+            parsed = datetime.datetime.strptime(str(value), "%d/%m/%Y %H:%M")
+            return float(obspy.UTCDateTime(parsed))
+        except Exception:
+            return 0.0
+
+
+# --- continuous miniSEED ---------------------------------------------------------------------
+
+
+def load_continuous_records(path: Path, sampling_rate: float, min_samples: int,
+                            note: Callable[[str], None]) -> list[Record]:
+    """Contiguous 3-component blocks of every waveform file under ``path`` (no picks)."""
+    from xiaonet.data.waveforms import (WaveformInputError, contiguous_blocks, expand_inputs,
+                                   group_by_station, prepare_station, read_waveform_file)
+
+    files = [f for f in expand_inputs([str(path)]) if f.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
+    if not files:
+        raise DataError(f"{path}: no waveform files found (expected miniSEED files)")
+    records = []
+    for file in files:
+        try:
+            stream = read_waveform_file(file, note)
+        except WaveformInputError as error:
+            note(str(error))
+            continue
+        for key, station_stream in group_by_station(stream).items():
+            prepared = prepare_station(station_stream, note)
+            for block_index, (start, end) in enumerate(contiguous_blocks(prepared)):
+                block = prepared.slice(start, end)
+                waveform = _stream_to_array(block, sampling_rate, start, end)
+                if waveform is None or waveform.shape[-1] < min_samples:
+                    continue
+                net, sta = key.split(".")[:2]
+                records.append(
+                    Record(
+                        name=f"{path.name}/{file.name}#{key}#{block_index}",
+                        source=path.name,
+                        station=f"{net}.{sta}",
+                        waveform=waveform,
+                        start_time=float(start),
+                        category="continuous",
+                    )
+                )
+    return records
+
+
+def _stream_to_array(block, sampling_rate: float, start, end) -> np.ndarray | None:
+    rate = block[0].stats.sampling_rate
+    n = int(round((end - start) * rate)) + 1
+    data = np.zeros((3, n), dtype=np.float64)
+    found = False
+    for trace in block:
+        index = COMPONENT_ALIASES.get(trace.stats.channel[-1:].upper())
+        if index is None:
+            continue
+        offset = int(round((trace.stats.starttime - start) * rate))
+        values = np.asarray(trace.data, dtype=np.float64)[: max(0, n - offset)]
+        data[index, offset: offset + values.size] = values
+        found = True
+    if not found:
+        return None
+    return resample(data, rate, sampling_rate).astype(np.float32)
+
+
+# --- dev streams -----------------------------------------------------------------------------
+
+
+def record_stream(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
+    """An ObsPy stream of a record (all-zero components left out) for whole-trace picking."""
+    import obspy
+
+    net, _, sta = record.station.partition(".")
+    start = obspy.UTCDateTime(record.start_time + start_offset)
+    stream = obspy.Stream()
+    for index, component in enumerate(COMPONENTS):
+        data = record.waveform[index]
+        if not np.any(data):
+            continue
+        stream.append(
+            obspy.Trace(
+                data=data.astype(np.float64),
+                header={"network": net, "station": sta, "location": "", "channel": f"HH{component}",
+                        "sampling_rate": sampling_rate, "starttime": start},
+            )
+        )
+    return stream
+
+
+def record_reference_picks(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
+    """Analyst picks of a record as :class:`xiaonet.evaluate.scoring.ReferencePick`."""
+    from xiaonet.evaluate.scoring import ReferencePick
+
+    trace_id = f"{record.station}."
+    start = record.start_time + start_offset
+    refs = [ReferencePick(trace_id, "P", start + p / sampling_rate) for p in record.p_samples]
+    refs += [ReferencePick(trace_id, "S", start + s / sampling_rate) for s in record.s_samples]
+    return refs
+
+
+def record_references(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
+    """The reference of a record as a :class:`xiaonet.evaluate.consensus.ConsensusReference`.
+
+    Labelled records: their analyst picks (nothing ignored). Continuous records: the picks
+    every consensus teacher agrees on, with the picks of a single teacher ignored; a
+    continuous record without both teachers' curves has no reference (an error to score).
+    """
+    from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS, ConsensusReference, consensus_reference, \
+        picks_from_probabilities
+
+    if record.category != "continuous":
+        return ConsensusReference(record_reference_picks(record, sampling_rate, start_offset), [])
+    curves = {name: value for name, value in record.teacher_members.items()
+              if name.split("_")[0] in CONSENSUS_TEACHERS}
+    if len({name.split("_")[0] for name in curves}) < len(CONSENSUS_TEACHERS):
+        raise DataError(f"{record.name}: continuous record without the curves of every consensus teacher "
+                        f"({', '.join(CONSENSUS_TEACHERS)}); cannot score it")
+    trace_id = f"{record.station}."
+    start = record.start_time + start_offset
+    picks = {name: picks_from_probabilities(value.astype(np.float32), trace_id, start, sampling_rate)
+             for name, value in curves.items()}
+    return consensus_reference(picks)
