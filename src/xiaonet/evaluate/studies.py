@@ -154,14 +154,12 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
     from xiaonet.evaluate.traces import DatasetError, LabelledDataset, training_records
     from xiaonet.picking.specs import parse_picker_spec, PickerSpec
     from xiaonet.evaluate.pick_benchmark import BenchmarkSettings, benchmark_pickers
+    from xiaonet.evaluate.figures import plot_accuracy_vs_size, plot_f1_bars, plot_residual_comparison
     from xiaonet.evaluate.reports import (
         BENCHMARK_COLUMNS,
         benchmark_table_rows,
         markdown_table,
         metric_table_rows,
-        plot_accuracy_vs_size,
-        plot_f1_bars,
-        plot_residual_comparison,
         write_evaluation_outputs,
     )
     from xiaonet.evaluate.scoring import score_picks
