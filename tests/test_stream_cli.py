@@ -55,7 +55,7 @@ def test_replay_prints_the_offline_picks_as_json_lines_and_csv(student_weights, 
     path, stream = replay_file
     out_csv = tmp_path / "picks.csv"
     code = main(["stream", "--replay", str(path), "--picker", prefix, "--threshold", "P=0.5",
-                 "--threshold", "S=0.5", "--packet-samples", "300", "--csv", str(out_csv)])
+                 "--threshold", "S=0.5", "--packet-samples", "300", "--out", str(out_csv)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     rows = json_picks(captured.out)

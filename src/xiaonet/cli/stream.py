@@ -53,7 +53,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="SeedLink: reconnect when no data arrived for this long (s)")
     parser.add_argument("--backoff-max", type=float, default=60.0,
                         help="SeedLink: longest wait between reconnect attempts (s)")
-    parser.add_argument("--csv", default=None, help="append picks to this CSV pick table")
+    parser.add_argument("--out", "--csv", dest="out", default=None,
+                        help="append picks to this CSV pick table (the columns of xiaonet pick --out, plus "
+                        "emitted_at); --csv is the older name")
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many wall-clock seconds (default: until Ctrl-C / end of replay)")
     return parser
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"xiaonet stream: {error}", file=sys.stderr)
         return 2
 
-    csv_file, csv_writer = _open_csv(args.csv) if args.csv else (None, None)
+    csv_file, csv_writer = _open_csv(args.out) if args.out else (None, None)
     started = time.monotonic()
     n_picks = {"P": 0, "S": 0}
     stations: set[tuple[str, str, str]] = set()
