@@ -15,7 +15,6 @@ from typing import Callable
 import numpy as np
 
 from xiaonet.distill.config import SourceConfig
-from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
 from xiaonet.edge.streams import component_index
 
 logger = logging.getLogger(__name__)
@@ -151,37 +150,27 @@ def _parse_time(value) -> float:
 def load_continuous_records(path: Path, sampling_rate: float, min_samples: int,
                             note: Callable[[str], None]) -> list[Record]:
     """Contiguous 3-component blocks of every waveform file under ``path`` (no picks)."""
-    from xiaonet.data.waveforms import (WaveformInputError, contiguous_blocks, expand_inputs,
-                                   group_by_station, prepare_station, read_waveform_file)
+    from xiaonet.data.waveforms import file_blocks, waveform_files
 
-    files = [f for f in expand_inputs([str(path)]) if f.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
+    files = waveform_files([path])
     if not files:
         raise DataError(f"{path}: no waveform files found (expected miniSEED files)")
     records = []
-    for file in files:
-        try:
-            stream = read_waveform_file(file, note)
-        except WaveformInputError as error:
-            note(str(error))
+    for block in file_blocks(files, note):
+        waveform = _stream_to_array(block.stream, sampling_rate, block.start, block.end)
+        if waveform is None or waveform.shape[-1] < min_samples:
             continue
-        for key, station_stream in group_by_station(stream).items():
-            prepared = prepare_station(station_stream, note)
-            for block_index, (start, end) in enumerate(contiguous_blocks(prepared)):
-                block = prepared.slice(start, end)
-                waveform = _stream_to_array(block, sampling_rate, start, end)
-                if waveform is None or waveform.shape[-1] < min_samples:
-                    continue
-                net, sta = key.split(".")[:2]
-                records.append(
-                    Record(
-                        name=f"{path.name}/{file.name}#{key}#{block_index}",
-                        source=path.name,
-                        station=f"{net}.{sta}",
-                        waveform=waveform,
-                        start_time=float(start),
-                        category="continuous",
-                    )
-                )
+        net, sta = block.key.split(".")[:2]
+        records.append(
+            Record(
+                name=f"{path.name}/{block.path.name}#{block.key}#{block.index}",
+                source=path.name,
+                station=f"{net}.{sta}",
+                waveform=waveform,
+                start_time=float(block.start),
+                category="continuous",
+            )
+        )
     return records
 
 

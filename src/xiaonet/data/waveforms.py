@@ -12,7 +12,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import obspy
@@ -248,3 +248,42 @@ def pickable_blocks(stream: obspy.Stream, note: Callable[[str], None], min_secon
                      f"{min_seconds:.2f} s window {picker_name} needs; not picked")
                 continue
             yield key, block
+
+
+@dataclass
+class FileBlock:
+    """One contiguous, cleaned block of one instrument in one file."""
+
+    path: Path
+    key: str  # NET.STA.LOC.CH (band + instrument code), as group_by_station
+    index: int  # the block's position among the instrument's blocks in that file
+    start: obspy.UTCDateTime
+    end: obspy.UTCDateTime
+    stream: obspy.Stream
+
+
+def waveform_files(inputs: Iterable[str]) -> list[Path]:
+    """The waveform files under ``inputs`` (files, folders, globs), metadata files left out."""
+    return [f for f in expand_inputs([str(i) for i in inputs]) if f.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
+
+
+def file_blocks(files: Iterable[Path], note: Callable[[str], None], sampling_rate: float | None = None,
+                unreadable: Callable[[str], None] | None = None) -> Iterator[FileBlock]:
+    """Every contiguous block of every instrument of every file, cleaned as ``xiaonet pick``
+    cleans (:func:`prepare_station`), optionally resampled; an unreadable file is passed to
+    ``unreadable`` (default: ``note``) and the walk goes on. The one files -> stations -> blocks walk of training data,
+    benchmark data and int8 calibration data."""
+    from xiaonet.edge.streams import resample_stream
+
+    for path in files:
+        try:
+            stream = read_waveform_file(path, note)
+        except WaveformInputError as error:
+            (unreadable or note)(str(error))
+            continue
+        for key, station_stream in group_by_station(stream).items():
+            prepared = prepare_station(station_stream, note)
+            if sampling_rate is not None:
+                resample_stream(prepared, sampling_rate)
+            for index, (start, end) in enumerate(contiguous_blocks(prepared)):
+                yield FileBlock(path, key, index, start, end, prepared.slice(start, end))

@@ -19,7 +19,6 @@ from typing import Iterable
 import numpy as np
 
 from xiaonet.edge.model import EdgeModelMetadata
-from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -243,32 +242,15 @@ def calibration_windows(paths: Iterable[str | Path], n_windows: int, in_samples:
     takes); every contiguous block of at least one window contributes, in equal shares.
     Unreadable files are skipped with a warning naming them.
     """
-    from xiaonet.edge.streams import resample_stream, stream_to_array
-    from xiaonet.data.waveforms import (
-        WaveformInputError,
-        contiguous_blocks,
-        expand_inputs,
-        group_by_station,
-        prepare_station,
-        read_waveform_file,
-    )
+    from xiaonet.data.waveforms import file_blocks, waveform_files
+    from xiaonet.edge.streams import stream_to_array
 
     blocks = []
-    for path in expand_inputs([str(p) for p in paths]):
-        if path.suffix.lower() in NOT_WAVEFORM_SUFFIXES:
-            continue
-        try:
-            stream = read_waveform_file(path)
-        except WaveformInputError as error:
-            logger.warning("calibration: %s", error)
-            continue
-        for station_stream in group_by_station(stream).values():
-            prepared = prepare_station(station_stream)
-            resample_stream(prepared, sampling_rate)
-            for start, end in contiguous_blocks(prepared):
-                converted = stream_to_array(prepared.slice(start, end), component_order, sampling_rate)
-                if converted is not None and converted[1].shape[-1] >= in_samples:
-                    blocks.append(converted[1])
+    for block in file_blocks(waveform_files(paths), lambda message: None, sampling_rate,
+                             unreadable=lambda message: logger.warning("calibration: %s", message)):
+        converted = stream_to_array(block.stream, component_order, sampling_rate)
+        if converted is not None and converted[1].shape[-1] >= in_samples:
+            blocks.append(converted[1])
     if not blocks:
         raise ExportError(
             f"no calibration data: no block of >= {in_samples} samples in {list(map(str, paths))} "

@@ -73,49 +73,30 @@ def load_benchmark_data(paths: list[str], hours: float,
     Data are cleaned like ``xiaonet pick`` does (:func:`xiaonet.data.waveforms.prepare_station`) and
     resampled to 100 Hz; blocks without all three components are skipped with a note.
     """
-    from xiaonet.edge.streams import resample_stream, stream_to_array
-    from xiaonet.data.waveforms import (
-        WaveformInputError,
-        contiguous_blocks,
-        expand_inputs,
-        group_by_station,
-        prepare_station,
-        read_waveform_file,
-    )
+    from xiaonet.data.waveforms import WaveformInputError, file_blocks, waveform_files
+    from xiaonet.edge.streams import stream_to_array
 
     budget = int(round(hours * 3600 * 100))
     blocks: list[Block] = []
     try:
-        files = expand_inputs(paths)
+        files = waveform_files(paths)
     except WaveformInputError as error:
         raise BenchmarkError(str(error)) from None
-    from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
-
-    files = [p for p in files if p.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
-    for path in files:
+    for block in file_blocks(files, note, 100.0):
         if budget <= 0:
             break
-        try:
-            stream = read_waveform_file(path, note=note)
-        except WaveformInputError as error:
-            note(str(error))
+        piece = block.stream
+        components = {tr.stats.channel[-1] for tr in piece}
+        if not ({"Z", "N", "E"} <= components or {"Z", "1", "2"} <= components):
+            note(f"{block.key}: block from {block.start} lacks three components; skipped")
             continue
-        for key, station_stream in group_by_station(stream).items():
-            prepared = prepare_station(station_stream, note)
-            resample_stream(prepared, 100.0)
-            for start, end in contiguous_blocks(prepared):
-                piece = prepared.slice(start, end)
-                components = {tr.stats.channel[-1] for tr in piece}
-                if not ({"Z", "N", "E"} <= components or {"Z", "1", "2"} <= components):
-                    note(f"{key}: block from {start} lacks three components; skipped")
-                    continue
-                converted = stream_to_array(piece, "ZNE", 100.0)
-                if converted is None or budget <= 0:
-                    continue
-                t0, data, trace_id = converted
-                data = data[:, :budget].astype(np.float32)
-                budget -= data.shape[-1]
-                blocks.append(Block(trace_id, piece[0].stats.channel[:2], float(t0.timestamp), data))
+        converted = stream_to_array(piece, "ZNE", 100.0)
+        if converted is None:
+            continue
+        t0, data, trace_id = converted
+        data = data[:, :budget].astype(np.float32)
+        budget -= data.shape[-1]
+        blocks.append(Block(trace_id, piece[0].stats.channel[:2], float(t0.timestamp), data))
     if not blocks:
         raise BenchmarkError(
             f"no 3-component data in {paths}: give miniSEED files or folders with --data "
