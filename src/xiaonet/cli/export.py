@@ -124,15 +124,15 @@ def run(args: argparse.Namespace) -> int:
             scores = compare_picks_on_dataset({"fp32": out, "int8": int8}, args.compare_dataset,
                                               max_traces=args.max_traces)
             print(f"\nPicks on {args.compare_dataset} ({scores['n_traces']} traces, whole trace, "
-                  f"hit within 0.5 s; {scores['skipped']} skipped for their sampling rate):")
+                  "hit within 0.5 s, scored by xiaonet evaluate's code):")
             print("| model | P precision | P recall | P F1 | S precision | S recall | S F1 |")
             print("|---|---|---|---|---|---|---|")
             for label in ("fp32", "int8"):
                 p, s = scores[label]["P"], scores[label]["S"]
-                print(f"| {label} | {p.precision:.3f} | {p.recall:.3f} | {p.f1:.3f} | "
-                      f"{s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} |")
-            print(f"int8 - fp32: P F1 {scores['int8']['P'].f1 - scores['fp32']['P'].f1:+.3f}, "
-                  f"S F1 {scores['int8']['S'].f1 - scores['fp32']['S'].f1:+.3f}")
+                print(f"| {label} | {p['precision']:.3f} | {p['recall']:.3f} | {p['f1']:.3f} | "
+                      f"{s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
+            print(f"int8 - fp32: P F1 {scores['int8']['P']['f1'] - scores['fp32']['P']['f1']:+.3f}, "
+                  f"S F1 {scores['int8']['S']['f1'] - scores['fp32']['S']['f1']:+.3f}")
     except (ExportError, ValueError, FileNotFoundError) as error:
         print(f"xiaonet export: {error}", file=sys.stderr)
         return 1

@@ -6,7 +6,7 @@
 * :func:`quantize_int8` quantises the convolutions to int8 (QDQ, per channel), calibrated
   on real windows cut from continuous miniSEED by :func:`calibration_windows`.
 * :func:`compare_picks_on_dataset` scores fp32 and int8 picks against analyst picks of a
-  labelled SeisBench dataset with :func:`xiaonet.evaluate.scoring.score_picks`.
+  labelled SeisBench dataset through the one evaluation path (:func:`xiaonet.evaluate.evaluation.evaluate`).
 """
 
 from __future__ import annotations
@@ -317,54 +317,28 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, windows: np.ndar
     return int8_path
 
 
-def load_labelled_records(dataset_path: str | Path, component_order: str,
-                          max_traces: int | None = None):
-    """Yield ``(trace_id, data (components, n), sampling_rate, {phase: sample})`` of a SeisBench dataset."""
-    import seisbench.data as sbd
-
-    dataset_path = Path(dataset_path)
-    if not (dataset_path / "metadata.csv").is_file():
-        raise ExportError(
-            f"{dataset_path}: not a SeisBench WaveformDataset folder (expected metadata.csv + waveforms.hdf5)"
-        )
-    dataset = sbd.WaveformDataset(dataset_path, component_order=component_order)
-    n = len(dataset) if max_traces is None else min(max_traces, len(dataset))
-    for i in range(n):
-        waveforms, meta = dataset.get_sample(i)
-        name = meta.get("trace_name_original") or meta.get("trace_name") or str(i)
-        phases = {}
-        for phase, column in (("P", "trace_p_arrival_sample"), ("S", "trace_s_arrival_sample")):
-            value = meta.get(column)
-            if value is not None and np.isfinite(value):
-                phases[phase] = float(value)
-        yield f"{dataset_path.name}.{name}.", waveforms, float(meta["trace_sampling_rate_hz"]), phases
-
-
 def compare_picks_on_dataset(model_paths: dict[str, Path], dataset_path: str | Path,
                              tolerance: float = 0.5, max_traces: int | None = None) -> dict:
-    """Whole-trace picks of each ONNX model scored against the dataset's analyst picks.
+    """Whole-trace picks of each ONNX model scored against the dataset's analyst picks, through
+    the one evaluation path (:func:`xiaonet.evaluate.evaluation.evaluate`).
 
-    Returns ``{label: {"P": PhaseScore, "S": PhaseScore}}`` plus ``"n_traces"``. Traces not at
-    the model's sampling rate are skipped (counted in ``"skipped"``).
+    Returns ``{label: {"P": row, "S": row}}`` (the evaluation's metric rows: precision,
+    recall, f1, ...) plus ``"n_traces"``.
     """
     from xiaonet.edge import EdgePicker
-    from xiaonet.evaluate.scoring import ReferencePick, score_picks
+    from xiaonet.evaluate.evaluation import EvaluationSettings, evaluate
+    from xiaonet.evaluate.traces import LabelledDataset
 
-    pickers = {label: EdgePicker(path) for label, path in model_paths.items()}
-    first = next(iter(pickers.values())).model.metadata
-    predicted = {label: [] for label in pickers}
-    reference = []
-    n_traces = skipped = 0
-    for trace_id, data, rate, phases in load_labelled_records(dataset_path, first.component_order, max_traces):
-        if abs(rate - first.sampling_rate) > 1e-6:
-            skipped += 1
-            continue
-        n_traces += 1
-        for phase, sample in phases.items():
-            reference.append(ReferencePick(trace_id, phase, sample / rate))
-        for label, picker in pickers.items():
-            predicted[label] += picker.pick_array(data, 0.0, trace_id)
-    result = {label: score_picks(picks, reference, tolerance=tolerance) for label, picks in predicted.items()}
-    result["n_traces"] = n_traces
-    result["skipped"] = skipped
+    pickers = []
+    for label, path in model_paths.items():
+        picker = EdgePicker(path)
+        picker.name = label
+        pickers.append(picker)
+    dataset = LabelledDataset(dataset_path)
+    evaluation = evaluate(pickers, [dataset], EvaluationSettings(tolerance=tolerance, thresholds=(0.5,), progress=False),
+                          max_traces=max_traces)
+    result: dict = {label: {} for label in model_paths}
+    for row in evaluation.rows:
+        result[row["picker"]][row["phase"]] = row
+    result["n_traces"] = evaluation.datasets[0]["evaluated_traces"]
     return result
