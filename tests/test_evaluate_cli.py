@@ -159,3 +159,12 @@ def test_consensus_reference_refuses_analyst_only_options_and_empty_folders(tmp_
                  "--gain", "1e-20", "--out", str(tmp_path / "out")])
     assert code == 2
     assert "--gain and --exclude-training apply to analyst-picked datasets only" in capsys.readouterr().err
+
+
+def test_evaluate_takes_pickers_repeated_or_comma_separated(dataset_dir, tmp_path):
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    assert main(["evaluate", "--dataset", str(dataset_dir), "--picker", "stalta", "--out", str(out_a),
+                 "--no-benchmark", "--no-progress", "--gallery", "0"]) == 0
+    assert main(["evaluate", "--dataset", str(dataset_dir), "--pickers", "stalta", "--out", str(out_b),
+                 "--no-benchmark", "--no-progress", "--gallery", "0"]) == 0
+    assert (out_a / "summary.md").read_text() == (out_b / "summary.md").read_text()

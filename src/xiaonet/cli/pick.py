@@ -27,6 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="CSV pick table (default: print to stdout)")
     parser.add_argument("--quakeml", default=None, help="also write picks as QuakeML")
     parser.add_argument("--plot", default=None, metavar="DIR", help="one figure per station into DIR")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for model pickers (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.example:
         print("xiaonet pick: give waveform files, folders or globs, or --example", file=sys.stderr)
         return 2
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     try:
         picker = picker_from_args(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:

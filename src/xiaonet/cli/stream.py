@@ -34,6 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--packet-samples", type=int, default=512,
                         help="samples per replayed packet (default 512)")
     add_picker_options(parser, extra_help="; or an ONNX file from `xiaonet export` (the torch-free runtime)")
+    parser.add_argument("--threads", type=int, default=1, help="threads of the model runtime (default 1)")
     parser.add_argument("--mode", choices=["offline", "low-latency"], default="offline",
                         help="offline: picks identical to xiaonet pick (latency up to one window); "
                         "low-latency: a window every --hop s, picks final --lookahead s after arrival")
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     notes: list[str] = []
+    if not str(args.picker or "").endswith(".onnx"):
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
 
     def note(message: str) -> None:
         notes.append(message)
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         if spec.endswith(".onnx"):  # the torch-free runtime (`xiaonet export`)
             from xiaonet.edge.model import EdgeModel
 
-            picker = EdgeModel(spec)
+            picker = EdgeModel(spec, threads=max(1, args.threads))
             if thresholds:
                 picker.metadata.thresholds.update(thresholds)
         else:
