@@ -19,6 +19,7 @@ import obspy
 import seisbench.util as sbu
 
 from xiaonet.edge.streams import component_index
+from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
 from xiaonet.stream.station import PendingWindow, Segment, StationBuffer, TriggerState, advance_trigger
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 # --- The engine --------------------------------------------------------------------------
 
 
-class StreamingPicker:
+class StreamingPicker(PacketConsumer):
     """Per-station streaming picking with any picker of the project's interface.
 
     :param picker: a :class:`xiaonet.picking.pickers.ModelPicker` (student or teacher), an ONNX
@@ -92,21 +93,15 @@ class StreamingPicker:
 
     # --- feeding -----------------------------------------------------------------------
 
-    def feed(self, packet: obspy.Trace) -> list[EmittedPick]:
-        """Take one packet and return the picks that became final."""
-        return self.feed_many([packet])
+    # feed / feed_many come from PacketConsumer: every batch of packets ends with one
+    # batched prediction of all ready windows (process)
 
-    def feed_many(self, packets: Iterable[obspy.Trace]) -> list[EmittedPick]:
-        """Take packets (any stations, any order) and predict all ready windows in batches."""
-        emitted: list[EmittedPick] = []
-        for packet in packets:
-            try:
-                emitted += self._accept(packet)
-            except Exception as error:  # one bad packet never takes the engine down
-                self._warn_once(getattr(packet, "id", "?"), "bad packet",
-                                f"{getattr(packet, 'id', '?')}: packet dropped: "
-                                f"{type(error).__name__}: {error}")
-        return emitted + self.process()
+    def _after_packets(self) -> list[EmittedPick]:
+        return self.process()
+
+    def _drop(self, packet, error: Exception) -> None:
+        self._warn_once(getattr(packet, "id", "?"), "bad packet",
+                        f"{getattr(packet, 'id', '?')}: packet dropped: {type(error).__name__}: {error}")
 
     def process(self, flush: bool = False) -> list[EmittedPick]:
         """Advance every station with new data; ``flush=True`` ends every record."""

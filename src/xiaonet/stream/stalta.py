@@ -11,6 +11,7 @@ import numpy as np
 import obspy
 import seisbench.util as sbu
 
+from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.station import TriggerState, advance_trigger
 
@@ -37,7 +38,7 @@ class _StaLtaChannel:
     last_arrival: float = 0.0
 
 
-class StreamingStaLta:
+class StreamingStaLta(PacketConsumer):
     """:class:`xiaonet.picking.stalta.StaLtaPicker` run causally on packets.
 
     What streaming means for STA/LTA: the band-pass keeps its filter state across packets,
@@ -68,18 +69,6 @@ class StreamingStaLta:
     def stations(self) -> dict[str, _StaLtaChannel]:
         return self.channels
 
-    def feed(self, packet: obspy.Trace) -> list[EmittedPick]:
-        return self.feed_many([packet])
-
-    def feed_many(self, packets: Iterable[obspy.Trace]) -> list[EmittedPick]:
-        emitted: list[EmittedPick] = []
-        for packet in packets:
-            try:
-                emitted += self._accept(packet)
-            except Exception as error:  # one bad packet never takes the engine down
-                self.note(f"{getattr(packet, 'id', '?')}: packet dropped: "
-                          f"{type(error).__name__}: {error}")
-        return emitted
 
     def process(self, flush: bool = False) -> list[EmittedPick]:
         return self.flush() if flush else []
