@@ -90,11 +90,14 @@ def plot_precision_recall(sweeps: list[dict], rows: list[dict], dataset: str, pa
 
 
 def plot_gallery(traces, runs, dataset: str, path: str | Path, n_examples: int = 4,
-                 rng: np.random.Generator | None = None, margin_s: float = 8.0) -> Path:
-    """Example traces (vertical component) with analyst picks and every picker's picks.
+                 rng: np.random.Generator | None = None, margin_s: float = 8.0,
+                 max_view_s: float = 120.0) -> Path:
+    """Example traces (vertical component) with reference picks and every picker's picks.
 
-    The view spans the analyst picks with ``margin_s`` on each side; picks outside it are
-    counted next to the picker's name.
+    The view spans the reference picks with ``margin_s`` on each side; on a long continuous
+    record, whose references span more than ``max_view_s``, it is one randomly chosen
+    reference P with its surroundings instead (a whole hour of picks is unreadable). Picks
+    outside the view are counted next to the picker's name.
     """
     plt = _plt()
     rng = rng or np.random.default_rng(0)
@@ -113,6 +116,10 @@ def plot_gallery(traces, runs, dataset: str, path: str | Path, n_examples: int =
         if trace.references:
             ref_times = [float(r.time) - float(start) for r in trace.references]
             lo, hi = max(0.0, min(ref_times) - margin_s), min(times[-1], max(ref_times) + margin_s)
+            if hi - lo > max_view_s:  # a long record: zoom on one reference P
+                p_times = [float(r.time) - float(start) for r in trace.references if r.phase == "P"] or ref_times
+                centre = p_times[int(rng.integers(len(p_times)))]
+                lo, hi = max(0.0, centre - max_view_s / 4), min(times[-1], centre + 3 * max_view_s / 4)
         else:
             lo, hi = 0.0, times[-1]
         inside = (times >= lo) & (times <= hi)
@@ -140,7 +147,7 @@ def plot_gallery(traces, runs, dataset: str, path: str | Path, n_examples: int =
         ax.set_title(f"{trace.key}  {vertical.id}  ({trace.category})", fontsize=8, loc="left")
     axes[-1, 0].set_xlabel("seconds from record start")
     fig.suptitle(
-        f"Examples from {dataset}: vertical component; analyst P (blue) / S (red) as bands; "
+        f"Examples from {dataset}: vertical component; reference P (blue) / S (red) as bands; "
         "picks: triangle = P, square = S",
         fontsize=9,
     )
