@@ -16,10 +16,15 @@ def read_table(path):
         return reader.fieldnames, list(reader)
 
 
-def test_help_lists_pick(capsys):
-    with pytest.raises(SystemExit):
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
-    assert "pick" in capsys.readouterr().out
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out[out.index("COMMAND\n"):out.index("options:")].splitlines()[1:]
+              if line.startswith("    ") and not line.startswith("      ")}
+    assert listed == {"pick", "models", "train", "evaluate", "study", "stream", "stream-benchmark",
+                      "export", "benchmark"}
 
 
 def test_example_with_stalta_writes_csv_quakeml_and_plot(tmp_path):
