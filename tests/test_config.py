@@ -73,3 +73,18 @@ def test_cli_rejects_unknown_keys(tmp_path, capsys):
     bad.write_text('{"modle": {}}')
     assert main(["train", "--config", str(bad)]) == 2
     assert "Valid keys" in capsys.readouterr().err
+
+
+def test_train_threads_and_no_progress_are_config_overrides(tmp_path, capsys):
+    from xiaonet.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert main(["train", "--resume", str(run), "--threads", "2"]) == 2  # a resumed run's config is fixed
+    assert "cannot change a resumed run" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"train": {"threads": "many"}}')
+    # the override wins over the file's value, then the run refuses a config without data in one line
+    assert main(["train", "--config", str(bad), "--threads", "2", "--run-dir", str(tmp_path / "r")]) == 1
+    assert "no training records" in capsys.readouterr().err

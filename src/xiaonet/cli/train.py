@@ -19,6 +19,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--config", help="JSON config (see configs/)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads: the same as --set train.threads=N (part of the run's config)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars: the same as --set train.progress=false")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     parser.add_argument("--run-dir", help="run folder (default: runs/<name>)")
     parser.add_argument("--ship", action="store_true",
@@ -40,6 +44,10 @@ def run(args) -> int:
     from xiaonet.models.teachers import TeacherUnavailable
 
     log = logging.getLogger(__name__)
+    if args.threads is not None:
+        args.overrides.append(f"train.threads={args.threads}")
+    if args.no_progress:
+        args.overrides.append("train.progress=false")
     try:
         if args.resume:
             run_dir = Path(args.resume)
@@ -47,7 +55,8 @@ def run(args) -> int:
                 print(f"error: {run_dir}: not a run folder (no config.json)", file=sys.stderr)
                 return 2
             if args.overrides:
-                print("error: --set cannot change a resumed run (its config is fixed)", file=sys.stderr)
+                print("error: --set / --threads / --no-progress cannot change a resumed run (its config is fixed)",
+                      file=sys.stderr)
                 return 2
             config = load_config(run_dir / "config.json")
         else:
@@ -91,7 +100,11 @@ def run(args) -> int:
     log.info("%d train / %d validation / %d dev / %d test records, %d with teacher labels (%d computed now)",
              len(bundle.train), len(bundle.val), len(bundle.dev), len(bundle.test), counts["labelled"],
              counts["computed"])
-    result = train(config, run_dir, bundle, resume=bool(args.resume), note=log.info)
+    try:
+        result = train(config, run_dir, bundle, resume=bool(args.resume), note=log.info)
+    except DataError as error:  # e.g. no source with labels to train on: one line, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metrics["code_version"] = code_version()
