@@ -51,10 +51,10 @@ def test_single_teacher_picks_are_neither_rewarded_nor_penalised():
     assert near_both.true_positives == 1
 
 
-def test_picks_from_cached_curves_equal_seisbench_classify_picks():
+def test_picks_from_cached_curves_follow_seisbench_s_trigger_rule():
     n = 3000
     t = np.arange(n)
     curves = np.stack([np.exp(-0.5 * ((t - 1000) / 10) ** 2), 0.5 * np.exp(-0.5 * ((t - 2000) / 20) ** 2)])
     picks = picks_from_probabilities(curves, "XX.A.", float(T0), 100.0, threshold=0.3)
-    assert [(p.phase, round(float(p.peak_time - T0), 2)) for p in picks] == [("P", 10.0), ("S", 20.0)]
+    assert [(p.phase, round(float(p.peak_time) - float(T0), 2)) for p in picks] == [("P", 10.0), ("S", 20.0)]
     assert picks_from_probabilities(curves * 0.2, "XX.A.", float(T0), 100.0, threshold=0.3) == []

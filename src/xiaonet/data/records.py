@@ -46,6 +46,9 @@ class Record:
     teacher: np.ndarray | None = None
     #: Each consensus teacher's own (2, n) curves (held-out continuous records only).
     teacher_members: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The teachers' consensus on this record's own time base, computed once (see
+    #: :func:`record_references`): it is asked for after every epoch.
+    consensus: object = None
     #: Network code (the part of ``station`` before the dot).
     @property
     def network(self) -> str:
@@ -234,18 +237,22 @@ def record_references(record: Record, sampling_rate: float = 100.0, start_offset
     every consensus teacher agrees on, with the picks of a single teacher ignored; a
     continuous record without both teachers' curves has no reference (an error to score).
     """
+    import obspy
+
     from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS, ConsensusReference, consensus_reference, \
         picks_from_probabilities
 
     if record.category != "continuous":
         return ConsensusReference(record_reference_picks(record, sampling_rate, start_offset), [])
-    curves = {name: value for name, value in record.teacher_members.items()
-              if name.split("_")[0] in CONSENSUS_TEACHERS}
-    if len({name.split("_")[0] for name in curves}) < len(CONSENSUS_TEACHERS):
-        raise DataError(f"{record.name}: continuous record without the curves of every consensus teacher "
-                        f"({', '.join(CONSENSUS_TEACHERS)}); cannot score it")
-    trace_id = f"{record.station}."
-    start = record.start_time + start_offset
-    picks = {name: picks_from_probabilities(value.astype(np.float32), trace_id, start, sampling_rate)
-             for name, value in curves.items()}
-    return consensus_reference(picks)
+    if record.consensus is None:
+        curves = {name: value for name, value in record.teacher_members.items()
+                  if name.split("_")[0] in CONSENSUS_TEACHERS}
+        if len({name.split("_")[0] for name in curves}) < len(CONSENSUS_TEACHERS):
+            raise DataError(f"{record.name}: continuous record without the curves of every consensus teacher "
+                            f"({', '.join(CONSENSUS_TEACHERS)}); cannot score it")
+        trace_id = f"{record.station}."
+        record.consensus = consensus_reference(
+            {name: picks_from_probabilities(value, trace_id, obspy.UTCDateTime(record.start_time),
+                                           sampling_rate)  # UTCDateTime: times rounded as SeisBench's
+             for name, value in curves.items()})
+    return record.consensus.shifted(start_offset) if start_offset else record.consensus

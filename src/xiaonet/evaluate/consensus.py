@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from xiaonet.evaluate.scoring import ReferencePick, pair_closest
+from xiaonet.evaluate.scoring import ReferencePick, _pick_time, pair_closest
 
 #: Teacher picks of one phase within this many seconds of each other agree.
 AGREEMENT_S = 0.3
@@ -46,13 +46,10 @@ class ConsensusReference:
     picks: list[ReferencePick] = field(default_factory=list)
     ignored: list[ReferencePick] = field(default_factory=list)
 
-    def __add__(self, other: "ConsensusReference") -> "ConsensusReference":
-        return ConsensusReference(self.picks + other.picks, self.ignored + other.ignored)
-
-
-def _pick_time(pick) -> float:
-    time = getattr(pick, "peak_time", None)
-    return float(pick.time if time is None else time)
+    def shifted(self, seconds: float) -> "ConsensusReference":
+        """The same reference on a time base ``seconds`` later."""
+        return ConsensusReference([ReferencePick(r.trace_id, r.phase, r.time + seconds) for r in self.picks],
+                                  [ReferencePick(r.trace_id, r.phase, r.time + seconds) for r in self.ignored])
 
 
 def consensus_reference(picks_by_teacher: Mapping[str, Iterable],
@@ -103,25 +100,14 @@ def consensus_reference(picks_by_teacher: Mapping[str, Iterable],
 
 def picks_from_probabilities(probabilities: np.ndarray, trace_id: str, start_time: float,
                              sampling_rate: float = 100.0, threshold: float = TEACHER_THRESHOLD):
-    """A teacher's picks from its (2, n) P / S probability curves, as SeisBench picks them.
+    """A teacher's picks from its (2, n) P / S probability curves, as SeisBench picks them
+    (on at ``threshold``, off at half of it, the peak is the pick): the project's one trigger,
+    :func:`xiaonet.edge.picks.picks_from_probabilities`, checked against ObsPy's."""
+    from xiaonet.edge.picks import picks_from_probabilities as phase_picks
 
-    Uses SeisBench's own trigger (``WaveformModel.picks_from_annotations``: on at
-    ``threshold``, off at half of it, the peak is the pick), so picks from cached curves are
-    the teachers' ``classify`` picks.
-    """
-    import obspy
-    import seisbench.models as sbm
-
-    net, sta, loc = (trace_id.split(".") + ["", "", ""])[:3]
-    picks = []
-    for row, phase in enumerate("PS"):
-        trace = obspy.Trace(
-            data=np.asarray(probabilities[row], dtype=np.float32),
-            header={"network": net, "station": sta, "location": loc, "channel": f"X_{phase}",
-                    "sampling_rate": sampling_rate, "starttime": obspy.UTCDateTime(start_time)},
-        )
-        picks += list(sbm.WaveformModel.picks_from_annotations(obspy.Stream([trace]), threshold, phase))
-    return picks
+    return [pick for row, phase in enumerate("PS")
+            for pick in phase_picks(np.asarray(probabilities[row], dtype=np.float32), start_time,
+                                    sampling_rate, threshold, phase, trace_id)]
 
 
 __all__ = ["ConsensusReference", "consensus_reference", "picks_from_probabilities", "AGREEMENT_S",
