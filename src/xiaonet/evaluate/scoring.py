@@ -116,12 +116,25 @@ def pair_closest(a: np.ndarray, b: np.ndarray, within: float) -> list[tuple[int,
     return pairs
 
 
-def match_picks(predicted: Iterable[float], reference: Iterable[float], tolerance: float = 0.5) -> Match:
-    """Match predicted to reference times (same station and phase) one-to-one, closest first."""
+def match_picks(predicted: Iterable[float], reference: Iterable[float], tolerance: float = 0.5,
+                ignored: Iterable[float] = ()) -> Match:
+    """Match predicted to reference times (same station and phase) one-to-one, closest first.
+
+    A predicted pick left unmatched that lies within ``tolerance`` of an ``ignored`` time is
+    not counted at all (neither a hit nor a false positive).
+    """
     predicted = np.asarray([float(t) for t in predicted], dtype=np.float64)
     reference = np.asarray([float(t) for t in reference], dtype=np.float64)
-    residuals = [predicted[i] - reference[j] for i, j in pair_closest(predicted, reference, tolerance)]
-    return Match(np.asarray(residuals, dtype=np.float64), int(predicted.size), int(reference.size))
+    pairs = pair_closest(predicted, reference, tolerance)
+    residuals = [predicted[i] - reference[j] for i, j in pairs]
+    n_predicted = int(predicted.size)
+    ignored = np.asarray([float(t) for t in ignored], dtype=np.float64)
+    if ignored.size and predicted.size:
+        unmatched = np.ones(predicted.size, dtype=bool)
+        unmatched[[i for i, _ in pairs]] = False
+        near_ignored = np.min(np.abs(predicted[:, None] - ignored[None, :]), axis=1) <= tolerance
+        n_predicted -= int(np.count_nonzero(unmatched & near_ignored))
+    return Match(np.asarray(residuals, dtype=np.float64), n_predicted, int(reference.size))
 
 
 def _pick_time(pick) -> float:
@@ -167,11 +180,8 @@ def score_picks(
         tp = fp = fn = 0
         residuals = []
         for key in sorted(keys):
-            predicted_times = pred_groups.get(key, [])
-            if key in ignored_groups:
-                predicted_times = _drop_ignored(predicted_times, ref_groups.get(key, []),
-                                                ignored_groups[key], tolerance)
-            match = match_picks(predicted_times, ref_groups.get(key, []), tolerance)
+            match = match_picks(pred_groups.get(key, []), ref_groups.get(key, []), tolerance,
+                                ignored_groups.get(key, ()))
             tp += match.true_positives
             fp += match.n_predicted - match.true_positives
             fn += match.n_reference - match.true_positives
@@ -185,23 +195,6 @@ def score_picks(
             outlier_threshold,
         )
     return scores
-
-
-def _drop_ignored(predicted: list[float], reference: list[float], ignored: list[float],
-                  tolerance: float) -> list[float]:
-    """``predicted`` without the picks that only an ignored pick could explain.
-
-    A pick that matches a reference pick (one-to-one, as :func:`match_picks` matches) is
-    kept; of the others, those within ``tolerance`` of an ignored pick are dropped.
-    """
-    times = np.asarray(predicted, dtype=np.float64)
-    if times.size == 0:
-        return []
-    kept_by_reference = np.zeros(times.size, dtype=bool)
-    for i, _ in pair_closest(times, np.asarray(reference, dtype=np.float64), tolerance):
-        kept_by_reference[i] = True
-    near_ignored = np.min(np.abs(times[:, None] - np.asarray(ignored)[None, :]), axis=1) <= tolerance
-    return times[kept_by_reference | ~near_ignored].tolist()
 
 
 # --- threshold sweeps and window-level metrics ---------------------------------------------
