@@ -206,22 +206,24 @@ class Evaluation:
         return [r for trace in self.traces.get(dataset, []) for r in trace.references]
 
 
-def _consensus_teacher_runs(loaded: list, traces: list[LabelledTrace], dataset: str, settings,
-                            note: Callable[[str], None]) -> dict[str, PickerRun]:
-    """Runs of the consensus teachers on ``traces``: those already asked for, else loaded here."""
+def _consensus_teacher_runs(runs: list[PickerRun], extra: dict, traces: list[LabelledTrace], dataset: str,
+                            settings, note: Callable[[str], None]) -> dict[str, PickerRun]:
+    """Runs of the consensus teachers on ``traces``: the runs of those asked for are reused,
+    the others are loaded once (into ``extra``, shared across datasets) and run here."""
     from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS
     from xiaonet.picking.loading import load_picker
 
-    runs = {}
+    found = {}
     for teacher in CONSENSUS_TEACHERS:
-        picker = next((p for _, p in loaded if getattr(p, "name", "") in (teacher, f"{teacher}:original")), None)
-        if picker is None:
-            picker = load_picker(teacher)  # TeacherUnavailable says which file is missing
-        runs[teacher] = run_picker(picker, traces, dataset, None, settings.progress)
-        if runs[teacher].failures:
-            note(f"{dataset}: {teacher} failed on {len(runs[teacher].failures)} trace(s); "
-                 "they have no consensus reference")
-    return runs
+        run = next((r for r in runs if r.picker in (teacher, f"{teacher}:original")), None)
+        if run is None:
+            if teacher not in extra:
+                extra[teacher] = load_picker(teacher)  # TeacherUnavailable says which file is missing
+            run = run_picker(extra[teacher], traces, dataset, None, settings.progress)
+        if run.failures:
+            note(f"{dataset}: {teacher} failed on {len(run.failures)} trace(s); they have no consensus reference")
+        found[teacher] = run
+    return found
 
 
 def fill_consensus(traces: list[LabelledTrace], runs: dict[str, PickerRun]) -> list[ReferencePick]:
@@ -263,6 +265,7 @@ def evaluate(
         except (ValueError, FileNotFoundError, RuntimeError) as error:
             note(f"{spec.name}: not evaluated: {error}")
             result.unavailable.append({"picker": spec.name, "reason": str(error)})
+    extra_teachers: dict = {}  # consensus teachers not asked for, loaded once
     for dataset in datasets:
         description = dataset.describe()
         traces = []
@@ -272,9 +275,12 @@ def evaluate(
             except Exception as error:
                 dataset.notes[f"row unreadable ({type(error).__name__}: {error})"] += 1
         description["evaluated_traces"] = len(traces)
+        runs = [run_picker(picker, traces, dataset.name, min(settings.thresholds), settings.progress)
+                for _, picker in loaded]
         ignored: list[ReferencePick] = []
         if getattr(dataset, "reference", "analyst") == "consensus":
-            ignored = fill_consensus(traces, _consensus_teacher_runs(loaded, traces, dataset.name, settings, note))
+            teacher_runs = _consensus_teacher_runs(runs, extra_teachers, traces, dataset.name, settings, note)
+            ignored = fill_consensus(traces, teacher_runs)
             for phase in PHASES:
                 description[f"{phase}_picks"] = sum(r.phase == phase for t in traces for r in t.references)
             description["single_teacher_picks"] = len(ignored)
@@ -283,11 +289,10 @@ def evaluate(
         result.datasets.append(description)
         result.traces[dataset.name] = traces
         references = [r for trace in traces for r in trace.references]
-        for spec, picker in loaded:
-            run = run_picker(picker, traces, dataset.name, min(settings.thresholds), settings.progress)
+        for (spec, picker), run in zip(loaded, runs):
             rows, sweep = score_run(run, references, settings, operating_thresholds(picker),
                                     description["amplitudes"], ignored)
-            if ignored and getattr(picker, "name", "").split(":")[0] in CONSENSUS_TEACHERS:
+            if ignored and run.picker.split(":")[0] in CONSENSUS_TEACHERS:
                 for row in rows:
                     row["note"] = "; ".join(filter(None, ["reference (a consensus teacher)", row["note"]]))
             result.rows.extend(rows)
