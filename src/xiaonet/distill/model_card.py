@@ -108,6 +108,8 @@ def _split_of(baseline: dict, split: str) -> dict:
 
 def _network_table(entries: dict[str, dict], student: str) -> list[str]:
     """One row per held-out network (source) and picker, then the mean over networks."""
+    from xiaonet.evaluate.consensus import is_consensus_teacher
+
     sources = sorted({s for e in entries.values() for s in e.get("sources", {})})
     lines = [
         "| held-out network (source) | reference | picker | P F1 | P precision | P recall | P MAE (s) | "
@@ -120,7 +122,7 @@ def _network_table(entries: dict[str, dict], student: str) -> list[str]:
             if entry is None:
                 continue
             reference = entry.get("reference", "analyst")
-            is_reference = reference == "consensus" and not name.startswith(("stalta", "**"))
+            is_reference = reference == "consensus" and is_consensus_teacher(name)
             cells = []
             for phase in "PS":
                 v = entry.get(phase, {})
@@ -135,7 +137,7 @@ def _network_table(entries: dict[str, dict], student: str) -> list[str]:
             macro = scores.get(f"macro_{reference}")
             if not macro:
                 continue
-            is_reference = reference == "consensus" and not name.startswith(("stalta", "**"))
+            is_reference = reference == "consensus" and is_consensus_teacher(name)
             p, s = ("(reference)", "(reference)") if is_reference else (_fmt(macro.get("P")), _fmt(macro.get("S")))
             if name.startswith("stalta"):
                 s = "– (P only)"

@@ -39,6 +39,11 @@ TEACHER_THRESHOLD = 0.3
 CONSENSUS_TEACHERS = ("phasenet", "eqtransformer")
 
 
+def is_consensus_teacher(picker_name: str) -> bool:
+    """Is this picker (``phasenet``, ``eqtransformer:original``, ...) one of the reference teachers?"""
+    return picker_name.split(":")[0] in CONSENSUS_TEACHERS
+
+
 @dataclass
 class ConsensusReference:
     """Reference picks (all teachers agree) and ignored picks (only some teachers made them)."""

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import seisbench.util as sbu
 
-from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS
+from xiaonet.evaluate.consensus import is_consensus_teacher
 # the traces and the picker-spec grammar have their own modules; their names stay importable here
 from xiaonet.evaluate.traces import (DEFAULT_START, PHASE_COLUMNS, PHYSICAL_UNITS_PEAK,  # noqa: F401
                                      ContinuousDataset, DatasetError, LabelledDataset, LabelledTrace,
@@ -292,7 +292,7 @@ def evaluate(
         for (spec, picker), run in zip(loaded, runs):
             rows, sweep = score_run(run, references, settings, operating_thresholds(picker),
                                     description["amplitudes"], ignored)
-            if ignored and run.picker.split(":")[0] in CONSENSUS_TEACHERS:
+            if ignored and is_consensus_teacher(run.picker):
                 for row in rows:
                     row["note"] = "; ".join(filter(None, ["reference (a consensus teacher)", row["note"]]))
             result.rows.extend(rows)

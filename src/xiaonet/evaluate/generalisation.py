@@ -119,6 +119,8 @@ SPREAD_COLUMNS = [("variant", "variant"), ("runs", "seeds"),
 
 def network_rows(scores: list[ProtocolScore]) -> list[dict]:
     """One row per held-out source (network group) and picker."""
+    from xiaonet.evaluate.consensus import is_consensus_teacher
+
     rows = []
     sources = sorted({s for score in scores for s in score.scores.get("sources", {})})
     for source in sources:
@@ -127,7 +129,7 @@ def network_rows(scores: list[ProtocolScore]) -> list[dict]:
             if entry is None:
                 continue
             reference = entry.get("reference", "analyst")
-            teacher = reference == "consensus" and score.label.split(":")[0] in ("phasenet", "eqtransformer")
+            teacher = reference == "consensus" and is_consensus_teacher(score.label)
             row = {"source": source, "reference": reference, "picker": score.label}
             for phase in "PS":
                 v = entry.get(phase)

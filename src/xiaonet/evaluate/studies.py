@@ -322,8 +322,9 @@ def generalisation_section(config: StudyConfig, progress: bool = True) -> list[s
                                         load_protocol, network_rows, score_protocol, split_statement,
                                         summary_row, variant_spread)
     from xiaonet.evaluate.reports import markdown_table
+    from xiaonet.picking.loading import TEACHER_NAMES
 
-    protocol, bundle = load_protocol(config.protocol)
+    _, bundle = load_protocol(config.protocol)
     lines = [f"*Protocol.* The network split of `{config.protocol}`. Validation networks (recipes, epochs "
              f"and thresholds are chosen here): {split_statement(bundle, 'val')}. Test networks (never "
              f"trained on, never used to choose anything): {split_statement(bundle, 'test')}. Analyst-picked "
@@ -341,7 +342,7 @@ def generalisation_section(config: StudyConfig, progress: bool = True) -> list[s
             missing.append((spec.name, str(error), entry.how_to_make))
             continue
         params, _ = model_size(picker)
-        student = entry.spec.split(":")[0] not in ("phasenet", "eqtransformer", "gpd", "stalta")
+        student = entry.spec.split(":")[0].lower() not in (*TEACHER_NAMES, "stalta")
         if student:
             val_scores.append(ProtocolScore(spec.name, "val", score_protocol(picker, bundle, "val", config.tolerance),
                                             int(params), entry.variant))
