@@ -313,17 +313,24 @@ def config_to_dict(config: TrainConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a JSON config file, apply ``KEY=VALUE`` overrides, validate."""
+def read_json_object(path: str | Path, what: str = "config file") -> dict:
+    """The JSON object in ``path``; a missing file, bad JSON or another type is a ConfigError."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {what} not found") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a JSON config file, apply ``KEY=VALUE`` overrides, validate."""
+    path = Path(path)
+    data = read_json_object(path)
     try:
         data = _apply_overrides_to_dict(data, overrides or [])
         return config_from_dict(data)

@@ -75,19 +75,11 @@ class StudyConfig:
 
 def load_study(path: str | Path) -> StudyConfig:
     """Read and check a study config (unknown keys and kinds are refused)."""
-    import json
+    from xiaonet.distill.config import ConfigError, dataclass_from_dict, read_json_object
 
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StudyConfigError(f"{path}: study config not found") from None
-    except json.JSONDecodeError as error:
-        raise StudyConfigError(f"{path}: not valid JSON ({error})") from None
-    from xiaonet.distill.config import ConfigError, dataclass_from_dict
-
-    try:
-        config = dataclass_from_dict(StudyConfig, data, str(path))
+        config = dataclass_from_dict(StudyConfig, read_json_object(path, "study config"), str(path))
     except ConfigError as error:
         raise StudyConfigError(str(error)) from None
     if config.kind not in STUDY_KINDS:
