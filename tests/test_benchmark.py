@@ -82,8 +82,8 @@ def test_synthetic_data_is_labelled_and_seeded():
 def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teacher_cache):
     out = tmp_path / "bench.json"
     code = main([
-        "benchmark", "--models", "xiaonet-s:torch", "xiaonet-s:onnx-fp32", "xiaonet-s:onnx-int8",
-        "phasenet:seisbench", "phasenet:onnx-fp32", "stalta",
+        "benchmark", "--picker", "xiaonet-s:torch,xiaonet-s:onnx-fp32,xiaonet-s:onnx-int8",
+        "--picker", "phasenet:seisbench,phasenet:onnx-fp32,stalta",
         "--synthetic", "40", "--repeats", "1", "--latency-calls", "3", "--out", str(out),
         "--workdir", str(tmp_path / "work"),
     ])
@@ -128,5 +128,5 @@ def test_benchmark_runs_without_shared_data_or_teachers(tmp_path, capsys):
 
 
 def test_benchmark_without_data_says_what_to_give(capsys):
-    assert main(["benchmark", "--models", "stalta", "--data", "/nonexistent/*.mseed", "--no-rss"]) == 2
+    assert main(["benchmark", "--picker", "stalta", "--data", "/nonexistent/*.mseed", "--no-rss"]) == 2
     assert "no such file" in capsys.readouterr().err

@@ -134,3 +134,35 @@ def test_pick_speaks_the_picker_spec_grammar_and_refuses_flags_that_do_not_apply
     assert "--stalta applies to --picker stalta only" in capsys.readouterr().err
     assert main(["pick", "--example", "--picker", "stalta@window=1001"]) == 2
     assert "@window= only applies to XiaoNet students" in capsys.readouterr().err
+
+
+COMMANDS_THAT_RUN_PICKERS = ["pick", "stream", "evaluate", "benchmark", "export", "stream-benchmark"]
+
+
+@pytest.mark.parametrize("command", COMMANDS_THAT_RUN_PICKERS)
+def test_every_command_that_runs_a_picker_names_it_with_picker_and_takes_threads(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "--picker" in text and "--threads" in text
+    for legacy in ("--pickers", "--models", "--student"):
+        assert legacy not in text  # older spellings still parse, but are not advertised
+
+
+def test_legacy_picker_spellings_parse_as_picker():
+    from xiaonet.cli import build_parser
+    from xiaonet.cli.options import picker_texts
+
+    parser = build_parser()
+    assert picker_texts(parser.parse_args(["benchmark", "--models", "stalta", "xiaonet-s:torch"]), []) == [
+        "stalta", "xiaonet-s:torch"]
+    assert picker_texts(parser.parse_args(["evaluate", "--dataset", "d", "--pickers", "stalta,phasenet",
+                                           "--picker", "xiaonet-s"]), []) == ["stalta", "phasenet", "xiaonet-s"]
+    assert parser.parse_args(["stream-benchmark", "--student", "xiaonet-m"]).picker == "xiaonet-m"
+
+
+def test_export_takes_the_model_once(tmp_path, capsys):
+    assert main(["export", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "give the model to export once" in capsys.readouterr().err
+    assert main(["export", "xiaonet-s", "--picker", "xiaonet-m", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "give the model to export once" in capsys.readouterr().err

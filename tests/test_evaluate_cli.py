@@ -23,7 +23,7 @@ def test_evaluate_writes_tables_figures_and_windows(dataset_dir, tmp_path, capsy
 
     build_student("xiaonet-xs").save(str(tmp_path / "student"))
     out = tmp_path / "out"
-    code = main(["evaluate", "--dataset", str(dataset_dir), "--pickers", f"stalta,{tmp_path / 'student'}",
+    code = main(["evaluate", "--dataset", str(dataset_dir), "--picker", f"stalta,{tmp_path / 'student'}",
                  "--out", str(out), "--gain", "1e-20", "--no-progress", "--gallery", "2"])
     assert code == 0
     printed = capsys.readouterr().out

@@ -27,9 +27,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "a markdown table with ratios against PhaseNet through SeisBench."
         ),
     )
-    parser.add_argument(
-        "--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL[:RUNTIME]",
-        help=f"models, optionally one runtime each (e.g. xiaonet-s:onnx-int8); default: {' '.join(DEFAULT_MODELS)}",
+    from xiaonet.cli.options import add_picker_list_option
+
+    add_picker_list_option(
+        parser, f"a picker to measure, optionally with one runtime (e.g. xiaonet-s:onnx-int8); "
+        f"default: {','.join(DEFAULT_MODELS)}", metavar="MODEL[:RUNTIME]", legacy=("--models",),
     )
     parser.add_argument("--data", nargs="+", default=None, metavar="PATH",
                         help="3-component waveform files/folders/globs (default: one hour of "
@@ -49,13 +51,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xiaonet.speed.benchmarking import BenchmarkConfig, run_benchmark
+    from xiaonet.cli.options import picker_texts
+    from xiaonet.speed.benchmarking import DEFAULT_MODELS, BenchmarkConfig, run_benchmark
     from xiaonet.speed.data import BenchmarkError
     from xiaonet.speed.report import format_markdown
 
     data = args.data if args.data is not None else ([] if args.synthetic else default_data())
     config = BenchmarkConfig(
-        models=args.models, data=data, hours=args.hours, synthetic_seconds=args.synthetic,
+        models=picker_texts(args, list(DEFAULT_MODELS)), data=data, hours=args.hours, synthetic_seconds=args.synthetic,
         threads=args.threads, repeats=args.repeats, latency_calls=args.latency_calls,
         measure_rss=not args.no_rss, seed=args.seed, teacher_weights=args.weights,
         workdir=args.workdir,

@@ -23,12 +23,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", action="append", required=True, metavar="PATH",
                         help="dataset folder (repeat for several)")
-    parser.add_argument("--picker", action="append", default=[], metavar="SPEC",
-                        help="a picker to evaluate, as xiaonet pick --picker reads it "
-                        "(NAME[:WEIGHTS][@window=SAMPLES]); repeat for several")
-    parser.add_argument("--pickers", default=None, metavar="SPEC,SPEC",
-                        help="the same as a comma-separated list (default, when neither is given: "
-                        "xiaonet,phasenet,eqtransformer,stalta)")
+    from xiaonet.cli.options import add_picker_list_option
+
+    add_picker_list_option(parser, "a picker to evaluate, as xiaonet pick --picker reads it "
+                           "(NAME[:WEIGHTS][@window=SAMPLES]); default: "
+                           "xiaonet,phasenet,eqtransformer,stalta", legacy=("--pickers",))
     parser.add_argument("--reference", choices=("analyst", "consensus"), default="analyst",
                         help="analyst: --dataset folders are SeisBench datasets scored against their "
                         "analyst picks. consensus: --dataset folders (or files) hold continuous "
@@ -70,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     problems: list[str] = []
     try:
-        texts = list(args.picker) + (args.pickers.split(",") if args.pickers else [])
-        texts = texts or ["xiaonet", "phasenet", "eqtransformer", "stalta"]
-        specs = [parse_picker_spec(s) for s in texts if s.strip()]
+        from xiaonet.cli.options import picker_texts
+
+        texts = picker_texts(args, ["xiaonet", "phasenet", "eqtransformer", "stalta"])
+        specs = [parse_picker_spec(s) for s in texts]
     except ValueError as error:
         print(f"xiaonet evaluate: {error}", file=sys.stderr)
         return 2

@@ -20,7 +20,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "against torch, and optionally quantise to int8 (static, calibrated on real windows)."
         ),
     )
-    parser.add_argument("model", help="student preset or weights path, or 'phasenet' / 'eqtransformer'")
+    parser.add_argument("model", nargs="?", default=None,
+                        help="student preset or weights path, or 'phasenet' / 'eqtransformer' "
+                        "(or give it as --picker)")
+    parser.add_argument("--picker", default=None, metavar="NAME",
+                        help="the same as the positional MODEL, in the flag every command uses")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
     parser.add_argument("--out", required=True, help="output file (fp32 ONNX); int8 goes to OUT with .int8.onnx")
     parser.add_argument("--int8", action="store_true", help="also write a static int8 model")
@@ -75,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
         synthetic_windows,
     )
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, args.threads))
     out = Path(args.out)
+    if (args.model is None) == (args.picker is None):
+        print("xiaonet export: give the model to export once, as MODEL or as --picker MODEL",
+              file=sys.stderr)
+        return 2
+    args.model = args.model or args.picker
     try:
         from xiaonet.edge.picks import parse_thresholds
 

@@ -67,3 +67,32 @@ def picker_from_args(args: argparse.Namespace):
     if spec.window_len is not None:
         set_window(picker, spec.window_len, spec.spec)
     return picker
+
+
+def add_picker_list_option(parser: argparse.ArgumentParser, help_text: str, metavar: str = "SPEC",
+                           legacy: tuple[str, ...] = ()) -> None:
+    """``--picker SPEC`` for commands that run several pickers: repeat it, or give a
+    comma-separated list. ``legacy`` names (``--pickers``, ``--models``, ``--student``) are
+    older spellings of the same option, still accepted but no longer shown in ``--help``."""
+    parser.add_argument("--picker", dest="picker", action="extend", type=split_picker_list, default=[],
+                        metavar=metavar, help=help_text + " (repeat, or separate by commas)")
+    for name in legacy:
+        parser.add_argument(name, dest="picker", action="extend", nargs="+", type=split_picker_list,
+                            help=argparse.SUPPRESS)
+
+
+def split_picker_list(text: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``: the value of one ``--picker`` option.
+
+    >>> split_picker_list("xiaonet-s, phasenet,")
+    ['xiaonet-s', 'phasenet']
+    """
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def picker_texts(args: argparse.Namespace, default: list[str]) -> list[str]:
+    """The picker specs given with ``--picker`` (or a legacy spelling), else ``default``."""
+    texts: list[str] = []
+    for value in args.picker or []:
+        texts.extend(value if isinstance(value, list) else [value])
+    return texts or list(default)

@@ -51,9 +51,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--throughput-seconds", type=float, default=90.0,
                         help="data seconds timed in the throughput run, after 35 s of warm-up "
                         "(default 90: four offline windows per station)")
-    parser.add_argument("--student", default=None,
-                        help="student preset or weights path (default: the shipped default student; "
-                        "untrained xiaonet-s when none is shipped, and the output says so)")
+    parser.add_argument("--student", dest="picker", help=argparse.SUPPRESS)  # the older spelling
+    parser.add_argument("--picker", dest="picker", default=None, metavar="STUDENT",
+                        help="student preset or weights path, measured next to PhaseNet (default: the "
+                        "shipped default student; untrained xiaonet-s when none is shipped, and the "
+                        "output says so)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: the figures are per core)")
     parser.add_argument("--no-teacher", action="store_true", help="skip PhaseNet")
     parser.add_argument("--modes", default="offline,low-latency",
                         help="comma-separated streaming modes to measure (default both)")
@@ -67,10 +71,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, args.threads))
     try:
         stream = read_replay_stream(args.data, args.latency_seconds)
-        student, student_label = load_benchmark_student(args.student)
+        student, student_label = load_benchmark_student(args.picker)
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"xiaonet stream-benchmark: {error}", file=sys.stderr)
         return 2
@@ -85,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     packet_samples = max(1, int(round(args.packet_seconds * stream[0].stats.sampling_rate)))
     print(f"data: {args.data} ({stream[0].stats.endtime - stream[0].stats.starttime:.0f} s, "
-          f"{len(stream)} channels), packets of {packet_samples} samples, 1 thread")
+          f"{len(stream)} channels), packets of {packet_samples} samples, "
+          f"{max(1, args.threads)} thread(s)")
     print()
     import numpy as np
 
@@ -116,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     print(f"{label:<28} {mode:<12} {phase:<5} {0:>6} {'-':>8} {'-':>8} {agreement}")
     print()
-    print("throughput: 3-component 100 Hz stations in real time on one core")
+    print(f"throughput: 3-component 100 Hz stations in real time per {max(1, args.threads)} thread(s)")
     print(f"{'picker':<28} {'mode':<12} {'stations':>8} {'data s':>7} {'cpu s':>7} "
           f"{'model %':>7} {'stations/core':>13} {'buffers/sta':>11} {'heap/sta':>9}")
     for label, picker in pickers:

@@ -34,7 +34,7 @@ class StudyConfigError(ValueError):
 
 @dataclass
 class StudyPicker:
-    #: As ``xiaonet evaluate --pickers`` reads it (preset, weights path, teacher, stalta).
+    #: As ``xiaonet evaluate --picker`` reads it (preset, weights path, teacher, stalta).
     spec: str
     #: Name in tables and figures (default: from the spec).
     label: str | None = None
