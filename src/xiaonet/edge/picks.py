@@ -1,7 +1,9 @@
 """Picks from probability curves, in numpy only (no ObsPy, no SeisBench, no torch).
 
-:func:`trigger_onset` is a vectorised equivalent of ObsPy's ``obspy.signal.trigger.trigger_onset``
-for ``thres1 >= thres2`` and no maximum length (how SeisBench calls it), and
+:class:`TriggerState` / :func:`advance_trigger` are the project's one trigger (used by the
+streaming engine chunk by chunk); :func:`trigger_onset` runs it over a whole curve, equal to
+ObsPy's ``obspy.signal.trigger.trigger_onset`` for ``thres1 >= thres2`` and no maximum length
+(how SeisBench calls it), and
 :func:`picks_from_probabilities` follows SeisBench's ``WaveformModel.picks_from_annotations``:
 trigger on at the threshold, off at half of it, the pick at the highest probability inside
 the trigger. :class:`EdgePick` has the attribute names of ``seisbench.util.Pick`` so the
@@ -36,8 +38,60 @@ class EdgePick:
         )
 
 
+@dataclass
+class TriggerState:
+    """The one trigger of the project (SeisBench's rule: on at ``threshold``, off below
+    ``threshold / 2`` or ``off_level``), as a state machine so that samples can arrive in
+    chunks (streaming) or all at once (:func:`trigger_onset`)."""
+
+    phase: str
+    threshold: float
+    run_start: int | None = None  # first sample of the current run >= off threshold
+    on: int | None = None  # first sample >= on threshold in the run
+    peak: int = -1
+    peak_value: float = -np.inf
+
+
+def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_level: float | None = None):
+    """Feed final values to a trigger; yield (on, off, peak, value) of closed triggers.
+
+    Same result as ``obspy.signal.trigger.trigger_onset(values, on, off)`` (``off`` defaults
+    to half the threshold, SeisBench's rule) followed by SeisBench's peak search inside the
+    trigger, over any split of the samples into chunks. ``first`` is the absolute index of
+    ``values[0]``. NaN never triggers. A trigger still on after the last value stays open in
+    ``trig`` (the caller closes it at the end of the record).
+    """
+    on_level = trig.threshold
+    off_level = trig.threshold / 2 if off_level is None else off_level
+    values = np.asarray(values)
+    above_off = values >= off_level
+    if not above_off.any() and trig.run_start is None:
+        return
+    change = np.flatnonzero(np.diff(above_off.astype(np.int8))) + 1
+    bounds = np.concatenate([[0], change, [values.size]])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        a, b = int(a), int(b)
+        if above_off[a]:
+            if trig.run_start is None:
+                trig.run_start, trig.on, trig.peak, trig.peak_value = first + a, None, -1, -np.inf
+            chunk = values[a:b]
+            if trig.on is None:
+                hits = np.flatnonzero(chunk >= on_level)
+                if hits.size:
+                    trig.on = first + a + int(hits[0])
+            i = int(np.argmax(chunk))
+            if chunk[i] > trig.peak_value:
+                trig.peak, trig.peak_value = first + a + i, float(chunk[i])
+        elif trig.run_start is not None:
+            if trig.on is not None:
+                yield trig.on, first + a - 1, trig.peak, trig.peak_value
+            trig.run_start, trig.on = None, None
+
+
 def trigger_onset(charfct: np.ndarray, thres1: float, thres2: float) -> np.ndarray:
-    """Trigger on / off sample indices, shape (k, 2), as ObsPy's ``trigger_onset``.
+    """Trigger on / off sample indices, shape (k, 2), as ObsPy's ``trigger_onset``: the
+    whole curve through :func:`advance_trigger`, a trigger still on at the end closing at
+    the last sample.
 
     A trigger switches on at the first sample ``>= thres1`` and stays on while the function
     is ``>= thres2``; the off index is the last sample still ``>= thres2``. NaN never
@@ -51,20 +105,11 @@ def trigger_onset(charfct: np.ndarray, thres1: float, thres2: float) -> np.ndarr
     charfct = np.asarray(charfct)
     if charfct.size == 0 or not np.nanmax(charfct, initial=-np.inf) >= thres1:
         return np.empty((0, 2), dtype=np.int64)  # the usual case for an hour of noise
-    with np.errstate(invalid="ignore"):
-        above_off = charfct >= thres2
-        on_indices = np.flatnonzero(charfct >= thres1)
-    if on_indices.size == 0:
-        return np.empty((0, 2), dtype=np.int64)
-    # Runs of samples >= thres2: boundaries where the state changes.
-    boundaries = np.concatenate(([0], np.flatnonzero(above_off[1:] != above_off[:-1]) + 1, [above_off.size]))
-    inside = above_off[boundaries[:-1]]
-    run_starts = boundaries[:-1][inside]
-    run_ends = boundaries[1:][inside] - 1
-    first_on = np.searchsorted(on_indices, run_starts)
-    has_on = first_on < on_indices.size
-    has_on[has_on] &= on_indices[first_on[has_on]] <= run_ends[has_on]
-    return np.stack([on_indices[first_on[has_on]], run_ends[has_on]], axis=1).astype(np.int64)
+    trig = TriggerState("", thres1)
+    pairs = [(on, off) for on, off, _, _ in advance_trigger(trig, charfct, 0, off_level=thres2)]
+    if trig.on is not None:
+        pairs.append((trig.on, charfct.size - 1))
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def picks_from_probabilities(

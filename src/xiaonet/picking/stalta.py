@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import obspy
 import seisbench.util as sbu
-from obspy.signal.trigger import classic_sta_lta, recursive_sta_lta, trigger_onset
+from obspy.signal.trigger import classic_sta_lta, recursive_sta_lta
+
+from xiaonet.edge.picks import trigger_onset
 
 from xiaonet.picking.pickers import Picker
 

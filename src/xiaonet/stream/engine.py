@@ -22,7 +22,8 @@ from xiaonet.edge.streams import component_index
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
-from xiaonet.stream.station import PendingWindow, Segment, StationBuffer, TriggerState, advance_trigger
+from xiaonet.edge.picks import TriggerState, advance_trigger
+from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
 from xiaonet.stream.windows import STACKING_METHODS
 
 logger = logging.getLogger(__name__)

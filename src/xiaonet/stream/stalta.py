@@ -13,7 +13,7 @@ import seisbench.util as sbu
 
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
-from xiaonet.stream.station import TriggerState, advance_trigger
+from xiaonet.edge.picks import TriggerState, advance_trigger
 
 logger = logging.getLogger(__name__)
 

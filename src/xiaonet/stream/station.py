@@ -1,5 +1,6 @@
 """Per-station state of the streaming engine: the sample buffer and its segments, pending
-windows, and the trigger state machine that turns final probabilities into picks.
+windows. The trigger that turns final probabilities into picks is
+:func:`xiaonet.edge.picks.advance_trigger`, shared with the offline and edge pickers.
 """
 
 from __future__ import annotations
@@ -13,18 +14,6 @@ import obspy
 
 
 # --- Per-station state -------------------------------------------------------------------
-
-
-@dataclass
-class TriggerState:
-    """SeisBench's trigger (on >= threshold, off when below threshold / 2) as a state machine."""
-
-    phase: str
-    threshold: float
-    run_start: int | None = None  # first sample of the current run >= off threshold
-    on: int | None = None  # first sample >= on threshold in the run
-    peak: int = -1
-    peak_value: float = -np.inf
 
 
 @dataclass
@@ -121,37 +110,3 @@ class PendingWindow:
     offset: int  # absolute
     length: int
     owns: tuple[int, int] | None = None  # low-latency: absolute span this window decides
-
-
-def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_level: float | None = None):
-    """Feed final values to a trigger; yield (on, off, peak, value) of closed triggers.
-
-    Same result as ``obspy.signal.trigger.trigger_onset(values, on, off)`` (``off`` defaults
-    to half the threshold, SeisBench's rule) followed by SeisBench's peak search inside the
-    trigger, over any split of the samples into chunks. ``first`` is the absolute index of
-    ``values[0]``.
-    """
-    on_level = trig.threshold
-    off_level = trig.threshold / 2 if off_level is None else off_level
-    above_off = values >= off_level
-    if not above_off.any() and trig.run_start is None:
-        return
-    change = np.flatnonzero(np.diff(above_off.astype(np.int8))) + 1
-    bounds = np.concatenate([[0], change, [values.size]])
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        a, b = int(a), int(b)
-        if above_off[a]:
-            if trig.run_start is None:
-                trig.run_start, trig.on, trig.peak, trig.peak_value = first + a, None, -1, -np.inf
-            chunk = values[a:b]
-            if trig.on is None:
-                hits = np.flatnonzero(chunk >= on_level)
-                if hits.size:
-                    trig.on = first + a + int(hits[0])
-            i = int(np.argmax(chunk))
-            if chunk[i] > trig.peak_value:
-                trig.peak, trig.peak_value = first + a + i, float(chunk[i])
-        elif trig.run_start is not None:
-            if trig.on is not None:
-                yield trig.on, first + a - 1, trig.peak, trig.peak_value
-            trig.run_start, trig.on = None, None
