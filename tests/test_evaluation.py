@@ -356,3 +356,40 @@ def test_continuous_folder_without_waveforms_is_named(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing")
     with pytest.raises(DatasetError, match="no waveform files"):
         ContinuousDataset(tmp_path)
+
+
+def test_training_and_evaluation_read_a_seisbench_folder_the_same_way(tmp_path):
+    """One reader of SeisBench folders: same waveforms, picks and start time for both paths."""
+    import numpy as np
+
+    from xiaonet.data.records import DataError, load_labelled_records
+    from xiaonet.distill.config import SourceConfig
+    from xiaonet.evaluate.traces import DatasetError, LabelledDataset
+
+    from seisbench.data import WaveformDataWriter
+
+    def write_tiny_dataset(folder, start="2020-01-01T00:00:00", p_sample=1500.0):
+        with WaveformDataWriter(folder / "metadata.csv", folder / "waveforms.hdf5") as writer:
+            writer.data_format = {"component_order": "ZNE", "dimension_order": "CW", "sampling_rate": 100.0}
+            writer.add_trace({"station_network_code": "XX", "station_code": "AAA", "trace_name": "row0",
+                              "trace_sampling_rate_hz": 100.0, "trace_start_time": start,
+                              "trace_p_arrival_sample": p_sample, "trace_s_arrival_sample": 2100.0},
+                             np.random.default_rng(0).normal(size=(3, 3000)).astype(np.float32))
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    write_tiny_dataset(folder, start="27/10/2016 19:12")
+    trace = LabelledDataset(folder).trace(0)
+    record = load_labelled_records(folder, SourceConfig(path=str(folder)), 100.0, note=lambda m: None)[0]
+    assert float(trace.stream[0].stats.starttime) == record.start_time == float(obspy.UTCDateTime(2016, 10, 27, 19, 12))
+    np.testing.assert_allclose(np.stack([tr.data for tr in trace.stream]), record.waveform, rtol=1e-6)
+    p_time = next(r.time for r in trace.references if r.phase == "P")
+    assert p_time == pytest.approx(record.start_time + record.p_samples[0] / 100.0)
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_tiny_dataset(bad, p_sample="soon")
+    with pytest.raises(DatasetError, match="trace_p_arrival_sample is 'soon'"):
+        LabelledDataset(bad).trace(0)
+    with pytest.raises(DataError, match="row 0: trace_p_arrival_sample is 'soon'"):
+        load_labelled_records(bad, SourceConfig(path=str(bad)), 100.0, note=lambda m: None)

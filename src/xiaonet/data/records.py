@@ -81,14 +81,9 @@ def resample(data: np.ndarray, rate: float, target: float) -> np.ndarray:
 def load_labelled_records(path: Path, source: SourceConfig, sampling_rate: float,
                           note: Callable[[str], None]) -> list[Record]:
     """Every trace of a SeisBench ``WaveformDataset`` folder as a :class:`Record`."""
-    import seisbench.data as sbd
+    from xiaonet.data.seisbench_folders import open_seisbench_folder, parse_start_time, pick_sample
 
-    if not (path / "metadata.csv").is_file() or not (path / "waveforms.hdf5").is_file():
-        raise DataError(
-            f"{path}: not a SeisBench WaveformDataset folder (expected metadata.csv and "
-            "waveforms.hdf5)"
-        )
-    dataset = sbd.WaveformDataset(path, component_order=COMPONENTS, cache=None)
+    dataset = open_seisbench_folder(path, DataError)
     meta = dataset.metadata
     records = []
     for i in range(len(dataset)):
@@ -97,12 +92,15 @@ def load_labelled_records(path: Path, source: SourceConfig, sampling_rate: float
         waveform = resample(dataset.get_waveforms(i).astype(np.float64), rate, sampling_rate)
         waveform = np.nan_to_num(waveform).astype(np.float32)
         factor = sampling_rate / rate
-        p = _pick_samples(row.get("trace_p_arrival_sample"), factor)
-        s = _pick_samples(row.get("trace_s_arrival_sample"), factor)
+        try:
+            p, s = (pick_sample(row, phase) for phase in ("P", "S"))
+        except ValueError as error:
+            raise DataError(f"{path / 'metadata.csv'}: row {i}: {error}") from None
+        p = np.zeros(0) if p is None else np.asarray([p * factor])
+        s = np.zeros(0) if s is None else np.asarray([s * factor])
         category = str(row.get("trace_category", "earthquake"))
         is_noise = category == "noise"
-        start = row.get("trace_start_time")
-        start_time = _parse_time(start)
+        start = parse_start_time(row.get("trace_start_time"))
         station = f"{row.get('station_network_code', '')}.{row.get('station_code', '')}"
         records.append(
             Record(
@@ -110,7 +108,7 @@ def load_labelled_records(path: Path, source: SourceConfig, sampling_rate: float
                 source=path.name,
                 station=station,
                 waveform=waveform,
-                start_time=start_time,
+                start_time=0.0 if start is None else float(start),
                 p_samples=p,
                 s_samples=s,
                 hard_labels=source.hard_labels and (is_noise or (p.size > 0 and s.size > 0)),
@@ -118,33 +116,6 @@ def load_labelled_records(path: Path, source: SourceConfig, sampling_rate: float
             )
         )
     return records
-
-
-def _pick_samples(value, factor: float) -> np.ndarray:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return np.zeros(0)
-    if not np.isfinite(value):
-        return np.zeros(0)
-    return np.asarray([value * factor])
-
-
-def _parse_time(value) -> float:
-    import obspy
-
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return 0.0
-    try:
-        return float(obspy.UTCDateTime(str(value)))
-    except Exception:
-        try:
-            import datetime
-
-            parsed = datetime.datetime.strptime(str(value), "%d/%m/%Y %H:%M")
-            return float(obspy.UTCDateTime(parsed))
-        except Exception:
-            return 0.0
 
 
 # --- continuous miniSEED ---------------------------------------------------------------------

@@ -20,12 +20,13 @@ from typing import Iterator
 import numpy as np
 import obspy
 
+from xiaonet.data.seisbench_folders import (PHASE_COLUMNS, metadata_value, open_seisbench_folder,
+                                            parse_start_time, pick_sample)
 from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
 from xiaonet.evaluate.scoring import ReferencePick
 
 logger = logging.getLogger(__name__)
 
-PHASE_COLUMNS = {"P": "trace_p_arrival_sample", "S": "trace_s_arrival_sample"}
 #: Start time given to rows without ``trace_start_time`` (only differences matter).
 DEFAULT_START = obspy.UTCDateTime(2000, 1, 1)
 #: A dataset whose median trace peak amplitude is below this is "in physical units".
@@ -63,28 +64,8 @@ class LabelledDataset:
 
     def __init__(self, path: str | Path, gain: float = 1.0, name: str | None = None,
                  exclude: set[str] | None = None):
-        import warnings
-
-        import seisbench.data as sbd
-
         self.path = Path(path)
-        for required in ("metadata.csv", "waveforms.hdf5"):
-            if not (self.path / required).is_file():
-                raise DatasetError(
-                    f"{self.path}: not a SeisBench-format dataset, {required} is missing "
-                    "(expected a folder with metadata.csv + waveforms.hdf5)"
-                )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._dataset = sbd.WaveformDataset(
-                    self.path, component_order="ZNE", sampling_rate=None, cache=None
-                )
-        except Exception as error:
-            raise DatasetError(
-                f"{self.path}: SeisBench cannot open it as a WaveformDataset: "
-                f"{type(error).__name__}: {error}"
-            ) from None
+        self._dataset = open_seisbench_folder(self.path, DatasetError)
         self.metadata = self._dataset.metadata
         if not any(column in self.metadata for column in PHASE_COLUMNS.values()):
             raise DatasetError(
@@ -116,11 +97,7 @@ class LabelledDataset:
         return f"LabelledDataset({self.name!r}, {len(self)} traces)"
 
     # metadata helpers
-    def _value(self, row, column, default=None):
-        value = row.get(column, default)
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return default
-        return value
+    _value = staticmethod(metadata_value)
 
     def sampling_rate(self, index: int) -> float:
         row = self.metadata.iloc[index]
@@ -137,17 +114,11 @@ class LabelledDataset:
         if text is None:
             self.notes["no trace_start_time; rows start at 2000-01-01"] += 1
             return DEFAULT_START
-        try:
-            return obspy.UTCDateTime(str(text))
-        except Exception:
-            pass
-        try:  # e.g. "27/10/2016 19:12" (day first)
-            import pandas as pd
-
-            return obspy.UTCDateTime(pd.to_datetime(str(text), dayfirst=True).isoformat())
-        except Exception:
+        start = parse_start_time(text)
+        if start is None:
             self.notes[f"unparsable trace_start_time such as {text!r}; rows start at 2000-01-01"] += 1
             return DEFAULT_START
+        return start
 
     def station(self, index: int) -> tuple[str, str, str]:
         row = self.metadata.iloc[index]
@@ -195,8 +166,11 @@ class LabelledDataset:
             )
         key = f"{self.name}/{index}"
         references = []
-        for phase, column in PHASE_COLUMNS.items():
-            sample = self._value(row, column)
+        for phase in PHASE_COLUMNS:
+            try:
+                sample = pick_sample(row, phase)
+            except ValueError as error:
+                raise DatasetError(f"{self.path / 'metadata.csv'}: row {index}: {error}") from None
             if sample is not None:
                 references.append(ReferencePick(key, phase, float(start + float(sample) / rate)))
         category = str(self._value(row, "trace_category", "unknown"))
