@@ -184,3 +184,22 @@ def test_capabilities_not_class_names_decide_how_a_model_is_run():
     fixed_window = XiaoNet(window_len=1001, base_channels=2)
     fixed_window.fully_convolutional = False  # as a teacher: SeisBench drops shorter records
     assert ModelPicker(fixed_window).min_duration == pytest.approx(10.0)
+
+
+def test_the_private_seisbench_settings_we_read_still_exist():
+    """models.annotate_settings reads SeisBench's private _annotate_args / _grouping: a
+    SeisBench release that renames them must fail here."""
+    import seisbench.models as sbm
+
+    from xiaonet.models.annotate_settings import annotate_setting, default_threshold, min_record_seconds
+    from xiaonet.models.presets import build_student
+
+    for key in ("overlap", "stacking", "batch_size"):
+        assert key in sbm.WaveformModel._annotate_args, key
+    student = build_student("xiaonet-s")
+    assert hasattr(student, "_grouping") and hasattr(student._grouping, "min_record_s")
+    assert annotate_setting(student, "overlap") == 0.25  # the student's own default
+    assert annotate_setting(student, "overlap", {"overlap": 0.5}) == 0.5
+    assert annotate_setting(student, "no_such_setting", default="x") == "x"
+    assert default_threshold(student, "P", {"P_threshold": 0.42}) == 0.42
+    assert 0 < min_record_seconds(student) <= student.in_samples / student.sampling_rate

@@ -19,6 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from xiaonet.edge.model import EdgeModelMetadata
+from xiaonet.models.annotate_settings import annotate_setting, default_threshold, min_record_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +45,15 @@ def _normalises_in_forward(model) -> bool:
 
 
 def _threshold_defaults(model) -> dict[str, float]:
-    default = model._annotate_args.get("*_threshold", (None, 0.3))[1]
-    return {
-        phase: float(model.default_args.get(f"{phase}_threshold", default)) for phase in ("P", "S")
-    }
+    return {phase: default_threshold(model, phase) for phase in ("P", "S")}
 
 
 def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
                    precision: str = "fp32") -> EdgeModelMetadata:
     """The runtime metadata of a SeisBench ``WaveformModel`` (student or teacher)."""
-    overlap = model.default_args.get("overlap", model._annotate_args["overlap"][1])
-    stacking = str(model.default_args.get("stacking", model._annotate_args["stacking"][1])).lower()
-    blinding = model.default_args.get("blinding", model._annotate_args.get("blinding", (None, (0, 0)))[1])
+    overlap = annotate_setting(model, "overlap")
+    stacking = str(annotate_setting(model, "stacking")).lower()
+    blinding = annotate_setting(model, "blinding", default=(0, 0))
     stream_filter = None
     if model.filter_args is not None or model.filter_kwargs is not None:
         if isinstance(model.filter_args, dict):
@@ -75,7 +73,7 @@ def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
         thresholds={**_threshold_defaults(model), **(thresholds or {})},
         blinding=tuple(int(b) for b in blinding),
         stream_filter=stream_filter,
-        min_record_s=float(getattr(model._grouping, "min_record_s", (model.in_samples - 1) / model.sampling_rate)),
+        min_record_s=min_record_seconds(model),
         normalisation=STUDENT_NORMALISATION if _normalises_in_forward(model) else TEACHER_NORMALISATION,
         precision=precision,
     )

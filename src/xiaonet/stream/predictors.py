@@ -10,6 +10,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from xiaonet.models.annotate_settings import annotate_setting, default_threshold, min_record_seconds
 from xiaonet.stream.windows import overlap_in_samples
 
 
@@ -142,22 +143,17 @@ def predictor_from_model_picker(picker) -> TorchWindowPredictor:
         )
     argdict = dict(model.default_args)
     argdict.update({k: v for k, v in picker.annotate_args.items() if k != "batch_size"})
-    overlap = overlap_in_samples(model._argdict_get_with_default(argdict, "overlap"),
-                                 model.in_samples)
-    stacking = str(model._argdict_get_with_default(argdict, "stacking")).lower()
-    class_default = model._annotate_args.get("*_threshold", (None, 0.3))[1]
-    thresholds = {}
-    for phase in ("P", "S"):
-        thresholds[phase] = float(
-            picker.thresholds.get(phase, argdict.get(f"{phase}_threshold", class_default))
-        )
+    overlap = overlap_in_samples(annotate_setting(model, "overlap", argdict), model.in_samples)
+    stacking = str(annotate_setting(model, "stacking", argdict)).lower()
+    thresholds = {phase: float(picker.thresholds.get(phase, default_threshold(model, phase, argdict)))
+                  for phase in ("P", "S")}
     dynamic = bool(getattr(model, "fully_convolutional", False))
     window_filter = None
     if getattr(model, "filter_args", None):
         if isinstance(model.filter_args, dict):
             raise ValueError(f"{picker.name}: per-channel stream filters are not supported in streaming")
         window_filter = (tuple(model.filter_args), dict(model.filter_kwargs or {}))
-    min_record_s = float(getattr(getattr(model, "_grouping", None), "min_record_s", 1.0))
+    min_record_s = min_record_seconds(model)
     return TorchWindowPredictor(
         model=model.eval(),
         name=picker.name,
