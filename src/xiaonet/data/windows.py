@@ -49,6 +49,28 @@ def is_flat(waveform: np.ndarray, relative: float = 1e-6) -> bool:
     return bool(np.all(spread <= relative * np.maximum(level, 1e-30)))
 
 
+def onset_samples(record: Record, teacher_level: float = 0.5) -> np.ndarray:
+    """Sample indices of a record's onsets: its analyst picks and the peaks of its teacher
+    P / S probabilities above ``teacher_level`` (one per run above it).
+
+    >>> import numpy as np
+    >>> from xiaonet.data.records import Record
+    >>> teacher = np.zeros((3, 100), np.float32); teacher[0, 10:14] = [0.6, 0.9, 0.7, 0.2]
+    >>> r = Record("r", "src", "XX.A", np.zeros((3, 100), np.float32), 0.0, np.array([50.0]), np.zeros(0))
+    >>> r.teacher = teacher
+    >>> onset_samples(r).tolist()
+    [11, 50]
+    """
+    onsets = [np.round(record.p_samples), np.round(record.s_samples)]
+    if record.teacher is not None:
+        for row in np.asarray(record.teacher[:2], dtype=np.float32):
+            above = np.concatenate([[False], row >= teacher_level, [False]])
+            edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+            for a, b in zip(edges[::2], edges[1::2]):
+                onsets.append(np.asarray([a + int(np.argmax(row[a:b]))]))
+    return np.unique(np.concatenate(onsets).astype(np.int64))
+
+
 @dataclass
 class Window:
     """A training window and its targets; ``soft`` / ``hard`` are (3, n) P/S/noise or None."""
@@ -134,6 +156,22 @@ class WindowSampler:
             if not is_flat(window.waveform):
                 return window
         raise DataError("could not draw a non-flat training window in 20 tries: is the data all constant?")
+
+    def draw_onset_at(self, rng: np.random.Generator, lo: int, hi: int) -> Window:
+        """A window with an onset (an analyst pick, or a teacher peak >= 0.5) at a random
+        sample in ``[lo, hi)`` of the window: early-warning students learn to pick with
+        little data after the onset. A plain random window when no record has one."""
+        if not hasattr(self, "_onsets"):
+            self._onsets = [(r, onset_samples(r)) for recs in self.by_source.values() for r in recs]
+            self._onsets = [(r, o) for r, o in self._onsets if o.size]
+        if not self._onsets:
+            return self.draw(rng)
+        record, onsets = self._onsets[int(rng.integers(len(self._onsets)))]
+        onset = int(onsets[int(rng.integers(onsets.size))])
+        offset = onset - int(rng.integers(lo, hi))
+        offset = int(np.clip(offset, 0, record.n_samples - self.window_len))
+        window = self.cut(record, offset)
+        return window if not is_flat(window.waveform) else self.draw(rng)
 
     def draw_event(self, rng: np.random.Generator) -> Window | None:
         if not self.events:

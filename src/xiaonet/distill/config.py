@@ -178,6 +178,12 @@ class OptimConfig:
     threads: int = 1
     deterministic: bool = True
     progress: bool = True
+    #: Early-warning students (``model.overrides.lookahead_s``): share of training windows
+    #: drawn with an onset among the samples the student decides (the rest are random).
+    onset_share: float = 0.5
+    #: Score the selection split every N epochs (and after the last): early-warning
+    #: students stream every record, which costs more than offline picking.
+    score_every: int = 1
 
 
 @dataclass

@@ -28,9 +28,9 @@ def code_version() -> str:
 def write_history(history: list[dict], run_dir: Path) -> None:
     (run_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     if history:
-        keys = list(history[0])
+        keys = list(dict.fromkeys(key for row in history for key in row))  # rows may lack scores
         with open(run_dir / "history.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer = csv.DictWriter(handle, fieldnames=keys, restval="")
             writer.writeheader()
             writer.writerows(history)
 
@@ -49,9 +49,10 @@ def plot_curves(history: list[dict], path: Path) -> None:
     ax_loss.set_ylabel("distillation loss")
     ax_loss.legend()
     for split in ("val", "dev"):
-        if f"{split}_p_f1" in history[0]:
+        scored = [h for h in history if f"{split}_p_f1" in h]  # every score_every epochs
+        if scored:
             for key, label in ((f"{split}_p_f1", f"{split} P F1"), (f"{split}_s_f1", f"{split} S F1")):
-                ax_f1.plot(epochs, [h[key] for h in history], marker="o", label=label)
+                ax_f1.plot([h["epoch"] for h in scored], [h[key] for h in scored], marker="o", label=label)
     ax_f1.set_xlabel("epoch")
     ax_f1.set_ylabel("F1 (0.5 s tolerance)")
     ax_f1.set_ylim(0, 1)

@@ -114,9 +114,18 @@ class EarlyStopping:
 # --- batches -----------------------------------------------------------------------------
 
 
-def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch_size: int):
-    """(waveforms, teacher, teacher_mask, labels, label_mask) tensors of one batch."""
-    windows = [pipeline(sampler.draw(rng), rng) for _ in range(batch_size)]
+def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch_size: int,
+               onsets_in: tuple[int, int] | None = None, onset_share: float = 0.0):
+    """(waveforms, teacher, teacher_mask, labels, label_mask) tensors of one batch.
+
+    ``onsets_in``: a share ``onset_share`` of the windows have an onset in this sample range
+    (the samples an early-warning student decides)."""
+    def draw():
+        if onsets_in is not None and rng.random() < onset_share:
+            return sampler.draw_onset_at(rng, *onsets_in)
+        return sampler.draw(rng)
+
+    windows = [pipeline(draw(), rng) for _ in range(batch_size)]
     n = sampler.window_len
     x = np.stack([w.waveform for w in windows]).astype(np.float32)
     teacher = np.zeros((batch_size, 3, n), dtype=np.float32)
@@ -130,6 +139,23 @@ def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch
             labels[i], label_mask[i] = w.hard, True
     return (torch.from_numpy(x), torch.from_numpy(teacher), torch.from_numpy(teacher_mask),
             torch.from_numpy(labels), torch.from_numpy(label_mask))
+
+
+def decided_samples(model, window_len: int, sampling_rate: float) -> tuple[int, int] | None:
+    """Samples of a training window whose loss counts for an early-warning student: those
+    that see ``lookahead_s`` to ``lookahead_s + hop_s + EARLY_WARNING_MARGIN_S`` of data after
+    them, as the windows of its streaming do. None (every sample) for an offline student."""
+    settings = getattr(model, "early_warning", None)
+    if not settings:
+        return None
+    end = window_len - int(round(settings["lookahead_s"] * sampling_rate))
+    width = int(round((settings["hop_s"] + EARLY_WARNING_MARGIN_S) * sampling_rate))
+    return max(0, end - width), end
+
+
+#: Early-warning students also learn on samples up to this much further from the window end
+#: than their streaming uses (more supervision per window, the same task).
+EARLY_WARNING_MARGIN_S = 0.3
 
 
 def epoch_generator(seed: int, epoch: int) -> np.random.Generator:
@@ -198,6 +224,10 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
         config.data.label_sigma_s * config.data.sampling_rate, config.data.quiet_threshold,
     )
     pipeline = build_pipeline(config.augment, sampler, config.data.sampling_rate)
+    decided = decided_samples(model, config.data.window_len, config.data.sampling_rate)
+    if decided:
+        note(f"early-warning student: loss on window samples {decided[0]}-{decided[1]} of "
+             f"{config.data.window_len}; {config.train.onset_share:.0%} of windows with an onset there")
 
     history: list[dict] = []
     start_epoch, elapsed_before = 0, 0.0
@@ -254,8 +284,12 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
             steps = tqdm(steps, desc=f"epoch {epoch + 1}/{config.train.max_epochs}", unit="batch", leave=False,
                          mininterval=5.0)
         for _ in steps:
-            x, teacher, teacher_mask, labels, label_mask = make_batch(sampler, pipeline, rng, config.train.batch_size)
+            x, teacher, teacher_mask, labels, label_mask = make_batch(
+                sampler, pipeline, rng, config.train.batch_size, decided, config.train.onset_share)
             logits = model(x.to(device), logits=True)
+            if decided:
+                a, b = decided
+                logits, teacher, labels = logits[..., a:b], teacher[..., a:b], labels[..., a:b]
             loss = criterion(logits, teacher.to(device), teacher_mask.to(device), labels.to(device),
                              label_mask.to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -269,12 +303,17 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
         model.eval()
         picker = ModelPicker(copy.deepcopy(model).cpu(), name=config.name,
                              thresholds={"P": config.eval.dev_threshold, "S": config.eval.dev_threshold})
-        dev = score_records(picker, selection_records, config.eval.tolerance_s) if selection_records else {}
+        scored = bool(selection_records) and ((epoch + 1) % max(1, config.train.score_every) == 0
+                                              or epoch + 1 == last_epoch)
+        dev = score_records(picker, selection_records, config.eval.tolerance_s) if scored else {}
         # each held-out network weighs the same (macro): epochs are chosen for a new network
         p_f1 = dev.get("macro", {}).get("P", 0.0)
         s_f1 = dev.get("macro", {}).get("S", 0.0)
         monitored = (p_f1 + s_f1) / 2
-        improved = (epoch + 1 == keep_epoch) if keep_epoch else stopper.step(monitored, epoch + 1)
+        if keep_epoch:
+            improved = epoch + 1 == keep_epoch
+        else:
+            improved = stopper.step(monitored, epoch + 1) if scored else False
         row = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),
@@ -288,12 +327,12 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
             f"{split}_p_mae_s": dev.get("P", {}).get("residual_mae", float("nan")),
             "elapsed_s": round(elapsed_before + time.monotonic() - started, 1),
         }
-        if not selection_records:  # a refit with nothing to score: no F1 columns
+        if not scored:  # a refit with nothing to score, or an epoch between scorings: no F1 columns
             row = {k: v for k, v in row.items() if not k.startswith(f"{split}_")}
         history.append(row)
         note(
             f"epoch {epoch + 1}: loss {row['train_loss']:.4f}"
-            + (f", {split} P F1 {p_f1:.3f}, S F1 {s_f1:.3f}" if selection_records else "")
+            + (f", {split} P F1 {p_f1:.3f}, S F1 {s_f1:.3f}" if scored else "")
             + (" (best)" if improved else "")
         )
         if improved:

@@ -50,9 +50,12 @@ class TriggerState:
     on: int | None = None  # first sample >= on threshold in the run
     peak: int = -1
     peak_value: float = -np.inf
+    #: The trigger's pick was already given out by the ``confirm`` rule (see advance_trigger).
+    confirmed: bool = False
 
 
-def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_level: float | None = None):
+def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_level: float | None = None,
+                    confirm: float | None = None):
     """Feed final values to a trigger; yield (on, off, peak, value) of closed triggers.
 
     Same result as ``obspy.signal.trigger.trigger_onset(values, on, off)`` (``off`` defaults
@@ -60,6 +63,12 @@ def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_leve
     trigger, over any split of the samples into chunks. ``first`` is the absolute index of
     ``values[0]``. NaN never triggers. A trigger still on after the last value stays open in
     ``trig`` (the caller closes it at the end of the record).
+
+    ``confirm`` (early-warning picking): once the trigger is on and a value falls below
+    ``confirm`` x the highest value so far, that highest value is the pick and it is yielded
+    at once (``off`` = the confirming sample) instead of when the trigger closes; higher
+    values later in the same trigger make no second pick. The result does not depend on how
+    the values are split into chunks either.
     """
     on_level = trig.threshold
     off_level = trig.threshold / 2 if off_level is None else off_level
@@ -74,18 +83,45 @@ def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_leve
         if above_off[a]:
             if trig.run_start is None:
                 trig.run_start, trig.on, trig.peak, trig.peak_value = first + a, None, -1, -np.inf
+                trig.confirmed = False
             chunk = values[a:b]
             if trig.on is None:
                 hits = np.flatnonzero(chunk >= on_level)
                 if hits.size:
                     trig.on = first + a + int(hits[0])
-            i = int(np.argmax(chunk))
-            if chunk[i] > trig.peak_value:
-                trig.peak, trig.peak_value = first + a + i, float(chunk[i])
+            if confirm is not None and trig.on is not None and not trig.confirmed:
+                yield from _confirm(trig, chunk, first + a, confirm)
+            elif not trig.confirmed:
+                i = int(np.argmax(chunk))
+                if chunk[i] > trig.peak_value:
+                    trig.peak, trig.peak_value = first + a + i, float(chunk[i])
         elif trig.run_start is not None:
-            if trig.on is not None:
+            if trig.on is not None and not trig.confirmed:
                 yield trig.on, first + a - 1, trig.peak, trig.peak_value
-            trig.run_start, trig.on = None, None
+            trig.run_start, trig.on, trig.confirmed = None, None, False
+
+
+def _confirm(trig: TriggerState, chunk: np.ndarray, start: int, ratio: float):
+    """The ``confirm`` rule over one chunk of a run whose trigger is on (see advance_trigger)."""
+    begin = max(0, trig.on - start)  # samples before the on sample cannot confirm
+    head = chunk[:begin]
+    if head.size:
+        i = int(np.argmax(head))
+        if head[i] > trig.peak_value:
+            trig.peak, trig.peak_value = start + i, float(head[i])
+    tail = chunk[begin:]
+    if not tail.size:
+        return
+    running = np.maximum.accumulate(np.concatenate([[trig.peak_value], tail]))[1:]
+    below = np.flatnonzero(tail < ratio * running)
+    stop = int(below[0]) if below.size else tail.size
+    if stop:
+        i = int(np.argmax(tail[:stop]))
+        if tail[i] > trig.peak_value:
+            trig.peak, trig.peak_value = start + begin + i, float(tail[i])
+    if below.size:
+        trig.confirmed = True
+        yield trig.on, start + begin + stop, trig.peak, trig.peak_value
 
 
 def trigger_onset(charfct: np.ndarray, thres1: float, thres2: float) -> np.ndarray:

@@ -76,6 +76,13 @@ class XiaoNet(WaveformModel):
     :param stride: Downsampling factor per level.
     :param kernel_size: Kernel size of the convolutions at coarse levels.
     :param width_multipliers: Channel multipliers per level (length ``depth + 1``).
+    :param lookahead_s: An early-warning student: trained to pick a sample from a window
+        that ends ``lookahead_s`` seconds after it, and always run that way (every picker of
+        this model streams it, see :class:`xiaonet.picking.pickers.ModelPicker`), so offline
+        and streamed picks are the same. None: an offline student (whole windows).
+    :param hop_s: Early-warning students: seconds between windows.
+    :param confirm: Early-warning students: a pick is final once its probability falls below
+        ``confirm`` x its peak (:func:`xiaonet.edge.picks.advance_trigger`).
     :param aligned_upsampling: Upsample with centred transposed convolutions (kernel
         ``2 * stride - 1``), so a coarse feature lands where the strided convolution took it
         from. The original ``kernel == stride`` upsampling puts it ``(stride - 1) / 2``
@@ -104,6 +111,9 @@ class XiaoNet(WaveformModel):
         kernel_size: int = 5,
         width_multipliers: tuple[int, ...] | list[int] | None = None,
         aligned_upsampling: bool = False,
+        lookahead_s: float | None = None,
+        hop_s: float = 0.1,
+        confirm: float | None = 0.5,
         sampling_rate: float = 100.0,
         component_order: str = "ZNE",
         **kwargs: Any,
@@ -147,6 +157,12 @@ class XiaoNet(WaveformModel):
         self.kernel_size = int(kernel_size)
         self.width_multipliers = width_multipliers
         self.aligned_upsampling = bool(aligned_upsampling)
+        self.lookahead_s = None if lookahead_s is None else float(lookahead_s)
+        self.hop_s = float(hop_s)
+        self.confirm = None if confirm is None else float(confirm)
+        if self.lookahead_s is not None and (self.lookahead_s + self.hop_s) * sampling_rate > window_len:
+            raise ValueError(f"lookahead_s + hop_s ({self.lookahead_s} + {self.hop_s} s) must fit in "
+                             f"one window of {window_len} samples")
 
         widths = [self.base_channels * m for m in width_multipliers]
         self.widths = widths
@@ -175,6 +191,13 @@ class XiaoNet(WaveformModel):
                 nn.Conv1d(2 * widths[level - 1], widths[level - 1], 3, padding=1)
             )
         self.head = nn.ConvTranspose1d(widths[0], num_phases, stride, stride=stride)
+
+    @property
+    def early_warning(self) -> dict | None:
+        """How an early-warning student is streamed (None for an offline student)."""
+        if self.lookahead_s is None:
+            return None
+        return {"lookahead_s": self.lookahead_s, "hop_s": self.hop_s, "confirm": self.confirm}
 
     @property
     def total_stride(self) -> int:
@@ -245,6 +268,8 @@ class XiaoNet(WaveformModel):
             width_multipliers=list(self.width_multipliers),
             aligned_upsampling=self.aligned_upsampling,
         )
+        if self.lookahead_s is not None:  # offline students keep their saved arguments unchanged
+            model_args.update(lookahead_s=self.lookahead_s, hop_s=self.hop_s, confirm=self.confirm)
         return model_args
 
 

@@ -78,5 +78,21 @@ class ModelPicker(Picker):
         return self.model.annotate(stream, **self.annotate_args)
 
     def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+        if getattr(self.model, "early_warning", None):
+            return self._pick_as_streamed(stream)
         output = self.model.classify(stream, **self._args())
         return sbu.PickList(p for p in output.picks if p.phase in ("P", "S"))
+
+    def _pick_as_streamed(self, stream: obspy.Stream) -> sbu.PickList:
+        """An early-warning student picks offline exactly as it streams: windows every
+        ``hop_s`` ending ``lookahead_s`` after the samples they decide, and picks emitted at
+        confirmation (the streaming engine over the whole block, then flushed)."""
+        from xiaonet.stream.config import StreamingConfig
+        from xiaonet.stream.engine import StreamingPicker
+
+        settings = self.model.early_warning
+        config = StreamingConfig(mode="low-latency", hop=settings["hop_s"], lookahead=settings["lookahead_s"],
+                                 confirm=settings["confirm"])
+        engine = StreamingPicker(self, config, note=logger.debug)
+        emitted = engine.feed_many(list(stream)) + engine.flush()
+        return sbu.PickList(sorted(e.pick for e in emitted))

@@ -35,6 +35,10 @@ class StreamingConfig:
     :param max_ahead: A packet more than this many seconds after the station's processed
         data (a clock jump) flushes the station and restarts it at that packet.
     :param batch_size: Most windows per model call.
+    :param confirm: Early-warning emission (low-latency mode): a pick is emitted as soon as
+        its probability falls below ``confirm`` x its peak, instead of when the trigger
+        closes; a higher maximum later in the same trigger makes no second pick (see
+        :func:`xiaonet.edge.picks.advance_trigger`). None: emit when the trigger closes.
     """
 
     mode: str = "offline"
@@ -47,6 +51,7 @@ class StreamingConfig:
     channel_timeout: float = 30.0
     max_ahead: float = 600.0
     batch_size: int = 512
+    confirm: float | None = None
 
     def __post_init__(self):
         if self.mode not in STREAMING_MODES:
@@ -60,6 +65,11 @@ class StreamingConfig:
             raise ValueError("lookahead, max_fill and fill_guard must not be negative")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.confirm is not None:
+            if self.mode != "low-latency":
+                raise ValueError("confirm (early-warning emission) needs mode='low-latency'")
+            if not 0 < self.confirm < 1:
+                raise ValueError(f"confirm must be between 0 and 1, got {self.confirm}")
 
 
 @dataclass

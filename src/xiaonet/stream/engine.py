@@ -487,15 +487,16 @@ class StreamingPicker(PacketConsumer):
                                           np.float32(np.nan))
                 for trig in seg.triggers:
                     ch = self.phase_channels[trig.phase]
-                    for on, off, peak, value in advance_trigger(trig, values[ch], seg.final_upto):
+                    for on, off, peak, value in advance_trigger(trig, values[ch], seg.final_upto,
+                                                                confirm=self.config.confirm):
                         emitted += self._emit(station, seg, trig.phase, on, off, peak, value)
                 seg.final_upto = boundary
             if seg.end is not None and seg.final_upto >= seg.end:
                 for trig in seg.triggers:
-                    if trig.on is not None:
+                    if trig.on is not None and not trig.confirmed:
                         emitted += self._emit(station, seg, trig.phase, trig.on, seg.end - 1,
                                               trig.peak, trig.peak_value)
-                    trig.run_start, trig.on = None, None
+                    trig.run_start, trig.on, trig.confirmed = None, None, False
                 station.segments.remove(seg)
         return emitted
 

@@ -1,0 +1,105 @@
+"""Early-warning picking: the confirm trigger and early-warning students, whose picks are
+final when emitted and do not depend on how the data arrives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xiaonet.edge.picks import TriggerState, advance_trigger, trigger_onset
+from xiaonet.models.presets import build_student, load_student
+from xiaonet.picking.pickers import ModelPicker
+from xiaonet.stream.streaming import StreamingConfig, StreamingPicker
+
+from test_streaming import cut_packets, stream_all, synthetic_stream
+
+
+def run_trigger(values, chunks, confirm):
+    trig, out, position = TriggerState("P", 0.3), [], 0
+    for size in chunks:
+        out += list(advance_trigger(trig, values[position:position + size], position, confirm=confirm))
+        position += size
+    if trig.on is not None and not trig.confirmed:
+        out.append((trig.on, values.size - 1, trig.peak, trig.peak_value))
+    return out
+
+
+@pytest.mark.parametrize("confirm", [None, 0.5, 0.8])
+def test_the_trigger_gives_the_same_picks_over_any_split_of_the_samples(confirm):
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        values = np.convolve(rng.random(400) ** 3, np.ones(9) / 9, mode="same") * 2.2
+        whole = run_trigger(values, [values.size], confirm)
+        assert whole or confirm is not None or not (values >= 0.3).any()
+        cuts = np.sort(rng.choice(np.arange(1, values.size), size=int(rng.integers(1, 40)), replace=False))
+        assert run_trigger(values, np.diff(np.concatenate([[0], cuts, [values.size]])), confirm) == whole
+        assert run_trigger(values, [1] * values.size, confirm) == whole
+        if confirm is None:
+            assert [[on, off] for on, off, _, _ in whole] == trigger_onset(values, 0.3, 0.15).tolist()
+        for on, off, peak, value in whole:
+            assert on <= peak <= off and values[peak] == value >= 0.3
+
+
+def test_confirm_emits_at_the_first_fall_below_the_ratio_and_never_twice():
+    values = np.array([0.0, 0.4, 0.9, 0.6, 0.4, 0.95, 0.5, 0.1, 0.0])
+    # confirmed at sample 4 (0.4 < 0.5 x 0.9): the later, higher 0.95 makes no second pick
+    assert run_trigger(values, [values.size], 0.5) == [(1, 4, 2, 0.9)]
+    # without confirm the trigger closes at sample 6 with the highest value as the pick
+    assert run_trigger(values, [values.size], None) == [(1, 6, 5, 0.95)]
+
+
+def early_warning_student(lookahead_s=0.2, hop_s=0.1):
+    """The shipped default student's weights in an early-warning student (scaled head so
+    that it picks on synthetic data); the invariants hold for any weights."""
+    offline = load_student("xiaonet-s")
+    model = build_student("xiaonet-s", window_len=501, lookahead_s=lookahead_s, hop_s=hop_s, confirm=0.5)
+    model.load_state_dict(offline.state_dict())
+    with torch.no_grad():
+        model.head.weight.mul_(3)
+        model.head.bias.mul_(3)
+    return model
+
+
+def test_an_early_warning_student_streams_the_picks_it_makes_offline_whatever_the_packets(torch_threads):
+    model = early_warning_student()
+    picker = ModelPicker(model, name="ew", thresholds={"P": 0.3, "S": 0.3})
+    stream = synthetic_stream(200.0, events=(40.0, 110.0, 160.0))
+    offline = picker.pick(stream.copy())
+    assert len([p for p in offline if p.phase == "P"]) >= 2
+    settings = model.early_warning
+    expected = sorted((p.phase, round(float(p.peak_time.timestamp), 3), round(p.peak_value, 5)) for p in offline)
+    for seed in range(3):
+        engine = StreamingPicker(picker, StreamingConfig(mode="low-latency", hop=settings["hop_s"],
+                                                         lookahead=settings["lookahead_s"],
+                                                         confirm=settings["confirm"]))
+        emitted = stream_all(engine, cut_packets(stream, np.random.default_rng(seed), low=1, high=300))
+        got = sorted((e.pick.phase, round(float(e.pick.peak_time.timestamp), 3), round(e.pick.peak_value, 5))
+                     for e in emitted)
+        assert got == expected  # every pick emitted once, final: none withdrawn, moved or added
+    # in order, 0.1 s packets: a P pick is out once lookahead + hop + its confirmation are in
+    engine = StreamingPicker(picker, StreamingConfig(mode="low-latency", hop=settings["hop_s"],
+                                                     lookahead=settings["lookahead_s"], confirm=settings["confirm"]))
+    packets = cut_packets(stream, np.random.default_rng(0), low=10, high=10, max_delay=0.0)
+    delays = [float(e.data_time - e.pick.peak_time) for e in stream_all(engine, packets, flush=False)
+              if e.pick.phase == "P"]
+    assert len(delays) >= 2 and max(delays) <= 1.0, delays
+
+
+def test_early_warning_settings_travel_with_the_weights(tmp_path):
+    model = early_warning_student(lookahead_s=0.5)
+    model.save(str(tmp_path / "ew"))
+    loaded = load_student(str(tmp_path / "ew"))
+    assert loaded.early_warning == {"lookahead_s": 0.5, "hop_s": 0.1, "confirm": 0.5}
+    assert load_student("xiaonet-s").early_warning is None  # offline students stay offline
+    with pytest.raises(ValueError, match="must fit in one window"):
+        build_student("xiaonet-s", window_len=101, lookahead_s=1.0)
+
+
+def test_early_warning_training_decides_the_samples_streaming_decides():
+    from xiaonet.distill.training import EARLY_WARNING_MARGIN_S, decided_samples
+
+    model = early_warning_student(lookahead_s=0.2, hop_s=0.1)
+    a, b = decided_samples(model, 501, 100.0)
+    assert b == 501 - 20 and b - a == int(round((0.1 + EARLY_WARNING_MARGIN_S) * 100))
+    assert decided_samples(load_student("xiaonet-s"), 6001, 100.0) is None
