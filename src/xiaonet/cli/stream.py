@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from xiaonet.cli.options import default_picker_name, picker_from_args
+    from xiaonet.cli.options import default_picker_name, output_path_problem, picker_from_args, report_failures
     from xiaonet.edge.picks import parse_thresholds
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
     from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
@@ -84,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.replay and not args.seedlink:
         print("xiaonet stream: give --replay FILES or --seedlink HOST:PORT --select ...", file=sys.stderr)
+        return 2
+    problem = output_path_problem(args.out)
+    if problem:
+        print(f"xiaonet stream: {problem}", file=sys.stderr)
         return 2
     try:
         thresholds = parse_thresholds(args.threshold)
@@ -170,13 +174,7 @@ def run(args: argparse.Namespace) -> int:
             summary += f"; {source.dropped_full_queue} records dropped (engine fell behind)"
     print(summary, file=sys.stderr)
     print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
-    failures = getattr(source, "failures", [])
-    if failures:
-        print(f"{len(failures)} file(s) could not be read:", file=sys.stderr)
-        for message in failures:
-            print(f"  {message}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures("xiaonet stream", getattr(source, "failures", []))
 
 
 STREAM_COLUMNS_EXTRA = ("emitted_at",)

@@ -38,10 +38,13 @@ class ReadFailure:
         return f"{self.path}: {self.reason}"
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+def expand_inputs(inputs: Iterable[str], unmatched: Callable[[str], None] | None = None) -> list[Path]:
     """Expand globs and folders (recursively) into a sorted list of files.
 
-    An input that matches nothing raises :class:`WaveformInputError` naming it.
+    An input that matches nothing (or an empty folder) is passed to ``unmatched`` (one line
+    naming it) and the other inputs are still expanded; without ``unmatched`` an unmatched
+    glob raises :class:`WaveformInputError`. Batch commands pass a callback, so one missing path never
+    costs the rest of the batch.
     """
     files: list[Path] = []
     for item in inputs:
@@ -53,6 +56,8 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
                 for name in names
                 if not name.startswith(".")
             )
+            if not found and unmatched is not None:
+                unmatched(f"{item}: folder holds no files")
             files.extend(found)
         elif path.is_file():
             files.append(path)
@@ -60,7 +65,10 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
             matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
             matches = [p for p in matches if p.is_file()]
             if not matches:
-                raise WaveformInputError(f"{item}: no such file, folder or matching glob")
+                message = f"{item}: no such file, folder or matching glob"
+                if unmatched is None:
+                    raise WaveformInputError(message)
+                unmatched(message)
             files.extend(matches)
     seen: set[Path] = set()
     unique = []
