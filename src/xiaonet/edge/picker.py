@@ -133,10 +133,14 @@ class EdgePicker:
 
         note = note or logger.warning
         picks: list[EdgePick] = []
-        min_seconds = (self.min_samples - 1) / self.model.metadata.sampling_rate
-        # float32 is the model's input type; a stream filter (EQTransformer) keeps float64
-        dtype = np.float64 if self.model.metadata.stream_filter else np.float32
-        for _, block in pickable_blocks(stream, note, min_seconds, self.name, dtype):
+        meta = self.model.metadata
+        min_seconds = (self.min_samples - 1) / meta.sampling_rate
+        # float32 is the model's input type; a stream filter (EQTransformer) or resampling
+        # keeps float64, as the torch path filters and resamples float64
+        resampled = any(tr.stats.sampling_rate != meta.sampling_rate for tr in stream)
+        dtype = np.float64 if meta.stream_filter or resampled else np.float32
+        for _, block in pickable_blocks(stream, note, min_seconds, self.name, dtype,
+                                        meta.component_order, meta.sampling_rate):
             picks += self.pick_block(block)
         return sorted(picks)
 

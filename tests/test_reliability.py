@@ -1,0 +1,191 @@
+"""Fault cases of the reliability campaign (issue 15), on generated inputs: one bad input never
+costs a batch, refusals are one line naming the file, nothing is left out without a note, and
+the streaming engine gives the offline picks on what real packet feeds do."""
+
+import json
+import shutil
+
+import numpy as np
+import obspy
+import pytest
+
+from xiaonet.cli import main
+
+
+@pytest.fixture
+def good_file(tmp_path):
+    path = tmp_path / "good.mseed"
+    obspy.read().write(str(path), format="MSEED")
+    return path
+
+
+def _stderr_lines(capsys):
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+# --- 1. one bad input never costs a batch ---------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["missing.mseed", "nothing-matches-*.mseed"])
+def test_pick_missing_input_picks_the_rest_and_exits_1(tmp_path, good_file, capsys, missing):
+    out = tmp_path / "picks.csv"
+    code = main(["pick", str(tmp_path / missing), str(good_file), "--picker", "stalta",
+                 "--out", str(out), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{missing}: no such file, folder or matching glob" in err
+    assert "1 input(s) failed" in err
+    assert "RJOB" in out.read_text()  # the good file was picked
+
+
+def test_truncated_file_fails_the_same_way_in_pick_and_stream_replay(tmp_path, good_file, capsys):
+    data = good_file.read_bytes()
+    truncated = tmp_path / "truncated.mseed"
+    truncated.write_bytes(data[: len(data) - 100])
+    pick_code = main(["pick", str(truncated), "--picker", "stalta", "--out", str(tmp_path / "a.csv"),
+                      "--no-progress"])
+    pick_err = capsys.readouterr().err
+    stream_code = main(["stream", "--replay", str(truncated), str(tmp_path / "missing.mseed"),
+                        "--picker", "stalta", "--out", str(tmp_path / "b.csv")])
+    stream_err = capsys.readouterr().err
+    assert pick_code == stream_code == 1
+    assert "truncated" in pick_err and "truncated" in stream_err
+    assert "missing.mseed: no such file" in stream_err and "2 input(s) failed" in stream_err
+
+
+def test_edge_cli_missing_input_picks_the_rest(tmp_path, good_file, capsys):
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from xiaonet.edge.__main__ import main as edge_main
+    from xiaonet.edge.export import export_onnx
+    from xiaonet.models.presets import build_student
+
+    torch.manual_seed(0)
+    onnx_path = export_onnx(build_student("xiaonet-xs").eval(), tmp_path / "xs.onnx", "xiaonet-xs")
+    out = tmp_path / "picks.csv"
+    code = edge_main([str(onnx_path), str(tmp_path / "missing.mseed"), str(good_file), "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "missing.mseed: no such file" in err and "1 input(s) failed" in err
+    assert out.read_text().startswith("network,station")
+    # an output folder that does not exist is refused before anything is read
+    assert edge_main([str(onnx_path), str(good_file), "--out", str(tmp_path / "no" / "p.csv")]) == 2
+
+
+# --- 2. refusals are one clear line ---------------------------------------------------------
+
+
+def _weights_copy(tmp_path, name):
+    from xiaonet.models.presets import shipped_weights
+
+    prefix = shipped_weights("xiaonet-s")
+    if prefix is None:
+        pytest.skip("no shipped xiaonet-s weights")
+    shutil.copy(prefix.with_suffix(".json"), tmp_path / f"{name}.json")
+    shutil.copy(prefix.with_suffix(".pt"), tmp_path / f"{name}.pt")
+    return tmp_path / name
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo this-must-never-run",))
+
+
+def _bad_weights(tmp_path, kind):
+    prefix = _weights_copy(tmp_path, kind)
+    pt, js = prefix.with_suffix(".pt"), prefix.with_suffix(".json")
+    if kind == "pickled-code":
+        import torch
+
+        torch.save({"x": _RunsCode()}, pt)
+    elif kind == "truncated":
+        pt.write_bytes(pt.read_bytes()[:20000])
+    elif kind == "random":
+        pt.write_bytes(np.random.default_rng(0).bytes(5000))
+    elif kind == "corrupt-json":
+        js.write_text('{"model_args": ')
+    return prefix, (js if kind == "corrupt-json" else pt)
+
+
+@pytest.mark.parametrize("kind", ["pickled-code", "truncated", "random", "corrupt-json"])
+def test_bad_weights_are_refused_in_one_line_naming_the_file(tmp_path, capsys, kind):
+    prefix, bad_file = _bad_weights(tmp_path, kind)
+    code = main(["pick", "--example", "--picker", str(prefix), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(bad_file) in lines[0], lines
+    assert "Traceback" not in captured.err and "this-must-never-run" not in captured.out
+    if kind == "pickled-code":
+        assert "refused, nothing was run" in lines[0]
+
+
+def test_out_into_missing_folder_is_refused_before_picking(tmp_path, good_file, capsys):
+    code = main(["pick", str(good_file), "--picker", "stalta", "--out", str(tmp_path / "nope" / "p.csv")])
+    assert code == 2
+    lines = _stderr_lines(capsys)
+    assert len(lines) == 1 and "folder" in lines[0] and "does not exist" in lines[0]
+    assert main(["stream", "--replay", str(good_file), "--picker", "stalta",
+                 "--out", str(tmp_path / "nope" / "p.csv")]) == 2
+
+
+def _train_config(tmp_path, **data):
+    config = {"name": "t", "data": {"shared_dir": str(tmp_path), "sources": []}}
+    for key, value in data.items():
+        section, _, field = key.partition("__")
+        config.setdefault(section, {})[field] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ({}, "data.sources: empty"),
+    ({"model__preset": "xiaonet-huge"}, "model.preset: unknown preset 'xiaonet-huge'"),
+])
+def test_train_config_refused_before_data_is_loaded(tmp_path, capsys, problem, expected):
+    config = _train_config(tmp_path, **problem)
+    code = main(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")])
+    assert code == 2
+    lines = _stderr_lines(capsys)
+    assert len(lines) == 1 and expected in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
+# --- 4. nothing is left out without a note ----------------------------------------------------
+
+
+def _notes_of(picker, stream):
+    notes = []
+    picks = picker.pick(stream, note=notes.append)
+    return picks, notes
+
+
+@pytest.mark.parametrize("picker_name", ["xiaonet-s", "stalta"])
+def test_channels_without_known_components_get_a_note(picker_name):
+    import xiaonet
+
+    stream = obspy.read()
+    for trace, code in zip(stream, "UVW"):
+        trace.stats.channel = "EH" + code
+    picks, notes = _notes_of(xiaonet.load_picker(picker_name), stream)
+    assert len(picks) == 0
+    assert any("EHU, EHV, EHW" in n and "not picked" in n for n in notes), notes
+
+
+def test_record_too_short_and_low_rate_get_a_note():
+    import xiaonet
+
+    picker = xiaonet.load_picker("xiaonet-s")
+    stream = obspy.read()
+    t0 = stream[0].stats.starttime
+    _, notes = _notes_of(picker, stream.slice(t0 + 7.2, t0 + 8.1))
+    assert any("shorter than" in n and "not picked" in n for n in notes), notes
+    low = stream.copy().filter("lowpass", freq=8).decimate(5, no_filter=True)
+    _, notes = _notes_of(picker, low)
+    assert any("sampled at 20 Hz" in n and "fewer" in n for n in notes), notes
+    _, notes = _notes_of(picker, stream)  # a usable station: no note
+    assert notes == []
