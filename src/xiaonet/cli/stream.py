@@ -48,6 +48,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-fill", type=float, default=5.0, help="zero-fill: longest gap filled (s)")
     parser.add_argument("--channel-timeout", type=float, default=30.0,
                         help="a channel this far behind the others is treated as stopped (s)")
+    parser.add_argument("--reorder-window", type=float, default=30.0,
+                        help="wait for a packet overtaken by later ones until its channel has sent this "
+                        "many seconds of newer data (s; costs latency only while a hole is open)")
     parser.add_argument("--idle-flush", type=float, default=60.0,
                         help="end the record of a station silent this long (wall-clock s)")
     parser.add_argument("--timeout", type=float, default=60.0,
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             picker = picker_from_args(args)
         config = StreamingConfig(mode=args.mode, hop=args.hop, lookahead=args.lookahead, window=args.window,
                                  gap_policy=args.gap_policy, max_fill=args.max_fill,
-                                 channel_timeout=args.channel_timeout)
+                                 channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
         engine = make_streaming_picker(picker, config, note=note)
         if args.replay:
             source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,

@@ -88,5 +88,15 @@ class ModelPicker(Picker):
         return self.model.annotate(stream, **self.annotate_args)
 
     def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+        rates: dict[str, set] = {}
+        for trace in stream:
+            rates.setdefault(trace.id, set()).add(trace.stats.sampling_rate)
+        if any(len(r) > 1 for r in rates.values()):
+            # A channel that changes rate inside a record: SeisBench merges before it resamples
+            # (and fails); resample first, with its own method, so the record stays one.
+            from xiaonet.edge.streams import resample_stream
+
+            stream = stream.copy()
+            resample_stream(stream, self.model.sampling_rate, zerophase=True)
         output = self.model.classify(stream, **self._args())
         return sbu.PickList(p for p in output.picks if p.phase in ("P", "S"))
