@@ -289,3 +289,23 @@ def test_sub_sample_component_offsets_and_short_records_stream_like_offline(shar
         trace.data = trace.data[:2999]
     _, emitted = _streamed(sharp, _packets(short, seed=5, high=400))
     assert_same_picks(sharp.pick(short), emitted)
+
+
+# --- 6. the edge runtime resamples as the torch path does ---------------------------------------
+
+
+@pytest.mark.parametrize("rate", [200.0, 1000.0])
+def test_edge_and_torch_give_the_same_picks_on_resampled_input(sharp, record, tmp_path, rate):
+    pytest.importorskip("onnxruntime")
+    from xiaonet.edge import EdgePicker
+    from xiaonet.edge.export import export_onnx
+
+    path = export_onnx(sharp.model, tmp_path / "sharp.onnx", "sharp-student")
+    edge = EdgePicker(path, thresholds=sharp.thresholds)
+    fast = record.slice(record[0].stats.starttime, record[0].stats.starttime + 90).copy()
+    for trace in fast:
+        trace.resample(rate)
+    torch_picks = sharp.pick(fast.copy(), note=lambda message: None)
+    edge_picks = edge.pick(fast.copy(), note=lambda message: None)
+    assert len(torch_picks) > 20
+    assert [(p.phase, p.peak_time) for p in edge_picks] == [(p.phase, p.peak_time) for p in torch_picks]

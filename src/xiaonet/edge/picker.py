@@ -161,7 +161,7 @@ class EdgePicker:
         if meta.stream_filter or any(tr.stats.sampling_rate != meta.sampling_rate for tr in block):
             block = block.copy()  # filtering and resampling work in place
             filter_stream(block, meta.stream_filter)
-            resample_stream(block, meta.sampling_rate)
+            resample_stream(block, meta.sampling_rate, zerophase=True)  # as SeisBench annotate does
         return stream_to_array(block, meta.component_order, meta.sampling_rate)
 
     def annotate(self, stream, note: Callable[[str], None] | None = None):
