@@ -309,3 +309,46 @@ def test_edge_and_torch_give_the_same_picks_on_resampled_input(sharp, record, tm
     edge_picks = edge.pick(fast.copy(), note=lambda message: None)
     assert len(torch_picks) > 20
     assert [(p.phase, p.peak_time) for p in edge_picks] == [(p.phase, p.peak_time) for p in torch_picks]
+
+
+# --- 5. picks do not depend on where windows start -----------------------------------------------
+
+
+def _after(picks, start, window_s=61.0):
+    return sorted((p.phase, round(p.peak_time.timestamp, 3), round(float(p.peak_value), 4))
+                  for p in picks if p.peak_time >= start + window_s)
+
+
+@pytest.mark.parametrize("cut", [1, 137, 5555])
+def test_picks_do_not_move_when_the_record_start_moves(sharp, cut):
+    from test_streaming import synthetic_stream
+
+    record = synthetic_stream(300, "GRD", seed=9, events=(40.0, 130.0, 220.0))
+    reference = sharp.pick(record)
+    t0 = record[0].stats.starttime
+    later = record.slice(t0 + cut / 100.0)
+    assert later[0].stats.starttime == t0 + cut / 100.0
+    kept = _after(reference, later[0].stats.starttime)
+    assert len(kept) > 20
+    assert _after(sharp.pick(later), later[0].stats.starttime) == kept
+    # and after a gap: the data beyond one window after it is picked as without the gap
+    gap_end = t0 + 100 + cut / 100.0
+    gapped = record.slice(t0, t0 + 80) + record.slice(gap_end)
+    assert _after(sharp.pick(gapped), gap_end) == _after(reference, gap_end)
+
+
+def test_edge_runtime_and_streaming_use_the_same_absolute_window_grid(sharp, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from test_streaming import assert_same_picks, synthetic_stream
+
+    from xiaonet.edge import EdgePicker
+    from xiaonet.edge.export import export_onnx
+
+    record = synthetic_stream(200, "GRE", seed=10, events=(40.0, 130.0))
+    later = record.slice(record[0].stats.starttime + 13.37)
+    torch_picks = sharp.pick(later)
+    edge = EdgePicker(export_onnx(sharp.model, tmp_path / "sharp.onnx", "sharp"), thresholds=sharp.thresholds)
+    assert edge.model.metadata.window_grid == "absolute"
+    assert [(p.phase, p.peak_time) for p in edge.pick(later)] == [(p.phase, p.peak_time) for p in torch_picks]
+    _, emitted = _streamed(sharp, _packets(later, seed=6))
+    assert_same_picks(torch_picks, emitted)

@@ -78,6 +78,7 @@ def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
         min_record_s=float(getattr(model._grouping, "min_record_s", (model.in_samples - 1) / model.sampling_rate)),
         normalisation=STUDENT_NORMALISATION if _normalises_in_forward(model) else TEACHER_NORMALISATION,
         precision=precision,
+        window_grid=str(getattr(model, "window_grid", "record")),
     )
 
 

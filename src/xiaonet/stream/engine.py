@@ -19,6 +19,7 @@ import obspy
 import seisbench.util as sbu
 
 from xiaonet.edge.streams import component_index
+from xiaonet.edge.windowing import absolute_index
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
@@ -344,7 +345,13 @@ class StreamingPicker(PacketConsumer):
         """Oldest absolute sample the segment's next window needs."""
         if seg.end is not None:  # its last windows are predicted in the same call
             return seg.final_upto
-        return min(seg.start + seg.next_window * self.step, seg.final_upto)
+        return min(self._offset(seg, seg.next_window), seg.final_upto)
+
+    def _offset(self, seg: Segment, k: int) -> int:
+        """Absolute start of the segment's ``k``-th regular window."""
+        if seg.phase == 0:
+            return seg.start + k * self.step
+        return seg.start if k == 0 else seg.start + seg.phase + (k - 1) * self.step
 
     # --- frontier, segments, windows ---------------------------------------------------
 
@@ -401,7 +408,7 @@ class StreamingPicker(PacketConsumer):
         windows: list[PendingWindow] = []
         if any_present.all():  # the usual case: data on some channel at every sample
             if not station.segments or station.segments[-1].end is not None:
-                station.segments.append(self._new_segment(offset))
+                station.segments.append(self._new_segment(station, offset))
             return offset + any_present.size, windows
         change = np.flatnonzero(np.diff(any_present.astype(np.int8))) + 1
         bounds = np.concatenate([[0], change, [any_present.size]])
@@ -412,7 +419,7 @@ class StreamingPicker(PacketConsumer):
             current = segs[-1] if segs and segs[-1].end is None else None
             if any_present[a]:
                 if current is None:
-                    station.segments.append(self._new_segment(a_abs))
+                    station.segments.append(self._new_segment(station, a_abs))
                 continue
             closed_run = b < any_present.size
             if not closed_run and not flush:
@@ -428,14 +435,20 @@ class StreamingPicker(PacketConsumer):
             windows += self._close(station, current, a_abs)
         return offset + any_present.size, windows
 
-    def _new_segment(self, start: int) -> Segment:
+    def _new_segment(self, station: StationBuffer, start: int) -> Segment:
         triggers = [TriggerState(ph, self.predictor.thresholds.get(ph, 0.3)) for ph in self.phase_channels]
-        return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start)
+        phase = 0
+        if self.config.mode == "offline" and getattr(self.predictor, "window_grid", "record") == "absolute":
+            # the offline grid: absolute index of the record's first sample, as offline picking
+            # takes it from the record start (its grid time plus the mean sub-sample offset)
+            first = absolute_index(station.pick_time_of(start).timestamp, station.sampling_rate)
+            phase = (-first) % self.step
+        return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start, phase=phase)
 
     def _regular_windows(self, station: StationBuffer, seg: Segment, until: int) -> list[PendingWindow]:
         windows = []
-        while seg.start + seg.next_window * self.step + self.in_samples <= until:
-            offset = seg.start + seg.next_window * self.step
+        while self._offset(seg, seg.next_window) + self.in_samples <= until:
+            offset = self._offset(seg, seg.next_window)
             owns = None
             if self.config.mode == "low-latency":
                 owned_end = offset + self.in_samples - self.lookahead
@@ -457,7 +470,7 @@ class StreamingPicker(PacketConsumer):
                     and (n - 1) / station.sampling_rate >= self.predictor.min_record_s):
                 windows.append(PendingWindow(station, seg, seg.start, n, (seg.start, end)))
         elif self.config.mode == "offline":
-            last_regular = seg.start + (seg.next_window - 1) * self.step
+            last_regular = self._offset(seg, seg.next_window - 1)
             if last_regular + self.in_samples < end:
                 windows.append(PendingWindow(station, seg, end - self.in_samples, self.in_samples))
         elif seg.owned_upto < end:
@@ -524,7 +537,7 @@ class StreamingPicker(PacketConsumer):
         # Regular windows are cut as soon as their data is in, so no future regular window
         # covers samples before the processed frontier minus one window, and the end-of-record
         # window (offset = record length - in_samples >= frontier - in_samples) cannot either.
-        return max(seg.start, min(seg.start + seg.next_window * self.step,
+        return max(seg.start, min(self._offset(seg, seg.next_window),
                                   station.processed - self.in_samples))
 
     def _finalize(self, station: StationBuffer) -> list[EmittedPick]:

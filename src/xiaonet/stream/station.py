@@ -38,6 +38,9 @@ class Segment:
     final_upto: int = 0  # absolute: samples before this have gone through the triggers
     owned_upto: int = 0  # low-latency: samples before this have their probability
     filled: list = field(default_factory=list)  # zero-filled spans (absolute start, end)
+    # samples from ``start`` to the first window on the absolute grid (0: windows every step
+    # from ``start``, as on the record grid; else one window at ``start``, then the grid)
+    phase: int = 0
 
 
 class StationBuffer:
