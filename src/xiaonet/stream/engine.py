@@ -185,7 +185,7 @@ class StreamingPicker(PacketConsumer):
         key, component = cached
         if component is None:
             self.counters["unknown_component_packets"] += 1
-            self._warn_once(key, "component", f"{packet.id}: component '{stats.channel[-1:]}' is "
+            self._warn_once(key, f"component {channel}", f"{packet.id}: component '{channel[-1:]}' is "
                             f"not one of {self.predictor.component_order} (or 1/2); ignored")
             return []
         data = np.asarray(packet.data)
