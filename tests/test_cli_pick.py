@@ -60,7 +60,7 @@ def test_batch_with_corrupt_file_reports_it_and_picks_the_rest(tmp_path, shared_
     code = main(["pick", str(folder), "--picker", "stalta", "--out", str(out), "--no-progress"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "broken.mseed" in err and "1 problem" in err
+    assert "broken.mseed" in err and "1 input(s) failed" in err
     columns, rows = read_table(out)
     assert tuple(columns) == PICK_COLUMNS
     stations = {r["station"] for r in rows}

@@ -85,6 +85,7 @@ def test_train_threads_and_no_progress_are_config_overrides(tmp_path, capsys):
     assert "cannot change a resumed run" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text('{"train": {"threads": "many"}}')
-    # the override wins over the file's value, then the run refuses a config without data in one line
-    assert main(["train", "--config", str(bad), "--threads", "2", "--run-dir", str(tmp_path / "r")]) == 1
-    assert "no training records" in capsys.readouterr().err
+    # the override wins over the file's value, then the run refuses a config without data in one
+    # line, before any data is read (exit 2: a refusal of the config)
+    assert main(["train", "--config", str(bad), "--threads", "2", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "data.sources: empty" in capsys.readouterr().err

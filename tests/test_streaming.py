@@ -331,17 +331,22 @@ def test_channel_that_stops_is_zero_filled_like_offline(student):
     assert_same_picks(student.pick(b), [e for e in emitted if e.pick.trace_id == "XX.OTH."])
 
 
-def test_sampling_rate_change_ends_the_record_and_spares_other_stations(student):
+def test_sampling_rate_change_is_resampled_and_spares_other_stations(student):
     a = synthetic_stream(150, "RTE", seed=15, events=(40.0,))
     b = synthetic_stream(300, "OTH", seed=16, events=(60.0, 200.0))
     later = synthetic_stream(150, "RTE", seed=17, rate=50.0)
     for trace in later:
         trace.stats.starttime = T0 + 150
     engine = StreamingPicker(student)
-    emitted = stream_all(engine, cut_packets(a + b + later, np.random.default_rng(3)))
-    assert engine.counters["rate_changes"] == 1
-    assert engine.counters["unsupported_rate_packets"] > 0  # 50 Hz data for a 100 Hz model
-    assert_same_picks(student.pick(a), [e for e in emitted if e.pick.trace_id == "XX.RTE."])
+    emitted = stream_all(engine, cut_packets(a + b + later, np.random.default_rng(3), high=500))
+    assert engine.counters["rate_changes"] == 3  # each channel goes on at 50 Hz
+    assert engine.counters["resampled_packets"] > 0  # 50 Hz data for a 100 Hz model, resampled
+    # the record goes on across the change (as offline, which resamples the 50 Hz traces):
+    # before it, the picks are those of the 100 Hz part alone
+    early = [e for e in emitted if e.pick.trace_id == "XX.RTE." and e.pick.peak_time < T0 + 100]
+    assert_same_picks([p for p in student.pick(a) if p.peak_time < T0 + 100], early)
+    late = [e for e in emitted if e.pick.trace_id == "XX.RTE." and e.pick.peak_time > T0 + 150]
+    assert late, "the 50 Hz part is picked too"
     assert_same_picks(student.pick(b), [e for e in emitted if e.pick.trace_id == "XX.OTH."])
 
 

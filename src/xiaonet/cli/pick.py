@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
+    from xiaonet.cli.options import output_path_problem, report_failures
     from xiaonet.data.waveforms import (
         WaveformInputError,
         expand_inputs,
@@ -47,6 +48,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.example:
         print("xiaonet pick: give waveform files, folders or globs, or --example", file=sys.stderr)
         return 2
+    for path, option in ((args.out, "--out"), (args.quakeml, "--quakeml")):
+        problem = output_path_problem(path, option)
+        if problem:
+            print(f"xiaonet pick: {problem}", file=sys.stderr)
+            return 2
     import torch
 
     torch.set_num_threads(max(1, args.threads))
@@ -61,11 +67,7 @@ def run(args: argparse.Namespace) -> int:
     stream = obspy.Stream()
     if args.example:
         stream += obspy.read()
-    try:
-        files = expand_inputs(args.inputs)
-    except WaveformInputError as error:
-        failures.append(str(error))
-        files = []
+    files = expand_inputs(args.inputs, unmatched=failures.append)
     for path in tqdm(files, desc="reading", unit="file", disable=args.no_progress or len(files) < 2):
         try:
             stream += read_waveform_file(path, note=failures.append)
@@ -106,12 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         summary += f"; table written to {args.out}"
     print(summary, file=sys.stderr)
-    if failures:
-        print(f"{len(failures)} problem(s):", file=sys.stderr)
-        for message in failures:
-            print(f"  {message}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures("xiaonet pick", failures)
 
 
 def _plot(picker, station_stream, picks, key, folder, notes) -> None:

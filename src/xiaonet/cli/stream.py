@@ -48,6 +48,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-fill", type=float, default=5.0, help="zero-fill: longest gap filled (s)")
     parser.add_argument("--channel-timeout", type=float, default=30.0,
                         help="a channel this far behind the others is treated as stopped (s)")
+    parser.add_argument("--reorder-window", type=float, default=30.0,
+                        help="wait for a packet overtaken by later ones until its channel has sent this "
+                        "many seconds of newer data (s; costs latency only while a hole is open)")
     parser.add_argument("--idle-flush", type=float, default=60.0,
                         help="end the record of a station silent this long (wall-clock s)")
     parser.add_argument("--timeout", type=float, default=60.0,
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from xiaonet.cli.options import default_picker_name, picker_from_args
+    from xiaonet.cli.options import default_picker_name, output_path_problem, picker_from_args, report_failures
     from xiaonet.edge.picks import parse_thresholds
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
     from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
@@ -85,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.replay and not args.seedlink:
         print("xiaonet stream: give --replay FILES or --seedlink HOST:PORT --select ...", file=sys.stderr)
         return 2
+    problem = output_path_problem(args.out)
+    if problem:
+        print(f"xiaonet stream: {problem}", file=sys.stderr)
+        return 2
     try:
         thresholds = parse_thresholds(args.threshold)
         spec = args.picker or default_picker_name()
@@ -98,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             picker = picker_from_args(args)
         config = StreamingConfig(mode=args.mode, hop=args.hop, lookahead=args.lookahead, window=args.window,
                                  gap_policy=args.gap_policy, max_fill=args.max_fill,
-                                 channel_timeout=args.channel_timeout)
+                                 channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
         engine = make_streaming_picker(picker, config, note=note)
         if args.replay:
             source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,
@@ -170,13 +177,7 @@ def run(args: argparse.Namespace) -> int:
             summary += f"; {source.dropped_full_queue} records dropped (engine fell behind)"
     print(summary, file=sys.stderr)
     print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
-    failures = getattr(source, "failures", [])
-    if failures:
-        print(f"{len(failures)} file(s) could not be read:", file=sys.stderr)
-        for message in failures:
-            print(f"  {message}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures("xiaonet stream", getattr(source, "failures", []))
 
 
 STREAM_COLUMNS_EXTRA = ("emitted_at",)

@@ -39,7 +39,7 @@ def run(args) -> int:
     import shutil
     from pathlib import Path
 
-    from xiaonet.distill.config import ConfigError, load_config
+    from xiaonet.distill.config import ConfigError, check_trainable, load_config
     from xiaonet.data.datasets import DataError, load_data
     from xiaonet.models.teachers import TeacherUnavailable
 
@@ -64,6 +64,7 @@ def run(args) -> int:
                 print("error: --config is required (or --resume RUN_DIR)", file=sys.stderr)
                 return 2
             config = load_config(args.config, args.overrides)
+            check_trainable(config)
             run_dir = Path(args.run_dir or Path("runs") / config.name)
             if (run_dir / "checkpoint.pt").exists():
                 print(f"error: {run_dir} already holds a run; use --resume {run_dir} or another --run-dir",

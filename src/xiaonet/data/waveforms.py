@@ -38,10 +38,13 @@ class ReadFailure:
         return f"{self.path}: {self.reason}"
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+def expand_inputs(inputs: Iterable[str], unmatched: Callable[[str], None] | None = None) -> list[Path]:
     """Expand globs and folders (recursively) into a sorted list of files.
 
-    An input that matches nothing raises :class:`WaveformInputError` naming it.
+    An input that matches nothing (or an empty folder) is passed to ``unmatched`` (one line
+    naming it) and the other inputs are still expanded; without ``unmatched`` an unmatched
+    glob raises :class:`WaveformInputError`. Batch commands pass a callback, so one missing path never
+    costs the rest of the batch.
     """
     files: list[Path] = []
     for item in inputs:
@@ -53,6 +56,8 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
                 for name in names
                 if not name.startswith(".")
             )
+            if not found and unmatched is not None:
+                unmatched(f"{item}: folder holds no files")
             files.extend(found)
         elif path.is_file():
             files.append(path)
@@ -60,7 +65,10 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
             matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
             matches = [p for p in matches if p.is_file()]
             if not matches:
-                raise WaveformInputError(f"{item}: no such file, folder or matching glob")
+                message = f"{item}: no such file, folder or matching glob"
+                if unmatched is None:
+                    raise WaveformInputError(message)
+                unmatched(message)
             files.extend(matches)
     seen: set[Path] = set()
     unique = []
@@ -226,26 +234,50 @@ def contiguous_blocks(stream: obspy.Stream) -> list[tuple[obspy.UTCDateTime, obs
     return [(start, end) for start, end in blocks]
 
 
+#: A picker's rate over a channel's rate above which upsampling leaves the model little of the
+#: band it was trained on (20 Hz data for a 100 Hz model: nothing above 10 Hz).
+LOW_RATE_FACTOR = 2.0
+
+
 def pickable_blocks(stream: obspy.Stream, note: Callable[[str], None], min_seconds: float | None = None,
-                    picker_name: str = "the picker", dtype=np.float64):
+                    picker_name: str = "the picker", dtype=np.float64, component_order: str | None = None,
+                    sampling_rate: float | None = None):
     """Yield ``(station key, block)``: every instrument cleaned and cut into contiguous blocks.
 
     The one way every picker (torch or edge) walks a stream, so that no pick is made across
-    a gap. Stations with no usable channel and blocks shorter than ``min_seconds`` are
-    passed to ``note`` instead.
+    a gap. Nothing is left out silently: stations with no usable channel, stations with no
+    channel of the picker's ``component_order`` (``1``/``2`` count as ``N``/``E``; e.g.
+    EHU/EHV/EHW), and blocks shorter than ``min_seconds`` are passed to ``note`` instead,
+    and so are channels sampled well below the picker's ``sampling_rate`` (picked, but
+    expect fewer picks).
     """
+    from xiaonet.edge.streams import component_index
+
+    components = component_index(component_order) if component_order else None
     for key, station_stream in group_by_station(stream).items():
+        if components is not None and not any(tr.stats.channel[-1:] in components for tr in station_stream):
+            channels = ", ".join(sorted({tr.stats.channel for tr in station_stream}))
+            note(f"{key}: no channel with a component {picker_name} reads ({', '.join(components)}) "
+                 f"among {channels}; station not picked (rename the channels if they are Z/N/E)")
+            continue
         prepared = prepare_station(station_stream, note, dtype)
         if len(prepared) == 0:
             note(f"{key}: no usable channel left; station not picked")
             continue
+        if sampling_rate:
+            low = sorted({tr.stats.sampling_rate for tr in prepared
+                          if tr.stats.sampling_rate * LOW_RATE_FACTOR <= sampling_rate})
+            if low:
+                note(f"{key}: sampled at {', '.join(f'{r:g}' for r in low)} Hz, upsampled to "
+                     f"{sampling_rate:g} Hz for {picker_name}: nothing above {low[0] / 2:g} Hz reaches "
+                     "the model, expect fewer and later picks")
         for start, end in contiguous_blocks(prepared):
             block = prepared.slice(start, end)
             if len(block) == 0:
                 continue
             if min_seconds is not None and end - start < min_seconds:
                 note(f"{key}: {end - start:.2f} s of data from {start} is shorter than the "
-                     f"{min_seconds:.2f} s window {picker_name} needs; not picked")
+                     f"{min_seconds:.2f} s {picker_name} needs at least; not picked")
                 continue
             yield key, block
 

@@ -433,6 +433,31 @@ def validate_config(config: TrainConfig) -> None:
         raise ConfigError("eval.p_threshold and eval.s_threshold: give both or neither")
     if config.data.window_len < 256:
         raise ConfigError(f"data.window_len: must be >= 256 samples, got {config.data.window_len}")
+    from xiaonet.models.presets import PRESETS
+
+    if config.model.preset not in PRESETS:
+        raise ConfigError(f"model.preset: unknown preset '{config.model.preset}'; known: "
+                          f"{', '.join(sorted(PRESETS))}")
+
+
+def check_trainable(config: TrainConfig) -> None:
+    """What a training run needs beyond valid values, checked before any data is loaded: at
+    least one source, every source folder present, and a student the preset and
+    ``model.overrides`` can build. Raises :class:`ConfigError` (one line)."""
+    if not config.data.sources:
+        raise ConfigError("data.sources: empty; name at least one data folder to train on "
+                          '(e.g. {"path": "data/labeled/phasenet_ncedc2019", "kind": "labelled"})')
+    for i, source in enumerate(config.data.sources):
+        folder = config.source_path(source)
+        if not folder.is_dir():
+            raise ConfigError(f"data.sources.{i}.path: {folder} is not a folder")
+    from xiaonet.models.presets import build_student
+
+    try:
+        build_student(config.model.preset, **config.model.overrides)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model.overrides: the student cannot be built from preset "
+                          f"'{config.model.preset}' with {config.model.overrides}: {error}") from None
 
 
 def write_config(config: TrainConfig, path: str | Path) -> None:

@@ -36,8 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     from xiaonet.edge import EdgeModelError, EdgePicker
     from xiaonet.edge.picks import parse_thresholds
     from xiaonet.picking.picktable import pick_rows, write_csv
+    from xiaonet.cli.options import output_path_problem, report_failures
     from xiaonet.data.waveforms import WaveformInputError, expand_inputs, group_by_station, read_waveform_file
 
+    problem = output_path_problem(args.out)
+    if problem:
+        print(f"xiaonet-edge: {problem}", file=sys.stderr)
+        return 2
     try:
         thresholds = parse_thresholds(args.threshold)
         picker = EdgePicker(args.model, thresholds=thresholds, threads=args.threads)
@@ -48,11 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     notes: list[str] = []
     stream = obspy.Stream()
-    try:
-        files = expand_inputs(args.inputs)
-    except WaveformInputError as error:
-        failures.append(str(error))
-        files = []
+    files = expand_inputs(args.inputs, unmatched=failures.append)
     for path in files:
         try:
             stream += read_waveform_file(path, note=failures.append)
@@ -69,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     for message in notes:
         print(f"note: {message}", file=sys.stderr)
     print(f"{picker.name}: {len(rows)} picks from {len(files)} file(s)", file=sys.stderr)
-    for message in failures:
-        print(f"  {message}", file=sys.stderr)
-    return 1 if failures else 0
+    return report_failures("xiaonet-edge", failures)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
         min_record_s=min_record_seconds(model),
         normalisation=STUDENT_NORMALISATION if _normalises_in_forward(model) else TEACHER_NORMALISATION,
         precision=precision,
+        window_grid=str(getattr(model, "window_grid", "record")),
     )
 
 

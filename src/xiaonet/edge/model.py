@@ -40,6 +40,9 @@ class EdgeModelMetadata:
     min_record_s: float = 1.0
     normalisation: str = ""
     precision: str = "fp32"
+    #: Where windows start (:data:`xiaonet.edge.windowing.WINDOW_GRIDS`); files written before
+    #: this key existed used SeisBench's ``record`` grid.
+    window_grid: str = "record"
 
     def to_props(self) -> dict[str, str]:
         """String key/value pairs for ONNX ``metadata_props``."""
@@ -59,6 +62,7 @@ class EdgeModelMetadata:
             "xiaonet.min_record_s": repr(float(self.min_record_s)),
             "xiaonet.normalisation": self.normalisation,
             "xiaonet.precision": self.precision,
+            "xiaonet.window_grid": self.window_grid,
         }
 
     @classmethod
@@ -95,6 +99,7 @@ class EdgeModelMetadata:
             min_record_s=float(props.get("xiaonet.min_record_s", "1.0")),
             normalisation=props.get("xiaonet.normalisation", ""),
             precision=props.get("xiaonet.precision", "fp32"),
+            window_grid=props.get("xiaonet.window_grid", "record"),
         )
 
 

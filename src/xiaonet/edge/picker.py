@@ -17,7 +17,7 @@ import numpy as np
 from xiaonet.edge.filters import apply_stream_filter
 from xiaonet.edge.model import EdgeModel
 from xiaonet.edge.picks import EdgePick, picks_from_probabilities
-from xiaonet.edge.windowing import WindowStack, covered_span, overlap_samples, window_offsets
+from xiaonet.edge.windowing import WindowStack, absolute_index, covered_span, grid_window_offsets, overlap_samples
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +61,15 @@ class EdgePicker:
     # --- numpy arrays ------------------------------------------------------------------------
 
     def annotate_array(self, data: np.ndarray, filtered: bool = False,
-                       labels: tuple[str, ...] | None = None) -> tuple[np.ndarray, int]:
+                       labels: tuple[str, ...] | None = None, start: float = 0.0) -> tuple[np.ndarray, int]:
         """Probabilities for a (components, samples) record in the model's component order.
 
         Returns ``(probabilities (labels, samples'), first)``: the curves start at sample
         ``first`` of the record (> 0 only for teachers that blind window edges). Records
         shorter than :attr:`min_samples` give an empty array. ``labels`` selects the
-        curves to stack (default: all of the model's labels, in its order).
+        curves to stack (default: all of the model's labels, in its order). ``start`` (s, a
+        UTC timestamp for real data) places the windows of a model with the ``absolute``
+        window grid.
         """
         meta = self.model.metadata
         data = np.asarray(data)
@@ -85,7 +87,8 @@ class EdgePicker:
         in_samples = meta.in_samples
         if n_samples < in_samples:  # fully convolutional model: the record is one window
             in_samples = n_samples
-        offsets = window_offsets(n_samples, in_samples, overlap_samples(meta.overlap, in_samples))
+        first_index = absolute_index(start, meta.sampling_rate) if meta.window_grid == "absolute" else None
+        offsets = grid_window_offsets(n_samples, in_samples, overlap_samples(meta.overlap, in_samples), first_index)
         stack = WindowStack(len(rows), n_samples, meta.blinding, meta.stacking)
         windows = np.empty((min(self.batch_size, len(offsets)), data.shape[0], in_samples), np.float32)
         for first in range(0, len(offsets), self.batch_size):
@@ -110,7 +113,8 @@ class EdgePicker:
         the same kind.
         """
         meta = self.model.metadata
-        probabilities, first = self.annotate_array(data, filtered=filtered, labels=PICK_PHASES)
+        probabilities, first = self.annotate_array(data, filtered=filtered, labels=PICK_PHASES,
+                                                   start=_seconds(start_time))
         if probabilities.shape[-1] == 0:
             return []
         start = start_time + first / meta.sampling_rate
@@ -133,10 +137,14 @@ class EdgePicker:
 
         note = note or logger.warning
         picks: list[EdgePick] = []
-        min_seconds = (self.min_samples - 1) / self.model.metadata.sampling_rate
-        # float32 is the model's input type; a stream filter (EQTransformer) keeps float64
-        dtype = np.float64 if self.model.metadata.stream_filter else np.float32
-        for _, block in pickable_blocks(stream, note, min_seconds, self.name, dtype):
+        meta = self.model.metadata
+        min_seconds = (self.min_samples - 1) / meta.sampling_rate
+        # float32 is the model's input type; a stream filter (EQTransformer) or resampling
+        # keeps float64, as the torch path filters and resamples float64
+        resampled = any(tr.stats.sampling_rate != meta.sampling_rate for tr in stream)
+        dtype = np.float64 if meta.stream_filter or resampled else np.float32
+        for _, block in pickable_blocks(stream, note, min_seconds, self.name, dtype,
+                                        meta.component_order, meta.sampling_rate):
             picks += self.pick_block(block)
         return sorted(picks)
 
@@ -157,7 +165,7 @@ class EdgePicker:
         if meta.stream_filter or any(tr.stats.sampling_rate != meta.sampling_rate for tr in block):
             block = block.copy()  # filtering and resampling work in place
             filter_stream(block, meta.stream_filter)
-            resample_stream(block, meta.sampling_rate)
+            resample_stream(block, meta.sampling_rate, zerophase=True)  # as SeisBench annotate does
         return stream_to_array(block, meta.component_order, meta.sampling_rate)
 
     def annotate(self, stream, note: Callable[[str], None] | None = None):
@@ -173,7 +181,7 @@ class EdgePicker:
             if converted is None:
                 continue
             start_time, data, trace_id = converted
-            probabilities, first = self.annotate_array(data, filtered=True)
+            probabilities, first = self.annotate_array(data, filtered=True, start=_seconds(start_time))
             network, station, location = trace_id.split(".")
             for label, curve in zip(meta.labels, probabilities):
                 output.append(obspy.Trace(curve.astype(np.float32), {
@@ -182,3 +190,8 @@ class EdgePicker:
                     "starttime": start_time + first / meta.sampling_rate,
                 }))
         return output
+
+
+def _seconds(start_time: Any) -> float:
+    """A record start as seconds: a UTC timestamp for ``UTCDateTime``, else the number itself."""
+    return float(getattr(start_time, "timestamp", start_time))

@@ -34,6 +34,44 @@ def window_offsets(n_samples: int, in_samples: int, overlap: int) -> np.ndarray:
     return offsets.astype(np.int64)
 
 
+#: Where windows start. ``record``: every step from the record start (SeisBench's
+#: ``annotate``; the teachers). ``absolute``: on a grid of the absolute sample index (a
+#: hypothetical sample at UTC 0, every step samples), plus one window at the record start and
+#: one aligned to its end, so the windows over a stretch of data, and so its picks, do not
+#: depend on where the record (or the file, or the block after a gap) starts (the students).
+WINDOW_GRIDS = ("record", "absolute")
+
+
+def absolute_index(start: float, sampling_rate: float) -> int:
+    """Absolute sample index of a record's first sample from its start in seconds (UTC
+    timestamp): the grid every picker path places windows on."""
+    return int(np.floor(float(start) * float(sampling_rate) + 0.5))
+
+
+def grid_window_offsets(n_samples: int, in_samples: int, overlap: int, first_index: int | None = None) -> np.ndarray:
+    """Window starts on the ``absolute`` grid; ``first_index`` is the absolute sample index of
+    the record's first sample (:func:`absolute_index`); None gives the ``record`` grid.
+
+    >>> grid_window_offsets(10000, 3001, 750, first_index=1000).tolist()
+    [0, 1251, 3502, 5753, 6999]
+    >>> grid_window_offsets(10000, 3001, 750, first_index=2251 * 7).tolist()  # on the grid
+    [0, 2251, 4502, 6753, 6999]
+    """
+    if first_index is None:
+        return window_offsets(n_samples, in_samples, overlap)
+    step = in_samples - overlap
+    if step <= 0:
+        raise ValueError(f"overlap {overlap} must be smaller than the window {in_samples}")
+    if n_samples < in_samples:
+        return np.zeros(0, dtype=np.int64)
+    phase = (-int(first_index)) % step
+    grid = np.arange(phase, n_samples - in_samples + 1, step)
+    offsets = grid if phase == 0 else np.concatenate([[0], grid])
+    if offsets[-1] + in_samples < n_samples:
+        offsets = np.concatenate([offsets, [n_samples - in_samples]])
+    return offsets.astype(np.int64)
+
+
 STACKING_METHODS = ("avg", "max")
 
 

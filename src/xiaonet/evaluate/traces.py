@@ -276,7 +276,7 @@ class ContinuousDataset:
         from xiaonet.data.waveforms import expand_inputs
 
         found = set()
-        for file in expand_inputs([str(path)]):
+        for file in expand_inputs([str(path)], unmatched=lambda message: None):
             if file.suffix.lower() in NOT_WAVEFORM_SUFFIXES:
                 continue
             try:

@@ -95,6 +95,8 @@ class XiaoNet(WaveformModel):
     #: ``forward()`` and so of the exported ONNX graph.
     fully_convolutional = True
     normalises_in_forward = True
+    #: Windows on the absolute sample grid (:data:`xiaonet.edge.windowing.WINDOW_GRIDS`).
+    window_grid = "absolute"
 
     _annotate_args = WaveformModel._annotate_args.copy()
     _annotate_args["*_threshold"] = ("Detection threshold for the provided phase", 0.3)
@@ -231,6 +233,27 @@ class XiaoNet(WaveformModel):
         if group.n_samples < self.in_samples:
             return group.n_samples, (0, group.n_samples)
         return self.in_samples, self.pred_sample
+
+    def _cut_fragments_array(self, group, argdict):
+        """SeisBench's windows, but on the absolute sample grid (``window_grid``): the picks of
+        a stretch of data do not depend on where its record starts (a file boundary, a gap)."""
+        if self.window_grid != "absolute":
+            return super()._cut_fragments_array(group, argdict)
+        from seisbench.models.utils import TraceSegment
+
+        from xiaonet.edge.windowing import absolute_index, grid_window_offsets
+
+        in_samples, pred_sample = self._get_in_pred_samples(group)
+        overlap = self._get_overlap(in_samples, argdict)
+        first = absolute_index(group.start_time.timestamp, group.sampling_rate)
+        offsets = grid_window_offsets(group.n_samples, in_samples, overlap, first)
+        return [
+            TraceSegment(data=group.data[..., offset: offset + in_samples],
+                         key=(group.start_time.timestamp, "__".join(group.stations)),
+                         start_time=group.start_time, window_offset=int(offset), n_windows=len(offsets),
+                         stations=group.stations, in_samples=in_samples, pred_sample=pred_sample)
+            for offset in offsets
+        ]
 
     def annotate_batch_pre(self, batch: torch.Tensor, argdict: dict[str, Any]) -> torch.Tensor:
         return batch  # normalisation is part of forward(), shared with the ONNX graph

@@ -69,6 +69,45 @@ def build_student(name: str = DEFAULT_PRESET, **overrides: Any):
     return XiaoNet(**{**get_preset(name).model_args, **overrides})
 
 
+class WeightsError(ValueError):
+    """Weights that cannot be loaded; the one-line message names the file and the reason."""
+
+
+def load_weights(prefix: str | Path):
+    """``XiaoNet.load`` of ``prefix.json`` + ``prefix.pt`` with every failure as one
+    :class:`WeightsError` naming the file: a corrupt or foreign ``.json``, a truncated or
+    non-torch ``.pt``, or a pickle that would run code (refused by ``weights_only=True``;
+    nothing in it is executed)."""
+    import json
+
+    from xiaonet.models.model import XiaoNet
+
+    prefix = Path(prefix)
+    json_path, pt_path = prefix.with_suffix(".json"), prefix.with_suffix(".pt")
+    try:
+        with open(json_path) as handle:
+            json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise WeightsError(f"{json_path}: not a readable XiaoNet model description "
+                           f"(JSON written by XiaoNet.save): {type(error).__name__}: {error}") from None
+    try:
+        return XiaoNet.load(str(prefix), weights_only=True)
+    except Exception as error:  # torch and pickle raise many types for bad files
+        import re
+
+        text = str(error)
+        code = re.search(r"GLOBAL (\S+)", text)
+        if code:
+            what = f"holds Python code ({code.group(1)}), not only tensors; refused, nothing was run"
+        else:
+            first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+            if len(first) > 120 or "weights_only" in first:
+                first = ""
+            what = ("not loadable torch weights (truncated, corrupt or not written by XiaoNet.save): "
+                    f"{type(error).__name__}" + (f": {first}" if first else ""))
+        raise WeightsError(f"{pt_path}: {what}") from None
+
+
 def load_student(name_or_path: str = DEFAULT_PRESET, allow_untrained: bool = False):
     """Load a student by preset name (shipped weights) or by a weights path.
 
@@ -80,7 +119,7 @@ def load_student(name_or_path: str = DEFAULT_PRESET, allow_untrained: bool = Fal
     if path.suffix in (".json", ".pt"):
         path = path.with_suffix("")
     if path.with_suffix(".json").is_file() and path.with_suffix(".pt").is_file():
-        return XiaoNet.load(str(path), weights_only=True)
+        return load_weights(path)
     if name_or_path not in PRESETS:
         if path.suffix or path.parent != Path(".") or path.with_suffix(".json").exists():
             raise FileNotFoundError(
@@ -90,7 +129,7 @@ def load_student(name_or_path: str = DEFAULT_PRESET, allow_untrained: bool = Fal
         get_preset(name_or_path)  # raises with the list of presets
     shipped = shipped_weights(name_or_path)
     if shipped is not None:
-        return XiaoNet.load(str(shipped), weights_only=True)
+        return load_weights(shipped)
     if allow_untrained:
         return build_student(name_or_path)
     raise FileNotFoundError(

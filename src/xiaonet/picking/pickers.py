@@ -27,6 +27,10 @@ class Picker(abc.ABC):
     name: str = "picker"
     #: Shortest block (seconds) the picker can pick; None when any length works.
     min_duration: float | None = None
+    #: Components the picker reads (None: any) and the rate it picks at (None: any); stations
+    #: it cannot use, or only poorly, get a note instead of silently no picks.
+    component_order: str | None = None
+    sampling_rate: float | None = None
 
     def pick(
         self, stream: obspy.Stream, note: Callable[[str], None] | None = None
@@ -34,7 +38,8 @@ class Picker(abc.ABC):
         """Pick every instrument in ``stream``; problems are passed to ``note``."""
         note = note or logger.warning
         picks = sbu.PickList()
-        for _, block in pickable_blocks(stream, note, self.min_duration, self.name):
+        for _, block in pickable_blocks(stream, note, self.min_duration, self.name,
+                                        component_order=self.component_order, sampling_rate=self.sampling_rate):
             picks += self.pick_block(block)
         return sbu.PickList(sorted(picks))
 
@@ -60,10 +65,15 @@ class ModelPicker(Picker):
         self.name = name or type(model).__name__.lower()
         self.thresholds = dict(thresholds or {})
         self.annotate_args = {"batch_size": batch_size, **annotate_args}
+        self.component_order = model.component_order
+        self.sampling_rate = model.sampling_rate
         fully_convolutional = bool(getattr(model, "fully_convolutional", False))
         if not fully_convolutional and model.in_samples and model.sampling_rate:
             # SeisBench returns nothing for records shorter than one window: say so.
             self.min_duration = (model.in_samples - 1) / model.sampling_rate
+        elif fully_convolutional:
+            # Records under the grouping's minimum (1 s for the student) are dropped: say so.
+            self.min_duration = float(getattr(getattr(model, "_grouping", None), "min_record_s", 0.0)) or None
 
     def __repr__(self) -> str:
         return f"ModelPicker({self.name}, thresholds={self.thresholds})"
@@ -78,6 +88,16 @@ class ModelPicker(Picker):
         return self.model.annotate(stream, **self.annotate_args)
 
     def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+        rates: dict[str, set] = {}
+        for trace in stream:
+            rates.setdefault(trace.id, set()).add(trace.stats.sampling_rate)
+        if any(len(r) > 1 for r in rates.values()):
+            # A channel that changes rate inside a record: SeisBench merges before it resamples
+            # (and fails); resample first, with its own method, so the record stays one.
+            from xiaonet.edge.streams import resample_stream
+
+            stream = stream.copy()
+            resample_stream(stream, self.model.sampling_rate, zerophase=True)
         if getattr(self.model, "early_warning", None):
             return self._pick_as_streamed(stream)
         output = self.model.classify(stream, **self._args())

@@ -51,6 +51,7 @@ class StaLtaPicker(Picker):
     """P picks from ObsPy's STA/LTA on the band-passed vertical component."""
 
     name = "stalta"
+    component_order = "Z"  # the vertical only
 
     def __init__(self, config: StaLtaConfig | None = None, **options):
         self.config = config or StaLtaConfig(**options)

@@ -32,6 +32,10 @@ class StreamingConfig:
     :param fill_guard: Seconds after a filled gap in which picks are suppressed as well.
     :param channel_timeout: A channel this many seconds behind the station's newest sample
         is treated as stopped (zeros) so the other channels are not held up.
+    :param reorder_window: A hole in a channel (a packet overtaken by later ones) is waited
+        for until the channel has sent this many seconds of newer data, so reordered packets
+        are used, not dropped as late; a hole still open then is missing data. Costs latency
+        only while a hole is open.
     :param max_ahead: A packet more than this many seconds after the station's processed
         data (a clock jump) flushes the station and restarts it at that packet.
     :param batch_size: Most windows per model call.
@@ -49,6 +53,7 @@ class StreamingConfig:
     max_fill: float = 5.0
     fill_guard: float = 1.0
     channel_timeout: float = 30.0
+    reorder_window: float = 30.0
     max_ahead: float = 600.0
     batch_size: int = 512
     confirm: float | None = None
@@ -58,6 +63,8 @@ class StreamingConfig:
             raise ValueError(f"Unknown streaming mode '{self.mode}'. Known: {', '.join(STREAMING_MODES)}.")
         if self.gap_policy not in GAP_POLICIES:
             raise ValueError(f"Unknown gap policy '{self.gap_policy}'. Known: {', '.join(GAP_POLICIES)}.")
+        if self.reorder_window < 0:
+            raise ValueError(f"reorder_window must not be negative, got {self.reorder_window}")
         for name in ("hop", "channel_timeout", "max_ahead"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -106,6 +113,7 @@ COUNTER_NAMES = (
     "overlapping_packets",
     "unknown_component_packets",
     "unsupported_rate_packets",
+    "resampled_packets",
     "empty_packets",
     "gaps",
     "zero_filled_samples",

@@ -19,10 +19,13 @@ import obspy
 import seisbench.util as sbu
 
 from xiaonet.edge.streams import component_index
+from xiaonet.edge.windowing import absolute_index
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
+from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
 from xiaonet.edge.picks import TriggerState, advance_trigger
+from xiaonet.stream.resampling import ChannelResampler
 from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
 from xiaonet.stream.windows import STACKING_METHODS
 
@@ -90,6 +93,8 @@ class StreamingPicker(PacketConsumer):
         self._dirty: set[str] = set()
         self._channel_keys: dict[tuple, tuple[str, int | None]] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._channel_rates: dict[tuple, float] = {}  # raw rate of every channel seen
+        self._resamplers: dict[tuple, ChannelResampler] = {}  # channels at another rate
         self.model_seconds = 0.0
 
     # --- feeding -----------------------------------------------------------------------
@@ -106,6 +111,8 @@ class StreamingPicker(PacketConsumer):
 
     def process(self, flush: bool = False) -> list[EmittedPick]:
         """Advance every station with new data; ``flush=True`` ends every record."""
+        if flush and self._resamplers:
+            self._end_resampled_records({self._channel_keys[ids][0] for ids in self._resamplers})
         keys = list(self.stations) if flush else sorted(self._dirty)
         self._dirty.clear()
         windows: list[PendingWindow] = []
@@ -124,6 +131,8 @@ class StreamingPicker(PacketConsumer):
         """End the records of all (or the given) stations: the end of data."""
         if station_keys is None:
             return self.process(flush=True)
+        station_keys = list(station_keys)
+        self._end_resampled_records(station_keys)
         windows: list[PendingWindow] = []
         stations = [self.stations[k] for k in station_keys if k in self.stations]
         for station in stations:
@@ -147,6 +156,8 @@ class StreamingPicker(PacketConsumer):
         for key in idle:
             del self.stations[key]
             self._dirty.discard(key)
+        for ids in [i for i in self._resamplers if self._channel_keys[i][0] in idle]:
+            del self._resamplers[ids]
         return emitted
 
     def memory_bytes(self) -> int:
@@ -175,38 +186,75 @@ class StreamingPicker(PacketConsumer):
         key, component = cached
         if component is None:
             self.counters["unknown_component_packets"] += 1
-            self._warn_once(key, "component", f"{packet.id}: component '{stats.channel[-1:]}' is "
+            self._warn_once(key, f"component {channel}", f"{packet.id}: component '{channel[-1:]}' is "
                             f"not one of {self.predictor.component_order} (or 1/2); ignored")
             return []
-        rate = float(stats.sampling_rate)
-        emitted: list[EmittedPick] = []
-        station = self.stations.get(key)
-        if station is not None and abs(station.sampling_rate - rate) > 1e-6 * rate:
-            self.counters["rate_changes"] += 1
-            self.note(f"{key}: sampling rate changed from {station.sampling_rate:g} to {rate:g} Hz; "
-                      "record ended and station restarted")
-            emitted += self.flush([key])
-            del self.stations[key]
-            station = None
-        if abs(rate - self.predictor.sampling_rate) > 1e-6 * rate:
-            self.counters["unsupported_rate_packets"] += 1
-            self._warn_once(key, f"rate {rate}", f"{packet.id}: {rate:g} Hz packets are dropped: "
-                            f"{self.picker_name} streams at {self.predictor.sampling_rate:g} Hz "
-                            "(resample upstream)")
-            return emitted
         data = np.asarray(packet.data)
         if not np.issubdtype(data.dtype, np.number):
             raise ValueError(f"non-numeric samples ({data.dtype})")
+        rate = float(stats.sampling_rate)
+        model_rate = float(self.predictor.sampling_rate)
+        emitted: list[EmittedPick] = []
+        previous = self._channel_rates.get(ids)
+        if previous is not None and abs(previous - rate) > 1e-6 * rate:
+            # The channel goes on at another rate: its samples at the old rate are handed over
+            # (a resampled record ends there), the new ones are resampled, as offline picking
+            # resamples each trace of a record to the model's rate.
+            self.counters["rate_changes"] += 1
+            self.note(f"{packet.id}: sampling rate changed from {previous:g} to {rate:g} Hz")
+            old = self._resamplers.pop(ids, None)
+            if old is not None:
+                for piece in old.end_record():
+                    emitted += self._accept_samples(piece, key, component, np.asarray(piece.data))
+        self._channel_rates[ids] = rate
+        if abs(rate - model_rate) <= 1e-6 * rate:
+            return emitted + self._accept_samples(packet, key, component, data)
+        if not (MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE):
+            self.counters["unsupported_rate_packets"] += 1
+            self._warn_once(key, f"rate {rate}", f"{packet.id}: {rate:g} Hz is outside the supported "
+                            f"{MIN_SAMPLING_RATE:g}-{MAX_SAMPLING_RATE:g} Hz; packets dropped")
+            return emitted
+        # Another rate: resampled to the model's as it arrives, as offline picking resamples
+        resampler = self._resamplers.get(ids)
+        if resampler is None:
+            resampler = self._resamplers[ids] = ChannelResampler(rate, model_rate, self.config.reorder_window)
+            low = " (little of the model's band survives: expect fewer picks)" if (
+                rate * LOW_RATE_FACTOR <= model_rate) else ""
+            self._warn_once(key, f"resample {rate}", f"{packet.id}: {rate:g} Hz resampled to "
+                            f"{model_rate:g} Hz for {self.picker_name}, as offline{low}")
+        self.counters["resampled_packets"] += 1
+        duplicates = resampler.duplicates
+        for piece in resampler.feed(packet):
+            emitted += self._accept_samples(piece, key, component, np.asarray(piece.data))
+        self.counters["duplicate_packets"] += resampler.duplicates - duplicates
+        return emitted
+
+    def _end_resampled_records(self, keys) -> None:
+        """Hand the last samples of every resampled channel of these stations to their buffers."""
+        keys = set(keys)
+        for ids, resampler in list(self._resamplers.items()):
+            key, component = self._channel_keys[ids]
+            if key in keys:
+                for piece in resampler.end_record():
+                    self._accept_samples(piece, key, component, np.asarray(piece.data))
+
+    def _accept_samples(self, packet: obspy.Trace, key: str, component: int,
+                        data: np.ndarray) -> list[EmittedPick]:
+        """Samples at the model's rate into the station buffer."""
+        stats = packet.stats
+        rate = float(stats.sampling_rate)
+        emitted: list[EmittedPick] = []
+        station = self.stations.get(key)
         if station is None:
             station = self._new_station(key, stats, rate)
-        start = station.index_of(stats.starttime)
+        start = station.index_of(stats.starttime, component)
         if start - station.processed > int(self.config.max_ahead * rate) and station.seen.any():
             self.counters["resyncs"] += 1
             self.note(f"{key}: packet at {stats.starttime} is more than {self.config.max_ahead:g} s "
                       "ahead of the station's data; record ended and station restarted there")
             emitted += self.flush([key])
             station = self._new_station(key, stats, rate)
-            start = 0
+            start = station.index_of(stats.starttime, component)
         self._write(station, component, start, data)
         station.last_arrival = time.time()
         self._dirty.add(key)
@@ -235,6 +283,8 @@ class StreamingPicker(PacketConsumer):
                 station.data[component, lo:hi] = values
                 station.present[component, lo:hi] = True
                 station.end[component] = stop
+                if station.contiguous[component] == start:
+                    station.contiguous[component] = stop
                 station.recent_packets[station.recent_next % station.recent_packets.size] = hash(
                     (component, start, n))
                 station.recent_next += 1
@@ -296,7 +346,13 @@ class StreamingPicker(PacketConsumer):
         """Oldest absolute sample the segment's next window needs."""
         if seg.end is not None:  # its last windows are predicted in the same call
             return seg.final_upto
-        return min(seg.start + seg.next_window * self.step, seg.final_upto)
+        return min(self._offset(seg, seg.next_window), seg.final_upto)
+
+    def _offset(self, seg: Segment, k: int) -> int:
+        """Absolute start of the segment's ``k``-th regular window."""
+        if seg.phase == 0:
+            return seg.start + k * self.step
+        return seg.start if k == 0 else seg.start + seg.phase + (k - 1) * self.step
 
     # --- frontier, segments, windows ---------------------------------------------------
 
@@ -315,7 +371,14 @@ class StreamingPicker(PacketConsumer):
                 self.note(f"{station.key}: component {self.predictor.component_order[c]} {what} "
                           f"{self.config.channel_timeout:g} s behind; treated as missing (zeros)")
         live = ~station.stopped
-        frontier = newest if flush or not live.any() else int(station.end[live].min())
+        if flush or not live.any():
+            frontier = newest
+        else:
+            # A hole in a live channel is waited for (a reordered packet may fill it) until the
+            # channel has sent reorder_window seconds of newer data; then it is missing data.
+            reorder = int(self.config.reorder_window * rate)
+            frontier = min(max(station.contiguous_end(int(c)), int(station.end[c]) - reorder)
+                           for c in np.flatnonzero(live))
         windows: list[PendingWindow] = []
         if frontier > station.processed:
             lo, hi = station.processed - station.base, frontier - station.base
@@ -346,7 +409,7 @@ class StreamingPicker(PacketConsumer):
         windows: list[PendingWindow] = []
         if any_present.all():  # the usual case: data on some channel at every sample
             if not station.segments or station.segments[-1].end is not None:
-                station.segments.append(self._new_segment(offset))
+                station.segments.append(self._new_segment(station, offset))
             return offset + any_present.size, windows
         change = np.flatnonzero(np.diff(any_present.astype(np.int8))) + 1
         bounds = np.concatenate([[0], change, [any_present.size]])
@@ -357,7 +420,7 @@ class StreamingPicker(PacketConsumer):
             current = segs[-1] if segs and segs[-1].end is None else None
             if any_present[a]:
                 if current is None:
-                    station.segments.append(self._new_segment(a_abs))
+                    station.segments.append(self._new_segment(station, a_abs))
                 continue
             closed_run = b < any_present.size
             if not closed_run and not flush:
@@ -373,14 +436,20 @@ class StreamingPicker(PacketConsumer):
             windows += self._close(station, current, a_abs)
         return offset + any_present.size, windows
 
-    def _new_segment(self, start: int) -> Segment:
+    def _new_segment(self, station: StationBuffer, start: int) -> Segment:
         triggers = [TriggerState(ph, self.predictor.thresholds.get(ph, 0.3)) for ph in self.phase_channels]
-        return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start)
+        phase = 0
+        if self.config.mode == "offline" and getattr(self.predictor, "window_grid", "record") == "absolute":
+            # the offline grid: absolute index of the record's first sample, as offline picking
+            # takes it from the record start (its grid time plus the mean sub-sample offset)
+            first = absolute_index(station.pick_time_of(start).timestamp, station.sampling_rate)
+            phase = (-first) % self.step
+        return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start, phase=phase)
 
     def _regular_windows(self, station: StationBuffer, seg: Segment, until: int) -> list[PendingWindow]:
         windows = []
-        while seg.start + seg.next_window * self.step + self.in_samples <= until:
-            offset = seg.start + seg.next_window * self.step
+        while self._offset(seg, seg.next_window) + self.in_samples <= until:
+            offset = self._offset(seg, seg.next_window)
             owns = None
             if self.config.mode == "low-latency":
                 owned_end = offset + self.in_samples - self.lookahead
@@ -402,7 +471,7 @@ class StreamingPicker(PacketConsumer):
                     and (n - 1) / station.sampling_rate >= self.predictor.min_record_s):
                 windows.append(PendingWindow(station, seg, seg.start, n, (seg.start, end)))
         elif self.config.mode == "offline":
-            last_regular = seg.start + (seg.next_window - 1) * self.step
+            last_regular = self._offset(seg, seg.next_window - 1)
             if last_regular + self.in_samples < end:
                 windows.append(PendingWindow(station, seg, end - self.in_samples, self.in_samples))
         elif seg.owned_upto < end:
@@ -469,7 +538,7 @@ class StreamingPicker(PacketConsumer):
         # Regular windows are cut as soon as their data is in, so no future regular window
         # covers samples before the processed frontier minus one window, and the end-of-record
         # window (offset = record length - in_samples >= frontier - in_samples) cannot either.
-        return max(seg.start, min(seg.start + seg.next_window * self.step,
+        return max(seg.start, min(self._offset(seg, seg.next_window),
                                   station.processed - self.in_samples))
 
     def _finalize(self, station: StationBuffer) -> list[EmittedPick]:
@@ -509,9 +578,9 @@ class StreamingPicker(PacketConsumer):
                 return []
         pick = sbu.Pick(
             trace_id=station.trace_id,
-            start_time=station.time_of(on),
-            end_time=station.time_of(off),
-            peak_time=station.time_of(peak),
+            start_time=station.pick_time_of(on),
+            end_time=station.pick_time_of(off),
+            peak_time=station.pick_time_of(peak),
             peak_value=float(value),
             phase=phase,
         )

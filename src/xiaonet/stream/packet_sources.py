@@ -55,7 +55,8 @@ def cut_into_packets(stream: obspy.Stream, packet_samples: int = 512) -> list[ob
 class ReplaySource:
     """Waveform files replayed as packets, at ``speed`` x real time (``None``: at once).
 
-    Files that cannot be read are reported through ``note`` by name and skipped. The
+    Files that cannot be read (or only in part: a truncated last record) and inputs that
+    match nothing are reported through ``note`` by name, kept in ``failures`` and skipped. The
     replay clock starts at the arrival (end time) of the first packet; a packet is handed
     out once ``(its end time - first end time) / speed`` wall-clock seconds have passed.
     """
@@ -72,13 +73,17 @@ class ReplaySource:
 
         if self.speed is not None and self.speed <= 0:
             raise ValueError(f"--speed must be positive, got {self.speed}")
+        def fail(message: str) -> None:  # named at the end, exit status 1, as `xiaonet pick`
+            self.failures.append(message)
+            self.note(message)
+
         stream = obspy.Stream()
-        for path in expand_inputs([str(f) for f in self.files]):
+        for path in expand_inputs([str(f) for f in self.files], unmatched=fail):
             try:
-                stream += read_waveform_file(path, note=self.note)
+                # A truncated file is a failure, as in `xiaonet pick`: data was lost
+                stream += read_waveform_file(path, note=fail)
             except WaveformInputError as error:
-                self.failures.append(str(error))
-                self.note(str(error))
+                fail(str(error))
         self._packets = cut_into_packets(stream, self.packet_samples)
         self._arrivals = np.array([p.stats.endtime.timestamp for p in self._packets])
         self._next = 0

@@ -59,6 +59,8 @@ class TorchWindowPredictor:
     min_record_s: float
     thresholds: dict[str, float]
     argdict: dict = field(default_factory=dict)
+    #: Where offline windows start (``record`` or ``absolute``, :mod:`xiaonet.edge.windowing`).
+    window_grid: str = "record"
     #: The model's whole-stream filter (EQTransformer: zero-phase 1-45 Hz band-pass). A
     #: stream cannot be filtered zero-phase as it arrives, so it is applied to each window
     #: instead; picks then differ slightly from offline ones (see docs/streaming.md).
@@ -115,6 +117,7 @@ class ArrayWindowPredictor:
     min_record_s: float = 1.0
     thresholds: dict[str, float] = field(default_factory=dict)
     blinding: tuple[int, int] = (0, 0)
+    window_grid: str = "record"
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         out = np.array(self.predict_fn(np.ascontiguousarray(windows, dtype=np.float32)),
@@ -167,6 +170,7 @@ def predictor_from_model_picker(picker) -> TorchWindowPredictor:
         min_record_s=min_record_s,
         thresholds=thresholds,
         argdict=argdict,
+        window_grid=str(getattr(model, "window_grid", "record")),
         window_filter=window_filter,
     )
 
@@ -192,4 +196,5 @@ def predictor_from_edge_model(edge_model) -> ArrayWindowPredictor:
         min_record_s=float(meta.min_record_s),
         thresholds={"P": 0.3, "S": 0.3, **dict(meta.thresholds)},
         blinding=tuple(meta.blinding),
+        window_grid=str(getattr(meta, "window_grid", "record")),
     )

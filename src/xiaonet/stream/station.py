@@ -27,6 +27,9 @@ class Segment:
     final_upto: int = 0  # absolute: samples before this have gone through the triggers
     owned_upto: int = 0  # low-latency: samples before this have their probability
     filled: list = field(default_factory=list)  # zero-filled spans (absolute start, end)
+    # samples from ``start`` to the first window on the absolute grid (0: windows every step
+    # from ``start``, as on the record grid; else one window at ``start``, then the grid)
+    phase: int = 0
 
 
 class StationBuffer:
@@ -37,7 +40,12 @@ class StationBuffer:
         self.key = key
         self.trace_id = trace_id
         self.sampling_rate = sampling_rate
-        self.epoch = epoch
+        # The sample grid is the absolute one (a hypothetical sample at UTC 0), as offline picking
+        # aligns every trace (SeisBench's ``_align_fractional_samples``); each component's
+        # sub-sample offset from it is kept, and pick times add their mean back, as offline.
+        self.epoch = obspy.UTCDateTime(aligned_timestamp(epoch, sampling_rate))
+        self.offsets = np.zeros(n_components, dtype=np.float64)
+        self.anchors: dict[int, tuple[obspy.UTCDateTime, int]] = {}
         self.n_components = n_components
         # Samples up to ``start_margin`` before the first packet are kept: another channel's
         # first packet may start a little earlier.
@@ -48,6 +56,9 @@ class StationBuffer:
         self.prob_count = np.zeros((n_labels, capacity), dtype=np.uint8)  # windows per sample
         # Next sample per component; a component not seen yet counts as lagging from the start.
         self.end = np.full(n_components, -start_margin, dtype=np.int64)
+        # First sample not received per component (samples before it are all in); a hole
+        # behind ``end`` is waited for (reordered packets) up to the reorder window.
+        self.contiguous = np.full(n_components, -start_margin, dtype=np.int64)
         self.seen = np.zeros(n_components, dtype=bool)
         self.stopped = np.zeros(n_components, dtype=bool)
         self.processed = -start_margin  # absolute: frontier consumed by the segment logic
@@ -61,11 +72,37 @@ class StationBuffer:
     def capacity(self) -> int:
         return self.data.shape[1]
 
-    def index_of(self, t: obspy.UTCDateTime) -> int:
-        return int(round((t.ns - self.epoch.ns) * 1e-9 * self.sampling_rate))
+    def index_of(self, t: obspy.UTCDateTime, component: int | None = None) -> int:
+        """Sample index of ``t`` on the absolute grid. A component's first packet is aligned as
+        offline alignment rounds a trace start; its later packets are placed relative to that
+        one (as the samples of one trace are), never rounded on their own."""
+        if component is not None and component in self.anchors:
+            anchor, index = self.anchors[component]
+            return index + int(round((t.ns - anchor.ns) * 1e-9 * self.sampling_rate))
+        index = int(round((aligned_timestamp(t, self.sampling_rate) - self.epoch.timestamp) * self.sampling_rate))
+        if component is not None:
+            self.anchors[component] = (t, index)
+            self.offsets[component] = t.timestamp - aligned_timestamp(t, self.sampling_rate)
+        return index
 
     def time_of(self, index: int) -> obspy.UTCDateTime:
         return self.epoch + index / self.sampling_rate
+
+    def pick_time_of(self, index: int) -> obspy.UTCDateTime:
+        """Time of a sample as offline picks give it: the grid time plus the mean sub-sample
+        offset of the components that sent data."""
+        offset = float(self.offsets[self.seen].mean()) if self.seen.any() else 0.0
+        return self.epoch + (index / self.sampling_rate + offset)
+
+    def contiguous_end(self, component: int) -> int:
+        """First sample of ``component`` not received at or after the processed frontier."""
+        first = max(int(self.contiguous[component]), self.processed, self.base)
+        end = int(self.end[component])
+        if first < end:
+            missing = np.flatnonzero(~self.present[component, first - self.base : end - self.base])
+            first = first + int(missing[0]) if missing.size else end
+        self.contiguous[component] = first
+        return first
 
     def newest_time(self) -> obspy.UTCDateTime:
         return self.time_of(int(self.end.max()) - 1)
@@ -101,6 +138,11 @@ class StationBuffer:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.data, self.present, self.prob_sum, self.prob_count,
                                       self.recent_packets))
+
+
+def aligned_timestamp(t: obspy.UTCDateTime, sampling_rate: float) -> float:
+    """``t`` rounded to the absolute sample grid, exactly as SeisBench aligns a trace start."""
+    return float(np.round(t.timestamp * sampling_rate) / sampling_rate)
 
 
 @dataclass

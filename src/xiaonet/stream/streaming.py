@@ -19,7 +19,8 @@ How it works, per station (``NET.STA.LOC`` + band/instrument code, as offline):
    filled span are suppressed (no pick is invented across a gap).
 4. **Windows.** In ``mode="offline"`` windows start every ``in_samples - overlap`` samples
    from the record start and one more window is aligned to the record end when the record
-   ends (SeisBench's ``_cut_fragments_array``); window predictions are averaged where they
+   ends (SeisBench's ``_cut_fragments_array``), or, for a model with the ``absolute`` window
+   grid (the students), on that grid after one window at the record start; window predictions are averaged where they
    overlap (SeisBench's ``avg`` stacking, in float32 and in window order). A sample is
    final once no future window can cover it; the end-of-record window means the last
    ``in_samples`` samples of a record are final only when the record ends (a gap, a rate
