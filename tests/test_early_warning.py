@@ -69,7 +69,7 @@ def test_an_early_warning_student_streams_the_picks_it_makes_offline_whatever_th
     assert len([p for p in offline if p.phase == "P"]) >= 2
     settings = model.early_warning
     expected = sorted((p.phase, round(float(p.peak_time.timestamp), 3), round(p.peak_value, 5)) for p in offline)
-    for seed in range(3):
+    for seed in range(2):
         engine = StreamingPicker(picker, StreamingConfig(mode="low-latency", hop=settings["hop_s"],
                                                          lookahead=settings["lookahead_s"],
                                                          confirm=settings["confirm"]))
@@ -103,3 +103,23 @@ def test_early_warning_training_decides_the_samples_streaming_decides():
     a, b = decided_samples(model, 501, 100.0)
     assert b == 501 - 20 and b - a == int(round((0.1 + EARLY_WARNING_MARGIN_S) * 100))
     assert decided_samples(load_student("xiaonet-s"), 6001, 100.0) is None
+
+
+def test_stream_benchmark_reports_the_early_warning_mode(tmp_path, capsys, torch_threads):
+    from xiaonet.cli import main
+
+    early_warning_student().save(str(tmp_path / "ew"))
+    data = tmp_path / "synthetic.mseed"
+    synthetic_stream(60.0, events=(20.0, 45.0)).write(str(data), format="MSEED")
+    code = main(["stream-benchmark", "--data", str(data), "--latency-seconds", "60", "--stations", "2",
+                 "--throughput-seconds", "5", "--no-teacher", "--modes", "early-warning",
+                 "--ew-picker", str(tmp_path / "ew")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = [line.split() for line in out.splitlines() if " early-warning " in f" {line} "]
+    latency = [r for r in rows if len(r) == 10 and r[2] == "P"]
+    assert latency and int(latency[0][3]) >= 1  # P picks emitted with a latency
+    assert any(len(r) == 11 and r[1] == "early-warning" and r[-1] == "kB" for r in rows)  # throughput
+    assert main(["stream-benchmark", "--data", str(data), "--modes", "sideways"]) == 2
+    assert main(["stream-benchmark", "--data", str(data), "--ew-picker", "xiaonet-s", "--no-teacher",
+                 "--modes", "early-warning"]) == 2  # an offline student is refused

@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xiaonet.speed.stream_benchmark import (load_benchmark_student, measure_latency, measure_memory,
-                                            measure_throughput, read_replay_stream)
+from xiaonet.speed.stream_benchmark import (BENCHMARK_MODES, load_benchmark_student,
+                                            load_early_warning_student, measure_latency, measure_memory,
+                                            measure_throughput, protocol_accuracy,
+                                            read_replay_stream)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -59,8 +61,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: the figures are per core)")
     parser.add_argument("--no-teacher", action="store_true", help="skip PhaseNet")
-    parser.add_argument("--modes", default="offline,low-latency",
-                        help="comma-separated streaming modes to measure (default both)")
+    parser.add_argument("--modes", default="offline,low-latency,early-warning",
+                        help="comma-separated streaming modes to measure: offline and low-latency for "
+                        "the student and PhaseNet, early-warning for the early-warning student "
+                        "(default: all three)")
+    parser.add_argument("--ew-picker", default=None, metavar="STUDENT",
+                        help="early-warning student (default: the shipped xiaonet-ew, when shipped)")
+    parser.add_argument("--protocol", default=None, metavar="CONFIG",
+                        help="also score every picker and mode on the test networks of this training "
+                        "config (e.g. configs/xiaonet-s.json): the network-held-out protocol")
+    parser.add_argument("--protocol-split", choices=("test", "val"), default="test",
+                        help="with --protocol: the test networks (report) or the validation networks "
+                        "(choose settings on these, never on test)")
     parser.add_argument("--hop", type=float, default=0.5, help="low-latency: seconds between windows")
     parser.add_argument("--lookahead", type=float, default=1.0, help="low-latency: lookahead seconds")
     parser.add_argument("--window", type=float, default=None,
@@ -72,21 +84,32 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = sorted(set(modes) - set(BENCHMARK_MODES))
+    if unknown:
+        print(f"xiaonet stream-benchmark: unknown mode(s) {', '.join(unknown)}; known: "
+              f"{', '.join(BENCHMARK_MODES)}", file=sys.stderr)
+        return 2
     try:
         stream = read_replay_stream(args.data, args.latency_seconds)
         student, student_label = load_benchmark_student(args.picker)
+        early_warning = load_early_warning_student(args.ew_picker) if "early-warning" in modes else None
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"xiaonet stream-benchmark: {error}", file=sys.stderr)
         return 2
-    pickers = [(student_label, student)]
+    runs = [(student_label, student, [m for m in modes if m != "early-warning"])]
+    if early_warning is not None:
+        runs.append((early_warning[1], early_warning[0], ["early-warning"]))
+    elif "early-warning" in modes:
+        print("note: no early-warning student shipped or given (--ew-picker); that mode is skipped",
+              file=sys.stderr)
     if not args.no_teacher:
         try:
             from xiaonet.picking.loading import load_picker
 
-            pickers.append(("phasenet", load_picker("phasenet")))
+            runs.append(("phasenet", load_picker("phasenet"), [m for m in modes if m != "early-warning"]))
         except Exception as error:
             print(f"note: PhaseNet not measured: {error}", file=sys.stderr)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     packet_samples = max(1, int(round(args.packet_seconds * stream[0].stats.sampling_rate)))
     print(f"data: {args.data} ({stream[0].stats.endtime - stream[0].stats.starttime:.0f} s, "
           f"{len(stream)} channels), packets of {packet_samples} samples, "
@@ -95,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     def config_for(mode: str, picker) -> dict:
+        if mode == "early-warning":
+            settings = picker.model.early_warning
+            return {"mode": "low-latency", "hop": settings["hop_s"], "lookahead": settings["lookahead_s"],
+                    "confirm": settings["confirm"]}
         if mode != "low-latency":
             return {"mode": mode}
         window = args.window if picker is student else None
@@ -103,38 +130,54 @@ def run(args: argparse.Namespace) -> int:
     if "low-latency" in modes:
         print(f"low-latency: hop {args.hop:g} s, lookahead {args.lookahead:g} s, student window "
               f"{args.window or 'model default'}")
-    print("latency: onset packet arrival -> pick emission (s); agreement: streamed picks vs "
-          "offline picks of the same picker (0.5 s)")
-    print(f"{'picker':<28} {'mode':<12} {'phase':<5} {'picks':>6} {'median':>8} {'p95':>8} "
-          f"{'recall':>7} {'precision':>9}")
-    for label, picker in pickers:
-        offline = picker.pick(stream, note=lambda message: None)
-        for mode in modes:
-            result = measure_latency(picker, stream, config_for(mode, picker), packet_samples, offline)
+    if early_warning is not None:
+        ew = early_warning[0].model.early_warning
+        print(f"early-warning: {early_warning[1]}, window {early_warning[0].model.in_samples} samples, hop "
+              f"{ew['hop_s']:g} s, lookahead {ew['lookahead_s']:g} s, picks final at {ew['confirm']:g} x peak")
+    student_offline = student.pick(stream, note=lambda message: None)
+    print("latency: onset packet arrival -> pick emission (s); agreement (0.5 s): streamed picks vs the "
+          f"same picker offline, and vs {student_label} offline")
+    print(f"{'picker':<28} {'mode':<13} {'phase':<5} {'picks':>6} {'median':>8} {'p95':>8} "
+          f"{'recall':>7} {'precision':>9} {'rec. vs s':>9} {'prec. vs s':>10}")
+    for label, picker, picker_modes in runs:
+        offline = student_offline if picker is student else picker.pick(stream, note=lambda message: None)
+        for mode in picker_modes:
+            result = measure_latency(picker, stream, config_for(mode, picker), packet_samples,
+                                     {"own": offline, "student": student_offline})
             for phase in ("P", "S"):
                 values = result[phase]
-                score = result["agreement"][phase]
-                agreement = f"{score.recall:>7.3f} {score.precision:>9.3f}"
+                own, vs = result["agreement"]["own"][phase], result["agreement"]["student"][phase]
+                agreement = f"{own.recall:>7.3f} {own.precision:>9.3f} {vs.recall:>9.3f} {vs.precision:>10.3f}"
                 if values:
-                    print(f"{label:<28} {mode:<12} {phase:<5} {len(values):>6} "
+                    print(f"{label:<28} {mode:<13} {phase:<5} {len(values):>6} "
                           f"{np.median(values):>8.2f} {np.percentile(values, 95):>8.2f} {agreement}")
                 else:
-                    print(f"{label:<28} {mode:<12} {phase:<5} {0:>6} {'-':>8} {'-':>8} {agreement}")
+                    print(f"{label:<28} {mode:<13} {phase:<5} {0:>6} {'-':>8} {'-':>8} {agreement}")
     print()
     print(f"throughput: 3-component 100 Hz stations in real time per {max(1, args.threads)} thread(s)")
-    print(f"{'picker':<28} {'mode':<12} {'stations':>8} {'data s':>7} {'cpu s':>7} "
+    print(f"{'picker':<28} {'mode':<13} {'stations':>8} {'data s':>7} {'cpu s':>7} "
           f"{'model %':>7} {'stations/core':>13} {'buffers/sta':>11} {'heap/sta':>9}")
-    for label, picker in pickers:
-        for mode in modes:
-            n = args.stations if picker is student else args.teacher_stations
+    for label, picker, picker_modes in runs:
+        for mode in picker_modes:
+            n = args.teacher_stations if label == "phasenet" else args.stations
             if mode == "low-latency":
                 n = max(1, n // 4)  # 20-40x more windows than offline: fewer stations suffice
             r = measure_throughput(picker, stream, n, args.throughput_seconds, config_for(mode, picker))
             heap = measure_memory(picker, stream, config_for(mode, picker))
-            print(f"{label:<28} {mode:<12} {n:>8} {r['data_seconds']:>7.0f} {r['cpu_seconds']:>7.2f} "
+            print(f"{label:<28} {mode:<13} {n:>8} {r['data_seconds']:>7.0f} {r['cpu_seconds']:>7.2f} "
                   f"{100 * r['model_seconds'] / max(r['cpu_seconds'], 1e-9):>6.0f}% "
                   f"{r['stations_per_core']:>13,.0f} {r['buffer_bytes_per_station'] / 1024:>8.0f} kB "
                   f"{heap / 1024:>6.0f} kB")
+    if args.protocol:
+        n_records, rows = protocol_accuracy(args.protocol, runs, config_for, args.protocol_split)
+        print()
+        print(f"accuracy on the {'test' if args.protocol_split == 'test' else 'validation'} networks of "
+              f"{args.protocol} ({n_records} records; F1 at 0.5 s)")
+        print(f"{'picker':<28} {'mode':<13} {'P F1 analyst':>12} {'S F1 analyst':>12} {'P F1 cons.':>10} "
+              f"{'S F1 cons.':>10} {'P MAE s':>8} {'S MAE s':>8}")
+        for row in rows:
+            print(f"{row['picker']:<28} {row['mode']:<13} {row['analyst_P']:>12} {row['analyst_S']:>12} "
+                  f"{row['consensus_P']:>10} {row['consensus_S']:>10} {row['P_mae']:>8} {row['S_mae']:>8}")
     return 0
 
 

@@ -106,13 +106,38 @@ class ModelPicker(Picker):
     def _pick_as_streamed(self, stream: obspy.Stream) -> sbu.PickList:
         """An early-warning student picks offline exactly as it streams: windows every
         ``hop_s`` ending ``lookahead_s`` after the samples they decide, and picks emitted at
-        confirmation (the streaming engine over the whole block, then flushed)."""
+        confirmation (see :class:`StreamedPicker`)."""
         from xiaonet.stream.config import StreamingConfig
-        from xiaonet.stream.engine import StreamingPicker
 
         settings = self.model.early_warning
         config = StreamingConfig(mode="low-latency", hop=settings["hop_s"], lookahead=settings["lookahead_s"],
                                  confirm=settings["confirm"])
-        engine = StreamingPicker(self, config, note=logger.debug)
+        return StreamedPicker(self, config).pick_block(stream)
+
+
+class StreamedPicker(Picker):
+    """Any model picker run through the streaming engine with a given
+    :class:`xiaonet.stream.config.StreamingConfig`, over whole records: the picks that
+    streaming in that mode emits (every pick is final when emitted, so how the data is cut
+    into packets does not matter). Scores a streaming mode with the offline scorer.
+    """
+
+    def __init__(self, picker: "ModelPicker", config, name: str | None = None):
+        self.picker = picker
+        self.config = config
+        self.name = name or f"{picker.name} ({config.mode})"
+        self.min_duration = picker.min_duration
+
+    def __repr__(self) -> str:
+        return f"StreamedPicker({self.picker!r}, {self.config})"
+
+    def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+        from xiaonet.stream.engine import StreamingPicker
+
+        engine = StreamingPicker(self.picker, self.config, note=logger.debug)
         emitted = engine.feed_many(list(stream)) + engine.flush()
         return sbu.PickList(sorted(e.pick for e in emitted))
+
+    def annotate(self, stream: obspy.Stream) -> obspy.Stream:
+        raise NotImplementedError(f"{self.name}: streamed probabilities are not kept; annotate the "
+                                  "picker itself for offline probabilities")

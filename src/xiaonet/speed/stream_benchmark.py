@@ -36,6 +36,45 @@ def load_benchmark_student(spec: str | None):
     return ModelPicker(build_student(DEFAULT_PRESET), name=DEFAULT_PRESET), f"{DEFAULT_PRESET} (untrained)"
 
 
+#: Streaming modes the benchmark knows: two for any model, one for early-warning students.
+BENCHMARK_MODES = ("offline", "low-latency", "early-warning")
+
+
+def load_early_warning_student(spec: str | None):
+    """(picker, label) of an early-warning student: ``spec``, else the shipped xiaonet-ew; None."""
+    from xiaonet.models.presets import shipped_weights
+    from xiaonet.picking.loading import load_picker
+
+    spec = spec or ("xiaonet-ew" if shipped_weights("xiaonet-ew") is not None else None)
+    if spec is None:
+        return None
+    picker = load_picker(spec)
+    if not getattr(getattr(picker, "model", None), "early_warning", None):
+        raise ValueError(f"--ew-picker {spec}: not an early-warning student (its weights have no lookahead_s)")
+    return picker, spec
+
+
+def protocol_accuracy(config_path: str, runs, config_for, split: str = "test") -> tuple[int, list[dict]]:
+    """Every picker and mode scored on the ``split`` networks of a training config with the
+    training run's scorer (a streaming mode on the picks it emits): (test records, rows of
+    :func:`xiaonet.evaluate.generalisation.summary_row` plus ``mode``)."""
+    from xiaonet.evaluate.generalisation import ProtocolScore, load_protocol, score_protocol, summary_row
+    from xiaonet.picking.pickers import StreamedPicker
+    from xiaonet.stream.config import StreamingConfig
+
+    _, bundle = load_protocol(config_path)
+    rows = []
+    for label, picker, picker_modes in runs:
+        for mode in picker_modes:
+            if label == "phasenet" and mode != "offline":
+                continue  # PhaseNet low-latency on every test record takes hours on one core
+            scored = picker if mode in ("offline", "early-warning") else StreamedPicker(
+                picker, StreamingConfig(**config_for(mode, picker)))
+            row = summary_row(ProtocolScore(label, split, score_protocol(scored, bundle, split)))
+            rows.append({**row, "mode": mode})
+    return len(getattr(bundle, split)), rows
+
+
 def _ticks(packets):
     """Group packets that arrive together (same end time) into one batch."""
     batch, current = [], None
@@ -53,7 +92,8 @@ def _ticks(packets):
 def measure_latency(picker, stream, config: dict, packet_samples: int, offline=None) -> dict:
     """Latency (s) of every pick emitted before the end of data, per phase.
 
-    With ``offline`` picks, ``result["agreement"]`` scores all streamed picks against them.
+    With ``offline`` picks, ``result["agreement"]`` scores all streamed picks against them;
+    with a dict of named pick lists, it holds one score per name.
     """
     import math
     import time
@@ -83,8 +123,12 @@ def measure_latency(picker, stream, config: dict, packet_samples: int, offline=N
     if offline is not None:
         from xiaonet.evaluate.scoring import ReferencePick, score_picks
 
-        reference = [ReferencePick(p.trace_id, p.phase, float(p.peak_time)) for p in offline]
-        latencies["agreement"] = score_picks([e.pick for e in emitted_all], reference, tolerance=0.5)
+        def agreement(picks):
+            reference = [ReferencePick(p.trace_id, p.phase, float(p.peak_time)) for p in picks]
+            return score_picks([e.pick for e in emitted_all], reference, tolerance=0.5)
+
+        latencies["agreement"] = ({name: agreement(picks) for name, picks in offline.items()}
+                                  if isinstance(offline, dict) else agreement(offline))
     return latencies
 
 
