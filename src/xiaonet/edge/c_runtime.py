@@ -30,7 +30,7 @@ from xiaonet.edge.model import EdgeModel, EdgeModelError, EdgeModelMetadata
 from xiaonet.edge.picker import EdgePicker
 from xiaonet.edge.picks import EdgePick
 
-CFLAGS = ("-std=c99", "-O2", "-fPIC", "-shared")
+CFLAGS = ("-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared")
 SOURCES = ("xiaonet.c", "xiaonet_weights.c")
 HEADERS = ("xiaonet.h", "xiaonet_model.h")
 
@@ -92,6 +92,8 @@ def c_sources_for(path: str | Path) -> Path:
     """The C folder of ``path``: the folder itself, or C generated from an ONNX file into the cache."""
     path = Path(path)
     if path.is_dir():
+        if not (path / "model.json").is_file():
+            raise CRuntimeError(f"{path}: not a folder written by `xiaonet export --format c` (no model.json)")
         return path
     if path.suffix != ".onnx" or not path.is_file():
         raise CRuntimeError(f"{path}: give a folder written by `xiaonet export --format c` or an exported .onnx file")

@@ -1,5 +1,6 @@
 /* XiaoNet C runtime: network forward pass and streaming front end (see xiaonet.h).
- * C99 + libm (expf, sqrt, rintf); no malloc, no stdio. */
+ * C99 + libm (sqrtf, rintf, fabsf); float arithmetic only; no malloc, no stdio.
+ * Compile with -ffp-contract=off (GCC's default under -std=c99) for the same bits everywhere. */
 #include <math.h>
 #include <string.h>
 
@@ -38,48 +39,60 @@ static inline float raw_at(const xn_source *s, int c, int32_t i)
     return i < s->len1 ? s->p1[c][i] : s->p2[c][i - s->len1];
 }
 
+/* Sum of f(i) for i < n in float: blocks of 64 summed first, then the block sums (error ~1e-6
+ * relative even for long windows, and no double arithmetic, which a Cortex-M4F emulates). */
+#define XN_BLOCK 64
+
 /* The student's normalisation (xiaonet.models.model.normalize_window): constant channels to
- * zero, demean, divide by the peak over all channels, then by std + 1e-3 x the largest std. */
+ * zero, demean, divide by the peak over all channels, then by std + 1e-3 x the largest std.
+ * Sums are taken relative to the first sample so that a DC offset costs no precision. */
 static void normalisation(xn_source *s)
 {
-    double sq[XN_CHANNELS];
+    float var[XN_CHANNELS];
     float peak = 0.0f, max_std = 0.0f;
     int c;
-    int32_t i;
+    int32_t i, j;
     for (c = 0; c < XN_CHANNELS; c++) {
-        float mx = -INFINITY, mn = INFINITY, level = 0.0f, dmax = 0.0f;
-        double sum = 0.0, ss = 0.0;
-        for (i = 0; i < s->n; i++) {
-            float v = raw_at(s, c, i);
-            mx = v > mx ? v : mx;
-            mn = v < mn ? v : mn;
-            level = fabsf(v) > level ? fabsf(v) : level;
-            sum += v;
+        const float first = raw_at(s, c, 0);
+        float mx = first, mn = first, level = 0.0f, dmax = 0.0f, sum = 0.0f, ss = 0.0f;
+        for (i = 0; i < s->n; i += XN_BLOCK) {
+            const int32_t end = i + XN_BLOCK < s->n ? i + XN_BLOCK : s->n;
+            float part = 0.0f;
+            for (j = i; j < end; j++) {
+                const float v = raw_at(s, c, j);
+                mx = v > mx ? v : mx;
+                mn = v < mn ? v : mn;
+                level = fabsf(v) > level ? fabsf(v) : level;
+                part += v - first;
+            }
+            sum += part;
         }
-        s->mean[c] = (float)(sum / s->n);
+        s->mean[c] = first + sum / (float)s->n;
         if (!(mx - mn > 1e-6f * level)) {  /* constant (or all-zero) channel: stays zero */
-            s->gain[c] = 0.0f;
-            sq[c] = -1.0;
+            var[c] = -1.0f;
             continue;
         }
-        for (i = 0; i < s->n; i++) {
-            float d = raw_at(s, c, i) - s->mean[c];
-            dmax = fabsf(d) > dmax ? fabsf(d) : dmax;
-            ss += (double)d * d;
+        for (i = 0; i < s->n; i += XN_BLOCK) {
+            const int32_t end = i + XN_BLOCK < s->n ? i + XN_BLOCK : s->n;
+            float part = 0.0f;
+            for (j = i; j < end; j++) {
+                const float d = raw_at(s, c, j) - s->mean[c];
+                dmax = fabsf(d) > dmax ? fabsf(d) : dmax;
+                part += d * d;
+            }
+            ss += part;
         }
-        sq[c] = ss / s->n;
+        var[c] = ss / (float)s->n;
         peak = dmax > peak ? dmax : peak;
     }
     if (peak <= 0.0f) peak = 1.0f;
     for (c = 0; c < XN_CHANNELS; c++) {
-        float sd = sq[c] < 0.0 ? 0.0f : (float)sqrt(sq[c]) / peak;
+        const float sd = var[c] < 0.0f ? 0.0f : sqrtf(var[c]) / peak;
         s->gain[c] = sd;  /* std for now */
         max_std = sd > max_std ? sd : max_std;
     }
-    for (c = 0; c < XN_CHANNELS; c++) {
-        if (sq[c] < 0.0) { s->gain[c] = 0.0f; continue; }
-        s->gain[c] = 1.0f / (peak * (s->gain[c] + 1e-3f * max_std + 1e-12f));
-    }
+    for (c = 0; c < XN_CHANNELS; c++)
+        s->gain[c] = var[c] < 0.0f ? 0.0f : 1.0f / (peak * (s->gain[c] + 1e-3f * max_std + 1e-12f));
 }
 
 /* --- layers ------------------------------------------------------------------------------------- */
@@ -206,6 +219,24 @@ static void stem(const xn_layer *ly, const xn_source *src, int32_t lpad, xn_act 
 
 /* --- the whole network ------------------------------------------------------------------- */
 
+/* e^x for x <= 0 in float arithmetic only (Cody-Waite reduction, degree-6 polynomial,
+ * relative error ~2e-7): the same bits on every IEEE-754 machine, so a microcontroller and a
+ * PC pick identically even where int8 probabilities tie (libm expf differs in the last bit). */
+static inline float xn_expf(float x)
+{
+    union { float f; int32_t i; } u;
+    int32_t n;
+    float r, p;
+    if (x < -80.0f) return 0.0f;
+    n = (int32_t)(x * 1.44269504f - 0.5f);  /* round to nearest for x <= 0 */
+    r = x - (float)n * 0.693145752f - (float)n * 1.42860677e-6f;
+    p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666672e-1f + r * (4.16666679e-2f
+        + r * (8.33333377e-3f + r * 1.38888892e-3f)))));
+    u.f = p;
+    u.i = (int32_t)((uint32_t)u.i + ((uint32_t)n << 23));  /* p x 2^n */
+    return u.f;
+}
+
 typedef struct {
     float *probs;      /* xn_forward: labels x n */
     xn_stream *st;     /* streaming: add P and S to the stack */
@@ -217,7 +248,7 @@ static inline void sink_sample(const xn_sink *sink, int32_t pos, const float *z)
     float e[XN_LABELS], m = z[0], sum = 0.0f;
     int c;
     for (c = 1; c < XN_LABELS; c++) m = z[c] > m ? z[c] : m;
-    for (c = 0; c < XN_LABELS; c++) { e[c] = expf(z[c] - m); sum += e[c]; }
+    for (c = 0; c < XN_LABELS; c++) { e[c] = xn_expf(z[c] - m); sum += e[c]; }
     if (sink->probs) {
         for (c = 0; c < XN_LABELS; c++) sink->probs[(size_t)c * sink->n + pos] = e[c] / sum;
     } else {
@@ -317,6 +348,10 @@ void xn_set_thresholds(xn_stream *st, double p_threshold, double s_threshold)
 {
     st->threshold[0] = p_threshold;
     st->threshold[1] = s_threshold;
+    st->trigger_on[0] = (float)p_threshold;
+    st->trigger_on[1] = (float)s_threshold;
+    st->trigger_off[0] = (float)(p_threshold / 2.0);
+    st->trigger_off[1] = (float)(s_threshold / 2.0);
 }
 
 void xn_stream_init(xn_stream *st, xn_pick_fn on_pick, void *user)
@@ -345,7 +380,7 @@ static void emit(xn_stream *st, int phase, int64_t end)
 static void trigger(xn_stream *st, int phase, int64_t pos, float v, int valid)
 {
     xn_trigger *tr = &st->trigger[phase];
-    const float on = (float)st->threshold[phase], off = (float)(st->threshold[phase] / 2.0);
+    const float on = st->trigger_on[phase], off = st->trigger_off[phase];
     if (tr->on) {
         if (valid && v >= off) {
             if (v > tr->peak_value) { tr->peak_value = v; tr->peak = pos; }

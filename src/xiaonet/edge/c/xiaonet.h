@@ -54,6 +54,7 @@ typedef struct {
     int64_t final_upto;                /* samples before this are final (triggered) */
     int64_t windows;                   /* windows run */
     double threshold[2];               /* P, S trigger thresholds */
+    float trigger_on[2], trigger_off[2];  /* the same in float32: threshold and threshold / 2 */
     xn_trigger trigger[2];
     xn_pick_fn on_pick;
     void *user;
