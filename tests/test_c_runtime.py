@@ -196,3 +196,23 @@ def test_stream_command_runs_on_the_c_library(exported, tmp_path, capsys):
     expected = sorted((p.phase, float(p.peak_time.timestamp)) for p in offline)
     assert len(got) == len(expected)
     assert all(a[0] == b[0] and abs(a[1] - b[1]) <= 0.0101 for a, b in zip(got, expected))
+
+
+def test_the_c_runtime_imports_neither_torch_nor_onnxruntime(exported):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys
+        for name in ("torch", "seisbench", "onnxruntime", "onnx"):
+            sys.modules[name] = None  # importing any of them now fails
+        import numpy as np
+        from xiaonet.edge.c_runtime import CPicker
+        picker = CPicker({str(exported["c32"])!r})
+        rng = np.random.default_rng(0)
+        picker.pick_array(rng.normal(size=(3, 7000)).astype(np.float32))
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

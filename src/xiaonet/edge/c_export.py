@@ -293,6 +293,9 @@ def write_c_model(onnx_path: str | Path, out_dir: str | Path, window: int | None
 #define XN_LAYERS {len(layers)}
 #define XN_TOTAL_STRIDE {plan["total_stride"]}
 #define XN_STEM_KERNEL {layers[0].kernel}
+#define XN_STEM_STRIDE {layers[0].stride}
+#define XN_WIDTH0 {layers[0].cout}
+#define XN_MAX_KERNEL {max(layer.kernel for layer in layers)}
 #define XN_MAX_WIDTH {plan["max_width"]}
 /* activation arena ({"uint8" if int8 else "float"} elements) for windows up to XN_WINDOW samples */
 #define XN_ARENA {plan["arena"]}

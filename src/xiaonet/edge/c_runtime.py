@@ -30,7 +30,11 @@ from xiaonet.edge.model import EdgeModel, EdgeModelError, EdgeModelMetadata
 from xiaonet.edge.picker import EdgePicker
 from xiaonet.edge.picks import EdgePick
 
-CFLAGS = ("-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared")
+#: -march=native: the library is built on the machine that runs it (the cache key includes the CPU);
+#: -ffp-contract=off: no fused multiply-adds, so results are the same bits as on a microcontroller.
+#: $XIAONET_CFLAGS replaces the optimisation flags.
+CFLAGS = tuple(os.environ.get("XIAONET_CFLAGS", "-O3 -march=native").split()) + (
+    "-std=c99", "-ffp-contract=off", "-fPIC", "-shared")
 SOURCES = ("xiaonet.c", "xiaonet_weights.c")
 HEADERS = ("xiaonet.h", "xiaonet_model.h")
 
@@ -62,6 +66,19 @@ def find_compiler() -> str:
     )
 
 
+def cpu_fingerprint() -> str:
+    """What -march=native depends on: the machine and, on Linux, the CPU's model and flags."""
+    import platform
+
+    text = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo") as info:
+            text += "".join(line for line in info if line.startswith(("model name", "flags", "Features")))[:4000]
+    except OSError:
+        pass
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def build_library(c_dir: str | Path) -> Path:
     """Compile the C files in ``c_dir`` into a shared library (cached); returns its path."""
     c_dir = Path(c_dir)
@@ -70,7 +87,7 @@ def build_library(c_dir: str | Path) -> Path:
         raise CRuntimeError(f"{c_dir}: not a folder written by `xiaonet export --format c` "
                             f"({', '.join(missing)} missing)")
     compiler = find_compiler()
-    digest = hashlib.sha256(" ".join((compiler,) + CFLAGS).encode())
+    digest = hashlib.sha256(" ".join((compiler,) + CFLAGS + (cpu_fingerprint(),)).encode())
     for name in SOURCES + HEADERS:
         digest.update((c_dir / name).read_bytes())
     target = cache_dir() / "c" / digest.hexdigest()[:16] / "libxiaonet.so"

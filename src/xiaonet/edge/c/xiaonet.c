@@ -39,9 +39,59 @@ static inline float raw_at(const xn_source *s, int c, int32_t i)
     return i < s->len1 ? s->p1[c][i] : s->p2[c][i - s->len1];
 }
 
-/* Sum of f(i) for i < n in float: blocks of 64 summed first, then the block sums (error ~1e-6
- * relative even for long windows, and no double arithmetic, which a Cortex-M4F emulates). */
+/* Sums are taken in float, in a fixed order that vectorises: 8 interleaved partial sums per
+ * block of XN_BLOCK samples, added in lane order, then the block sums (error ~1e-6 relative
+ * even for long windows, and no double arithmetic, which a Cortex-M4F emulates). Blocks never
+ * straddle the two pieces of a ring buffer, so the loops run over plain arrays. */
 #define XN_BLOCK 64
+#define XN_LANES 8
+
+typedef struct { float max, min, level, sum; } xn_stats;
+
+static float lane_total(const float *lane)
+{
+    float total = lane[0];
+    int l;
+    for (l = 1; l < XN_LANES; l++) total += lane[l];
+    return total;
+}
+
+static void stats_piece(const float *x, int32_t n, float first, xn_stats *st)
+{
+    int32_t i, j;
+    int l;
+    for (j = 0; j < n; j++) {
+        const float v = x[j];
+        st->max = v > st->max ? v : st->max;
+        st->min = v < st->min ? v : st->min;
+        st->level = fabsf(v) > st->level ? fabsf(v) : st->level;
+    }
+    for (i = 0; i < n; i += XN_BLOCK) {
+        const int32_t end = i + XN_BLOCK < n ? i + XN_BLOCK : n;
+        float lane[XN_LANES] = {0.0f};
+        for (j = i; j + XN_LANES <= end; j += XN_LANES)
+            for (l = 0; l < XN_LANES; l++) lane[l] += x[j + l] - first;
+        for (l = 0; j < end; j++, l++) lane[l] += x[j] - first;
+        st->sum += lane_total(lane);
+    }
+}
+
+static void spread_piece(const float *x, int32_t n, float mean, float *dmax, float *ss)
+{
+    int32_t i, j;
+    int l;
+    float peak = *dmax;
+    for (j = 0; j < n; j++) peak = fabsf(x[j] - mean) > peak ? fabsf(x[j] - mean) : peak;
+    *dmax = peak;
+    for (i = 0; i < n; i += XN_BLOCK) {
+        const int32_t end = i + XN_BLOCK < n ? i + XN_BLOCK : n;
+        float lane[XN_LANES] = {0.0f};
+        for (j = i; j + XN_LANES <= end; j += XN_LANES)
+            for (l = 0; l < XN_LANES; l++) lane[l] += (x[j + l] - mean) * (x[j + l] - mean);
+        for (l = 0; j < end; j++, l++) lane[l] += (x[j] - mean) * (x[j] - mean);
+        *ss += lane_total(lane);
+    }
+}
 
 /* The student's normalisation (xiaonet.models.model.normalize_window): constant channels to
  * zero, demean, divide by the peak over all channels, then by std + 1e-3 x the largest std.
@@ -50,38 +100,23 @@ static void normalisation(xn_source *s)
 {
     float var[XN_CHANNELS];
     float peak = 0.0f, max_std = 0.0f;
+    const int32_t n1 = s->len1 < s->n ? s->len1 : s->n, n2 = s->n - n1;
     int c;
-    int32_t i, j;
     for (c = 0; c < XN_CHANNELS; c++) {
-        const float first = raw_at(s, c, 0);
-        float mx = first, mn = first, level = 0.0f, dmax = 0.0f, sum = 0.0f, ss = 0.0f;
-        for (i = 0; i < s->n; i += XN_BLOCK) {
-            const int32_t end = i + XN_BLOCK < s->n ? i + XN_BLOCK : s->n;
-            float part = 0.0f;
-            for (j = i; j < end; j++) {
-                const float v = raw_at(s, c, j);
-                mx = v > mx ? v : mx;
-                mn = v < mn ? v : mn;
-                level = fabsf(v) > level ? fabsf(v) : level;
-                part += v - first;
-            }
-            sum += part;
-        }
-        s->mean[c] = first + sum / (float)s->n;
-        if (!(mx - mn > 1e-6f * level)) {  /* constant (or all-zero) channel: stays zero */
+        const float first = s->p1[c][0];
+        xn_stats st;
+        float dmax = 0.0f, ss = 0.0f;
+        st.max = st.min = first;
+        st.level = st.sum = 0.0f;
+        stats_piece(s->p1[c], n1, first, &st);
+        stats_piece(s->p2[c], n2, first, &st);
+        s->mean[c] = first + st.sum / (float)s->n;
+        if (!(st.max - st.min > 1e-6f * st.level)) {  /* constant (or all-zero) channel: stays zero */
             var[c] = -1.0f;
             continue;
         }
-        for (i = 0; i < s->n; i += XN_BLOCK) {
-            const int32_t end = i + XN_BLOCK < s->n ? i + XN_BLOCK : s->n;
-            float part = 0.0f;
-            for (j = i; j < end; j++) {
-                const float d = raw_at(s, c, j) - s->mean[c];
-                dmax = fabsf(d) > dmax ? fabsf(d) : dmax;
-                part += d * d;
-            }
-            ss += part;
-        }
+        spread_piece(s->p1[c], n1, s->mean[c], &dmax, &ss);
+        spread_piece(s->p2[c], n2, s->mean[c], &dmax, &ss);
         var[c] = ss / (float)s->n;
         peak = dmax > peak ? dmax : peak;
     }
@@ -117,102 +152,189 @@ static inline xn_act requantise(const xn_layer *ly, xn_acc acc)
 #define XN_STORE(ly, acc) ((ly)->relu && (acc) < 0.0f ? 0.0f : (acc))
 #endif
 
-/* Output t of a convolution over channels a (ca of them) followed by b (skip connection). */
-static inline xn_acc conv_at(const xn_layer *ly, const xn_act *a, int ca, const xn_act *b,
-                             int32_t lin, int co, int32_t t)
-{
-    const int k = ly->k, cin = ly->cin;
-    const int32_t base = t * ly->stride - ly->pad;
-    const int kmin = base < 0 ? -base : 0;
-    const int kmax = lin - base < k ? (int)(lin - base) : k;
-    const xn_weight *w = ly->w + (size_t)co * cin * k;
-    xn_acc acc = ly->b[co];
-    int ci, kk;
-    for (ci = 0; ci < cin; ci++, w += k) {
-        const xn_act *x = ci < ca ? a + (size_t)ci * lin : b + (size_t)(ci - ca) * lin;
+/* Convolutions work on blocks of XN_TB outputs: the innermost loop runs over outputs, which are
+ * independent, so a compiler may vectorise it without reordering any sum (every output adds
+ * bias, then channels in order, then taps in order, on every machine). */
+#define XN_TB 64
+
 #if XN_INT8
-        const int32_t zp = ly->in_zp;
-        if (ci < ca && ly->skip_lut) {
-            const uint8_t *lut = ly->skip_lut;
-            for (kk = kmin; kk < kmax; kk++) acc += (int32_t)w[kk] * ((int32_t)lut[x[base + kk]] - zp);
-        } else {
-            for (kk = kmin; kk < kmax; kk++) acc += (int32_t)w[kk] * ((int32_t)x[base + kk] - zp);
-        }
+#define XN_CENTRED(ly, q) ((int32_t)(q) - (ly)->in_zp)
 #else
-        for (kk = kmin; kk < kmax; kk++) acc += w[kk] * x[base + kk];
+#define XN_CENTRED(ly, q) (q)
 #endif
+
+/* All taps of one input channel for outputs first..last (every tap inside the input), summed
+ * in tap order into acc; K is a constant in the specialised cases, so the tap loop unrolls and
+ * the output loop can be vectorised. VAL(q) is the centred input value. */
+#define XN_TAPS(K, S, VAL)                                                   \
+    for (i = first; i <= last; i++) {                                        \
+        const xn_act *xi = x + (i * (S) - pad);                              \
+        xn_acc v = acc[i - t0];                                              \
+        for (kk = 0; kk < (K); kk++) v += w[kk] * VAL(xi[kk]);              \
+        acc[i - t0] = v;                                                     \
     }
-    return acc;
+#define XN_TAPS_ANY_K(VAL)                                                   \
+    if (s == 1) {                                                            \
+        switch (k) {                                                         \
+        case 3: XN_TAPS(3, 1, VAL) break;                                    \
+        case 5: XN_TAPS(5, 1, VAL) break;                                    \
+        default: XN_TAPS(k, 1, VAL) break;                                   \
+        }                                                                    \
+    } else if (s == 4 && k == 5) {                                           \
+        XN_TAPS(5, 4, VAL)                                                   \
+    } else {                                                                 \
+        XN_TAPS(k, s, VAL)                                                   \
+    }
+
+#if XN_INT8
+#define XN_PLAIN(q) ((int32_t)(q) - zp)
+#define XN_VIA_LUT(q) ((int32_t)lut[(q)] - zp)
+#else
+#define XN_PLAIN(q) (q)
+#endif
+
+/* Outputs t0 .. t0 + nt - 1 of output channel co of a convolution over channels a (ca of them)
+ * followed by b (a skip connection and the upsampled path), before the activation. Every
+ * output sums bias, then channels in order, then taps in order (taps outside the input are
+ * skipped), whatever the loop structure. */
+static void conv_block(const xn_layer *ly, const xn_act *a, int ca, const xn_act *b, int32_t lin,
+                       int co, int32_t t0, int32_t nt, xn_acc *restrict acc)
+{
+    const int k = ly->k, s = ly->stride, pad = ly->pad, cin = ly->cin;
+    const int32_t end = t0 + nt - 1;
+    /* outputs with every tap inside the input: pad <= i * s <= lin - k + pad */
+    int32_t inner_first = (pad + s - 1) / s, inner_last = lin - k + pad < 0 ? -1 : (lin - k + pad) / s;
+    const xn_weight *w = ly->w + (size_t)co * cin * k;
+    int ci, kk;
+    int32_t i, first, last;
+#if XN_INT8
+    const int32_t zp = ly->in_zp;
+#endif
+    if (inner_first < t0) inner_first = t0;
+    if (inner_last > end) inner_last = end;
+    for (i = 0; i < nt; i++) acc[i] = ly->b[co];
+    for (ci = 0; ci < cin; ci++, w += k) {
+        const xn_act *restrict x = ci < ca ? a + (size_t)ci * lin : b + (size_t)(ci - ca) * lin;
+#if XN_INT8
+        const uint8_t *lut = ci < ca ? ly->skip_lut : NULL;
+#endif
+        /* outputs at the edges: taps outside the input are left out */
+        for (i = t0; i <= end; i++) {
+            xn_acc v;
+            if (i >= inner_first && i <= inner_last) { i = inner_last; continue; }
+            v = acc[i - t0];
+            for (kk = 0; kk < k; kk++) {
+                const int32_t at = i * s - pad + kk;
+                if (at < 0 || at >= lin) continue;
+#if XN_INT8
+                v += w[kk] * (lut ? XN_VIA_LUT(x[at]) : XN_PLAIN(x[at]));
+#else
+                v += w[kk] * x[at];
+#endif
+            }
+            acc[i - t0] = v;
+        }
+        first = inner_first;
+        last = inner_last;
+        if (first > last) continue;
+#if XN_INT8
+        if (lut) {
+            XN_TAPS_ANY_K(XN_VIA_LUT)
+            continue;
+        }
+#endif
+        XN_TAPS_ANY_K(XN_PLAIN)
+    }
 }
 
 static void conv(const xn_layer *ly, const xn_act *a, int ca, const xn_act *b, int32_t lin, xn_act *out)
 {
     const int32_t lout = conv_out_len(ly, lin);
+    xn_acc acc[XN_TB];
     int co;
-    int32_t t;
-    for (co = 0; co < ly->cout; co++)
-        for (t = 0; t < lout; t++)
-            out[(size_t)co * lout + t] = XN_STORE(ly, conv_at(ly, a, ca, b, lin, co, t));
-}
-
-/* Transposed convolution: output t gathers inputs j with t = j * stride + kk - pad. */
-static void conv_transposed(const xn_layer *ly, const xn_act *in, int32_t lin, xn_act *out)
-{
-    const int s = ly->stride, k = ly->k, cout = ly->cout;
-    const int32_t lout = lin * s;
-    int co, ci;
-    int32_t t, j;
-    for (co = 0; co < cout; co++) {
-        for (t = 0; t < lout; t++) {
-            int32_t jmax = (t + ly->pad) / s;
-            int32_t jmin = t + ly->pad - k + 1 <= 0 ? 0 : (t + ly->pad - k + s) / s;
-            xn_acc acc = ly->b[co];
-            if (jmax > lin - 1) jmax = lin - 1;
-            for (j = jmin; j <= jmax; j++) {
-                const int kk = (int)(t + ly->pad - j * s);
-                const xn_weight *w = ly->w + (size_t)co * k + kk;
-                for (ci = 0; ci < ly->cin; ci++)
-#if XN_INT8
-                    acc += (int32_t)w[(size_t)ci * cout * k] * ((int32_t)in[(size_t)ci * lin + j] - ly->in_zp);
-#else
-                    acc += w[(size_t)ci * cout * k] * in[(size_t)ci * lin + j];
-#endif
-            }
-            out[(size_t)co * lout + t] = XN_STORE(ly, acc);
+    int32_t t0, i;
+    for (co = 0; co < ly->cout; co++) {
+        xn_act *o = out + (size_t)co * lout;
+        for (t0 = 0; t0 < lout; t0 += XN_TB) {
+            const int32_t nt = lout - t0 < XN_TB ? lout - t0 : XN_TB;
+            conv_block(ly, a, ca, b, lin, co, t0, nt, acc);
+            for (i = 0; i < nt; i++) o[t0 + i] = XN_STORE(ly, acc[i]);
         }
     }
 }
 
-/* The stem reads the raw window through the normalisation (zero beyond the record). */
+/* Transposed convolution, one output phase r at a time: outputs t = j * stride + r gather
+ * inputs j + d for the taps kk with kk = r + pad - d * stride. */
+static void conv_transposed(const xn_layer *ly, const xn_act *in, int32_t lin, xn_act *out)
+{
+    const int s = ly->stride, k = ly->k, cout = ly->cout, pad = ly->pad;
+    const int32_t lout = lin * s;
+    xn_acc acc[XN_TB];
+    int co, ci, kk, r, t, taps;
+    int tap_k[XN_MAX_KERNEL];
+    int32_t tap_d[XN_MAX_KERNEL], j0, j;
+    for (r = 0; r < s; r++) {
+        for (taps = 0, kk = 0; kk < k; kk++)  /* the taps of phase r, in order */
+            if ((r + pad - kk) % s == 0) {
+                tap_k[taps] = kk;
+                tap_d[taps++] = (r + pad - kk) / s;
+            }
+        for (co = 0; co < cout; co++)
+            for (j0 = 0; j0 < lin; j0 += XN_TB) {
+                const int32_t nj = lin - j0 < XN_TB ? lin - j0 : XN_TB;
+                for (j = 0; j < nj; j++) acc[j] = ly->b[co];
+                for (ci = 0; ci < ly->cin; ci++) {
+                    const xn_act *x = in + (size_t)ci * lin;
+                    const xn_weight *w = ly->w + ((size_t)ci * cout + co) * k;
+                    for (t = 0; t < taps; t++) {
+                        const int32_t d = tap_d[t];
+                        const int32_t first = j0 > -d ? j0 : -d;
+                        const int32_t last = j0 + nj - 1 < lin - 1 - d ? j0 + nj - 1 : lin - 1 - d;
+                        const xn_acc wv = w[tap_k[t]];
+                        for (j = first; j <= last; j++) acc[j - j0] += wv * XN_CENTRED(ly, x[j + d]);
+                    }
+                }
+                for (j = 0; j < nj; j++) out[(size_t)co * lout + (j0 + j) * s + r] = XN_STORE(ly, acc[j]);
+            }
+    }
+}
+
+/* The stem reads the raw window through the normalisation (zero beyond the record), one block
+ * of inputs at a time. */
 static void stem(const xn_layer *ly, const xn_source *src, int32_t lpad, xn_act *out)
 {
+    enum { SPAN = XN_TB * XN_STEM_STRIDE + XN_STEM_KERNEL };
     const int32_t lout = conv_out_len(ly, lpad);
-    const int k = ly->k;
+    const int k = ly->k, s = ly->stride;
+    xn_acc x[XN_CHANNELS][SPAN], acc[XN_TB];
     int co, ci, kk;
-    int32_t t;
-    for (t = 0; t < lout; t++) {
-        const int32_t base = t * ly->stride - ly->pad;
-#if XN_INT8
-        int32_t x[XN_CHANNELS][XN_STEM_KERNEL];
-#else
-        float x[XN_CHANNELS][XN_STEM_KERNEL];
-#endif
+    int32_t t0, i;
+    for (t0 = 0; t0 < lout; t0 += XN_TB) {
+        const int32_t nt = lout - t0 < XN_TB ? lout - t0 : XN_TB;
+        const int32_t first = t0 * s - ly->pad, span = (nt - 1) * s + k;
         for (ci = 0; ci < XN_CHANNELS; ci++)
-            for (kk = 0; kk < k; kk++) {
-                const int32_t i = base + kk;
-                float v = (i >= 0 && i < src->n) ? (raw_at(src, ci, i) - src->mean[ci]) * src->gain[ci] : 0.0f;
+            for (i = 0; i < span; i++) {
+                const int32_t at = first + i;
+                const float v = (at >= 0 && at < src->n) ? (raw_at(src, ci, at) - src->mean[ci]) * src->gain[ci] : 0.0f;
 #if XN_INT8
-                x[ci][kk] = sat_u8((int32_t)rintf(v * ly->in_inv_scale) + ly->in_zp) - ly->in_zp;
+                x[ci][i] = sat_u8((int32_t)rintf(v * ly->in_inv_scale) + ly->in_zp) - ly->in_zp;
 #else
-                x[ci][kk] = v;
+                x[ci][i] = v;
 #endif
             }
         for (co = 0; co < ly->cout; co++) {
             const xn_weight *w = ly->w + (size_t)co * XN_CHANNELS * k;
-            xn_acc acc = ly->b[co];
-            for (ci = 0; ci < XN_CHANNELS; ci++)
-                for (kk = 0; kk < k; kk++) acc += w[ci * k + kk] * x[ci][kk];
-            out[(size_t)co * lout + t] = XN_STORE(ly, acc);
+            for (i = 0; i < nt; i++) acc[i] = ly->b[co];
+            for (ci = 0; ci < XN_CHANNELS; ci++) {
+                const xn_weight *wc = w + ci * k;
+                for (i = 0; i < nt; i++) {
+                    const xn_acc *xi = x[ci] + i * XN_STEM_STRIDE;
+                    xn_acc v = acc[i];
+                    for (kk = 0; kk < XN_STEM_KERNEL; kk++) v += wc[kk] * xi[kk];
+                    acc[i] = v;
+                }
+            }
+            for (i = 0; i < nt; i++) out[(size_t)co * lout + t0 + i] = XN_STORE(ly, acc[i]);
         }
     }
 }
@@ -224,17 +346,34 @@ static void stem(const xn_layer *ly, const xn_source *src, int32_t lpad, xn_act 
  * PC pick identically even where int8 probabilities tie (libm expf differs in the last bit). */
 static inline float xn_expf(float x)
 {
-    union { float f; int32_t i; } u;
-    int32_t n;
-    float r, p;
-    if (x < -80.0f) return 0.0f;
-    n = (int32_t)(x * 1.44269504f - 0.5f);  /* round to nearest for x <= 0 */
-    r = x - (float)n * 0.693145752f - (float)n * 1.42860677e-6f;
-    p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666672e-1f + r * (4.16666679e-2f
-        + r * (8.33333377e-3f + r * 1.38888892e-3f)))));
-    u.f = p;
-    u.i = (int32_t)((uint32_t)u.i + ((uint32_t)n << 23));  /* p x 2^n */
-    return u.f;
+    const float inside = (float)(x >= -80.0f);      /* 0 below -80: e^x is then returned as 0 */
+    const float c = x * inside - 80.0f * (1.0f - inside);
+    const int32_t n = (int32_t)(c * 1.44269504f - 0.5f);  /* round to nearest for c <= 0 */
+    const float r = c - (float)n * 0.693145752f - (float)n * 1.42860677e-6f;
+    union { float f; uint32_t u; } y;
+    y.f = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666672e-1f + r * (4.16666679e-2f
+          + r * (8.33333377e-3f + r * 1.38888892e-3f)))));
+    y.u += (uint32_t)n << 23;  /* x 2^n */
+    return y.f * inside;
+}
+
+/* Softmax over the labels of nt samples, in place (max, exp, sum, divide: the ONNX graph's);
+ * loops over samples innermost, so that they vectorise. */
+static void softmax_block(float z[XN_LABELS][XN_TB], int32_t nt)
+{
+    float m[XN_TB], sum[XN_TB];
+    int32_t i;
+    int c;
+    for (i = 0; i < nt; i++) m[i] = z[0][i];
+    for (c = 1; c < XN_LABELS; c++)
+        for (i = 0; i < nt; i++) m[i] = z[c][i] > m[i] ? z[c][i] : m[i];
+    for (c = 0; c < XN_LABELS; c++)
+        for (i = 0; i < nt; i++) z[c][i] = xn_expf(z[c][i] - m[i]);
+    for (i = 0; i < nt; i++) sum[i] = z[0][i];
+    for (c = 1; c < XN_LABELS; c++)
+        for (i = 0; i < nt; i++) sum[i] += z[c][i];
+    for (c = 0; c < XN_LABELS; c++)
+        for (i = 0; i < nt; i++) z[c][i] /= sum[i];
 }
 
 typedef struct {
@@ -243,49 +382,54 @@ typedef struct {
     int32_t n, slot0;  /* slot of the window's first sample in the stack */
 } xn_sink;
 
-static inline void sink_sample(const xn_sink *sink, int32_t pos, const float *z)
-{
-    float e[XN_LABELS], m = z[0], sum = 0.0f;
-    int c;
-    for (c = 1; c < XN_LABELS; c++) m = z[c] > m ? z[c] : m;
-    for (c = 0; c < XN_LABELS; c++) { e[c] = xn_expf(z[c] - m); sum += e[c]; }
-    if (sink->probs) {
-        for (c = 0; c < XN_LABELS; c++) sink->probs[(size_t)c * sink->n + pos] = e[c] / sum;
-    } else {
-        int32_t slot = sink->slot0 + pos;
-        if (slot >= XN_WINDOW) slot -= XN_WINDOW;
-        sink->st->stack[0][slot] += e[XN_P_INDEX] / sum;
-        sink->st->stack[1][slot] += e[XN_S_INDEX] / sum;
-        sink->st->count[slot]++;
-    }
-}
-
-/* Finest level: the merge convolution column by column, each column straight into the head
- * (a transposed convolution with kernel == stride) and the softmax: no full-rate buffers. */
+/* Finest level: the merge convolution a block of columns at a time, each block straight into
+ * the head (a transposed convolution with kernel == stride) and the softmax: no full-rate
+ * buffers. */
 static void tail(const xn_layer *merge, const xn_layer *head, const xn_act *skip, const xn_act *up,
                  int32_t l0, const xn_sink *sink)
 {
     const int s = head->stride, w0 = merge->cout;
-    int32_t t;
+    xn_act col[XN_WIDTH0][XN_TB];
+    xn_acc acc[XN_TB];
+    float z[XN_LABELS][XN_TB];
+    int32_t t0, i;
     int co, ci, kk, c;
-    for (t = 0; t < l0 && t * s < sink->n; t++) {
-        xn_act col[XN_MAX_WIDTH];
-        for (co = 0; co < w0; co++) col[co] = XN_STORE(merge, conv_at(merge, skip, w0, up, l0, co, t));
-        for (kk = 0; kk < s && t * s + kk < sink->n; kk++) {
-            float z[XN_LABELS];
+    for (t0 = 0; t0 < l0 && t0 * s < sink->n; t0 += XN_TB) {
+        const int32_t nt = l0 - t0 < XN_TB ? l0 - t0 : XN_TB;
+        for (co = 0; co < w0; co++) {
+            conv_block(merge, skip, w0, up, l0, co, t0, nt, acc);
+            for (i = 0; i < nt; i++) col[co][i] = XN_STORE(merge, acc[i]);
+        }
+        for (kk = 0; kk < s; kk++) {
             for (c = 0; c < XN_LABELS; c++) {
-                xn_acc acc = head->b[c];
-                for (ci = 0; ci < w0; ci++)
+                for (i = 0; i < nt; i++) acc[i] = head->b[c];
+                for (ci = 0; ci < w0; ci++) {
+                    const xn_acc wv = head->w[((size_t)ci * XN_LABELS + c) * s + kk];
+                    for (i = 0; i < nt; i++) acc[i] += wv * XN_CENTRED(head, col[ci][i]);
+                }
+                for (i = 0; i < nt; i++) {
 #if XN_INT8
-                    acc += (int32_t)head->w[((size_t)ci * XN_LABELS + c) * s + kk] * ((int32_t)col[ci] - head->in_zp);
-                int32_t q = sat_u8((int32_t)rintf((float)acc * head->out_mult) + head->out_zp);
-                z[c] = (float)(q - head->out_zp) * head->out_scale;
+                    const int32_t q = sat_u8((int32_t)rintf((float)acc[i] * head->out_mult) + head->out_zp);
+                    z[c][i] = (float)(q - head->out_zp) * head->out_scale;
 #else
-                    acc += head->w[((size_t)ci * XN_LABELS + c) * s + kk] * col[ci];
-                z[c] = acc;
+                    z[c][i] = acc[i];
 #endif
+                }
             }
-            sink_sample(sink, t * s + kk, z);
+            softmax_block(z, nt);
+            for (i = 0; i < nt; i++) {
+                const int32_t pos = (t0 + i) * s + kk;
+                if (pos >= sink->n) break;
+                if (sink->probs) {
+                    for (c = 0; c < XN_LABELS; c++) sink->probs[(size_t)c * sink->n + pos] = z[c][i];
+                } else {
+                    int32_t slot = sink->slot0 + pos;
+                    if (slot >= XN_WINDOW) slot -= XN_WINDOW;
+                    sink->st->stack[0][slot] += z[XN_P_INDEX][i];
+                    sink->st->stack[1][slot] += z[XN_S_INDEX][i];
+                    sink->st->count[slot]++;
+                }
+            }
         }
     }
 }
