@@ -8,6 +8,7 @@ import numpy as np
 import obspy
 import pytest
 
+from test_export import write_example
 from xiaonet.edge import EdgeModel, EdgePicker
 from xiaonet.edge.c_export import CExportError, write_c_model
 from xiaonet.edge.c_runtime import CModel, CPicker, CRuntimeError
@@ -17,15 +18,6 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc
                                 reason="no C compiler on this machine")
 
 THRESHOLDS = {"P": 0.3, "S": 0.3}
-
-
-def write_example(path, repeats=1):
-    """ObsPy's example event (real data) as miniSEED, tiled ``repeats`` times."""
-    stream = obspy.read()
-    for trace in stream:
-        trace.data = np.tile(trace.data, repeats).astype(np.float32)
-    stream.write(str(path), format="MSEED")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_c(args: argparse.Namespace) -> int:
     """ONNX export into the folder, then C generated from it and checked against ONNX Runtime."""
-    from xiaonet.edge.c_export import CExportError, check_c_model, write_c_model
+    from xiaonet.edge.c_export import CExportError, write_c_model
+    from xiaonet.edge.c_runtime import check_c_model
 
     folder = Path(args.out)
     if folder.exists() and not folder.is_dir():

@@ -353,29 +353,3 @@ def readme(meta: EdgeModelMetadata, summary: dict, int8: bool) -> str:
         p_threshold=meta.thresholds.get("P", 0.3), s_threshold=meta.thresholds.get("S", 0.3),
     )
 
-
-#: Largest |C - ONNX Runtime| probability difference accepted: fp32 as the ONNX export's own
-#: check, int8 as the project's int8 tolerance (tests/test_export.py).
-TOLERANCE = {"fp32": 1e-4, "int8": 0.1}
-
-
-def check_c_model(c_dir: str | Path, onnx_path: str | Path, seed: int = 0) -> tuple[str, bool]:
-    """Compile the C folder with the host compiler and compare it with ONNX Runtime on synthetic
-    windows; returns (message, within tolerance). Without a compiler: a note, and True."""
-    from xiaonet.edge.c_runtime import CModel, CRuntimeError
-    from xiaonet.edge.export import synthetic_windows
-    from xiaonet.edge.model import EdgeModel
-
-    try:
-        c_model = CModel(c_dir)
-    except CRuntimeError as error:
-        return f"note: C not checked against ONNX Runtime: {error}", True
-    reference = EdgeModel(onnx_path)
-    rng = np.random.default_rng(seed)
-    lengths = sorted({c_model.window, min(1000, c_model.window), 64})
-    diff = max(float(np.abs(c_model.predict(w) - reference.predict(w)).max())
-               for w in synthetic_windows(lengths, rng))
-    limit = TOLERANCE[c_model.metadata.precision]
-    ok = diff <= limit
-    return (f"max |C - ONNX Runtime| = {diff:.2e} over windows of {lengths} samples "
-            f"({'within' if ok else 'ABOVE'} {limit:g})"), ok

@@ -43,6 +43,10 @@ class CRuntimeError(EdgeModelError):
     """The C runtime cannot be built or loaded; the message says why and what to do."""
 
 
+class CompilerMissing(CRuntimeError):
+    """No C compiler to build the library with."""
+
+
 class _Pick(ctypes.Structure):
     _fields_ = [("peak", ctypes.c_int64), ("start", ctypes.c_int64), ("end", ctypes.c_int64),
                 ("probability", ctypes.c_float), ("phase", ctypes.c_char)]
@@ -60,7 +64,7 @@ def find_compiler() -> str:
     for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if candidate and shutil.which(candidate.split()[0]):
             return candidate
-    raise CRuntimeError(
+    raise CompilerMissing(
         "the C runtime needs a C compiler to build its library on first use, and none was found "
         "($CC, cc, gcc, clang). Install one (e.g. apt install gcc) or use the ONNX runtime (--runtime onnx)."
     )
@@ -218,3 +222,30 @@ class CPicker(EdgePicker):
             for phase, s0, s1, peak, value in self.model.stream_picks(data, self.thresholds)
         ]
         return sorted(picks)
+
+
+#: Largest |C - ONNX Runtime| probability difference accepted: fp32 as the ONNX export's own
+#: check, int8 as the project's int8 tolerance (tests/test_export.py).
+TOLERANCE = {"fp32": 1e-4, "int8": 0.1}
+
+
+def check_c_model(c_dir: str | Path, onnx_path: str | Path, seed: int = 0) -> tuple[str, bool]:
+    """Compile the C folder with the host compiler and compare it with ONNX Runtime on synthetic
+    windows; returns (message, within tolerance). Without a compiler: a note, and True."""
+    from xiaonet.edge.export import synthetic_windows
+
+    try:
+        c_model = CModel(c_dir)
+    except CompilerMissing as error:
+        return f"note: C not checked against ONNX Runtime: {error}", True
+    except CRuntimeError as error:
+        return f"the generated C does not build: {error}", False
+    reference = EdgeModel(onnx_path)
+    rng = np.random.default_rng(seed)
+    lengths = sorted({c_model.window, min(1000, c_model.window), 64})
+    diff = max(float(np.abs(c_model.predict(w) - reference.predict(w)).max())
+               for w in synthetic_windows(lengths, rng))
+    limit = TOLERANCE[c_model.metadata.precision]
+    ok = diff <= limit
+    return (f"max |C - ONNX Runtime| = {diff:.2e} over windows of {lengths} samples "
+            f"({'within' if ok else 'ABOVE'} {limit:g})"), ok
