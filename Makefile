@@ -46,4 +46,5 @@ mcu-tools:
 	else SUDO=$$(test "$$(id -u)" = 0 || echo sudo); $$SUDO apt-get install -y --no-install-recommends $(MCU_TOOLS); fi
 
 mcu-check: mcu-tools
+	@command -v $(firstword $(MCU_PYTHON)) >/dev/null || { echo "mcu-check: $(firstword $(MCU_PYTHON)) not found: run 'make install' first (or set MCU_PYTHON)"; exit 2; }
 	$(MCU_PYTHON) mcu/check.py $(MCU_ARGS)
