@@ -37,6 +37,7 @@ clean:
 # The generated C runtime on an emulated Cortex-M4F (QEMU mps2-an386): picks compared with
 # x86, flash / RAM / instructions per second reported (docs/edge.md). Needs the ARM toolchain
 # and QEMU (`make mcu-tools`, Debian/Ubuntu); not part of `make test` or CI.
+# MCU_ARGS=--aarch64 also runs it as aarch64 Linux under qemu-aarch64 (gcc-aarch64-linux-gnu, qemu-user).
 MCU_TOOLS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 MCU_PYTHON ?= $(BIN)/python
 

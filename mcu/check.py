@@ -39,6 +39,7 @@ LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
         "-serial", "none", "-semihosting-config", "enable=on,target=native", "-icount", "shift=0"]
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
+AARCH64_TOOLS = ("aarch64-linux-gnu-gcc", "qemu-aarch64")
 CALIBRATION_INSTRUCTIONS_PER_ITERATION = 2
 
 
@@ -149,6 +150,31 @@ def build_and_run(c_dir: Path, timeout: float) -> dict:
     }
 
 
+def run_aarch64(c_dir: Path, data: np.ndarray, timeout: float) -> dict:
+    """The same streaming run as a static aarch64 Linux program under qemu-aarch64: picks, and
+    instructions of one window (QEMU 7.2 -singlestep: one instruction per block; executed blocks
+    counted from the exec log, the run with no samples subtracted)."""
+    binary = c_dir / "picker-aarch64"
+    run(["aarch64-linux-gnu-gcc", "-static", "-O2", "-std=c99", "-ffp-contract=off", f"-I{c_dir}",
+         str(HERE / "linux_main.c"), str(c_dir / "xiaonet.c"), str(c_dir / "xiaonet_weights.c"), "-lm",
+         "-o", str(binary)])
+    wave = c_dir / "wave.bin"
+    data.astype("<i4").tofile(wave)
+    lines = run(["qemu-aarch64", str(binary), str(wave), str(data.shape[1])], timeout=timeout).stdout.splitlines()
+    picks = [[int(x) for x in line.split()[1:]] for line in lines if line.startswith("PICK ")]
+
+    def instructions(samples: int) -> int:
+        command = ["qemu-aarch64", "-singlestep", "-d", "exec,nochain",  # one instruction per block
+                   str(binary), str(wave), str(samples)]
+        with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+            count = sum(1 for line in process.stderr if line.startswith(b"Trace"))
+        return count
+
+    window = int(re.search(r"#define XN_WINDOW (\d+)", (c_dir / "xiaonet_model.h").read_text()).group(1))
+    return {"picks": [("PS"[p], peak, start, end, prob / 1e6) for p, peak, start, end, prob in picks],
+            "window_instructions": instructions(window) - instructions(0), "window": window}
+
+
 def same_picks(ours: list, theirs: list) -> tuple[bool, int]:
     """Same phases and peaks within one sample; returns (equal, largest peak difference)."""
     if len(ours) != len(theirs):
@@ -177,9 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", nargs="+", default=None, help="int8 calibration files (default: shared data)")
     parser.add_argument("--work", default=str(HERE / "build"), help="build folder")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per emulator run")
+    parser.add_argument("--aarch64", action="store_true",
+                        help="also run on aarch64 Linux under qemu-aarch64 (gcc-aarch64-linux-gnu, qemu-user)")
     args = parser.parse_args(argv)
 
-    missing = [tool for tool in TOOLS if not shutil.which(tool)]
+    missing = [tool for tool in TOOLS + (AARCH64_TOOLS if args.aarch64 else ()) if not shutil.which(tool)]
     if missing:
         print(f"mcu-check: {', '.join(missing)} not found; run `make mcu-tools` (apt-get install "
               "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)", file=sys.stderr)
@@ -214,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
                 row["equal_to_onnx"], row["largest_peak_difference_onnx"] = same_picks(mcu["picks"], onnx_picks)
                 ok &= row["equal_to_onnx"]
             ok &= equal_x86
+            if args.aarch64:
+                arm64 = run_aarch64(c_dir, data, args.timeout)
+                row["aarch64_equal_to_x86"], _ = same_picks(arm64["picks"], x86)
+                row["aarch64_window_instructions"] = arm64["window_instructions"]
+                ok &= row["aarch64_equal_to_x86"]
             results.append(row)
             report_row(row, meta.sampling_rate, args.seconds)
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
@@ -246,6 +279,12 @@ def report_row(row: dict, rate: float, seconds: float) -> None:
     print(f"   flash {f['flash']} B (waveform excluded), RAM {f['ram']} B (data + bss + stack {row['stack']} B), "
           f"{f['per_second']:,.0f} instructions / s of waveform, RTF {f['rtf64']:.0f} at 64 MHz, "
           f"{f['rtf240']:.0f} at 240 MHz", flush=True)
+    if "aarch64_equal_to_x86" in row:
+        step = row["window"] - int(0.25 * row["window"])
+        per_second = row["aarch64_window_instructions"] / (step / rate)
+        print(f"   aarch64 (qemu-aarch64): picks equal to x86: {row['aarch64_equal_to_x86']}; one window "
+              f"{row['aarch64_window_instructions']:,} instructions, ~{per_second:,.0f} per second of waveform "
+              f"(a window every {step / rate:g} s)", flush=True)
 
 
 def print_table(results: list[dict], seconds: float) -> None:
