@@ -109,7 +109,7 @@ def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teache
     assert by_key[("phasenet", "seisbench")]["throughput"] > 0
     assert by_key[("xiaonet-s", "onnx-int8")]["int8_bytes"] < by_key[("xiaonet-s", "onnx-fp32")]["fp32_bytes"]
     assert all(r["peak_rss_mb"] > 0 for r in report["rows"])
-    assert len(report["targets"]) == 5
+    assert len(report["targets"]) == 7
 
 
 def test_benchmark_runs_without_shared_data_or_teachers(tmp_path, capsys):

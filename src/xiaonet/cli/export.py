@@ -26,8 +26,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--picker", default=None, metavar="NAME",
                         help="the same as the positional MODEL, in the flag every command uses")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
-    parser.add_argument("--out", required=True, help="output file (fp32 ONNX); int8 goes to OUT with .int8.onnx")
+    parser.add_argument("--format", default="onnx", choices=["onnx", "c"],
+                        help="onnx (default), or c: a folder with the C99 runtime (header, source, weights, "
+                        "README) generated from the exported ONNX file (with --int8: from the int8 one)")
+    parser.add_argument("--out", required=True, help="output file (fp32 ONNX; int8 goes to OUT with .int8.onnx); "
+                        "with --format c an output folder")
+    parser.add_argument("--window", type=int, default=None,
+                        help="--format c: samples per window of the C runtime (default: the model's, 6001 for "
+                        "xiaonet-s; 3001 = 30 s halves its RAM)")
     parser.add_argument("--int8", action="store_true", help="also write a static int8 model")
     parser.add_argument("--per-channel", action="store_true", help="int8 weights with one scale per output channel")
     parser.add_argument(
@@ -67,6 +73,14 @@ def load_export_model(spec: str, weights: str, allow_untrained: bool):
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.model is None) == (args.picker is None):
+        print("xiaonet export: give the model to export once, as MODEL or as --picker MODEL",
+              file=sys.stderr)
+        return 2
+    args.model = args.model or args.picker
+    args.picker = None
+    if args.format == "c":
+        return run_c(args)
     import numpy as np
     import torch
 
@@ -82,11 +96,6 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     out = Path(args.out)
-    if (args.model is None) == (args.picker is None):
-        print("xiaonet export: give the model to export once, as MODEL or as --picker MODEL",
-              file=sys.stderr)
-        return 2
-    args.model = args.model or args.picker
     try:
         from xiaonet.edge.picks import parse_thresholds
 
@@ -147,3 +156,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"xiaonet export: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_c(args: argparse.Namespace) -> int:
+    """ONNX export into the folder, then C generated from it and checked against ONNX Runtime."""
+    from xiaonet.edge.c_export import CExportError, write_c_model
+    from xiaonet.edge.c_runtime import check_c_model
+
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        print(f"xiaonet export: --format c writes a folder; {folder} is a file", file=sys.stderr)
+        return 2
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_path = folder / "model.onnx"
+    code = run(argparse.Namespace(**{**vars(args), "format": "onnx", "out": str(onnx_path)}))
+    if code:
+        return code
+    source = int8_path_for(onnx_path) if args.int8 else onnx_path
+    try:
+        summary = write_c_model(source, folder, window=args.window)
+        print(f"c: {folder}/ (xiaonet.h, xiaonet.c, xiaonet_model.h, xiaonet_weights.c, README.md) from {source.name}, "
+              f"{summary['parameters']} weights, window {summary['window']}")
+        message, ok = check_c_model(folder, source)
+        print(message)
+    except (CExportError, ImportError) as error:
+        print(f"xiaonet export: {error}", file=sys.stderr)
+        return 1
+    return 0 if ok else 1

@@ -35,6 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="samples per replayed packet (default 512)")
     add_picker_options(parser, extra_help="; or an ONNX file from `xiaonet export` (the torch-free runtime)")
     parser.add_argument("--threads", type=int, default=1, help="threads of the model runtime (default 1)")
+    parser.add_argument("--runtime", choices=["onnx", "c"], default="onnx",
+                        help="for an exported model: onnx (ONNX Runtime, default) or c (the generated C "
+                        "library through ctypes; --picker an .onnx file or a `xiaonet export --format c` folder)")
     parser.add_argument("--mode", choices=["offline", "low-latency"], default="offline",
                         help="offline: picks identical to xiaonet pick (latency up to one window); "
                         "low-latency: a window every --hop s, picks final --lookahead s after arrival")
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     notes: list[str] = []
-    if not str(args.picker or "").endswith(".onnx"):
+    if not str(args.picker or "").endswith(".onnx") and args.runtime != "c":
         import torch
 
         torch.set_num_threads(max(1, args.threads))
@@ -95,7 +98,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         thresholds = parse_thresholds(args.threshold)
         spec = args.picker or default_picker_name()
-        if spec.endswith(".onnx"):  # the torch-free runtime (`xiaonet export`)
+        if args.runtime == "c":  # the generated C library (`xiaonet export --format c`)
+            from xiaonet.edge.c_runtime import CModel
+
+            picker = CModel(spec)
+            if thresholds:
+                picker.metadata.thresholds.update(thresholds)
+        elif spec.endswith(".onnx"):  # the torch-free runtime (`xiaonet export`)
             from xiaonet.edge.model import EdgeModel
 
             picker = EdgeModel(spec, threads=max(1, args.threads))

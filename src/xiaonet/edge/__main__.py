@@ -16,12 +16,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xiaonet-edge",
         description="Pick P and S arrivals with an exported ONNX model (numpy + onnxruntime + ObsPy; no torch).",
     )
-    parser.add_argument("model", help="ONNX file written by `xiaonet export`")
+    parser.add_argument("model", help="ONNX file written by `xiaonet export` (or, with --runtime c, "
+                        "a folder written by `xiaonet export --format c`)")
     parser.add_argument("inputs", nargs="+", help="waveform files, folders or globs")
     parser.add_argument("--out", default=None, help="CSV pick table (default: stdout)")
     parser.add_argument("--threshold", action="append", default=[], metavar="PHASE=VALUE",
                         help="trigger threshold, e.g. --threshold P=0.3 (default: the file's)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
+    parser.add_argument("--runtime", choices=["onnx", "c"], default="onnx",
+                        help="onnx: ONNX Runtime (default); c: the generated C library through ctypes "
+                        "(numpy only; compiled on first use, needs a C compiler)")
     return parser
 
 
@@ -45,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         thresholds = parse_thresholds(args.threshold)
-        picker = EdgePicker(args.model, thresholds=thresholds, threads=args.threads)
+        if args.runtime == "c":
+            from xiaonet.edge.c_runtime import CPicker as picker_class
+        else:
+            picker_class = EdgePicker
+        picker = picker_class(args.model, thresholds=thresholds, threads=args.threads)
     except (EdgeModelError, ValueError, ImportError) as error:
         print(f"xiaonet-edge: {error}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ from xiaonet.speed.fresh_process import baseline_rss_mb, measure_fresh_process
 from xiaonet.speed.report import Row, evaluate_targets
 from xiaonet.speed.timing import latency_percentiles, time_repeats
 
-STUDENT_RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
+STUDENT_RUNTIMES = ("torch", "onnx-fp32", "onnx-int8", "c-fp32", "c-int8")
 RUNTIMES = {
     "phasenet": ("seisbench", "onnx-fp32", "onnx-int8"),
     "eqtransformer": ("seisbench", "onnx-fp32"),
@@ -113,6 +113,7 @@ class ModelArtifacts:
 
         self.name = name
         self.onnx: dict[str, Path] = {}
+        self.c_dirs: dict[str, Path] = {}  # the generated C runtime (xiaonet.edge.c_runtime) per precision
         self.untrained = False
         self.torch_model = None
         self.errors: dict[str, str] = {}
@@ -133,6 +134,8 @@ class ModelArtifacts:
         macs = count_macs(model, self.window_samples)
         self.macs_per_30s = macs * WINDOW_30S / self.window_samples
         self.macs_note = "" if self.window_samples == WINDOW_30S else f"{self.window_samples}-sample window scaled to 30 s"
+        if any(w.startswith("c-") for w in wants):  # C is generated from the ONNX files
+            wants |= {"onnx-" + w[2:] for w in wants if w.startswith("c-")}
         if any(w.startswith("onnx") for w in wants):
             from xiaonet.edge.export import ExportError, export_onnx, quantize_int8
             from xiaonet.models.model import XiaoNet
@@ -154,6 +157,18 @@ class ModelArtifacts:
                             self.onnx["onnx-fp32"], workdir / f"{name}.int8.onnx", window[:, order])
                     except ExportError as error:
                         self.errors["onnx-int8"] = str(error)
+            for runtime in sorted(w for w in wants if w.startswith("c-")):
+                source = "onnx-" + runtime[2:]
+                if source not in self.onnx:
+                    self.errors[runtime] = self.errors.get(source, f"no {source} file to generate C from")
+                    continue
+                from xiaonet.edge.c_export import write_c_model
+
+                try:
+                    self.c_dirs[runtime] = workdir / f"{name}-{runtime}"
+                    write_c_model(self.onnx[source], self.c_dirs[runtime])
+                except ValueError as error:
+                    self.errors[runtime] = str(error)
 
     def file_bytes(self, key: str) -> int | None:
         path = self.onnx.get(key)
@@ -210,8 +225,13 @@ def run_benchmark(config: BenchmarkConfig, note: Callable[[str], None] = print) 
             continue
         note(f"measuring {name}:{runtime}")
         try:
-            if runtime.startswith("onnx"):
-                picker = EdgePicker(art.onnx[runtime], threads=config.threads)
+            if runtime.startswith(("onnx", "c-")):
+                if runtime.startswith("c-"):
+                    from xiaonet.edge.c_runtime import CPicker
+
+                    picker = CPicker(art.c_dirs[runtime])
+                else:
+                    picker = EdgePicker(art.onnx[runtime], threads=config.threads)
                 window = np.ascontiguousarray(
                     calibration[:1, [ "ZNE".index(c) for c in picker.model.metadata.component_order], : art.window_samples])
                 row.latency_ms_p50, row.latency_ms_p99 = latency_percentiles(
@@ -242,7 +262,7 @@ def run_benchmark(config: BenchmarkConfig, note: Callable[[str], None] = print) 
             # CPU seconds of all threads = core-seconds.
             row.throughput = data.station_hours / float(np.median(row.pick_cpu_seconds))
             row.throughput_wall = data.station_hours / float(np.median(row.pick_seconds)) / config.threads
-            if runtime.startswith("onnx"):
+            if runtime.startswith(("onnx", "c-")):
                 order = ["ZNE".index(c) for c in picker.model.metadata.component_order]
 
                 def pick_arrays():
@@ -256,9 +276,11 @@ def run_benchmark(config: BenchmarkConfig, note: Callable[[str], None] = print) 
                         "untrained": bool(art.untrained)}
                 if runtime.startswith("onnx"):
                     spec["onnx"] = str(art.onnx[runtime])
+                if runtime.startswith("c-"):
+                    spec["c"] = str(art.c_dirs[runtime])
                 report = measure_fresh_process(spec)
                 row.peak_rss_mb = report["peak_rss_mb"]
-                if runtime.startswith("onnx") and report["loaded"]:
+                if runtime.startswith(("onnx", "c-")) and report["loaded"]:
                     raise BenchmarkError(f"the torch-free process imported {report['loaded']}")
         except Exception as error:  # one failing runtime never takes the run down
             row.error = f"{type(error).__name__}: {error}"

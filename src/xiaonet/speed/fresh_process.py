@@ -39,7 +39,7 @@ def rss_child(spec: dict) -> None:
 
 def measure_fresh_process(spec: dict, timeout: float = 900) -> dict:
     """Run :func:`rss_child` in a new interpreter; returns its JSON report."""
-    if spec["runtime"].startswith("onnx"):  # numpy + xiaonet.edge only, not even this module
+    if spec["runtime"].startswith(("onnx", "c-")):  # numpy + xiaonet.edge only, not even this module
         code = "import json, sys; from xiaonet.speed.memory_probe import edge_child; edge_child(json.loads(sys.argv[1]))"
     else:
         code = "import json, sys; from xiaonet.speed.fresh_process import rss_child; rss_child(json.loads(sys.argv[1]))"

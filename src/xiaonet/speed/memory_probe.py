@@ -29,9 +29,14 @@ def edge_child(spec: dict) -> None:
     the saved data (npz) once, print peak RSS, pick count and any heavy module it loaded."""
     import numpy as np
 
-    from xiaonet.edge import EdgePicker
+    if "c" in spec:  # the generated C library through ctypes: numpy only, no onnxruntime
+        from xiaonet.edge.c_runtime import CPicker
 
-    picker = EdgePicker(spec["onnx"], threads=int(spec["threads"]))
+        picker = CPicker(spec["c"])
+    else:
+        from xiaonet.edge import EdgePicker
+
+        picker = EdgePicker(spec["onnx"], threads=int(spec["threads"]))
     order = ["ZNE".index(c) for c in picker.model.metadata.component_order]
     n_picks = 0
     with np.load(spec["data"]) as saved:
@@ -41,5 +46,6 @@ def edge_child(spec: dict) -> None:
                 data = data[order]
             n_picks += len(picker.pick_array(data, block["start"], block["trace_id"]))
             del data
-    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "seisbench", "obspy"})
+    heavy = {"torch", "seisbench", "obspy"} | ({"onnxruntime"} if "c" in spec else set())
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & heavy)
     print(json.dumps({"peak_rss_mb": peak_rss_mb(), "n_picks": n_picks, "loaded": loaded}))

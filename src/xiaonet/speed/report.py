@@ -55,6 +55,7 @@ def evaluate_targets(rows: list[Row], student: str = "xiaonet-s") -> list[dict]:
     candidates = [r for r in (_row(rows, student, rt) for rt in ("onnx-int8", "onnx-fp32", "torch")) if r]
     best = max(candidates, key=lambda r: r.throughput or 0, default=None)
     fp32, int8 = _row(rows, student, "onnx-fp32"), _row(rows, student, "onnx-int8")
+    c_fp32 = _row(rows, student, "c-fp32")
 
     def ratio(a, b):
         return None if a is None or b is None or b == 0 else a / b
@@ -75,6 +76,12 @@ def evaluate_targets(rows: list[Row], student: str = "xiaonet-s") -> list[dict]:
         {"target": f"peak RSS of the torch-free runtime ({student} int8) picking the data <= 60 MB",
          "value": int8.peak_rss_mb if int8 else None,
          "limit": 60.0, "higher_is_better": False, "via": "fresh process, numpy + onnxruntime"},
+        {"target": f"peak RSS of the C runtime through ctypes ({student} fp32) picking the data <= 45 MB",
+         "value": c_fp32.peak_rss_mb if c_fp32 else None,
+         "limit": 45.0, "higher_is_better": False, "via": "fresh process, numpy + the C library"},
+        {"target": f"throughput of the C runtime >= the ONNX Runtime path's ({student}, fp32 vs fp32, ratio >= 1)",
+         "value": ratio(c_fp32 and c_fp32.throughput, fp32 and fp32.throughput),
+         "limit": 1.0, "higher_is_better": True, "via": "c-fp32 / onnx-fp32"},
     ]
     for target in targets:
         value = target["value"]
@@ -139,8 +146,8 @@ def format_markdown(report: dict) -> str:
         "of all blocks, in station-hours per CPU-second of the process (core-s; robust to other "
         "jobs on the machine) and per wall-clock second; ratios (CPU) against PhaseNet through "
         "SeisBench in this run.",
-        "Peak RSS: fresh process per runtime picking the same data once; onnx rows read numpy "
-        "arrays and import no torch/SeisBench/ObsPy"
+        "Peak RSS: fresh process per runtime picking the same data once; onnx and c rows read numpy "
+        "arrays and import no torch/SeisBench/ObsPy (c rows: no onnxruntime either; the C library is compiled beforehand)"
         + (f"; a bare python + numpy process peaks at {report['baseline_rss_mb']:.0f} MB." if report.get("baseline_rss_mb") else "."),
     ]
     arrays = [f"{r.model} {r.runtime} {r.throughput_arrays:.2f}" for r in rows if r.throughput_arrays]
