@@ -123,3 +123,46 @@ def test_stream_benchmark_reports_the_early_warning_mode(tmp_path, capsys, torch
     assert main(["stream-benchmark", "--data", str(data), "--modes", "sideways"]) == 2
     assert main(["stream-benchmark", "--data", str(data), "--ew-picker", "xiaonet-s", "--no-teacher",
                  "--modes", "early-warning"]) == 2  # an offline student is refused
+
+
+def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_path, torch_threads):
+    """The settings travel in the ONNX file: xiaonet stream runs it in early-warning mode, the
+    edge file picker refuses it (it would pick with whole windows), and ONNX Runtime streams
+    the picks torch streams."""
+    from xiaonet.edge import EdgeModel, EdgePicker
+    from xiaonet.edge.export import export_onnx
+    from xiaonet.stream.config import early_warning_config, early_warning_settings
+
+    model = early_warning_student()
+    export_onnx(model, tmp_path / "ew.onnx", "ew")
+    onnx = EdgeModel(tmp_path / "ew.onnx")
+    assert early_warning_settings(onnx) == model.early_warning
+    with pytest.raises(ValueError, match="picks as it streams"):
+        EdgePicker(onnx)
+    stream = synthetic_stream(120.0, events=(40.0, 90.0))
+    picks = {}
+    for label, picker in (("torch", ModelPicker(model, name="ew", thresholds={"P": 0.3, "S": 0.3})),
+                          ("onnx", onnx)):
+        if label == "onnx":
+            picker.metadata.thresholds.update({"P": 0.3, "S": 0.3})
+        engine = StreamingPicker(picker, early_warning_config(early_warning_settings(picker)))
+        emitted = stream_all(engine, cut_packets(stream, np.random.default_rng(0), low=50, high=150))
+        picks[label] = sorted((e.pick.phase, round(float(e.pick.peak_time.timestamp), 2)) for e in emitted)
+    assert picks["torch"] and picks["torch"] == picks["onnx"]
+
+
+def test_stream_runs_an_early_warning_student_in_its_own_mode_only(tmp_path, capsys):
+    import obspy
+
+    from xiaonet.cli import main
+
+    data = tmp_path / "example.mseed"
+    obspy.read().write(str(data), format="MSEED")
+    early_warning_student().save(str(tmp_path / "ew"))
+    assert main(["stream", "--replay", str(data), "--picker", "xiaonet-s", "--mode", "early-warning"]) == 2
+    assert "needs an early-warning student" in capsys.readouterr().err
+    assert main(["stream", "--replay", str(data), "--picker", str(tmp_path / "ew"), "--mode", "offline"]) == 2
+    assert "streams in --mode early-warning only" in capsys.readouterr().err
+    out = tmp_path / "picks.csv"
+    assert main(["stream", "--replay", str(data), "--picker", str(tmp_path / "ew"), "--out", str(out)]) == 0
+    assert out.read_text().startswith("network,")

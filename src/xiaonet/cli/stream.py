@@ -38,9 +38,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--runtime", choices=["onnx", "c"], default="onnx",
                         help="for an exported model: onnx (ONNX Runtime, default) or c (the generated C "
                         "library through ctypes; --picker an .onnx file or a `xiaonet export --format c` folder)")
-    parser.add_argument("--mode", choices=["offline", "low-latency"], default="offline",
+    parser.add_argument("--mode", choices=["offline", "low-latency", "early-warning"], default=None,
                         help="offline: picks identical to xiaonet pick (latency up to one window); "
-                        "low-latency: a window every --hop s, picks final --lookahead s after arrival")
+                        "low-latency: a window every --hop s, picks final --lookahead s after arrival; "
+                        "early-warning: an early-warning student (xiaonet-ew) with the hop and lookahead "
+                        "it was trained for, each pick out as soon as it is final. Default: "
+                        "early-warning for an early-warning student, else offline")
     parser.add_argument("--hop", type=float, default=0.5, help="low-latency: seconds between windows")
     parser.add_argument("--lookahead", type=float, default=1.0,
                         help="low-latency: seconds of data after a sample before it is final")
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.cli.options import default_picker_name, output_path_problem, picker_from_args, report_failures
     from xiaonet.edge.picks import parse_thresholds
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
+    from xiaonet.stream.config import early_warning_config, early_warning_settings
     from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     notes: list[str] = []
@@ -112,9 +116,20 @@ def run(args: argparse.Namespace) -> int:
                 picker.metadata.thresholds.update(thresholds)
         else:
             picker = picker_from_args(args)
-        config = StreamingConfig(mode=args.mode, hop=args.hop, lookahead=args.lookahead, window=args.window,
-                                 gap_policy=args.gap_policy, max_fill=args.max_fill,
-                                 channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
+        faults = dict(gap_policy=args.gap_policy, max_fill=args.max_fill,
+                      channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
+        settings = early_warning_settings(picker)
+        mode = args.mode or ("early-warning" if settings else "offline")
+        if (mode == "early-warning") != bool(settings):
+            raise ValueError(f"--mode {mode} needs an early-warning student (e.g. --picker xiaonet-ew)"
+                             if settings is None else
+                             f"{spec} is an early-warning student: it streams in --mode early-warning only "
+                             "(the hop and lookahead it was trained for)")
+        if settings:
+            config = early_warning_config(settings, **faults)
+        else:
+            config = StreamingConfig(mode=mode, hop=args.hop, lookahead=args.lookahead, window=args.window,
+                                     **faults)
         engine = make_streaming_picker(picker, config, note=note)
         if args.replay:
             source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         if mode == "early-warning":
             settings = picker.model.early_warning
             return {"mode": "low-latency", "hop": settings["hop_s"], "lookahead": settings["lookahead_s"],
-                    "confirm": settings["confirm"]}
+                    "confirm": settings["confirm"]}  # as xiaonet.stream.config.early_warning_config
         if mode != "low-latency":
             return {"mode": mode}
         window = args.window if picker is student else None

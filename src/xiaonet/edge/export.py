@@ -77,6 +77,7 @@ def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
         normalisation=STUDENT_NORMALISATION if _normalises_in_forward(model) else TEACHER_NORMALISATION,
         precision=precision,
         window_grid=str(getattr(model, "window_grid", "record")),
+        early_warning=getattr(model, "early_warning", None),
     )
 
 

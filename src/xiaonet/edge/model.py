@@ -43,6 +43,9 @@ class EdgeModelMetadata:
     #: Where windows start (:data:`xiaonet.edge.windowing.WINDOW_GRIDS`); files written before
     #: this key existed used SeisBench's ``record`` grid.
     window_grid: str = "record"
+    #: An early-warning student's streaming settings (lookahead_s, hop_s, confirm), None for
+    #: an offline model: such a model is only run by the streaming engine in that mode.
+    early_warning: dict | None = None
 
     def to_props(self) -> dict[str, str]:
         """String key/value pairs for ONNX ``metadata_props``."""
@@ -63,6 +66,7 @@ class EdgeModelMetadata:
             "xiaonet.normalisation": self.normalisation,
             "xiaonet.precision": self.precision,
             "xiaonet.window_grid": self.window_grid,
+            "xiaonet.early_warning": json.dumps(self.early_warning),
         }
 
     @classmethod
@@ -100,6 +104,7 @@ class EdgeModelMetadata:
             normalisation=props.get("xiaonet.normalisation", ""),
             precision=props.get("xiaonet.precision", "fp32"),
             window_grid=props.get("xiaonet.window_grid", "record"),
+            early_warning=json.loads(props.get("xiaonet.early_warning", "null")),
         )
 
 

@@ -46,6 +46,9 @@ class EdgePicker:
         missing = [p for p in PICK_PHASES if p not in meta.labels]
         if missing:
             raise ValueError(f"{self.model.path}: model has no output for phase(s) {missing}")
+        if meta.early_warning:
+            raise ValueError(f"{self.model.path}: an early-warning student picks as it streams; run it with "
+                             f"`xiaonet stream --picker {self.model.path}` (whole files: --replay FILES)")
 
     def __repr__(self) -> str:
         return f"EdgePicker({self.model!r}, thresholds={self.thresholds})"

@@ -107,12 +107,9 @@ class ModelPicker(Picker):
         """An early-warning student picks offline exactly as it streams: windows every
         ``hop_s`` ending ``lookahead_s`` after the samples they decide, and picks emitted at
         confirmation (see :class:`StreamedPicker`)."""
-        from xiaonet.stream.config import StreamingConfig
+        from xiaonet.stream.config import early_warning_config
 
-        settings = self.model.early_warning
-        config = StreamingConfig(mode="low-latency", hop=settings["hop_s"], lookahead=settings["lookahead_s"],
-                                 confirm=settings["confirm"])
-        return StreamedPicker(self, config).pick_block(stream)
+        return StreamedPicker(self, early_warning_config(self.model.early_warning)).pick_block(stream)
 
 
 class StreamedPicker(Picker):

@@ -125,3 +125,20 @@ COUNTER_NAMES = (
     "picks",
     "suppressed_picks",
 )
+
+
+def early_warning_settings(picker) -> dict | None:
+    """The streaming settings an early-warning student was trained for (``lookahead_s``,
+    ``hop_s``, ``confirm``), from a torch picker or an exported ONNX model; None otherwise."""
+    model = getattr(picker, "model", None)
+    settings = getattr(model, "early_warning", None) or getattr(getattr(picker, "metadata", None),
+                                                                 "early_warning", None)
+    return dict(settings) if settings else None
+
+
+def early_warning_config(settings: dict, **options) -> StreamingConfig:
+    """The :class:`StreamingConfig` of an early-warning student: a window every ``hop_s``,
+    deciding the samples ``lookahead_s`` before its end, picks out at confirmation."""
+    return StreamingConfig(mode="low-latency", hop=settings["hop_s"], lookahead=settings["lookahead_s"],
+                           confirm=settings["confirm"], **options)
+
