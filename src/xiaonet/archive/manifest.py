@@ -120,7 +120,8 @@ class RunFolder:
         """Store a :class:`xiaonet.archive.runner.ChunkResult`: Parquet first, then its line."""
         entry = {"chunk": result.chunk_id, "status": "failed" if result.error else "ok",
                  "owned": list(result.owned), "station_days": round(result.station_days, 6),
-                 "seconds": round(result.seconds, 3),
+                 "seconds": round(result.seconds, 3), "cpu_seconds": round(result.cpu_seconds, 3),
+                 "peak_rss_mb": round(result.peak_rss_mb, 1),
                  "worker": result.worker}
         if result.error:
             entry["reason"] = result.error

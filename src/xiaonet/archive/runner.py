@@ -55,6 +55,11 @@ def worker_picker(request: PickerRequest):
     return request.load()
 
 
+def load_on_worker(request: PickerRequest) -> str:
+    """Load the picker into this worker's cache ahead of its first chunk (``client.run``)."""
+    return worker_picker(request).name
+
+
 @dataclass
 class ChunkResult:
     """What a worker sends back for one chunk: its picks as columns, or why it failed."""
@@ -66,6 +71,8 @@ class ChunkResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the worker process on this chunk (picker loading included)
+    peak_rss_mb: float = 0.0  # the worker process's peak memory so far (this chunk and those before)
     worker: str = ""
 
     @property
@@ -78,7 +85,9 @@ def run_chunk(request: PickerRequest, chunk: Chunk, margin: float, block: float)
     ``error``, one line naming the file or the exception, so the run goes on."""
     from xiaonet.archive.manifest import pick_columns
 
-    started = time.perf_counter()
+    from xiaonet.speed.memory_probe import peak_rss_mb
+
+    started, cpu_started = time.perf_counter(), time.process_time()
     notes: list[str] = []
     result = ChunkResult(chunk.id, chunk.station_days, chunk.owned, worker=f"pid {os.getpid()}")
     try:
@@ -92,6 +101,8 @@ def run_chunk(request: PickerRequest, chunk: Chunk, margin: float, block: float)
             type(error).__name__ != "ChunkReadError" else "")
     result.notes = list(dict.fromkeys(notes))
     result.seconds = time.perf_counter() - started
+    result.cpu_seconds = time.process_time() - cpu_started
+    result.peak_rss_mb = peak_rss_mb()
     return result
 
 

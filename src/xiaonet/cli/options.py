@@ -53,11 +53,9 @@ def stalta_options(pairs: list[str]) -> dict:
 def picker_from_args(args: argparse.Namespace):
     """The picker the options ask for (raises ValueError / FileNotFoundError / RuntimeError)."""
     from xiaonet.edge.picks import parse_thresholds
-    from xiaonet.picking.loading import load_picker
-    from xiaonet.picking.specs import parse_picker_spec, resolve_name, set_window
 
     thresholds = parse_thresholds(args.threshold)
-    if str(args.picker or "").endswith(".onnx"):  # the torch-free runtime (`xiaonet export`)
+    if str(args.picker or "").endswith(".onnx"):  # the torch-free runtime (`xiaonet export`): no torch import
         from xiaonet.edge.picker import EdgePicker
 
         if args.stalta:
@@ -65,6 +63,9 @@ def picker_from_args(args: argparse.Namespace):
         if not Path(args.picker).is_file():
             raise FileNotFoundError(f"{args.picker}: no such ONNX file (write one with `xiaonet export`)")
         return EdgePicker(args.picker, thresholds=thresholds or None, threads=max(1, getattr(args, "threads", 1)))
+    from xiaonet.picking.loading import load_picker
+    from xiaonet.picking.specs import parse_picker_spec, resolve_name, set_window
+
     spec = parse_picker_spec(args.picker or default_picker_name())
     is_stalta = spec.spec.lower() == "stalta"
     if is_stalta and thresholds:

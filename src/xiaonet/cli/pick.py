@@ -67,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.example:
         print("xiaonet pick: give waveform files, folders or globs, or --example", file=sys.stderr)
         return 2
-    import torch
+    if not str(args.picker or "").endswith(".onnx"):  # an ONNX picker runs without torch
+        import torch
 
-    torch.set_num_threads(max(1, args.threads))
+        torch.set_num_threads(max(1, args.threads))
     try:
         picker = picker_from_args(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
