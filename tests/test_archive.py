@@ -249,3 +249,37 @@ def test_workers_get_only_the_files_their_chunk_reads(archive):
     chunk = plan_chunks(sds_files(root))[1]
     names = sorted(Path(f.path).name[-8:] for f in with_files(chunk, 60.0).files)
     assert names == ["2020.061"] * 3 + ["2020.062"] * 3 + ["2020.063"] * 3
+
+
+@pytest.fixture(scope="module")
+def student_onnx_file(tmp_path_factory):
+    from xiaonet.edge.export import export_onnx
+    from xiaonet.models.presets import load_student, shipped_weights
+
+    if shipped_weights("xiaonet-s") is None:
+        pytest.skip("no trained xiaonet-s shipped")
+    return str(export_onnx(load_student("xiaonet-s"), tmp_path_factory.mktemp("onnx") / "xiaonet-s.onnx",
+                           "xiaonet-s"))
+
+
+@pytest.mark.parametrize("kind", ["onnx", "teacher"])
+def test_onnx_students_and_teachers_pick_chunks(kind, archive, request):
+    root, whole = archive
+    if kind == "onnx":
+        spec = request.getfixturevalue("student_onnx_file")
+    else:
+        request.getfixturevalue("teacher_cache")
+        spec = "phasenet"
+    from xiaonet.archive.runner import run_chunk
+
+    chunk = plan_chunks(sds_files(root, ["CX.PB01.*.*"]))[1]  # 23:30 - 00:30 around the first midnight
+    picker_request = PickerRequest(spec)
+    result = run_chunk(picker_request, with_files(chunk, 200.0), 200.0, 3600.0)
+    assert result.error is None and result.n_picks > 0
+    picker = worker_picker(picker_request)
+    assert set(result.picks["picker"]) == {picker.name}
+    first_hour = whole["PB01"].slice(None, DAY0 + DAY + 1800)  # the hour around the first midnight
+    reference = [p for p in whole_trace(picker, {"PB01": first_hour}) if chunk.owned[0] <= p[2] < chunk.owned[1]]
+    times = [t / 1e9 for t in result.picks["time"]]
+    got = sorted(zip(["CX.PB01."] * len(times), result.picks["phase"], times, result.picks["probability"]))
+    assert not unmatched([p for p in reference if p[3] >= 0.5], got, STUDENT_TOLERANCE)

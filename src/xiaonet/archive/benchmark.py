@@ -125,11 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=float, default=3600.0)
     parser.add_argument("--before", default=None, metavar="SRC", help="another checkout's src/ for the plain-pick row")
     parser.add_argument("--json", default=None, help="also write the rows as JSON")
+    parser.add_argument("--archive", default=None, metavar="DIR",
+                        help="build the archive here and keep it (reused when it exists)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="xiaonet-archive-bench-") as tmp:
         tmp = Path(tmp)
-        root = build_archive(tmp / "sds", Path(args.shared), args.stations, args.days, args.rate)
+        root = Path(args.archive) if args.archive else tmp / "sds"
+        if not root.exists():
+            build_archive(root, Path(args.shared), args.stations, args.days, args.rate)
         pickers = []
         for name in args.pickers.split(","):
             if name == "ONNX":
@@ -138,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 name = str(export_onnx(load_student("xiaonet-s"), tmp / "xiaonet-s.onnx", "xiaonet-s"))
             pickers.append(name)
-        rows = [measure(p, root, int(w), args.repeats, args.block) for p in pickers for w in args.workers.split(",")]
+        rows = []
+        for picker in pickers:
+            for workers in args.workers.split(","):
+                rows.append(measure(picker, root, int(workers), args.repeats, args.block))
+                print(json.dumps({k: v for k, v in rows[-1].items()}), flush=True)
         day_file = sorted(root.rglob("*.D.*"))[0].parent.parent  # one station's folder: 3 components
         one_day = tmp / "day.mseed"
         import obspy
