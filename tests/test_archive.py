@@ -283,3 +283,14 @@ def test_onnx_students_and_teachers_pick_chunks(kind, archive, request):
     times = [t / 1e9 for t in result.picks["time"]]
     got = sorted(zip(["CX.PB01."] * len(times), result.picks["phase"], times, result.picks["probability"]))
     assert not unmatched([p for p in reference if p[3] >= 0.5], got, STUDENT_TOLERANCE)
+
+
+def test_a_real_local_cluster_gives_the_in_process_table(archive, student_onnx_file, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    root, _ = archive
+    command = ["pick", "--sds", str(root), "--picker", student_onnx_file, "--select", "CX.PB01.*.*",
+               "--start", "2020-03-02", "--end", "2020-03-03", "--no-progress"]
+    assert main(command + ["--workers", "0", "--out", str(tmp_path / "here.csv")]) == 0
+    assert main(command + ["--workers", "1", "--out", str(tmp_path / "dask.csv")]) == 0  # a worker process
+    assert "Dask dashboard: http" in capsys.readouterr().err
+    assert table_set(tmp_path / "dask.csv") == table_set(tmp_path / "here.csv") != []
