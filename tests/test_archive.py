@@ -145,9 +145,10 @@ def test_student_chunked_picks_equal_whole_trace_picks_on_dask_workers(archive, 
     chunks = plan_chunks(sds_files(root))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        misses = worker_picker.cache_info().misses
+        worker_picker.cache_clear()
         run_chunks(request, chunks, default_margin(picker), 3600.0, results.append, client)
-        assert worker_picker.cache_info().misses == misses  # loaded once, not per chunk
+        cache = worker_picker.cache_info()  # the two worker threads share this process's cache
+        assert cache.hits + cache.misses == len(chunks) and cache.misses <= 2  # loaded once, not per chunk
     assert sorted(r.chunk_id for r in results) == sorted(c.id for c in chunks)
     assert not [r.error for r in results if r.error]
     folder = RunFolder(tmp_path / "run", {"picker": "xiaonet-s"})

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in r:
             print(f"| {Path(r['picker']).name} | {r['code']} | failed: {r['error']} | | |")
         else:
-            print(f"| {Path(r['picker']).name} | {r['code']} | {r['peak_rss_mb']:.0f} MB | {r['wall_s']:.1f} s | {r['picks']} |")
+            print(f"| {Path(r['picker']).name} | {r['code']} | {r['peak_rss_mb']:.0f} MB | {r['wall_s']:.1f} s "
+                  f"| {r['picks']} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "plain": plain}, indent=1))
     return 0

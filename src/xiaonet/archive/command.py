@@ -44,6 +44,17 @@ def pick_files(picker, files: list[Path], failures: list[str], notes: list[str],
     return picks, len(spans)
 
 
+def _utc(text: str | None, option: str):
+    import obspy
+
+    if not text:
+        return None
+    try:
+        return obspy.UTCDateTime(text)
+    except Exception:
+        raise ValueError(f"{option} '{text}' is not a UTC time (e.g. 2020-01-01 or 2020-01-01T12:00)") from None
+
+
 def archive_settings(args: argparse.Namespace, picker, margin: float) -> dict:
     """What the picks of a run depend on: a run folder refuses to mix other settings in."""
     return {"picker": picker.name, "picker_spec": args.picker, "weights": args.weights,
@@ -53,7 +64,6 @@ def archive_settings(args: argparse.Namespace, picker, margin: float) -> dict:
 
 def run_archive(args: argparse.Namespace) -> int:
     """``xiaonet pick --sds ROOT`` / ``--run-dir DIR``: plan, pick on Dask, resume, merge."""
-    import obspy
     from tqdm import tqdm
 
     from xiaonet.archive.chunks import parse_duration
@@ -75,8 +85,7 @@ def run_archive(args: argparse.Namespace) -> int:
     try:
         args.chunk_seconds = parse_duration(args.chunk)
         args.block_seconds = parse_duration(args.block)
-        start = obspy.UTCDateTime(args.start) if args.start else None
-        end = obspy.UTCDateTime(args.end) if args.end else None
+        start, end = (_utc(args.start, "--start"), _utc(args.end, "--end"))
         request = PickerRequest.from_args(args)
         picker = request.load()  # here first: a bad spec is refused before any worker starts
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:

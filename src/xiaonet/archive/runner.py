@@ -157,7 +157,8 @@ def run_chunks(request: PickerRequest, chunks: Iterable[Chunk], margin: float, b
         try:
             result = future.result()
         except Exception as error:  # a worker lost, for instance: the chunk is retried next run
-            result = ChunkResult(chunk.id, chunk.station_days, chunk.owned, error=f"task failed: {type(error).__name__}: {error}")
+            result = ChunkResult(chunk.id, chunk.station_days, chunk.owned,
+                                 error=f"task failed: {type(error).__name__}: {error}")
         future.release()
         on_result(result)
         submit(1)

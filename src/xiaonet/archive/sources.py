@@ -31,7 +31,8 @@ DAY = 86400.0
 #: midnight; ObsPy's SDS client assumes 30 s).
 SDS_FILE_BORDER = 300.0
 SDS_NAME = re.compile(
-    r"^(?P<net>[^.]*)\.(?P<sta>[^.]*)\.(?P<loc>[^.]*)\.(?P<cha>[^.]*)\.(?P<type>[^.]*)\.(?P<year>\d{4})\.(?P<doy>\d{3})$"
+    r"^(?P<net>[^.]*)\.(?P<sta>[^.]*)\.(?P<loc>[^.]*)\.(?P<cha>[^.]*)\.(?P<type>[^.]*)"
+    r"\.(?P<year>\d{4})\.(?P<doy>\d{3})$"
 )
 
 
@@ -105,7 +106,8 @@ def sds_files(root: str | Path, select: Iterable[str] = (), start: obspy.UTCDate
                 key = f"{match['net']}.{match['sta']}.{match['loc']}.{match['cha'][:-1]}"
                 path = os.path.join(dirpath, name)
                 files.setdefault(key, {})[path] = FileSpan(
-                    path, day - SDS_FILE_BORDER, day + DAY + SDS_FILE_BORDER, (match["cha"],), (day, day + DAY), "MSEED")
+                    path, day - SDS_FILE_BORDER, day + DAY + SDS_FILE_BORDER, (match["cha"],), (day, day + DAY),
+                    "MSEED")
     return {key: sorted(spans.values(), key=lambda f: (f.start, f.path)) for key, spans in sorted(files.items())}
 
 
@@ -129,7 +131,8 @@ def folder_files(paths: Iterable[str | Path], select: Iterable[str] = (), note: 
         for trace in headers:
             if not _selected(trace.id, select):
                 continue
-            span = spans.setdefault(station_key(trace), [float("inf"), float("-inf"), set(), trace.stats.get("_format")])
+            span = spans.setdefault(station_key(trace),
+                                    [float("inf"), float("-inf"), set(), trace.stats.get("_format")])
             span[0] = min(span[0], float(trace.stats.starttime.timestamp))
             span[1] = max(span[1], float(trace.stats.endtime.timestamp) + trace.stats.delta)
             span[2].add(trace.stats.channel)

@@ -36,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def add_archive_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "archives", "pick an SDS tree or folders of files in station x time chunks on Dask, resumable "
-        "(given --sds or --run-dir; docs/archive.md)")
+        "(any of these options but --chunk / --block / --margin makes an archive run; docs/archive.md)")
     group.add_argument("--sds", default=None, metavar="ROOT", help="SDS archive root (ROOT/YEAR/NET/STA/CHA.D/...)")
     group.add_argument("--start", default=None, help="first time to pick (UTC, e.g. 2020-01-01)")
     group.add_argument("--end", default=None, help="pick up to this time (UTC, exclusive)")
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.data.waveforms import WaveformInputError, expand_inputs, group_by_station
     from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
 
-    if args.sds or args.run_dir:
+    archive_options = (args.sds, args.run_dir, args.select, args.start, args.end, args.scheduler)
+    if any(archive_options) or args.workers is not None:
         from xiaonet.archive.command import run_archive
 
         return run_archive(args)
