@@ -80,9 +80,9 @@ def read_waveform_file(
 
     Warnings ObsPy raises while reading (a truncated last record, for instance: the part
     before it is still returned) are passed to ``note`` prefixed with the file name.
-    ``starttime`` / ``endtime`` read only that span (miniSEED: only the records in it, so a
-    long file is never held whole); a span without samples is then an empty stream, not an
-    error. ``headonly`` reads the headers only (what a plan of the file's time span needs);
+    ``starttime`` / ``endtime`` read only that span (miniSEED: only the records in it are
+    decoded, so a long file's samples are never held whole); a span without samples is then
+    an empty stream, not an error. ``headonly`` reads the headers only (what a plan of the file's time span needs);
     ``format`` (e.g. ``"MSEED"``) skips ObsPy's format detection, where a plan knows it already.
     """
     import warnings
