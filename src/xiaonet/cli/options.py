@@ -5,11 +5,13 @@ apply to the chosen picker."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 PICKER_HELP = (
     "NAME[:WEIGHTS][@window=SAMPLES]: a student preset or weights path (xiaonet = the default "
     "student), 'stalta', or a teacher ('phasenet', 'eqtransformer', 'gpd', optionally "
-    "'phasenet:WEIGHTS'); @window=SAMPLES runs a student with another prediction window. "
+    "'phasenet:WEIGHTS'), an ONNX file from `xiaonet export` (MODEL.onnx: numpy + ONNX Runtime, "
+    "no torch); @window=SAMPLES runs a student with another prediction window. "
     "Default: the shipped default student, or stalta when no trained student is shipped"
 )
 
@@ -51,11 +53,20 @@ def stalta_options(pairs: list[str]) -> dict:
 def picker_from_args(args: argparse.Namespace):
     """The picker the options ask for (raises ValueError / FileNotFoundError / RuntimeError)."""
     from xiaonet.edge.picks import parse_thresholds
+
+    thresholds = parse_thresholds(args.threshold)
+    if str(args.picker or "").endswith(".onnx"):  # the torch-free runtime (`xiaonet export`): no torch import
+        from xiaonet.edge.picker import EdgePicker
+
+        if args.stalta:
+            raise ValueError(f"--stalta applies to --picker stalta only, not to '{args.picker}'")
+        if not Path(args.picker).is_file():
+            raise FileNotFoundError(f"{args.picker}: no such ONNX file (write one with `xiaonet export`)")
+        return EdgePicker(args.picker, thresholds=thresholds or None, threads=max(1, getattr(args, "threads", 1)))
     from xiaonet.picking.loading import load_picker
     from xiaonet.picking.specs import parse_picker_spec, resolve_name, set_window
 
     spec = parse_picker_spec(args.picker or default_picker_name())
-    thresholds = parse_thresholds(args.threshold)
     is_stalta = spec.spec.lower() == "stalta"
     if is_stalta and thresholds:
         raise ValueError("--threshold does not apply to STA/LTA (it has no probabilities); "

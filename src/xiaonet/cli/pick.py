@@ -29,33 +29,56 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--plot", default=None, metavar="DIR", help="one figure per station into DIR")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for model pickers (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_archive_options(parser)
     return parser
+
+
+def add_archive_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "archives", "pick an SDS tree or folders of files in station x time chunks on Dask, resumable "
+        "(any of these options but --chunk / --block / --margin makes an archive run; docs/archive.md)")
+    group.add_argument("--sds", default=None, metavar="ROOT", help="SDS archive root (ROOT/YEAR/NET/STA/CHA.D/...)")
+    group.add_argument("--start", default=None, help="first time to pick (UTC, e.g. 2020-01-01)")
+    group.add_argument("--end", default=None, help="pick up to this time (UTC, exclusive)")
+    group.add_argument("--select", action="append", default=[], metavar="NET.STA.LOC.CHA",
+                       help="channels to pick, wildcards * and ? (repeatable; default all)")
+    group.add_argument("--run-dir", default=None, metavar="DIR",
+                       help="per-chunk Parquet + manifest; rerun the same command to resume (default: OUT.run)")
+    group.add_argument("--chunk", default="1d", help="chunk length per station (default 1d; e.g. 6h)")
+    group.add_argument("--block", default="1h", help="data picked at a time inside a chunk (default 1h)")
+    group.add_argument("--margin", type=float, default=None, metavar="SECONDS",
+                       help="data read on each side of a block (default: from the picker's window)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="LocalCluster worker processes (default: one per core; 0: no Dask, this process)")
+    group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="an existing Dask cluster")
 
 
 def run(args: argparse.Namespace) -> int:
     import obspy
-    from tqdm import tqdm
 
+    from xiaonet.archive.command import pick_files
+    from xiaonet.data.waveforms import expand_inputs, group_by_station
     from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
-    from xiaonet.cli.options import output_path_problem, report_failures
-    from xiaonet.data.waveforms import (
-        WaveformInputError,
-        expand_inputs,
-        group_by_station,
-        read_waveform_file,
-    )
 
+    archive_options = (args.sds, args.run_dir, args.select, args.start, args.end, args.scheduler)
+    if any(archive_options) or args.workers is not None:
+        from xiaonet.archive.command import run_archive
+
+        return run_archive(args)
     if not args.inputs and not args.example:
         print("xiaonet pick: give waveform files, folders or globs, or --example", file=sys.stderr)
         return 2
+    from xiaonet.cli.options import output_path_problem, report_failures
+
     for path, option in ((args.out, "--out"), (args.quakeml, "--quakeml")):
         problem = output_path_problem(path, option)
         if problem:
             print(f"xiaonet pick: {problem}", file=sys.stderr)
             return 2
-    import torch
+    if not str(args.picker or "").endswith(".onnx"):  # an ONNX picker runs without torch
+        import torch
 
-    torch.set_num_threads(max(1, args.threads))
+        torch.set_num_threads(max(1, args.threads))
     try:
         picker = picker_from_args(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
@@ -64,30 +87,24 @@ def run(args: argparse.Namespace) -> int:
 
     failures: list[str] = []
     notes: list[str] = []
-    stream = obspy.Stream()
-    if args.example:
-        stream += obspy.read()
     files = expand_inputs(args.inputs, unmatched=failures.append)
-    for path in tqdm(files, desc="reading", unit="file", disable=args.no_progress or len(files) < 2):
-        try:
-            stream += read_waveform_file(path, note=failures.append)
-        except WaveformInputError as error:
-            failures.append(str(error))
-
-    stations = group_by_station(stream)
     all_picks = []
-    for key, station_stream in tqdm(
-        stations.items(), desc=f"picking ({picker.name})", unit="station",
-        disable=args.no_progress or len(stations) < 2,
-    ):
-        try:
-            picks = picker.pick(station_stream, note=notes.append)
-        except Exception as error:  # one bad station never takes the batch down
-            failures.append(f"{key}: picking failed: {type(error).__name__}: {error}")
-            continue
-        all_picks.extend(picks)
+    stations = group_by_station(obspy.read()) if args.example else {}
+    for key, station_stream in stations.items():  # --example: one minute, in memory
+        all_picks.extend(picker.pick(station_stream, note=notes.append))
         if args.plot:
-            _plot(picker, station_stream, picks, key, args.plot, notes)
+            _plot(picker, station_stream, all_picks, key, args.plot, notes)
+
+    def plot_chunk(chunk, picks) -> None:  # the figure needs the whole record: read it again
+        from xiaonet.archive.sources import read_span
+
+        stream = read_span(chunk.files, chunk.key, chunk.data[0], chunk.data[1], chunk.owned, notes.append)
+        _plot(picker, stream, picks, chunk.key, args.plot, notes)
+
+    picks, n_files_stations = pick_files(picker, files, failures, notes, not args.no_progress,
+                                         on_station=plot_chunk if args.plot else None)
+    all_picks.extend(picks)
+    n_stations = len(stations) + n_files_stations
 
     rows = pick_rows(all_picks, picker.name)
     if args.out:
@@ -102,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     n_p = sum(r["phase"] == "P" for r in rows)
     n_s = sum(r["phase"] == "S" for r in rows)
     summary = (
-        f"{picker.name}: {len(rows)} picks ({n_p} P, {n_s} S) on {len(stations)} station(s) "
+        f"{picker.name}: {len(rows)} picks ({n_p} P, {n_s} S) on {n_stations} station(s) "
         f"from {len(files) + bool(args.example)} input(s)"
     )
     if args.out:

@@ -80,12 +80,18 @@ def expand_inputs(inputs: Iterable[str], unmatched: Callable[[str], None] | None
 
 
 def read_waveform_file(
-    path: str | Path, note: Callable[[str], None] | None = None
+    path: str | Path, note: Callable[[str], None] | None = None,
+    starttime: obspy.UTCDateTime | None = None, endtime: obspy.UTCDateTime | None = None,
+    headonly: bool = False, format: str | None = None,
 ) -> obspy.Stream:
     """Read one file with ObsPy; raise :class:`WaveformInputError` naming the file.
 
     Warnings ObsPy raises while reading (a truncated last record, for instance: the part
     before it is still returned) are passed to ``note`` prefixed with the file name.
+    ``starttime`` / ``endtime`` read only that span (miniSEED: only the records in it are
+    decoded, so a long file's samples are never held whole); a span without samples is then
+    an empty stream, not an error. ``headonly`` reads the headers only (what a plan of the file's time span needs);
+    ``format`` (e.g. ``"MSEED"``) skips ObsPy's format detection, where a plan knows it already.
     """
     import warnings
 
@@ -95,7 +101,8 @@ def read_waveform_file(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            stream = obspy.read(str(path))
+            stream = obspy.read(str(path), format=format, starttime=starttime, endtime=endtime,
+                                headonly=headonly)
     except Exception as error:  # ObsPy raises many types for bad files
         raise WaveformInputError(
             f"{path}: not a waveform file ObsPy can read (miniSEED, SAC, GSE2, ...): "
@@ -115,7 +122,7 @@ def read_waveform_file(
         for message in messages:
             note(f"{path}: {message}")
     stream.traces = [tr for tr in stream if tr.stats.npts > 0]
-    if len(stream) == 0:
+    if len(stream) == 0 and starttime is None and endtime is None:
         raise WaveformInputError(f"{path}: contains no samples")
     return stream
 

@@ -1,0 +1,173 @@
+"""``xiaonet pick`` over an archive (``--sds ROOT`` or ``--run-dir``), and plain ``xiaonet pick``
+of files in blocks: the orchestration behind the command line (argparse lives in
+:mod:`xiaonet.cli.pick`)."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+from typing import Callable
+
+from xiaonet.archive.chunks import DEFAULT_BLOCK, default_margin, pick_chunk, plan_chunks
+from xiaonet.archive.sources import folder_files
+
+#: Failed chunks listed one per line in the summary (all of them are in the manifest).
+LISTED_FAILURES = 20
+
+
+def pick_files(picker, files: list[Path], failures: list[str], notes: list[str], progress: bool = True,
+               block: float = DEFAULT_BLOCK, on_station: Callable | None = None) -> tuple[list, int]:
+    """Plain ``xiaonet pick``: every instrument of ``files`` picked in blocks of ``block``
+    seconds with margins (memory bounded by a block, not by the file), the picks identical to
+    whole-trace picking up to the blocks' window placement. Returns ``(picks, n_instruments)``;
+    unreadable files and failing instruments go to ``failures``, the rest to ``notes``.
+    ``on_station(chunk, picks)`` is called after each instrument (figures)."""
+    from tqdm import tqdm
+
+    spans = folder_files(files, note=failures.append, unreadable=failures.append)
+    chunks = plan_chunks(spans, None)
+    margin = default_margin(picker)
+    picks: list = []
+    for chunk in tqdm(chunks, desc=f"picking ({picker.name})", unit="station",
+                      disable=not progress or len(chunks) < 2):
+        try:
+            found = pick_chunk(picker, chunk, margin, block, note=notes.append)
+        except Exception as error:  # one bad station never takes the batch down
+            failures.append(f"{chunk.key}: picking failed: {type(error).__name__}: {error}")
+            continue
+        picks.extend(found)
+        if on_station is not None:
+            on_station(chunk, found)
+    notes[:] = [m for m in dict.fromkeys(notes) if m not in failures]
+    return picks, len(spans)
+
+
+def _utc(text: str | None, option: str):
+    import obspy
+
+    if not text:
+        return None
+    try:
+        return obspy.UTCDateTime(text)
+    except Exception:
+        raise ValueError(f"{option} '{text}' is not a UTC time (e.g. 2020-01-01 or 2020-01-01T12:00)") from None
+
+
+def archive_settings(args: argparse.Namespace, picker, margin: float) -> dict:
+    """What the picks of a run depend on: a run folder refuses to mix other settings in."""
+    return {"picker": picker.name, "picker_spec": args.picker, "weights": args.weights,
+            "threshold": sorted(args.threshold), "stalta": sorted(args.stalta),
+            "chunk_seconds": args.chunk_seconds, "block_seconds": args.block_seconds, "margin_seconds": margin}
+
+
+def run_archive(args: argparse.Namespace) -> int:
+    """``xiaonet pick --sds ROOT`` / ``--run-dir DIR``: plan, pick on Dask, resume, merge."""
+    from tqdm import tqdm
+
+    from xiaonet.archive.chunks import parse_duration
+    from xiaonet.archive.manifest import RunFolder, RunSettingsError
+    from xiaonet.archive.runner import PickerRequest, run_chunks, start_client
+    from xiaonet.archive.sources import sds_files
+    from xiaonet.data.waveforms import WaveformInputError, waveform_files
+    from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
+
+    def refuse(message: str) -> int:
+        print(f"xiaonet pick: {message}", file=sys.stderr)
+        return 2
+
+    run_dir = args.run_dir or (f"{args.out}.run" if args.out else None)
+    if run_dir is None:
+        return refuse("an archive run needs --run-dir DIR (or --out FILE: the run folder is FILE.run)")
+    if bool(args.sds) == bool(args.inputs):
+        return refuse("give either --sds ROOT or waveform files / folders, not both or neither")
+    try:
+        args.chunk_seconds = parse_duration(args.chunk)
+        args.block_seconds = parse_duration(args.block)
+        start, end = (_utc(args.start, "--start"), _utc(args.end, "--end"))
+        request = PickerRequest.from_args(args)
+        picker = request.load()  # here first: a bad spec is refused before any worker starts
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
+        return refuse(str(error))
+    margin = float(args.margin) if args.margin is not None else default_margin(picker)
+
+    failures: list[str] = []
+    try:
+        if args.sds:
+            files = sds_files(args.sds, args.select, start, end)
+        else:
+            files = folder_files(waveform_files(args.inputs), args.select, unreadable=failures.append)
+        folder = RunFolder(run_dir, archive_settings(args, picker, margin))
+    except (WaveformInputError, RunSettingsError, ValueError) as error:
+        return refuse(str(error))
+    t0 = float(start.timestamp) if start else float("-inf")
+    t1 = float(end.timestamp) if end else float("inf")
+    chunks = plan_chunks(files, args.chunk_seconds, t0, t1)
+    done = folder.finished(chunks)
+    todo = [chunk for chunk in chunks if chunk.id not in done]
+    print(f"{len(chunks)} chunk(s) of {len(files)} instrument(s), {sum(c.station_days for c in chunks):.2f} "
+          f"station-days; {len(done)} already done in {run_dir}, {len(todo)} to pick "
+          f"(margin {margin:g} s, blocks of {args.block_seconds:g} s)", file=sys.stderr)
+
+    client = None
+    if todo and (args.workers != 0 or args.scheduler):
+        try:
+            client = start_client(args.workers, args.scheduler)
+        except Exception as error:
+            return refuse(f"no Dask cluster ({type(error).__name__}: {error})")
+        if client.dashboard_link:
+            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+    counts = {"chunks": 0, "station_days": 0.0, "picks": 0, "failed": 0}
+    bar = tqdm(total=len(todo), desc=f"picking ({picker.name})", unit="chunk", disable=args.no_progress)
+
+    def on_result(result) -> None:
+        folder.record(result)
+        counts["chunks"] += 1
+        if result.error:
+            counts["failed"] += 1
+        else:
+            counts["station_days"] += result.station_days
+            counts["picks"] += result.n_picks
+        bar.update(1)
+        bar.set_postfix(station_days=f"{counts['station_days']:.1f}", picks=counts["picks"],
+                        failed=counts["failed"], refresh=False)
+
+    try:
+        run_chunks(request, todo, margin, args.block_seconds, on_result, client)
+    finally:
+        bar.close()
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and not args.scheduler:
+                cluster.close()
+
+    entries = folder.entries()
+    failed = [(c.id, entries.get(c.id, {}).get("reason", "not picked")) for c in chunks
+              if c.id not in folder.finished(chunks)]
+    if args.quakeml:  # one catalog: the whole table in memory (the CSV is written chunk by chunk)
+        write_quakeml(list(itertools.chain.from_iterable(folder.picks(chunks))), picker.name, args.quakeml)
+    n = {"P": 0, "S": 0}
+
+    def rows():
+        for chunk_picks in folder.picks(chunks):
+            for row in pick_rows(chunk_picks, picker.name):
+                n[row["phase"]] = n.get(row["phase"], 0) + 1
+                yield row
+
+    write_csv(rows(), args.out or sys.stdout)
+    print(f"{picker.name}: {sum(n.values())} picks ({n['P']} P, {n['S']} S) from {len(chunks) - len(failed)} of "
+          f"{len(chunks)} chunk(s) ({counts['chunks']} picked now, {len(done)} resumed); "
+          f"{len(failed)} chunk(s) failed" + (f"; table written to {args.out}" if args.out else ""),
+          file=sys.stderr)
+    problems = failures + [f"{cid}: {reason}" for cid, reason in failed]
+    if problems:
+        print(f"{len(problems)} problem(s):", file=sys.stderr)
+        for message in problems[:LISTED_FAILURES]:
+            print(f"  {message}", file=sys.stderr)
+        if len(problems) > LISTED_FAILURES:
+            print(f"  ... and {len(problems) - LISTED_FAILURES} more (reasons in {folder.manifest})",
+                  file=sys.stderr)
+        return 1
+    return 0
