@@ -18,7 +18,8 @@ from obspy.geodetics import gps2dist_azimuth  # noqa: E402
 from xiaonet.cli import main  # noqa: E402
 from xiaonet.detect.association import AssociationConfig, associate  # noqa: E402
 from xiaonet.detect.stations import StationError, read_stations  # noqa: E402
-from xiaonet.detect.synthetic import START, random_events, synthetic_network, synthetic_picks  # noqa: E402
+from xiaonet.detect.synthetic import (START, random_events, random_times, synthetic_network,  # noqa: E402
+                                     synthetic_picks)
 from xiaonet.detect.velocity import (HomogeneousModel, LayeredModel, VelocityModelError,  # noqa: E402
                                      read_velocity_model, travel_time_table)
 from xiaonet.picking.picktable import PICK_COLUMNS, write_csv  # noqa: E402
@@ -107,8 +108,8 @@ def test_synthetic_events_are_found_and_located(scene, relocate):
 
 def test_random_times_at_the_same_stations_give_no_event(scene):
     stations, _, rows = scene
-    rng = np.random.default_rng(0)
-    shuffled = [dict(r, time=(START + float(rng.uniform(0, 120))).isoformat() + "Z") for r in rows]
+    shuffled = random_times(rows, START, START + 120.0, seed=0)
+    assert [r["station"] for r in shuffled] == [r["station"] for r in rows]
     assert associate(shuffled, stations, MODEL).events == []
 
 
@@ -197,3 +198,69 @@ def test_lasso_subset_with_the_student(shared_dir, tmp_path, capsys):
                           reference["evlo"])[0] / 1000
     assert km < 2.0 and abs(obspy.UTCDateTime(event["time"]) - obspy.UTCDateTime(reference["evt0"])) < 0.5
     assert int(event["n_stations"]) >= 0.8 * len(files)
+
+
+def test_online_associator_declares_the_offline_events_with_bounded_delay(scene):
+    from xiaonet.detect.online import OnlineAssociator
+
+    stations, _, rows = scene
+    offline = associate(rows, stations, MODEL)
+    online = OnlineAssociator(stations, MODEL, delay_s=10.0, interval_s=1.0)
+    declared = []
+    times = [obspy.UTCDateTime(r["time"]).timestamp for r in rows]
+    clock = times[0]
+    i = 0
+    while i < len(rows):  # picks arrive in time order, the clock in 0.5 s steps
+        clock += 0.5
+        batch = []
+        while i < len(rows) and times[i] <= clock:
+            batch.append(rows[i])
+            i += 1
+        online.add(batch)
+        for event in online.advance(clock):
+            declared.append((event, clock))
+    for step in range(60):  # the stream goes on without picks
+        for event in online.advance(clock + 0.5 * (step + 1)):
+            declared.append((event, clock + 0.5 * (step + 1)))
+    assert online.flush() == []
+    assert len(declared) == len(offline.events) == 2
+    for (event, at), reference in zip(declared, offline.events):
+        assert abs(event.time - reference.time) < 1e-3 and len(event.pick_rows) == len(reference.pick_rows)
+        assert abs(event.latitude - reference.latitude) < 1e-5
+        assert 10.0 <= at - event.last_pick <= 10.0 + 1.0 + 0.5
+
+
+def test_stream_detect_gives_the_events_of_detect_on_the_same_picks(shared_dir, tmp_path, capsys):
+    """LASSO nodes replayed (resampled to 100 Hz, as the streaming engine needs) with --detect:
+    the event JSON line is the event `xiaonet detect` finds in the stream's own pick table."""
+    folder = shared_dir / "data" / "continuous" / "okla_YW_lasso_seisscan"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    for path in sorted(folder.glob("*.mseed"))[::30]:
+        stream = obspy.read(str(path))
+        stream.resample(100.0)
+        for trace in stream:
+            trace.data = trace.data.astype(np.float32)
+        stream.write(str(tmp_path / path.name), format="MSEED")
+    files = [str(p) for p in sorted(tmp_path.glob("*.mseed"))]
+    stations, velocity = str(folder / "station-okl.xml"), str(folder / "okl.tvel")
+    code = main(["stream", "--replay", *files, "--picker", "xiaonet-s", "--mode", "low-latency",
+                 "--detect", stations, "--detect-velocity", velocity, "--detect-delay", "20",
+                 "--out", str(tmp_path / "picks.csv")])
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    events = [line for line in lines if line.get("type") == "event"]
+    assert len(events) == 1
+    # declared 20 s (--detect-delay) after the last pick, or at once when the picks came later
+    # than that (the engine's own start-up latency), plus one association interval and one batch
+    picks = [line for line in lines if line.get("type") != "event"]
+    last_pick = max(obspy.UTCDateTime(p["time"]) for p in picks)
+    arrived = max(obspy.UTCDateTime(p["time"]) + p["delay_s"] for p in picks)
+    declared = last_pick + events[0]["delay_s"]
+    assert max(last_pick + 20.0, arrived) - 1e-3 <= declared <= max(last_pick + 20.0, arrived) + 2.0 + 1.0
+    assert main(["detect", str(tmp_path / "picks.csv"), "--stations", stations, "--velocity", velocity,
+                 "--csv", str(tmp_path / "ev.csv")]) == 0
+    offline = read_rows(tmp_path / "ev.csv")
+    assert len(offline) == 1
+    assert offline[0]["time"] == events[0]["time"] and int(offline[0]["n_picks"]) == events[0]["n_picks"]
+    assert abs(float(offline[0]["latitude"]) - events[0]["latitude"]) < 1e-4

@@ -46,6 +46,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     assoc.add_argument("--min-p", type=int, default=4, help="P picks an event needs (default 4)")
     assoc.add_argument("--min-s", type=int, default=2, help="S picks an event needs (default 2)")
     assoc.add_argument("--min-ps", type=int, default=2, help="stations with both P and S an event needs (default 2)")
+    assoc.add_argument("--min-station-fraction", type=float, default=0.25,
+                       help="an event needs picks at this fraction of the stations with picks within the "
+                       "distance of its farthest pick (default 0.25; 0 keeps every PyOcto event)")
+    assoc.add_argument("--phases", default="PS", choices=["PS", "P", "S"],
+                       help="associate only these phases' picks (default PS; e.g. P for a P-only picker)")
     assoc.add_argument("--no-relocate", action="store_true",
                        help="keep PyOcto's grid locations (no least-squares refinement)")
     add_picker_options(parser, extra_help=" (waveform inputs only)")
@@ -137,10 +142,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"xiaonet detect: {table}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
                 return 2
 
+    rows = [r for r in rows if str(r.get("phase", "")).upper() in args.phases]
     config = AssociationConfig(margin_km=args.margin, max_depth_km=args.max_depth, tolerance=args.tolerance,
                                pick_match_tolerance=args.pick_tolerance, n_picks=args.min_picks,
                                n_p_picks=args.min_p, n_s_picks=args.min_s, n_p_and_s_picks=args.min_ps,
-                               n_threads=max(1, args.threads), relocate=not args.no_relocate)
+                               n_threads=max(1, args.threads), relocate=not args.no_relocate,
+                               min_station_fraction=args.min_station_fraction)
     try:
         detection = associate(rows, stations, model, config, source=", ".join(tables))
     except PickTableError as error:
@@ -162,6 +169,10 @@ def _write(args, detection, references) -> int:
     n_assigned = int((detection.picks["event"] >= 0).sum())
     print(f"{len(detection.events)} event(s) from {len(detection.picks)} picks ({n_assigned} associated); "
           f"velocity model {detection.model}", file=sys.stderr)
+    for event in detection.rejected:
+        print(f"  not declared: {event.time} {event.latitude:.4f} {event.longitude:.4f}, {len(event.pick_rows)} picks "
+              f"at {event.n_stations} stations = {event.station_fraction:.0%} of the stations with picks within "
+              f"{event.max_distance_km:.1f} km (--min-station-fraction {args.min_station_fraction:g})", file=sys.stderr)
     for event in detection.events:
         e = event.errors
         line = (f"  event {event.number}: {event.time} {event.latitude:.4f} {event.longitude:.4f} "

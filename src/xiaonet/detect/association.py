@@ -12,10 +12,10 @@ projection centred on it (PyOcto's own).
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import obspy
@@ -25,7 +25,8 @@ from xiaonet.detect.stations import StationTable, station_id
 from xiaonet.detect.uncertainty import LocationErrors, TravelTimes, location_errors
 from xiaonet.detect.velocity import HomogeneousModel, LayeredModel, travel_time_table
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import pandas
 
 
 class PickTableError(ValueError):
@@ -50,6 +51,10 @@ class AssociationConfig:
     n_s_picks: int = 2
     n_p_and_s_picks: int = 2
     min_interevent_time: float = 3.0
+    # an event needs picks at this fraction of the live stations (those with any pick in the
+    # input) within the epicentral distance of its farthest pick (chance coincidences on dense
+    # networks pick a few of many stations)
+    min_station_fraction: float = 0.25
     min_node_size_km: float | None = None  # default: a quarter of the area's shorter side, 1-10 km
     table_step_km: float = 0.25
     n_threads: int = 1
@@ -73,6 +78,8 @@ class DetectedEvent:
     azimuthal_gap: float
     min_distance_km: float
     max_distance_km: float
+    station_fraction: float = 1.0
+    last_pick: float | None = None  # timestamp of its latest pick (set while streaming)
 
 
 @dataclass
@@ -81,10 +88,11 @@ class Detection:
     event number or -1, ``residual``: observed minus predicted time, NaN when unassigned)."""
 
     events: list[DetectedEvent]
-    picks: "object"  # pandas.DataFrame
+    picks: "pandas.DataFrame"
     stations: StationTable
     missing: dict[str, int] = field(default_factory=dict)
     model: str = ""
+    rejected: list[DetectedEvent] = field(default_factory=list)  # below the station fraction
 
     @property
     def n_missing_picks(self) -> int:
@@ -127,7 +135,7 @@ def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | L
     missing = picks.loc[~known, "id"].value_counts().sort_index().to_dict()
     used = picks[known]
     if used.empty:
-        return Detection([], picks, stations, missing, _describe(model))
+        return Detection([], picks, stations, missing, model.describe())
 
     picked = stations.subset(sorted(set(used["id"])))
     station_frame = pd.DataFrame({"id": picked.ids, "latitude": picked.latitude,
@@ -159,23 +167,24 @@ def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | L
                                    "phase": used["phase"].to_numpy()})
         found, assignments = associator.associate(octo_picks, station_frame)
 
-    events = []
+    events, rejected = [], []
     if len(found):
         used_rows = used.index.to_numpy()
         where = {sid: i for i, sid in enumerate(station_frame["id"])}
         found = found.sort_values("time").reset_index(drop=True)
-        for number, event in enumerate(found.itertuples()):
+        for event in found.itertuples():
             mine = assignments[assignments["event_idx"] == event.idx]
             rows = used_rows[mine["pick_idx"].to_numpy()]
-            picks.loc[rows, "event"] = number
             picks.loc[rows, "residual"] = mine["residual"].to_numpy()
             bounds = (xlim, ylim, zlim) if config.relocate else None
-            events.append(_event(number, event, rows, picks, station_frame, where, times, transformer, bounds))
-    return Detection(events, picks, stations, missing, _describe(model))
-
-
-def _describe(model) -> str:
-    return model.describe()
+            located = _event(len(events), event, rows, picks, station_frame, where, times, transformer, bounds)
+            if located.station_fraction < config.min_station_fraction:
+                picks.loc[rows, "residual"] = np.nan
+                rejected.append(located)
+                continue
+            picks.loc[rows, "event"] = located.number
+            events.append(located)
+    return Detection(events, picks, stations, missing, model.describe(), rejected)
 
 
 def _transformer(crs):
@@ -217,10 +226,14 @@ def _event(number, event, rows, picks, station_frame, where, times, transformer,
     azimuths = np.sort(np.degrees(np.arctan2(sx - x, sy - y)) % 360.0)
     gap = float(np.max(np.diff(np.append(azimuths, azimuths[0] + 360.0)))) if len(azimuths) else 360.0
     distances = np.hypot(sx - x, sy - y)
+    # live stations: every station with a pick in the input (station_frame holds exactly those)
+    live = np.hypot(station_frame["x"].to_numpy() - x, station_frame["y"].to_numpy() - y)
+    fraction = mine["id"].nunique() / max(1, int((live <= distances.max() + 1e-6).sum()))
     return DetectedEvent(
         number=number, time=obspy.UTCDateTime(t0), latitude=float(lat), longitude=float(lon),
         depth_km=z, x_km=x, y_km=y, errors=errors,
         pick_rows=[int(r) for r in rows], n_p=int((mine["phase"] == "P").sum()),
         n_s=int((mine["phase"] == "S").sum()), n_stations=int(mine["id"].nunique()), azimuthal_gap=gap,
         min_distance_km=float(distances.min()), max_distance_km=float(distances.max()),
+        station_fraction=float(fraction),
     )

@@ -22,7 +22,7 @@ from xiaonet.picking.picktable import PICK_COLUMNS, quakeml_pick
 
 EVENT_COLUMNS = ("event", "time", "latitude", "longitude", "depth_km", "time_error_s", "latitude_error_km",
                  "longitude_error_km", "depth_error_km", "horizontal_error_km", "rms_s", "n_picks", "n_p",
-                 "n_s", "n_stations", "azimuthal_gap", "min_distance_km", "max_distance_km")
+                 "n_s", "n_stations", "station_fraction", "azimuthal_gap", "min_distance_km", "max_distance_km")
 ASSIGNMENT_COLUMNS = (*PICK_COLUMNS, "event", "residual_s")
 KM_PER_DEGREE = 111.195
 
@@ -46,6 +46,7 @@ def event_rows(detection) -> list[dict]:
             "longitude_error_km": _fmt(e.x_km, 3), "depth_error_km": _fmt(e.depth_km, 3),
             "horizontal_error_km": _fmt(e.major_km, 3), "rms_s": _fmt(e.rms_s, 3),
             "n_picks": len(event.pick_rows), "n_p": event.n_p, "n_s": event.n_s, "n_stations": event.n_stations,
+            "station_fraction": f"{event.station_fraction:.3f}",
             "azimuthal_gap": f"{event.azimuthal_gap:.1f}", "min_distance_km": f"{event.min_distance_km:.3f}",
             "max_distance_km": f"{event.max_distance_km:.3f}",
         })

@@ -17,6 +17,7 @@ def plot_event(detection, event, path: str | Path, reference=None, title: str = 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     from matplotlib.patches import Ellipse
+    from matplotlib.ticker import MaxNLocator
 
     stations = detection.stations
     picks = detection.picks.loc[event.pick_rows]
@@ -64,9 +65,10 @@ def plot_event(detection, event, path: str | Path, reference=None, title: str = 
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")
     ax.ticklabel_format(useOffset=False)
+    ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.set_title(title or (f"event {event.number}: {event.time.strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]} UTC, "
                            f"{event.n_p} P + {event.n_s} S picks"), fontsize=10)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

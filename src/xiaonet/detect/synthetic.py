@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import obspy
 
+from xiaonet.detect.catalog import KM_PER_DEGREE
 from xiaonet.detect.stations import StationTable
 from xiaonet.detect.uncertainty import TravelTimes
 from xiaonet.detect.velocity import HomogeneousModel, LayeredModel, travel_time_table
 
-KM_PER_DEGREE = 111.195
 CENTRE = (36.6, -97.7)
 START = obspy.UTCDateTime("2020-01-01T00:00:00")
 
@@ -101,3 +101,12 @@ def synthetic_picks(stations: StationTable, events: list[SyntheticEvent], model:
                              START + float(rng.uniform(0, span)), picker))
     rows.sort(key=lambda r: r["time"])
     return rows
+
+
+def random_times(rows: list[dict], start, end, seed: int = 0) -> list[dict]:
+    """The same picks (stations, phases, pickers) at uniformly random times in [start, end):
+    a pick table without an earthquake in it."""
+    rng = np.random.default_rng(seed)
+    start, span = obspy.UTCDateTime(start), float(obspy.UTCDateTime(end) - obspy.UTCDateTime(start))
+    return [dict(row, time=(start + float(t)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            for row, t in zip(rows, rng.uniform(0.0, span, len(rows)))]
