@@ -128,6 +128,9 @@ def test_cli_writes_quakeml_events_and_assignments(scene, tmp_path, capsys):
     assert code == 0
     err = capsys.readouterr().err
     assert "2 event(s) from" in err and "vs reference:" in err
+    from obspy.io.quakeml.core import _validate
+
+    assert _validate(str(tmp_path / "cat.xml"))  # against the QuakeML 1.2 schema
     catalog = obspy.read_events(str(tmp_path / "cat.xml"))
     assert len(catalog) == 2
     for event in catalog:
@@ -241,7 +244,7 @@ def test_stream_detect_gives_the_events_of_detect_on_the_same_picks(shared_dir, 
         stream.resample(100.0)
         for trace in stream:
             trace.data = trace.data.astype(np.float32)
-        stream.write(str(tmp_path / path.name), format="MSEED")
+        stream.write(str(tmp_path / path.name), format="MSEED", encoding="FLOAT32")
     files = [str(p) for p in sorted(tmp_path.glob("*.mseed"))]
     stations, velocity = str(folder / "station-okl.xml"), str(folder / "okl.tvel")
     code = main(["stream", "--replay", *files, "--picker", "xiaonet-s", "--mode", "low-latency",

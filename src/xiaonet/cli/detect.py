@@ -142,7 +142,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"xiaonet detect: {table}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
                 return 2
 
-    rows = [r for r in rows if str(r.get("phase", "")).upper() in args.phases]
+    kept = [r for r in rows if str(r.get("phase", "")).upper() in args.phases]
+    if len(kept) < len(rows):
+        print(f"note: --phases {args.phases}: {len(rows) - len(kept)} other pick(s) not associated", file=sys.stderr)
+    rows = kept
     config = AssociationConfig(margin_km=args.margin, max_depth_km=args.max_depth, tolerance=args.tolerance,
                                pick_match_tolerance=args.pick_tolerance, n_picks=args.min_picks,
                                n_p_picks=args.min_p, n_s_picks=args.min_s, n_p_and_s_picks=args.min_ps,
