@@ -146,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     if len(kept) < len(rows):
         print(f"note: --phases {args.phases}: {len(rows) - len(kept)} other pick(s) not associated", file=sys.stderr)
     rows = kept
+    if args.min_s > 0 and rows and not any(str(r.get("phase", "")).upper() == "S" for r in rows):
+        print(f"note: no S picks, and an event needs {args.min_s} (--min-s); for a P-only picker such as "
+              "STA/LTA use --phases P --min-s 0 --min-ps 0", file=sys.stderr)
     config = AssociationConfig(margin_km=args.margin, max_depth_km=args.max_depth, tolerance=args.tolerance,
                                pick_match_tolerance=args.pick_tolerance, n_picks=args.min_picks,
                                n_p_picks=args.min_p, n_s_picks=args.min_s, n_p_and_s_picks=args.min_ps,
