@@ -66,6 +66,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", "--csv", dest="out", default=None,
                         help="append picks to this CSV pick table (the columns of xiaonet pick --out, plus "
                         "emitted_at); --csv is the older name")
+    parser.add_argument("--detect", metavar="STATIONS", default=None,
+                        help="also associate the picks into events (xiaonet detect; StationXML or station "
+                        "CSV) and print each event as a JSON line with \"type\": \"event\"")
+    parser.add_argument("--detect-velocity", metavar="VP,VS|FILE", default="6.0,3.47",
+                        help="--detect: 0D VP,VS in km/s or a 1D model file (.tvel, depth,vp,vs CSV)")
+    parser.add_argument("--detect-delay", type=float, default=40.0,
+                        help="--detect: declare an event this many data seconds after its last pick (default 40)")
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many wall-clock seconds (default: until Ctrl-C / end of replay)")
     return parser
@@ -142,6 +149,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"xiaonet stream: {error}", file=sys.stderr)
         return 2
 
+    detector = None
+    if args.detect:
+        from xiaonet.detect.online import OnlineAssociator, event_json, model_from_spec
+        from xiaonet.detect.stations import read_stations
+
+        try:
+            detector = OnlineAssociator(read_stations(args.detect), model_from_spec(args.detect_velocity),
+                                        delay_s=args.detect_delay)
+        except ValueError as error:
+            print(f"xiaonet stream: {error}", file=sys.stderr)
+            return 2
+
+    def declare(events) -> None:
+        for event in events:
+            sys.stdout.write(event_json(event, detector.clock) + "\n")
+        sys.stdout.flush()
+
     csv_file, csv_writer = _open_csv(args.out) if args.out else (None, None)
     started = time.monotonic()
     n_picks = {"P": 0, "S": 0}
@@ -158,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
             # Data seconds between the pick and the newest sample when it was emitted.
             row["delay_s"] = round(float(emitted.data_time - emitted.pick.peak_time), 3)
             sys.stdout.write(json.dumps(row) + "\n")
+            if detector is not None:
+                detector.add([row])
         sys.stdout.flush()
         if csv_file is not None:
             csv_file.flush()
@@ -171,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
                 break
             stations.update((p.stats.network, p.stats.station, p.stats.location) for p in batch)
             emit(engine.feed_many(batch))
+            if detector is not None and batch:
+                declare(detector.advance(max(p.stats.endtime for p in batch)))
             if args.seedlink:
                 emit(engine.flush_idle(args.idle_flush))
     except KeyboardInterrupt:
@@ -182,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
         source.stop()
         try:
             emit(engine.flush())
+            if detector is not None:
+                declare(detector.flush())
         except KeyboardInterrupt:
             interrupted = True
         except BrokenPipeError:
@@ -201,6 +231,9 @@ def run(args: argparse.Namespace) -> int:
             summary += f"; {source.dropped_full_queue} records dropped (engine fell behind)"
     print(summary, file=sys.stderr)
     print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
+    if detector is not None:
+        print(f"{len(detector.declared)} event(s) declared; picks at stations not in {args.detect}: "
+              f"{sum(detector.missing.values())} {sorted(detector.missing) or ''}", file=sys.stderr)
     return report_failures("xiaonet stream", getattr(source, "failures", []))
 
 

@@ -55,26 +55,30 @@ def read_csv(path: str | Path) -> list[dict]:
 
 def write_quakeml(picks: Iterable, picker: str, path: str | Path) -> None:
     """Picks (SeisBench ``Pick`` objects) into one ObsPy Catalog (one event holding them) as
-    QuakeML; each pick names the picker as its ``method_id`` (``smi:xiaonet/picker/NAME``) and
-    author, and carries its probability as a comment."""
-    from obspy.core.event import (Catalog, Comment, CreationInfo, Event, Pick, ResourceIdentifier,
-                                  WaveformStreamID)
+    QuakeML (each pick as :func:`quakeml_pick` makes it)."""
+    from obspy.core.event import Catalog, Event
 
-    method = ResourceIdentifier(f"smi:xiaonet/picker/{picker}")
     event = Event()
     for pick in picks:
         network, station, location = (pick.trace_id.split(".") + ["", "", ""])[:3]
         time = pick.peak_time if pick.peak_time is not None else pick.start_time
-        comments = [] if pick.peak_value is None else [Comment(text=f"probability={float(pick.peak_value):.4f}")]
-        event.picks.append(
-            Pick(
-                time=obspy.UTCDateTime(time),
-                waveform_id=WaveformStreamID(network_code=network, station_code=station, location_code=location),
-                phase_hint=pick.phase,
-                method_id=method,
-                evaluation_mode="automatic",
-                creation_info=CreationInfo(author=picker),
-                comments=comments,
-            )
-        )
+        event.picks.append(quakeml_pick(network, station, location, pick.phase, time, pick.peak_value, picker))
     Catalog(events=[event]).write(str(path), format="QUAKEML")
+
+
+def quakeml_pick(network: str, station: str, location: str, phase: str, time, probability, picker: str):
+    """One ObsPy ``Pick``: the picker is its ``method_id`` (``smi:xiaonet/picker/NAME``) and
+    author, the probability (when there is one) a comment."""
+    from obspy.core.event import Comment, CreationInfo, Pick, ResourceIdentifier, WaveformStreamID
+
+    has_probability = probability is not None and str(probability) != ""
+    comments = [Comment(text=f"probability={float(probability):.4f}")] if has_probability else []
+    return Pick(
+        time=obspy.UTCDateTime(time),
+        waveform_id=WaveformStreamID(network_code=network, station_code=station, location_code=location),
+        phase_hint=phase,
+        method_id=ResourceIdentifier(f"smi:xiaonet/picker/{picker}"),
+        evaluation_mode="automatic",
+        creation_info=CreationInfo(author=picker),
+        comments=comments,
+    )

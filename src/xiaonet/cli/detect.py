@@ -1,0 +1,202 @@
+"""``xiaonet detect``: picks (a pick table, or waveform files picked first) to a located event
+catalog with PyOcto: QuakeML, an events CSV, a pick -> event assignment CSV, maps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from xiaonet.cli.options import add_picker_options
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "detect",
+        help="associate picks into located events (PyOcto): QuakeML + CSV catalog",
+        description=(
+            "Associate P and S picks across a network into events and locate them with PyOcto. "
+            "Inputs are pick tables (CSV from xiaonet pick / stream) or waveform files, folders or globs, "
+            "which are picked first exactly as xiaonet pick does."
+        ),
+    )
+    parser.add_argument("inputs", nargs="*", help="pick tables (.csv) or waveform files, folders or globs")
+    parser.add_argument("--stations", help="StationXML (any inventory ObsPy reads) or a CSV with columns "
+                        "id (NET.STA), latitude, longitude, elevation (m)")
+    velocity = parser.add_argument_group("velocity model (default: 0D, --vp 6.0, --vs = vp / 1.73)")
+    velocity.add_argument("--velocity", metavar="FILE", help="1D model: a .tvel file or a CSV with columns depth, vp, vs")
+    velocity.add_argument("--vp", type=float, default=None, help="0D model: P velocity (km/s)")
+    velocity.add_argument("--vs", type=float, default=None, help="0D model: S velocity (km/s)")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--out", metavar="QUAKEML", help="QuakeML catalog (events, origins, arrivals, picks)")
+    out.add_argument("--csv", metavar="FILE", help="events CSV (default: printed to stdout)")
+    out.add_argument("--assignments", metavar="FILE", help="every pick with its event and residual (CSV)")
+    out.add_argument("--picks-out", metavar="FILE", help="waveform inputs: keep the pick table made from them")
+    out.add_argument("--plot", metavar="DIR", help="one map per event into DIR")
+    out.add_argument("--reference", metavar="EVENT", help="catalog event(s) to compare with and draw: "
+                     "LAT,LON[,DEPTH_KM[,TIME]], a JSON event or a QuakeML file")
+    assoc = parser.add_argument_group("association (PyOcto)")
+    assoc.add_argument("--margin", type=float, default=10.0, help="search area beyond the stations (km, default 10)")
+    assoc.add_argument("--max-depth", type=float, default=30.0, help="deepest event (km, default 30)")
+    assoc.add_argument("--tolerance", type=float, default=0.5, help="travel-time tolerance while associating (s)")
+    assoc.add_argument("--pick-tolerance", type=float, default=0.5,
+                       help="largest residual of a pick kept with a located event (s, default 0.5)")
+    assoc.add_argument("--min-picks", type=int, default=10, help="picks an event needs (default 10)")
+    assoc.add_argument("--min-p", type=int, default=4, help="P picks an event needs (default 4)")
+    assoc.add_argument("--min-s", type=int, default=2, help="S picks an event needs (default 2)")
+    assoc.add_argument("--min-ps", type=int, default=2, help="stations with both P and S an event needs (default 2)")
+    assoc.add_argument("--min-station-fraction", type=float, default=0.25,
+                       help="an event needs picks at this fraction of the stations with picks within the "
+                       "distance of its farthest pick (default 0.25; 0 keeps every PyOcto event)")
+    assoc.add_argument("--phases", default="PS", choices=["PS", "P", "S"],
+                       help="associate only these phases' picks (default PS; e.g. P for a P-only picker)")
+    assoc.add_argument("--no-relocate", action="store_true",
+                       help="keep PyOcto's grid locations (no least-squares refinement)")
+    add_picker_options(parser, extra_help=" (waveform inputs only)")
+    parser.add_argument("--threads", type=int, default=1, help="threads for picking and association (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--benchmark", action="store_true",
+                        help="time the association of a synthetic table of --benchmark-picks picks and exit")
+    parser.add_argument("--benchmark-picks", type=int, default=10_000, help="picks in the benchmark (default 10000)")
+    parser.add_argument("--repeats", type=int, default=5, help="benchmark runs; the median is reported")
+    return parser
+
+
+def _model(args):
+    from xiaonet.detect.velocity import HomogeneousModel, VelocityModelError, read_velocity_model
+
+    if args.velocity and (args.vp or args.vs):
+        raise VelocityModelError("give either --velocity FILE (1D) or --vp/--vs (0D), not both")
+    if args.velocity:
+        return read_velocity_model(args.velocity)
+    vp, vs = args.vp or 6.0, args.vs or (args.vp or 6.0) / 1.73
+    if not 0 < vs < vp:
+        raise VelocityModelError(f"--vp {vp} --vs {vs}: need 0 < vs < vp")
+    return HomogeneousModel(vp, vs)
+
+
+def _pick_files(args, destination: Path) -> int:
+    """Pick the waveform inputs with ``xiaonet pick`` itself (same reading, cleaning, picker)."""
+    from xiaonet.cli import pick
+
+    parser = argparse.ArgumentParser(prog="xiaonet")
+    pick.add_parser(parser.add_subparsers(dest="command"))
+    argv = ["pick", *args.inputs, "--out", str(destination), "--threads", str(args.threads),
+            "--weights", args.weights]
+    if args.picker:
+        argv += ["--picker", args.picker]
+    for threshold in args.threshold:
+        argv += ["--threshold", threshold]
+    for option in args.stalta:
+        argv += ["--stalta", option]
+    if args.no_progress:
+        argv.append("--no-progress")
+    return int(pick.run(parser.parse_args(argv)) or 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xiaonet.detect.association import AssociationConfig, PickTableError, associate
+    from xiaonet.detect.reference import ReferenceError, parse_reference
+    from xiaonet.detect.stations import StationError, read_stations
+    from xiaonet.detect.velocity import VelocityModelError
+    from xiaonet.picking.picktable import read_csv
+
+    try:
+        model = _model(args)
+    except VelocityModelError as error:
+        print(f"xiaonet detect: {error}", file=sys.stderr)
+        return 2
+    if args.benchmark:
+        from xiaonet.speed.association import run_association_benchmark
+
+        result = run_association_benchmark(args.benchmark_picks, repeats=args.repeats, model=model)
+        print("\n".join(result.lines()))
+        return 0
+    if not args.inputs or not args.stations:
+        print("xiaonet detect: give pick tables or waveform files, and --stations FILE", file=sys.stderr)
+        return 2
+    try:
+        stations = read_stations(args.stations)
+        references = parse_reference(args.reference) if args.reference else []
+    except (StationError, ReferenceError) as error:
+        print(f"xiaonet detect: {error}", file=sys.stderr)
+        return 2
+
+    status = 0
+    rows: list[dict] = []
+    tables = [p for p in args.inputs if p.lower().endswith(".csv")]
+    with tempfile.TemporaryDirectory(prefix="xiaonet-detect-") as folder:
+        if tables and len(tables) != len(args.inputs):
+            print("xiaonet detect: give either pick tables (.csv) or waveform files, not both", file=sys.stderr)
+            return 2
+        if not tables:  # waveform inputs: pick first
+            tables = [args.picks_out or str(Path(folder) / "picks.csv")]
+            status = _pick_files(args, Path(tables[0]))
+            if status == 2 or not Path(tables[0]).is_file():
+                return 2
+        for table in tables:
+            try:
+                rows += read_csv(table)
+            except (OSError, ValueError) as error:
+                print(f"xiaonet detect: {table}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
+                return 2
+
+    kept = [r for r in rows if str(r.get("phase", "")).upper() in args.phases]
+    if len(kept) < len(rows):
+        print(f"note: --phases {args.phases}: {len(rows) - len(kept)} other pick(s) not associated", file=sys.stderr)
+    rows = kept
+    if args.min_s > 0 and rows and not any(str(r.get("phase", "")).upper() == "S" for r in rows):
+        print(f"note: no S picks, and an event needs {args.min_s} (--min-s); for a P-only picker such as "
+              "STA/LTA use --phases P --min-s 0 --min-ps 0", file=sys.stderr)
+    config = AssociationConfig(margin_km=args.margin, max_depth_km=args.max_depth, tolerance=args.tolerance,
+                               pick_match_tolerance=args.pick_tolerance, n_picks=args.min_picks,
+                               n_p_picks=args.min_p, n_s_picks=args.min_s, n_p_and_s_picks=args.min_ps,
+                               n_threads=max(1, args.threads), relocate=not args.no_relocate,
+                               min_station_fraction=args.min_station_fraction)
+    try:
+        detection = associate(rows, stations, model, config, source=", ".join(tables))
+    except PickTableError as error:
+        print(f"xiaonet detect: {error}", file=sys.stderr)
+        return 2
+    return max(status, _write(args, detection, references))
+
+
+def _write(args, detection, references) -> int:
+    from xiaonet.detect.catalog import (ASSIGNMENT_COLUMNS, EVENT_COLUMNS, assignment_rows, event_rows,
+                                        write_quakeml, write_rows)
+    from xiaonet.detect.reference import compare
+
+    write_rows(event_rows(detection), EVENT_COLUMNS, args.csv or sys.stdout)
+    if args.out:
+        write_quakeml(detection, args.out)
+    if args.assignments:
+        write_rows(assignment_rows(detection), ASSIGNMENT_COLUMNS, args.assignments)
+    n_assigned = int((detection.picks["event"] >= 0).sum())
+    print(f"{len(detection.events)} event(s) from {len(detection.picks)} picks ({n_assigned} associated); "
+          f"velocity model {detection.model}", file=sys.stderr)
+    for event in detection.rejected:
+        print(f"  not declared: {event.time} {event.latitude:.4f} {event.longitude:.4f}, {len(event.pick_rows)} picks "
+              f"at {event.n_stations} stations = {event.station_fraction:.0%} of the stations with picks within "
+              f"{event.max_distance_km:.1f} km (--min-station-fraction {args.min_station_fraction:g})", file=sys.stderr)
+    for event in detection.events:
+        e = event.errors
+        line = (f"  event {event.number}: {event.time} {event.latitude:.4f} {event.longitude:.4f} "
+                f"depth {event.depth_km:.2f} km (±{e.time_s:.3f} s, ±{e.major_km:.2f} km horizontal, "
+                f"±{e.depth_km:.2f} km depth), {event.n_p} P + {event.n_s} S, RMS {e.rms_s:.3f} s")
+        reference = None
+        if references:
+            reference, km, dt = compare(event, references)
+            line += f"; vs reference: {km:.3f} km" + (f", {dt:+.3f} s" if dt is not None else "")
+        print(line, file=sys.stderr)
+        if args.plot:
+            from xiaonet.detect.plotting import plot_event
+
+            path = plot_event(detection, event, Path(args.plot) / f"event_{event.number:04d}.png", reference)
+            print(f"    map: {path}", file=sys.stderr)
+    if detection.missing:
+        listed = ", ".join(f"{sid} ({n})" for sid, n in detection.missing.items())
+        print(f"error: {detection.n_missing_picks} pick(s) at {len(detection.missing)} station(s) not in "
+              f"{args.stations} were left out (the rest associated): {listed}", file=sys.stderr)
+        return 1
+    return 0
