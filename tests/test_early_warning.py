@@ -166,3 +166,11 @@ def test_stream_runs_an_early_warning_student_in_its_own_mode_only(tmp_path, cap
     out = tmp_path / "picks.csv"
     assert main(["stream", "--replay", str(data), "--picker", str(tmp_path / "ew"), "--out", str(out)]) == 0
     assert out.read_text().startswith("network,")
+
+
+def test_weights_whose_name_has_a_dot_load_by_path(tmp_path):
+    from xiaonet.picking.loading import load_picker
+
+    early_warning_student(lookahead_s=0.2).save(str(tmp_path / "ew-L0.2"))
+    picker = load_picker(str(tmp_path / "ew-L0.2"))
+    assert picker.model.early_warning["lookahead_s"] == 0.2

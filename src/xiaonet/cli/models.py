@@ -21,7 +21,7 @@ def describe_presets() -> list[dict]:
     import torch
 
     from xiaonet.models.model import count_macs, count_parameters
-    from xiaonet.models.presets import PRESETS, build_student, shipped_weights
+    from xiaonet.models.presets import PRESETS, build_student, shipped_weights, weights_file
 
     rows = []
     for name, preset in PRESETS.items():
@@ -33,7 +33,7 @@ def describe_presets() -> list[dict]:
             {
                 "preset": name,
                 "parameters": count_parameters(model),
-                "file_bytes": shipped.with_suffix(".pt").stat().st_size if shipped else buffer.tell(),
+                "file_bytes": weights_file(shipped, ".pt").stat().st_size if shipped else buffer.tell(),
                 "macs_per_30s": count_macs(model, 3001),
                 "trained": shipped is not None,
                 "description": preset.description,

@@ -41,6 +41,16 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def weights_file(prefix: str | Path, suffix: str) -> Path:
+    """``PREFIX.json`` / ``PREFIX.pt`` of a weights prefix, also when the prefix itself has a
+    dot (``runs/ew-L0.2``: ``with_suffix`` would replace ``.2``).
+
+    >>> str(weights_file("runs/ew-L0.2", ".json"))
+    'runs/ew-L0.2.json'
+    """
+    return Path(f"{prefix}{suffix}")
+
+
 def weights_dir() -> Path:
     return Path(str(resources.files("xiaonet") / "weights"))
 
@@ -48,7 +58,7 @@ def weights_dir() -> Path:
 def shipped_weights(name: str) -> Path | None:
     """Path prefix (without suffix) of the shipped weights of a preset, or None."""
     prefix = weights_dir() / name
-    if prefix.with_suffix(".json").is_file() and prefix.with_suffix(".pt").is_file():
+    if weights_file(prefix, ".json").is_file() and weights_file(prefix, ".pt").is_file():
         return prefix
     return None
 
@@ -83,7 +93,7 @@ def load_weights(prefix: str | Path):
     from xiaonet.models.model import XiaoNet
 
     prefix = Path(prefix)
-    json_path, pt_path = prefix.with_suffix(".json"), prefix.with_suffix(".pt")
+    json_path, pt_path = weights_file(prefix, ".json"), weights_file(prefix, ".pt")
     try:
         with open(json_path) as handle:
             json.load(handle)
@@ -118,10 +128,10 @@ def load_student(name_or_path: str = DEFAULT_PRESET, allow_untrained: bool = Fal
     path = Path(name_or_path)
     if path.suffix in (".json", ".pt"):
         path = path.with_suffix("")
-    if path.with_suffix(".json").is_file() and path.with_suffix(".pt").is_file():
+    if weights_file(path, ".json").is_file() and weights_file(path, ".pt").is_file():
         return load_weights(path)
     if name_or_path not in PRESETS:
-        if path.suffix or path.parent != Path(".") or path.with_suffix(".json").exists():
+        if path.suffix or path.parent != Path(".") or weights_file(path, ".json").exists():
             raise FileNotFoundError(
                 f"No XiaoNet weights at '{name_or_path}': expected '{path}.json' and "
                 f"'{path}.pt' (as written by XiaoNet.save)."

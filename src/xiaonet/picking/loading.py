@@ -31,7 +31,7 @@ def load_picker(
     """
     from pathlib import Path
 
-    from xiaonet.models.presets import PRESETS, load_student
+    from xiaonet.models.presets import PRESETS, load_student, weights_file
 
     name, _, weights_in_spec = spec.partition(":")
     if weights_in_spec:
@@ -47,7 +47,7 @@ def load_picker(
         model = load_teacher(lowered, weights)
         return ModelPicker(model, name=f"{lowered}:{weights}", thresholds=thresholds or
                            {"P": 0.3, "S": 0.3})
-    if spec in PRESETS or Path(spec).with_suffix(".json").exists() or Path(spec).exists():
+    if spec in PRESETS or weights_file(spec, ".json").exists() or Path(spec).exists():
         model = load_student(spec)
         return ModelPicker(model, name=Path(spec).name if spec not in PRESETS else spec,
                            thresholds=thresholds)

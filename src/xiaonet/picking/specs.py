@@ -64,10 +64,10 @@ def set_window(picker, window_len: int, spec_text: str = "") -> None:
 
 def resolve_name(name: str) -> str:
     """``xiaonet`` means the default student; a weights path must exist."""
-    from xiaonet.models.presets import DEFAULT_PRESET
+    from xiaonet.models.presets import DEFAULT_PRESET, weights_file
 
     name = DEFAULT_PRESET if name.lower() == "xiaonet" else name
-    if "/" in name and not Path(name).exists() and not Path(name).with_suffix(".json").exists():
+    if "/" in name and not Path(name).exists() and not weights_file(name, ".json").exists():
         raise FileNotFoundError(f"no XiaoNet weights at {name} (expected {name}.json + {name}.pt)")
     return name
 
