@@ -166,3 +166,13 @@ def test_export_takes_the_model_once(tmp_path, capsys):
     assert "give the model to export once" in capsys.readouterr().err
     assert main(["export", "xiaonet-s", "--picker", "xiaonet-m", "--out", str(tmp_path / "m.onnx")]) == 2
     assert "give the model to export once" in capsys.readouterr().err
+
+
+def test_the_readme_demo_command_runs_in_an_empty_folder(tmp_path, monkeypatch):
+    """`make demo`: --plot creates its folder and --out may write into it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["pick", "--example", "--plot", "demo_output", "--out", "demo_output/picks.csv",
+                 "--no-progress"]) == 0
+    assert (tmp_path / "demo_output" / "picks.csv").read_text().startswith("network,")
+    assert list((tmp_path / "demo_output").glob("*.png"))
+    assert main(["pick", "--example", "--out", "elsewhere/picks.csv"]) == 2  # still refused without --plot

@@ -68,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.example:
         print("xiaonet pick: give waveform files, folders or globs, or --example", file=sys.stderr)
         return 2
+    from pathlib import Path
+
     from xiaonet.cli.options import output_path_problem, report_failures
 
+    if args.plot:  # --plot DIR is created (figures are written there), so --out may go into it
+        Path(args.plot).mkdir(parents=True, exist_ok=True)
     for path, option in ((args.out, "--out"), (args.quakeml, "--quakeml")):
         problem = output_path_problem(path, option)
         if problem:
