@@ -97,7 +97,7 @@ def test_early_warning_settings_travel_with_the_weights(tmp_path):
 
 
 def test_early_warning_training_decides_the_samples_streaming_decides():
-    from xiaonet.distill.training import EARLY_WARNING_MARGIN_S, decided_samples
+    from xiaonet.distill.batches import EARLY_WARNING_MARGIN_S, decided_samples
 
     model = early_warning_student(lookahead_s=0.2, hop_s=0.1)
     a, b = decided_samples(model, 501, 100.0)

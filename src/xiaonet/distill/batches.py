@@ -1,0 +1,53 @@
+"""Training batches: windows drawn by the sampler, augmented, stacked into tensors; and the
+samples whose loss counts for an early-warning student."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xiaonet.data.windows import WindowSampler
+
+
+def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch_size: int,
+               onsets_in: tuple[int, int] | None = None, onset_share: float = 0.0):
+    """(waveforms, teacher, teacher_mask, labels, label_mask) tensors of one batch.
+
+    ``onsets_in``: a share ``onset_share`` of the windows have an onset in this sample range
+    (the samples an early-warning student decides)."""
+    def draw():
+        if onsets_in is not None and rng.random() < onset_share:
+            return sampler.draw_onset_at(rng, *onsets_in)
+        return sampler.draw(rng)
+
+    windows = [pipeline(draw(), rng) for _ in range(batch_size)]
+    n = sampler.window_len
+    x = np.stack([w.waveform for w in windows]).astype(np.float32)
+    teacher = np.zeros((batch_size, 3, n), dtype=np.float32)
+    labels = np.zeros((batch_size, 3, n), dtype=np.float32)
+    teacher_mask = np.zeros(batch_size, dtype=bool)
+    label_mask = np.zeros(batch_size, dtype=bool)
+    for i, w in enumerate(windows):
+        if w.soft is not None:
+            teacher[i], teacher_mask[i] = w.soft, True
+        if w.hard is not None:
+            labels[i], label_mask[i] = w.hard, True
+    return (torch.from_numpy(x), torch.from_numpy(teacher), torch.from_numpy(teacher_mask),
+            torch.from_numpy(labels), torch.from_numpy(label_mask))
+
+
+def decided_samples(model, window_len: int, sampling_rate: float) -> tuple[int, int] | None:
+    """Samples of a training window whose loss counts for an early-warning student: those
+    that see ``lookahead_s`` to ``lookahead_s + hop_s + EARLY_WARNING_MARGIN_S`` of data after
+    them, as the windows of its streaming do. None (every sample) for an offline student."""
+    settings = getattr(model, "early_warning", None)
+    if not settings:
+        return None
+    end = window_len - int(round(settings["lookahead_s"] * sampling_rate))
+    width = int(round((settings["hop_s"] + EARLY_WARNING_MARGIN_S) * sampling_rate))
+    return max(0, end - width), end
+
+
+#: Early-warning students also learn on samples up to this much further from the window end
+#: than their streaming uses (more supervision per window, the same task).
+EARLY_WARNING_MARGIN_S = 0.3
