@@ -268,3 +268,19 @@ def test_shipped_students_have_cards_thresholds_and_size():
             assert count_parameters(model) <= 10_000
         picks = model.classify(obspy.read()).picks
         assert all(p.phase in ("P", "S") for p in picks)
+
+
+def test_an_early_warning_student_trains_and_is_saved_as_one(tiny_data, tmp_path, torch_threads):
+    """The smoke version of configs/xiaonet-ew.json: loss on the decided samples, scored once
+    at the end, the settings saved with the weights."""
+    from xiaonet.models.presets import load_student
+
+    config = tiny_config(tiny_data, tmp_path / "cache", max_epochs=3, steps_per_epoch=6, score_every=3,
+                         onset_share=0.5)
+    config.model.overrides = {"window_len": 1024, "lookahead_s": 0.2, "hop_s": 0.1}
+    config.eval.p_threshold, config.eval.s_threshold = 0.3, 0.3
+    bundle = load_bundle(config)
+    result = train(config, tmp_path / "run", bundle)
+    assert [("val_p_f1" in h or "dev_p_f1" in h) for h in result.history] == [False, False, True]
+    saved = load_student(str(tmp_path / "run" / "model" / "tiny"))
+    assert saved.early_warning == {"lookahead_s": 0.2, "hop_s": 0.1, "confirm": 0.5}
