@@ -119,9 +119,11 @@ def run(args: argparse.Namespace) -> int:
 
     def config_for(mode: str, picker) -> dict:
         if mode == "early-warning":
-            settings = picker.model.early_warning
-            return {"mode": "low-latency", "hop": settings["hop_s"], "lookahead": settings["lookahead_s"],
-                    "confirm": settings["confirm"]}  # as xiaonet.stream.config.early_warning_config
+            import dataclasses
+
+            from xiaonet.stream.config import early_warning_config, early_warning_settings
+
+            return dataclasses.asdict(early_warning_config(early_warning_settings(picker)))
         if mode != "low-latency":
             return {"mode": mode}
         window = args.window if picker is student else None
