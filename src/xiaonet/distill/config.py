@@ -159,6 +159,10 @@ class ModelConfig:
     preset: str = "xiaonet-s"
     #: Extra XiaoNet constructor arguments overriding the preset's.
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: Start from these weights (a shipped preset name or a weights path) instead of a random
+    #: initialisation, e.g. an early-warning student fine-tuned from the offline xiaonet-s.
+    #: The layers must match: the same preset; window and streaming settings may differ.
+    init_weights: str | None = None
 
 
 @dataclass
@@ -454,10 +458,29 @@ def check_trainable(config: TrainConfig) -> None:
     from xiaonet.models.presets import build_student
 
     try:
-        build_student(config.model.preset, **config.model.overrides)
+        model = build_student(config.model.preset, **config.model.overrides)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"model.overrides: the student cannot be built from preset "
                           f"'{config.model.preset}' with {config.model.overrides}: {error}") from None
+    if config.model.init_weights:
+        initial_state(model, config.model.init_weights)
+
+
+def initial_state(model, init_weights: str) -> dict:
+    """The state dict of ``model.init_weights`` for ``model``; a :class:`ConfigError` (one
+    line) when it does not load or its layers do not match the student's."""
+    from xiaonet.models.presets import load_student
+
+    try:
+        state = load_student(init_weights).state_dict()
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        raise ConfigError(f"model.init_weights: cannot load '{init_weights}': {error}") from None
+    own = model.state_dict()
+    wrong = [name for name in own if name not in state or state[name].shape != own[name].shape]
+    if wrong or set(state) - set(own):
+        raise ConfigError(f"model.init_weights: '{init_weights}' has other layers than the student built from "
+                          f"model.preset (first mismatch: {(wrong or sorted(set(state) - set(own)))[0]})")
+    return state
 
 
 def write_config(config: TrainConfig, path: str | Path) -> None:

@@ -169,6 +169,11 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
         for parameter in model.parameters():
             bound = 1.0 / math.sqrt(max(1, parameter[0].numel())) if parameter.dim() > 1 else 0.05
             parameter.uniform_(-bound, bound, generator=torch_generator)
+    if config.model.init_weights:
+        from xiaonet.distill.config import initial_state
+
+        model.load_state_dict(initial_state(model, config.model.init_weights))
+        note(f"starting from the weights of {config.model.init_weights} (model.init_weights)")
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
