@@ -284,3 +284,25 @@ def test_an_early_warning_student_trains_and_is_saved_as_one(tiny_data, tmp_path
     assert [("val_p_f1" in h or "dev_p_f1" in h) for h in result.history] == [False, False, True]
     saved = load_student(str(tmp_path / "run" / "model" / "tiny"))
     assert saved.early_warning == {"lookahead_s": 0.2, "hop_s": 0.1, "confirm": 0.5}
+
+
+def test_training_can_start_from_a_students_weights(tiny_data, tmp_path, torch_threads):
+    """model.init_weights: the run starts from those weights (a vanishing learning rate keeps
+    them), and weights with other layers are refused before any data is read."""
+    from xiaonet.distill.config import ConfigError, check_trainable
+    from xiaonet.models.presets import build_student, load_student
+
+    torch.manual_seed(3)
+    build_student("xiaonet-xs", window_len=3001).save(str(tmp_path / "start"))
+    config = tiny_config(tiny_data, tmp_path / "cache", max_epochs=1, steps_per_epoch=2, lr=1e-12)
+    config.model.init_weights = str(tmp_path / "start")
+    config.model.overrides = {"window_len": 1024, "lookahead_s": 0.2, "hop_s": 0.1}
+    check_trainable(config)
+    train(config, tmp_path / "run", load_bundle(config))
+    start = load_student(str(tmp_path / "start")).state_dict()
+    saved = load_student(str(tmp_path / "run" / "model" / "tiny"))
+    for name, value in saved.state_dict().items():
+        torch.testing.assert_close(value, start[name], atol=1e-6, rtol=0)
+    config.model.init_weights = "xiaonet-s"  # 9.9k parameters into the 2.6k-parameter preset
+    with pytest.raises(ConfigError, match="model.init_weights: 'xiaonet-s' has other layers"):
+        check_trainable(config)
