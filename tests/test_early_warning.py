@@ -10,6 +10,7 @@ import torch
 from xiaonet.edge.picks import TriggerState, advance_trigger, trigger_onset
 from xiaonet.models.presets import build_student, load_student
 from xiaonet.picking.pickers import ModelPicker
+from xiaonet.stream.config import early_warning_config
 from xiaonet.stream.streaming import StreamingConfig, StreamingPicker
 
 from test_streaming import assert_same_picks, cut_packets, stream_all, synthetic_stream
@@ -131,7 +132,7 @@ def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_
     the picks torch streams."""
     from xiaonet.edge import EdgeModel, EdgePicker
     from xiaonet.edge.export import export_onnx
-    from xiaonet.stream.config import early_warning_config, early_warning_settings
+    from xiaonet.stream.config import early_warning_settings
 
     model = early_warning_student()
     export_onnx(model, tmp_path / "ew.onnx", "ew")
@@ -194,16 +195,10 @@ def test_real_data_replayed_in_random_packets_gives_final_picks_equal_to_offline
     assert len([p for p in offline if p.phase == "P"]) >= 3
     settings = model.early_warning
     for seed in range(2):
-        engine = StreamingPicker(picker, early_warning_config_of(settings))
+        engine = StreamingPicker(picker, early_warning_config(settings))
         emitted = stream_all(engine, cut_packets(stream, np.random.default_rng(seed), low=1, high=250))
         assert_same_picks(offline, emitted, sample=1e-6, probability=1e-6)
         keys = [(e.pick.phase, float(e.pick.peak_time.timestamp)) for e in emitted]
         assert len(keys) == len(set(keys))  # emitted once: no second version of a pick
         for e in emitted:
             assert float(e.data_time - e.pick.peak_time) >= settings["lookahead_s"] - 1e-6
-
-
-def early_warning_config_of(settings):
-    from xiaonet.stream.config import early_warning_config
-
-    return early_warning_config(settings)

@@ -476,10 +476,11 @@ def initial_state(model, init_weights: str) -> dict:
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise ConfigError(f"model.init_weights: cannot load '{init_weights}': {error}") from None
     own = model.state_dict()
-    wrong = [name for name in own if name not in state or state[name].shape != own[name].shape]
-    if wrong or set(state) - set(own):
+    mismatched = sorted(set(own) ^ set(state) | {name for name in set(own) & set(state)
+                                                 if own[name].shape != state[name].shape})
+    if mismatched:
         raise ConfigError(f"model.init_weights: '{init_weights}' has other layers than the student built from "
-                          f"model.preset (first mismatch: {(wrong or sorted(set(state) - set(own)))[0]})")
+                          f"model.preset (first mismatch: {mismatched[0]})")
     return state
 
 
