@@ -52,6 +52,29 @@ def normalize_window(x: torch.Tensor) -> torch.Tensor:
     return x / scale
 
 
+def normalize_causally(x: torch.Tensor) -> torch.Tensor:
+    """:func:`normalize_window`, but each sample normalised by the data up to it only.
+
+    A causal student must not see the future through its normalisation: a large S wave
+    later in the window would otherwise shrink everything before it. Each sample is demeaned
+    by the running mean and divided by the running RMS of the demeaned data up to it (plus
+    1e-3 x the largest channel's). Only a pure scale (the window's peak, which cancels) and the
+    test for constant channels look at the whole window.
+    """
+    level = x.abs().amax(dim=-1, keepdim=True)
+    spread = x.amax(dim=-1, keepdim=True) - x.amin(dim=-1, keepdim=True)
+    varying = spread > CONSTANT_CHANNEL_RTOL * level
+    # the whole-window mean only conditions the running sums: x - running_mean(x) is unchanged
+    x = torch.where(varying, x - x.mean(dim=-1, keepdim=True), torch.zeros_like(x))
+    peak = x.abs().amax(dim=(-2, -1), keepdim=True)
+    x = x / torch.where(peak > 0, peak, torch.ones_like(peak))
+    count = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
+    x = x - torch.cumsum(x, dim=-1) / count
+    rms = torch.sqrt(torch.cumsum(x * x, dim=-1) / count)
+    scale = rms + 1e-3 * rms.amax(dim=-2, keepdim=True) + 1e-12
+    return x / scale
+
+
 class ShortRecordGrouping(GroupingHelper):
     """SeisBench's grouping, but keeping records shorter than one window.
 
@@ -88,6 +111,12 @@ class XiaoNet(WaveformModel):
         from. The original ``kernel == stride`` upsampling puts it ``(stride - 1) / 2``
         samples late at every level (about 1 s at the coarsest level of a 3-level student),
         which the network must learn to undo and which cost it P-pick precision.
+    :param causal: Early-warning students only: the probability of sample t depends on the
+        samples up to t + ``lookahead_s`` and on nothing later, anywhere in the window
+        (causal convolutions, upsampling delayed to the last complete coarse step, running
+        normalisation, output read ``lookahead_s`` late). Training can then put the loss on
+        every sample with enough data before it, not only on the few the streaming windows
+        decide (:func:`xiaonet.distill.batches.decided_samples`).
     """
 
     #: Capabilities that other code asks for instead of the class name: any record length is
@@ -116,6 +145,7 @@ class XiaoNet(WaveformModel):
         lookahead_s: float | None = None,
         hop_s: float = 0.1,
         confirm: float | None = 0.5,
+        causal: bool = False,
         sampling_rate: float = 100.0,
         component_order: str = "ZNE",
         **kwargs: Any,
@@ -162,6 +192,12 @@ class XiaoNet(WaveformModel):
         self.lookahead_s = None if lookahead_s is None else float(lookahead_s)
         self.hop_s = float(hop_s)
         self.confirm = None if confirm is None else float(confirm)
+        self.causal = bool(causal)
+        if self.causal and self.lookahead_s is None:
+            raise ValueError("causal=True needs lookahead_s: only early-warning students are causal")
+        if self.causal and self.aligned_upsampling:
+            raise ValueError("causal=True needs aligned_upsampling=False: centred upsampling looks ahead")
+        self.lookahead_samples = 0 if self.lookahead_s is None else int(round(self.lookahead_s * sampling_rate))
         if self.lookahead_s is not None and (self.lookahead_s + self.hop_s) * sampling_rate > window_len:
             raise ValueError(f"lookahead_s + hop_s ({self.lookahead_s} + {self.hop_s} s) must fit in "
                              f"one window of {window_len} samples")
@@ -172,14 +208,16 @@ class XiaoNet(WaveformModel):
         # Nothing runs at full resolution but the input and the output: the stem is strided
         # and the head is a transposed convolution, because per-sample work on narrow
         # tensors is what made the prototype slow (FINDINGS.md), not its MAC count.
-        self.stem = nn.Conv1d(in_channels, widths[0], 2 * stride, stride=stride, padding=stride // 2)
+        # causal students pad on the left in forward() instead of on both sides here
+        pad = (lambda left: 0) if self.causal else (lambda left: left)
+        self.stem = nn.Conv1d(in_channels, widths[0], 2 * stride, stride=stride, padding=pad(stride // 2))
         self.down = nn.ModuleList()
         self.down_refine = nn.ModuleList()
         for level in range(1, depth + 1):
             self.down.append(
-                nn.Conv1d(widths[level - 1], widths[level], k, stride=stride, padding=k // 2)
+                nn.Conv1d(widths[level - 1], widths[level], k, stride=stride, padding=pad(k // 2))
             )
-            self.down_refine.append(nn.Conv1d(widths[level], widths[level], k, padding=k // 2))
+            self.down_refine.append(nn.Conv1d(widths[level], widths[level], k, padding=pad(k // 2)))
         self.up = nn.ModuleList()
         self.up_merge = nn.ModuleList()
         for level in range(depth, 0, -1):
@@ -190,7 +228,7 @@ class XiaoNet(WaveformModel):
                 up = nn.ConvTranspose1d(widths[level], widths[level - 1], stride, stride=stride)
             self.up.append(up)
             self.up_merge.append(
-                nn.Conv1d(2 * widths[level - 1], widths[level - 1], 3, padding=1)
+                nn.Conv1d(2 * widths[level - 1], widths[level - 1], 3, padding=pad(1))
             )
         self.head = nn.ConvTranspose1d(widths[0], num_phases, stride, stride=stride)
 
@@ -199,7 +237,10 @@ class XiaoNet(WaveformModel):
         """How an early-warning student is streamed (None for an offline student)."""
         if self.lookahead_s is None:
             return None
-        return {"lookahead_s": self.lookahead_s, "hop_s": self.hop_s, "confirm": self.confirm}
+        settings = {"lookahead_s": self.lookahead_s, "hop_s": self.hop_s, "confirm": self.confirm}
+        if self.causal:
+            settings["causal"] = True
+        return settings
 
     @property
     def total_stride(self) -> int:
@@ -207,6 +248,15 @@ class XiaoNet(WaveformModel):
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         """Map (batch, channels, samples) waveforms to (batch, 3, samples) probabilities."""
+        if self.causal:
+            x = self._causal_logits(x)
+        else:
+            x = self._logits(x)
+        if logits:
+            return x
+        return torch.softmax(x, dim=1)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         n_samples = x.shape[-1]
         x = normalize_window(x)
         pad = (-n_samples) % self.total_stride
@@ -220,10 +270,35 @@ class XiaoNet(WaveformModel):
         for up, merge, skip in zip(self.up, self.up_merge, reversed(skips)):
             x = F.relu(up(x))
             x = F.relu(merge(torch.cat([skip, x], dim=1)))
-        x = self.head(x)[..., :n_samples]
-        if logits:
-            return x
-        return torch.softmax(x, dim=1)
+        return self.head(x)[..., :n_samples]
+
+    def _causal_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The same network with every layer causal. A coarse step covers ``stride`` finer
+        ones and is complete at the last of them, so upsampled features are delayed by
+        ``stride - 1`` fine steps; the output of sample t is read ``lookahead_samples`` later
+        (zeros past the window end)."""
+        n_samples, s = x.shape[-1], self.stride
+        ahead = self.lookahead_samples
+        x = F.pad(x, (0, ahead + (-(n_samples + ahead)) % self.total_stride))
+        x = normalize_causally(x)
+
+        def left(t, n):
+            return F.pad(t, (n, 0)) if n > 0 else t
+
+        def delayed(t, n):
+            return F.pad(t, (n, 0))[..., : t.shape[-1]] if n > 0 else t
+
+        x = F.relu(self.stem(left(x, self.stem.kernel_size[0] - s)))
+        skips = []
+        for down, refine in zip(self.down, self.down_refine):
+            skips.append(x)
+            x = F.relu(down(left(x, down.kernel_size[0] - s)))
+            x = F.relu(refine(left(x, refine.kernel_size[0] - 1)))
+        for up, merge, skip in zip(self.up, self.up_merge, reversed(skips)):
+            x = F.relu(delayed(up(x), s - 1))
+            x = F.relu(merge(left(torch.cat([skip, x], dim=1), merge.kernel_size[0] - 1)))
+        x = delayed(self.head(x), s - 1)
+        return x[..., ahead: ahead + n_samples]
 
     # --- SeisBench integration -------------------------------------------------------------
 
@@ -293,6 +368,8 @@ class XiaoNet(WaveformModel):
         )
         if self.lookahead_s is not None:  # offline students keep their saved arguments unchanged
             model_args.update(lookahead_s=self.lookahead_s, hop_s=self.hop_s, confirm=self.confirm)
+        if self.causal:
+            model_args.update(causal=True)
         return model_args
 
 
