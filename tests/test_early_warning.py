@@ -106,6 +106,54 @@ def test_early_warning_training_decides_the_samples_streaming_decides():
     assert decided_samples(load_student("xiaonet-s"), 6001, 100.0) is None
 
 
+def causal_student(window_len=501, lookahead_s=0.2, seed=0):
+    torch.manual_seed(seed)
+    return build_student("xiaonet-s", window_len=window_len, lookahead_s=lookahead_s, hop_s=0.1,
+                         causal=True, aligned_upsampling=False).eval()
+
+
+@pytest.mark.parametrize("window_len,lookahead_s", [(501, 0.2), (1001, 0.5), (333, 0.1)])
+def test_a_causal_student_sees_nothing_beyond_its_lookahead(window_len, lookahead_s, torch_threads):
+    """Changing the data from sample t0 on changes no probability before t0 - lookahead,
+    wherever t0 lies (every layer, the upsampling and the normalisation are causal), and
+    something at or after it (the network does look ahead)."""
+    model = causal_student(window_len, lookahead_s)
+    ahead = int(round(lookahead_s * 100))
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.normal(size=(2, 3, window_len)).astype(np.float32))
+    x[1] *= 1e-9  # physical units
+    with torch.no_grad():
+        y = model(x)
+        assert y.shape == (2, 3, window_len)
+        for t0 in rng.integers(ahead + 1, window_len, size=12):
+            changed = x.clone()
+            noise = 5 * rng.normal(size=(2, 3, window_len - t0)).astype(np.float32)
+            changed[..., t0:] += torch.from_numpy(noise) * x.abs().amax(dim=(1, 2), keepdim=True)
+            diff = (model(changed) - y).abs().amax(dim=1)
+            assert float(diff[:, : t0 - ahead].max()) < 1e-5, t0
+            assert float(diff[:, t0 - ahead:].max()) > 1e-3, t0
+
+
+def test_causal_students_are_early_warning_students_with_plain_upsampling(tmp_path):
+    with pytest.raises(ValueError, match="needs lookahead_s"):
+        build_student("xiaonet-s", causal=True, aligned_upsampling=False)
+    with pytest.raises(ValueError, match="aligned_upsampling=False"):
+        build_student("xiaonet-s", window_len=501, lookahead_s=0.2, causal=True)
+    model = causal_student()
+    model.save(str(tmp_path / "causal"))
+    loaded = load_student(str(tmp_path / "causal"))
+    assert loaded.early_warning == {"lookahead_s": 0.2, "hop_s": 0.1, "confirm": 0.5, "causal": True}
+    x = torch.randn(1, 3, 501)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), model(x))
+
+
+def test_causal_training_puts_the_loss_on_every_sample_with_half_a_window_before_it():
+    from xiaonet.distill.batches import decided_samples
+
+    assert decided_samples(causal_student(window_len=1001, lookahead_s=0.2), 1001, 100.0) == (500, 981)
+
+
 def test_stream_benchmark_reports_the_early_warning_mode(tmp_path, capsys, torch_threads):
     from xiaonet.cli import main
 
@@ -150,6 +198,26 @@ def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_
         emitted = stream_all(engine, cut_packets(stream, np.random.default_rng(0), low=50, high=150))
         picks[label] = sorted((e.pick.phase, round(float(e.pick.peak_time.timestamp), 2)) for e in emitted)
     assert picks["torch"] and picks["torch"] == picks["onnx"]
+
+
+def test_the_onnx_export_of_a_causal_student_gives_its_probabilities(tmp_path, torch_threads):
+    from xiaonet.edge import EdgeModel
+    from xiaonet.edge.export import export_onnx
+    from xiaonet.stream.config import early_warning_settings
+
+    model = causal_student()
+    export_onnx(model, tmp_path / "causal.onnx", "causal")
+    onnx = EdgeModel(tmp_path / "causal.onnx")
+    assert early_warning_settings(onnx) == model.early_warning
+    x = np.random.default_rng(2).normal(size=(3, 3, 501)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(onnx.predict(x), expected, atol=1e-4)
+    pytest.importorskip("onnx")
+    from xiaonet.edge.c_export import CExportError, write_c_model
+
+    with pytest.raises(CExportError, match="causal early-warning student"):
+        write_c_model(tmp_path / "causal.onnx", tmp_path / "c")
 
 
 def test_stream_runs_an_early_warning_student_in_its_own_mode_only(tmp_path, capsys):

@@ -138,6 +138,9 @@ def read_layers(path: str | Path) -> tuple[EdgeModelMetadata, list[Layer]]:
     if not meta.dynamic_length or "constant channels to zero" not in meta.normalisation:
         raise CExportError(f"{path}: {meta.name} is not a XiaoNet student; the C runtime implements "
                            "the student's U-Net only (teachers run on ONNX Runtime)")
+    if (meta.early_warning or {}).get("causal"):
+        raise CExportError(f"{path}: {meta.name} is a causal early-warning student (running normalisation, "
+                           "causal padding), which the C runtime does not implement; run its ONNX file")
     graph = _Graph(model)
     int8 = meta.precision == "int8"
     layers: list[Layer] = []

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 STUDENT_NORMALISATION = (
     "in graph: constant channels to zero, demean, /peak, /(std + 1e-3 max channel std) per window; feed raw samples"
 )
+CAUSAL_STUDENT_NORMALISATION = (
+    "in graph: constant channels to zero, /peak, running demean and /(running rms + 1e-3 max channel rms) "
+    "up to each sample; feed raw samples"
+)
 TEACHER_NORMALISATION = (
     "in graph: SeisBench annotate_batch_pre (demean, /(std + 1e-10) per channel and "
     "window); feed raw samples"
@@ -74,7 +78,9 @@ def model_metadata(model, name: str, thresholds: dict[str, float] | None = None,
         blinding=tuple(int(b) for b in blinding),
         stream_filter=stream_filter,
         min_record_s=min_record_seconds(model),
-        normalisation=STUDENT_NORMALISATION if _normalises_in_forward(model) else TEACHER_NORMALISATION,
+        normalisation=(TEACHER_NORMALISATION if not _normalises_in_forward(model)
+                       else CAUSAL_STUDENT_NORMALISATION if getattr(model, "causal", False)
+                       else STUDENT_NORMALISATION),
         precision=precision,
         window_grid=str(getattr(model, "window_grid", "record")),
         early_warning=getattr(model, "early_warning", None),

@@ -58,8 +58,8 @@ def normalize_causally(x: torch.Tensor) -> torch.Tensor:
     A causal student must not see the future through its normalisation: a large S wave
     later in the window would otherwise shrink everything before it. Each sample is demeaned
     by the running mean and divided by the running RMS of the demeaned data up to it (plus
-    1e-3 x the largest channel's). Only a pure scale (the window's peak, which cancels) and the
-    test for constant channels look at the whole window.
+    1e-3 x the largest channel's). Only a pure scale (the window's peak, which cancels but for
+    the 1e-12 floor) and the test for constant channels look at the whole window.
     """
     level = x.abs().amax(dim=-1, keepdim=True)
     spread = x.amax(dim=-1, keepdim=True) - x.amin(dim=-1, keepdim=True)
