@@ -32,6 +32,16 @@ PHASE_LABELS = "PSN"
 CONSTANT_CHANNEL_RTOL = 1e-6
 
 
+def demeaned_to_unit_peak(x: torch.Tensor) -> torch.Tensor:
+    """Constant channels to zero, the others demeaned, all divided by the window's peak."""
+    level = x.abs().amax(dim=-1, keepdim=True)
+    spread = x.amax(dim=-1, keepdim=True) - x.amin(dim=-1, keepdim=True)
+    varying = spread > CONSTANT_CHANNEL_RTOL * level
+    x = torch.where(varying, x - x.mean(dim=-1, keepdim=True), torch.zeros_like(x))
+    peak = x.abs().amax(dim=(-2, -1), keepdim=True)
+    return x / torch.where(peak > 0, peak, torch.ones_like(peak))
+
+
 def normalize_window(x: torch.Tensor) -> torch.Tensor:
     """Demean each channel and divide by its std plus 1e-3 x the largest channel std.
 
@@ -41,12 +51,7 @@ def normalize_window(x: torch.Tensor) -> torch.Tensor:
     float32 rounding steps of its level carries no signal, and demeaning it would leave only
     rounding residue that the division would amplify ~1e12 times.
     """
-    level = x.abs().amax(dim=-1, keepdim=True)
-    spread = x.amax(dim=-1, keepdim=True) - x.amin(dim=-1, keepdim=True)
-    varying = spread > CONSTANT_CHANNEL_RTOL * level
-    x = torch.where(varying, x - x.mean(dim=-1, keepdim=True), torch.zeros_like(x))
-    peak = x.abs().amax(dim=(-2, -1), keepdim=True)
-    x = x / torch.where(peak > 0, peak, torch.ones_like(peak))
+    x = demeaned_to_unit_peak(x)
     std = x.std(dim=-1, keepdim=True, unbiased=False)
     scale = std + 1e-3 * std.amax(dim=-2, keepdim=True) + 1e-12
     return x / scale
@@ -61,13 +66,8 @@ def normalize_causally(x: torch.Tensor) -> torch.Tensor:
     1e-3 x the largest channel's). Only a pure scale (the window's peak, which cancels but for
     the 1e-12 floor) and the test for constant channels look at the whole window.
     """
-    level = x.abs().amax(dim=-1, keepdim=True)
-    spread = x.amax(dim=-1, keepdim=True) - x.amin(dim=-1, keepdim=True)
-    varying = spread > CONSTANT_CHANNEL_RTOL * level
     # the whole-window mean only conditions the running sums: x - running_mean(x) is unchanged
-    x = torch.where(varying, x - x.mean(dim=-1, keepdim=True), torch.zeros_like(x))
-    peak = x.abs().amax(dim=(-2, -1), keepdim=True)
-    x = x / torch.where(peak > 0, peak, torch.ones_like(peak))
+    x = demeaned_to_unit_peak(x)
     count = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
     x = x - torch.cumsum(x, dim=-1) / count
     rms = torch.sqrt(torch.cumsum(x * x, dim=-1) / count)
