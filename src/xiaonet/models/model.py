@@ -208,8 +208,9 @@ class XiaoNet(WaveformModel):
         # Nothing runs at full resolution but the input and the output: the stem is strided
         # and the head is a transposed convolution, because per-sample work on narrow
         # tensors is what made the prototype slow (FINDINGS.md), not its MAC count.
-        # causal students pad on the left in forward() instead of on both sides here
-        pad = (lambda left: 0) if self.causal else (lambda left: left)
+        def pad(both_sides: int) -> int:  # causal students pad on the left in forward() instead
+            return 0 if self.causal else both_sides
+
         self.stem = nn.Conv1d(in_channels, widths[0], 2 * stride, stride=stride, padding=pad(stride // 2))
         self.down = nn.ModuleList()
         self.down_refine = nn.ModuleList()
