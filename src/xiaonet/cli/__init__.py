@@ -12,7 +12,7 @@ import logging
 import sys
 
 # Subcommand modules under xiaonet.cli, in the order `xiaonet --help` lists them.
-COMMANDS = ["pick", "detect", "models", "train", "export", "evaluate", "benchmark", "stream", "stream_benchmark", "study"]
+COMMANDS = ["pick", "detect", "models", "train", "adapt", "export", "evaluate", "benchmark", "stream", "stream_benchmark", "study"]
 
 
 def build_parser() -> argparse.ArgumentParser:

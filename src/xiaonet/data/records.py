@@ -131,7 +131,7 @@ def load_continuous_records(path: Path, sampling_rate: float, min_samples: int,
         raise DataError(f"{path}: no waveform files found (expected miniSEED files)")
     records = []
     for block in file_blocks(files, note):
-        waveform = _stream_to_array(block.stream, sampling_rate, block.start, block.end)
+        waveform = stream_to_array(block.stream, sampling_rate, block.start, block.end)
         if waveform is None or waveform.shape[-1] < min_samples:
             continue
         net, sta = block.key.split(".")[:2]
@@ -148,7 +148,9 @@ def load_continuous_records(path: Path, sampling_rate: float, min_samples: int,
     return records
 
 
-def _stream_to_array(block, sampling_rate: float, start, end) -> np.ndarray | None:
+def stream_to_array(block, sampling_rate: float, start, end) -> np.ndarray | None:
+    """One instrument's contiguous block ``[start, end]`` as a (3, n) float32 ZNE array at
+    ``sampling_rate`` (missing components stay zero), or None without a Z/N/E/1/2 channel."""
     rate = block[0].stats.sampling_rate
     n = int(round((end - start) * rate)) + 1
     data = np.zeros((3, n), dtype=np.float64)
