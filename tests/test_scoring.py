@@ -127,3 +127,66 @@ def test_residual_summary_matches_hand_computation():
     assert stats["mae"] == pytest.approx(0.5 / 3)
     assert stats["rmse"] == pytest.approx(np.sqrt(0.11 / 3))
     assert stats["outlier_fraction"] == pytest.approx(1 / 3)
+
+
+# --- pooled F1 with bootstrap intervals ------------------------------------------------------
+
+from xiaonet.evaluate.scoring import (bootstrap_indices, f1_from_counts, paired_f1_difference,  # noqa: E402
+                                      pooled_f1, pooled_median)
+
+RECORDS = [(2, 0, 0), (0, 1, 1), (1, 1, 0)]  # (TP, FP, FN) of three records
+RESAMPLED = np.array([[0, 1, 2], [0, 0, 0], [1, 1, 1], [2, 2, 1]])
+
+
+def test_pooled_f1_by_hand():
+    # sums (3, 2, 1) -> 6 / 9; resamples: (3, 2, 1) 2/3, (6, 0, 0) 1, (0, 3, 3) 0, (2, 3, 1) 4/8
+    result = pooled_f1(RECORDS, RESAMPLED, level=0.5)
+    assert result.value == pytest.approx(2 / 3)
+    # 25th and 75th percentile of [0, 0.5, 2/3, 1], numpy's linear interpolation
+    assert result.low == pytest.approx(0.375)
+    assert result.high == pytest.approx(2 / 3 + 0.25 * (1 / 3))
+
+
+def test_paired_difference_uses_the_same_records_for_both():
+    other = [(1, 0, 1)] * 3  # F1 2/3 on every resample
+    result = paired_f1_difference(RECORDS, other, RESAMPLED, level=0.5)
+    assert result.value == pytest.approx(0.0)
+    # differences [0, 1/3, -2/3, -1/6]
+    assert result.low == pytest.approx(-2 / 3 + 0.75 * 0.5)
+    assert result.high == pytest.approx(0.25 * (1 / 3))
+    same = paired_f1_difference(RECORDS, RECORDS, RESAMPLED)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="3 records for A but 2 for B"):
+        paired_f1_difference(RECORDS, RECORDS[:2], RESAMPLED)
+
+
+def test_interval_holds_the_estimate_and_narrows_with_more_records():
+    rng = np.random.default_rng(7)
+
+    def records(n):  # one reference pick per record, hit with probability 0.8, a false pick 10%
+        hit = rng.random(n) < 0.8
+        return np.stack([hit, rng.random(n) < 0.1, ~hit], axis=1).astype(int)
+
+    widths = []
+    for n in (20, 80, 500):
+        counts = records(n)
+        result = pooled_f1(counts, bootstrap_indices(n, np.random.default_rng(1), 1000))
+        assert result.low <= result.value <= result.high
+        assert result.value == pytest.approx(float(f1_from_counts(*counts.sum(axis=0))))
+        widths.append(result.high - result.low)
+    assert widths[0] > widths[1] > widths[2]
+
+
+def test_bootstrap_is_seeded_and_empty_input_has_no_interval():
+    a = bootstrap_indices(5, np.random.default_rng(3), 10)
+    assert a.shape == (10, 5) and np.array_equal(a, bootstrap_indices(5, np.random.default_rng(3), 10))
+    empty = pooled_f1(np.zeros((0, 3)), bootstrap_indices(0, np.random.default_rng(3), 10))
+    assert empty.value == 0.0 and np.isnan(empty.low)
+
+
+def test_pooled_median_by_hand():
+    residuals = [np.array([0.1]), np.array([0.2, 0.3]), np.zeros(0)]
+    result = pooled_median(residuals, np.array([[0, 0, 0], [1, 1, 2], [2, 2, 2]]), level=0.5)
+    assert result.value == pytest.approx(0.2)
+    # medians 0.1 and 0.25 (the resample without residuals is skipped)
+    assert result.low == pytest.approx(0.1375) and result.high == pytest.approx(0.2125)

@@ -21,8 +21,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "SeisBench pick-benchmark tasks (detection ROC AUC, P-vs-S MCC, onset residuals)."
         ),
     )
-    parser.add_argument("--dataset", action="append", required=True, metavar="PATH",
-                        help="dataset folder (repeat for several)")
+    parser.add_argument("--dataset", action="append", default=[], metavar="PATH",
+                        help="dataset folder (repeat for several); or use --protocol")
+    parser.add_argument("--protocol", metavar="CONFIG", default=None,
+                        help="score on the held-out networks of this training config instead of --dataset "
+                        "(e.g. configs/xiaonet-s.json): every reference pick of a kind (analyst-picked, "
+                        "teachers' consensus) of a split pooled into one P and one S F1 with a bootstrap "
+                        "interval over records, and the paired difference against --baseline")
+    parser.add_argument("--split", action="append", default=[], metavar="SPLIT",
+                        help="with --protocol: validation (choose on these) or test (report only); repeat "
+                        "or separate by commas (default: validation)")
+    parser.add_argument("--baseline", default=None, metavar="SPEC",
+                        help="with --protocol: the picker every other is compared with (F1 difference on the "
+                        "same resampled records), e.g. phasenet")
+    parser.add_argument("--resamples", type=int, default=1000,
+                        help="with --protocol: bootstrap resamples of the records (default 1000; 90%% interval)")
     from xiaonet.cli.options import add_picker_list_option
 
     add_picker_list_option(parser, "a picker to evaluate, as xiaonet pick --picker reads it "
@@ -57,6 +70,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    if args.protocol:
+        return run_protocol(args)
+    if not args.dataset:
+        print("xiaonet evaluate: give --dataset PATH (labelled or continuous data) or --protocol CONFIG",
+              file=sys.stderr)
+        return 2
 
     import torch
 
@@ -143,4 +163,66 @@ def run(args: argparse.Namespace) -> int:
         for message in problems:
             print(f"  {message}", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_protocol(args: argparse.Namespace) -> int:
+    """``--protocol CONFIG``: pooled figures with intervals on the held-out networks of a config."""
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from xiaonet.cli.options import picker_texts, split_picker_list
+    from xiaonet.evaluate.pooled import SPLITS, evaluate_protocol, pooled_table, source_table, write_pooled
+    from xiaonet.picking.specs import build_picker, parse_picker_spec
+
+    torch.set_num_threads(max(1, args.threads))
+    splits = [s for text in (args.split or ["validation"]) for s in split_picker_list(text)]
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or args.gain or args.exclude_training or args.reference != "analyst" or args.dataset:
+        reason = (f"unknown split {', '.join(unknown)}; known: {', '.join(SPLITS)}" if unknown else
+                  "--protocol takes its records from the config: no --dataset, --reference, --gain or "
+                  "--exclude-training (students' training records are left out by their split.csv)")
+        print(f"xiaonet evaluate: {reason}", file=sys.stderr)
+        return 2
+    if not Path(args.protocol).is_file():
+        print(f"xiaonet evaluate: --protocol {args.protocol}: no such training config", file=sys.stderr)
+        return 2
+    texts = picker_texts(args, ["xiaonet", "phasenet", "eqtransformer"])
+    if args.baseline and args.baseline not in texts:
+        texts.append(args.baseline)
+    pickers, problems = [], []
+    for text in texts:
+        try:
+            spec = parse_picker_spec(text)
+            spec.label = text
+            pickers.append((text, build_picker(spec)))
+        except (ValueError, FileNotFoundError, RuntimeError) as error:
+            problems.append(f"{text}: not evaluated: {error}")
+    if not pickers:
+        print("xiaonet evaluate: no picker could be loaded:", *problems, sep="\n  ", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    result = evaluate_protocol(args.protocol, splits, pickers, args.baseline, args.tolerance, args.seed,
+                               args.resamples, progress=not args.no_progress)
+    out = Path(args.out)
+    write_pooled(result.figures, result.scores, out)
+    records = ", ".join(f"{split}: {result.records[split]} records" +
+                        (f" ({result.left_out[split]} left out: a student trained on them)"
+                         if result.left_out[split] else "") for split in splits)
+    lines = [f"Pooled over the held-out networks of {args.protocol} ({records}); F1 of all reference picks of a "
+             f"kind with a bootstrap 90% interval over records ({args.resamples} resamples, seed {args.seed}); "
+             f"a pick within {args.tolerance:g} s is a hit. On consensus records the teachers are the "
+             "reference.", "", pooled_table(result.figures, args.baseline), "",
+             "What each pooled figure is made of (F1 per held-out source, no interval):", "",
+             source_table(result.scores), "",
+             f"{time.monotonic() - started:.0f} s"]
+    text = "\n".join(lines) + "\n"
+    (out / "pooled.md").write_text(text)
+    print(text)
+    problems += result.notes
+    print(f"tables written to {out}/ (pooled.md, pooled.csv, records.csv)", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} note(s):", *problems, sep="\n  ", file=sys.stderr)
     return 0

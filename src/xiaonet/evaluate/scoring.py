@@ -309,3 +309,103 @@ def residual_summary(residuals: Iterable[float], outlier_threshold: float = 0.2)
     """Mean, std, MAE, RMSE and outlier fraction (|r| > ``outlier_threshold``) of residuals."""
     r = np.asarray(list(residuals), dtype=np.float64)
     return PhaseScore("", int(r.size), 0, 0, r, outlier_threshold).residual_stats()
+
+
+# --- pooled scores with bootstrap intervals -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A figure and its bootstrap interval (``low``, ``high``: NaN when it cannot be drawn)."""
+
+    value: float
+    low: float
+    high: float
+
+    def excludes_zero(self) -> bool:
+        return bool(self.low > 0 or self.high < 0)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"value": self.value, "low": self.low, "high": self.high}
+
+
+def f1_from_counts(tp, fp, fn):
+    """Micro F1 ``2 TP / (2 TP + FP + FN)`` of (arrays of) counts; 0 where there is nothing.
+
+    >>> float(f1_from_counts(3, 1, 1))
+    0.75
+    """
+    tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+
+
+def bootstrap_indices(n_records: int, rng: np.random.Generator, resamples: int = 1000) -> np.ndarray:
+    """``(resamples, n_records)`` record indices drawn with replacement: one row per resample.
+
+    Draw them once and pass the same rows to every picker, so that two pickers are compared on
+    the same resampled records (:func:`paired_f1_difference`).
+    """
+    if n_records <= 0:
+        return np.zeros((resamples, 0), dtype=np.int64)
+    return rng.integers(0, n_records, size=(resamples, n_records))
+
+
+def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def pooled_f1(counts, indices: np.ndarray, level: float = 0.9) -> Interval:
+    """Micro F1 of per-record ``(TP, FP, FN)`` rows (summed over records) with the percentile
+    bootstrap interval over the resampled records ``indices`` (:func:`bootstrap_indices`).
+
+    Records, not picks, are resampled: the picks of one trace stand or fall together.
+
+    >>> counts = [(1, 0, 0), (0, 1, 1)]
+    >>> pooled_f1(counts, np.array([[0, 0], [1, 1], [0, 1]])).value
+    0.5
+    """
+    counts = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
+    value = float(f1_from_counts(*counts.sum(axis=0)))
+    if counts.shape[0] == 0 or indices.size == 0:
+        return Interval(value, float("nan"), float("nan"))
+    sums = counts[indices].sum(axis=1)  # (resamples, 3)
+    return Interval(value, *_percentiles(f1_from_counts(sums[:, 0], sums[:, 1], sums[:, 2]), level))
+
+
+def paired_f1_difference(counts_a, counts_b, indices: np.ndarray, level: float = 0.9) -> Interval:
+    """F1 of picker A minus F1 of picker B on the same records (row ``i`` of both count
+    arrays is record ``i``), with the bootstrap interval of the difference: each resample
+    draws the same records for both. A difference whose interval holds 0 decides nothing.
+    """
+    a = np.asarray(counts_a, dtype=np.float64).reshape(-1, 3)
+    b = np.asarray(counts_b, dtype=np.float64).reshape(-1, 3)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_f1_difference: {a.shape[0]} records for A but {b.shape[0]} for B")
+    value = float(f1_from_counts(*a.sum(axis=0)) - f1_from_counts(*b.sum(axis=0)))
+    if a.shape[0] == 0 or indices.size == 0:
+        return Interval(value, float("nan"), float("nan"))
+    sa, sb = a[indices].sum(axis=1), b[indices].sum(axis=1)
+    differences = f1_from_counts(sa[:, 0], sa[:, 1], sa[:, 2]) - f1_from_counts(sb[:, 0], sb[:, 1], sb[:, 2])
+    return Interval(value, *_percentiles(differences, level))
+
+
+def pooled_median(residuals_per_record, indices: np.ndarray, level: float = 0.9) -> Interval:
+    """Median of all residuals (one array per record) with its bootstrap interval over the
+    resampled records; NaN without residuals (a resample without any is skipped)."""
+    arrays = [np.asarray(r, dtype=np.float64).ravel() for r in residuals_per_record]
+    pooled = np.concatenate(arrays) if arrays else np.zeros(0)
+    value = float(np.median(pooled)) if pooled.size else float("nan")
+    if not pooled.size or indices.size == 0:
+        return Interval(value, float("nan"), float("nan"))
+    medians = np.full(indices.shape[0], np.nan)
+    for k, row in enumerate(indices):
+        sample = np.concatenate([arrays[i] for i in row])
+        if sample.size:
+            medians[k] = np.median(sample)
+    return Interval(value, *_percentiles(medians, level))

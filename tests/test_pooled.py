@@ -1,0 +1,84 @@
+"""Pooled protocol scores: per-record counts that sum to the protocol's totals, teachers marked
+as the reference on consensus records, and ``xiaonet evaluate --protocol`` in-process."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from test_network_protocol import attach, protocol_config, protocol_data  # noqa: F401  (fixture)
+from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
+from xiaonet.data.datasets import load_data
+from xiaonet.distill.selection import score_records
+from xiaonet.evaluate.pooled import RecordScore, pool, pooled_table, score_each_record
+from xiaonet.picking.pickers import ModelPicker
+from xiaonet.picking.stalta import StaLtaPicker
+
+
+def test_record_counts_sum_to_the_protocol_totals(protocol_data, tmp_path):  # noqa: F811
+    from xiaonet.models.presets import build_student
+
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    config.data.sources[0].role = "validation"
+    bundle = load_data(config)
+    attach(config, bundle)
+    records = bundle.val + bundle.test
+    for picker in (StaLtaPicker(), ModelPicker(build_student("xiaonet-xs"))):
+        per_record = score_each_record(picker, records)
+        totals = score_records(picker, records)
+        assert {s.kind for s in per_record} == {"analyst", "consensus"}
+        for phase in ("P", "S"):
+            summed = np.sum([s.counts[phase] for s in per_record if phase in s.counts], axis=0)
+            assert tuple(summed) == (totals[phase]["tp"], totals[phase]["fp"], totals[phase]["fn"])
+
+
+def _record(name, kind, p, s=None):
+    counts = {"P": p} if s is None else {"P": p, "S": s}
+    return RecordScore(name, "src", kind, counts, {phase: np.full(c[0], 0.01) for phase, c in counts.items()})
+
+
+def test_pool_marks_the_teachers_as_the_reference_and_compares_on_common_records():
+    student = [_record("a", "analyst", (1, 0, 0), (1, 0, 0)), _record("b", "analyst", (1, 1, 0), (0, 0, 1)),
+               _record("c", "consensus", (1, 0, 0), (1, 0, 0))]
+    teacher = [_record("a", "analyst", (1, 0, 0), (1, 0, 0)), _record("b", "analyst", (1, 0, 0), (1, 0, 0))]
+    figures = pool({"xiaonet-s": student, "phasenet": teacher}, "validation", baseline="phasenet",
+                   resamples=200, reference_pickers=("phasenet",))
+    by = {(f.picker, f.kind): f for f in figures}
+    assert by[("xiaonet-s", "analyst")].n_reference == {"P": 2, "S": 2}
+    assert by[("xiaonet-s", "analyst")].f1["P"].value == 0.8  # (2, 1, 0)
+    assert by[("xiaonet-s", "analyst")].difference["P"].value == 0.8 - 1.0
+    assert by[("phasenet", "consensus")].reference
+    assert by[("xiaonet-s", "consensus")].baseline_note == "baseline is the reference"
+    table = pooled_table(figures, "phasenet")
+    assert "| phasenet | validation | consensus | 0 | (reference) | (reference) |" in table
+    assert "| xiaonet-s | validation | analyst | 2 | 0.800 [" in table
+    assert "P F1 − phasenet [90%]" in table and "– (baseline is the reference)" in table
+
+
+def test_evaluate_protocol_prints_the_pooled_table(protocol_data, tmp_path, capsys):  # noqa: F811
+    from xiaonet.cli import main
+    from xiaonet.distill.config import write_config
+    from xiaonet.models.presets import build_student
+
+    config = protocol_config(protocol_data, tmp_path / "cache")
+    config.data.sources[0].role = "validation"
+    bundle = load_data(config)
+    attach(config, bundle)  # fills the teacher cache the protocol reads
+    write_config(config, tmp_path / "protocol.json")
+    build_student("xiaonet-xs").save(str(tmp_path / "student"))
+    # a student that trained on the labelled records must not be scored on them
+    bundle.val, bundle.test, bundle.dev = [], [], []
+    bundle.train = [r for r in load_data(config).val if r.category != "continuous"][:1]
+    bundle.write_split(tmp_path / "student.split.csv")
+    out = tmp_path / "pooled"
+    argv = ["evaluate", "--protocol", str(tmp_path / "protocol.json"), "--split", "validation,test",
+            "--picker", f"{tmp_path / 'student'},stalta", "--baseline", "stalta", "--resamples", "50",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "P F1 − stalta [90%]" in printed and "| stalta | test | consensus |" in printed
+    assert "1 left out: a student trained on them" in printed
+    assert "| test | continuous_yy | consensus |" in printed
+    csv_text = (out / "pooled.csv").read_text()
+    assert csv_text.startswith("picker,split,kind,records")
+    assert bundle.train[0].name not in (out / "records.csv").read_text()
+    assert main(argv[:-3] + ["--split", "training", "--out", str(out), "--no-progress"]) == 2
