@@ -146,3 +146,7 @@ def test_split_keeps_event_files_whole_and_holds_the_last_part_out():
     pieces = split_in_time(files, 0.5, segment_s=300.0)
     assert [p for _, _, p in pieces] == ["train", "train", "tune", "report"]
     assert all(b - a == 60.0 for a, b, _ in pieces)
+    # at POSIX times (~1.5e9 s) too: the cuts must not round away
+    t0 = 1562485799.997986
+    parts = [p for _, _, p in split_in_time([[t0, t0 + 4800.01]], 0.25, segment_s=300.0)]
+    assert parts == ["train"] * 12 + ["tune"] * 2 + ["report"] * 2

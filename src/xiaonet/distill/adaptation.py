@@ -257,9 +257,10 @@ def split_in_time(intervals: list[list[float]], held_out: float, min_s: float = 
     out = []
     covered = 0.0
     for a, b in intervals:
-        edges = [a] + [a + c - covered for c in cuts if covered < c < covered + (b - a)] + [b]
-        labels = [parts[sum(covered + (x - a) >= c - 1e-9 for c in cuts)] for x in edges[:-1]]
-        pieces = [[x, y, p] for x, y, p in zip(edges[:-1], edges[1:], labels)]
+        # relative to the interval's start: absolute POSIX times would round the cuts away
+        edges = [0.0] + [c - covered for c in cuts if covered < c < covered + (b - a)] + [b - a]
+        labels = [parts[sum(covered + x >= c - 1e-6 for c in cuts)] for x in edges[:-1]]
+        pieces = [[a + x, a + y if y < b - a else b, p] for x, y, p in zip(edges[:-1], edges[1:], labels)]
         while len(pieces) > 1 and min(p[1] - p[0] for p in pieces) < min_s:
             i = min(range(len(pieces)), key=lambda k: pieces[k][1] - pieces[k][0])
             j = i - 1 if i == len(pieces) - 1 or (i > 0 and pieces[i - 1][1] - pieces[i - 1][0]
@@ -267,7 +268,7 @@ def split_in_time(intervals: list[list[float]], held_out: float, min_s: float = 
             lo, hi = min(i, j), max(i, j)
             pieces[lo:hi + 1] = [[pieces[lo][0], pieces[hi][1], pieces[j][2]]]
         for x, y, part in pieces:
-            n = max(1, int(math.ceil((y - x) / segment_s)))
+            n = max(1, int(math.ceil((y - x) / segment_s - 0.01)))  # a few ms over is one segment
             step = (y - x) / n
             out += [(x + k * step, x + (k + 1) * step if k < n - 1 else y, part) for k in range(n)]
         covered += b - a
@@ -438,12 +439,46 @@ def label_sample(plan: AdaptPlan, settings: AdaptSettings, state: _RunState, run
 # --- 3.-5. score, train, write -----------------------------------------------------------------
 
 
-def adaptation_config(plan: AdaptPlan, settings: AdaptSettings, run_dir: Path, train_minutes: float):
+def seconds_per_step(plan: AdaptPlan, settings: AdaptSettings, repeats: int = 3) -> float:
+    """Wall seconds of one training step of the starting student on this machine (forward,
+    backward, update of a batch), the median of ``repeats`` after one warm-up step."""
+    import torch
+
+    from xiaonet.models.presets import build_student
+
+    model = build_student(plan.preset, **plan.student_args)
+    optimizer = torch.optim.AdamW(model.parameters())
+    x = torch.randn(settings.batch_size, 3, plan.window_len, generator=torch.Generator().manual_seed(0))
+    times = []
+    for _ in range(repeats + 1):
+        started = time.monotonic()
+        loss = model(x, logits=True).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.monotonic() - started)
+    return float(np.median(times[1:]))
+
+
+def epochs_within(budget_s: float, steps: int, steps_per_epoch: int, step_s: float, score_s: float) -> int:
+    """Epochs that fit ``budget_s``: at most ``steps`` batches in all, at least one epoch, each
+    epoch ``steps_per_epoch`` steps of ``step_s`` (x1.5 for drawing and augmenting the batch)
+    plus ``score_s`` for scoring the tuning part. The learning-rate schedule then spans the
+    epochs that will run instead of being cut short by the time cap.
+
+    >>> epochs_within(600, 2000, 50, 0.1, 2.0), epochs_within(60, 2000, 50, 0.1, 2.0)
+    (40, 6)
+    """
+    most = max(1, int(math.ceil(steps / steps_per_epoch)))
+    return int(min(most, max(1, budget_s // (steps_per_epoch * step_s * 1.5 + score_s))))
+
+
+def adaptation_config(plan: AdaptPlan, settings: AdaptSettings, run_dir: Path, train_minutes: float,
+                      epochs: int):
     """The training config of an adapt run: the starting student's weights, one continuous
     source, teacher labels only, the epoch and thresholds chosen on the tuning part."""
     from xiaonet.distill.config import config_from_dict
 
-    epochs = max(1, int(math.ceil(settings.steps / settings.steps_per_epoch)))
     return config_from_dict({
         "name": Path(settings.out).name,
         "seed": settings.seed,
@@ -529,22 +564,29 @@ def adapt(settings: AdaptSettings, note: Callable[[str], None] | None = None,
 
     name = Path(settings.out).name
     if "before" not in state.data:
+        started = time.monotonic()
         state.data["before"] = score_start(load_student(settings.resolved_start()), settings.resolved_start(),
                                            parts["tune"], parts["report"], _grid(), 0.5)
+        state.data["score_s"] = round((time.monotonic() - started) / 3, 2)  # three scorings of a part
         state.save()
     spent = before_s + time.monotonic() - wall
-    train_minutes = state.data.setdefault(
-        "train_minutes", round((settings.minutes * 60 * (1 - FINISH_SHARE) - spent) / 60.0, 2))
-    if train_minutes <= 0.05:
-        collect(f"the labelling used the whole budget of {settings.minutes:g} min: training runs one epoch only")
+    if state.data.get("schedule_for") != [settings.steps, settings.minutes]:  # a resumed run keeps its schedule
+        train_minutes = round((settings.minutes * 60 * (1 - FINISH_SHARE) - spent) / 60.0, 2)
+        epochs = epochs_within(train_minutes * 60, settings.steps, settings.steps_per_epoch,
+                               seconds_per_step(plan, settings), state.data["score_s"])
+        state.data.update(train_minutes=train_minutes, epochs=epochs, schedule_for=[settings.steps, settings.minutes])
+    train_minutes = state.data["train_minutes"]
+    if state.data["epochs"] * settings.steps_per_epoch < settings.steps:
+        collect(f"{state.data['epochs']} epochs of {settings.steps_per_epoch} batches fit the {train_minutes:g} min "
+                f"left for training on this machine, fewer than --steps {settings.steps}")
     state.save()
-    config = adaptation_config(plan, settings, run_dir, train_minutes)
+    config = adaptation_config(plan, settings, run_dir, train_minutes, state.data["epochs"])
     source = SourceConfig(path=SOURCE_NAME, kind="continuous", weight=1.0)
     bundle = DataBundle(train=train_records, dev=[], source_of={SOURCE_NAME: source}, dev_stations=set(),
                         notes=notes, val=parts["tune"], test=parts["report"])
     train_dir = run_dir / "train"
     resume = (train_dir / "checkpoint.pt").is_file()
-    result = train(config, train_dir, bundle, resume=resume, note=collect)
+    result = train(config, train_dir, bundle, resume=resume, note=note)  # epochs: history.csv, not the card
 
     prefix = Path(settings.out)
     result.model.save(str(prefix), weights_docstring=f"XiaoNet {name}: {settings.resolved_start()} adapted by "

@@ -385,10 +385,10 @@ def render_adaptation_card(summary: dict) -> str:
         f"cosine schedule over {settings['steps']} batches); weights of epoch {summary['best_epoch']}. "
         f"Time: {summary['label_minutes']:.1f} min labelling, {summary['train_minutes']} min training, "
         f"{summary['minutes']:.1f} min in all (budget {settings['minutes']:g} min, {settings['threads']} torch "
-        "thread(s)).",
+        "thread(s)). Per-epoch loss and agreement on the tuning part: the run folder's `train/history.csv`.",
         "",
     ]
-    notes = [n for n in summary.get("notes", []) if "starting from" not in n and "augmentations" not in n]
+    notes = summary.get("notes", [])
     if notes:
         lines += ["Notes:", "", *[f"- {n}" for n in notes[:20]], ""]
     return "\n".join(lines)
