@@ -4,6 +4,7 @@ as the reference on consensus records, and ``xiaonet evaluate --protocol`` in-pr
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from test_network_protocol import attach, protocol_config, protocol_data  # noqa: F401  (fixture)
 from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
@@ -82,3 +83,74 @@ def test_evaluate_protocol_prints_the_pooled_table(protocol_data, tmp_path, caps
     assert csv_text.startswith("picker,split,kind,records")
     assert bundle.train[0].name not in (out / "records.csv").read_text()
     assert main(argv[:-3] + ["--split", "training", "--out", str(out), "--no-progress"]) == 2
+
+
+def _fit_config(root, cache, fit_fraction=0.0):
+    config = protocol_config(root, cache)
+    config.data.networks = {}  # YY trains: its continuous record is a training station
+    config.data.fit_fraction = fit_fraction
+    return config
+
+
+def _label_for_consensus(config, records):
+    from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members
+
+    attach_teacher_labels([r for r in records if r.category == "continuous"], consensus_members(),
+                          config.teacher.cache_dir, load_model=lambda name, weights: FakeTeacher())
+
+
+def test_fit_is_the_last_part_of_training_records_and_in_sample_without_fit_fraction(protocol_data,  # noqa: F811
+                                                                                        tmp_path):
+    from xiaonet.data.datasets import record_references
+    from xiaonet.evaluate.generalisation import fit_records
+
+    config = _fit_config(protocol_data, tmp_path / "cache")
+    bundle = load_data(config)
+    _label_for_consensus(config, bundle.train)
+    records, held_out = fit_records(config, bundle, fraction=0.9)
+    assert not held_out and bundle.fit == []
+    whole = {r.name: r for r in bundle.train}
+    yy = [r for r in records if r.station == "YY.EV1"][0]
+    original = whole[yy.name.rsplit("#last", 1)[0]]
+    cut = int(original.n_samples * 0.1)
+    assert yy.n_samples == original.n_samples - cut and yy.start_time == original.start_time + cut / 100.0
+    assert np.array_equal(yy.waveform, original.waveform[:, cut:])
+    assert all(v.shape[-1] == yy.n_samples for v in yy.teacher_members.values())
+    picks = record_references(yy).picks  # the fake teachers' P (4.7 s) and S lie in the last 90%
+    assert {p.phase for p in picks} == {"P", "S"}
+    assert all(yy.start_time <= p.time <= yy.start_time + yy.n_samples / 100.0 for p in picks)
+
+
+def test_fit_fraction_holds_the_last_part_out_of_training(protocol_data, tmp_path):  # noqa: F811
+    from xiaonet.distill.config import ConfigError, validate_config
+
+    config = _fit_config(protocol_data, tmp_path / "cache", fit_fraction=0.25)
+    whole = {r.name: r for r in load_data(_fit_config(protocol_data, tmp_path / "cache")).train}
+    bundle = load_data(config)
+    assert bundle.fit and all(r.name.endswith("#fit") for r in bundle.fit)
+    for tail in bundle.fit:
+        head = next(r for r in bundle.train if r.name == tail.name[:-4])
+        assert head.n_samples + tail.n_samples == whole[head.name].n_samples
+        assert tail.start_time == head.start_time + head.n_samples / 100.0
+    assert all(r.category != "continuous" or r.name in whole for r in bundle.train)
+    bundle.write_split(tmp_path / "split.csv")
+    assert "fit,continuous_yy,YY.EV1" in (tmp_path / "split.csv").read_text()
+    config.data.fit_fraction = 1.0
+    with pytest.raises(ConfigError, match="data.fit_fraction"):
+        validate_config(config)
+
+
+def test_evaluate_protocol_fit_says_in_sample(protocol_data, tmp_path, capsys):  # noqa: F811
+    from xiaonet.cli import main
+    from xiaonet.distill.config import write_config
+    from xiaonet.models.presets import build_student
+
+    config = _fit_config(protocol_data, tmp_path / "cache")
+    _label_for_consensus(config, load_data(config).train)
+    write_config(config, tmp_path / "protocol.json")
+    build_student("xiaonet-xs").save(str(tmp_path / "student"))
+    assert main(["evaluate", "--protocol", str(tmp_path / "protocol.json"), "--split", "fit", "--picker",
+                 str(tmp_path / "student"), "--resamples", "20", "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "**In-sample**" in printed and "| fit | consensus |" in printed

@@ -29,8 +29,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "teachers' consensus) of a split pooled into one P and one S F1 with a bootstrap "
                         "interval over records, and the paired difference against --baseline")
     parser.add_argument("--split", action="append", default=[], metavar="SPLIT",
-                        help="with --protocol: validation (choose on these) or test (report only); repeat "
-                        "or separate by commas (default: validation)")
+                        help="with --protocol: validation (choose on these), test (report only), dev (held-out "
+                        "stations of the training networks, analyst picks) or fit (the "
+                        "last 20%% of every continuous record of the training networks, against the teachers' "
+                        "consensus: does a student reproduce its teachers where it learns?); repeat or "
+                        "separate by commas (default: validation)")
     parser.add_argument("--baseline", default=None, metavar="SPEC",
                         help="with --protocol: the picker every other is compared with (F1 difference on the "
                         "same resampled records), e.g. phasenet")
@@ -211,13 +214,23 @@ def run_protocol(args: argparse.Namespace) -> int:
     records = ", ".join(f"{split}: {result.records[split]} records" +
                         (f" ({result.left_out[split]} left out: a student trained on them)"
                          if result.left_out[split] else "") for split in splits)
-    lines = [f"Pooled over the held-out networks of {args.protocol} ({records}); F1 of all reference picks of a "
+    lines = [f"Pooled over the records of {args.protocol} ({records}); F1 of all reference picks of a "
              f"kind with a bootstrap 90% interval over records ({args.resamples} resamples, seed {args.seed}); "
              f"a pick within {args.tolerance:g} s is a hit. On consensus records the teachers are the "
              "reference.", "", pooled_table(result.figures, args.baseline), "",
              "What each pooled figure is made of (F1 per held-out source, no interval):", "",
              source_table(result.scores), "",
              f"{time.monotonic() - started:.0f} s"]
+    if "fit" in splits:
+        from xiaonet.distill.config import load_config
+        from xiaonet.evaluate.generalisation import FIT_FRACTION
+
+        fraction = load_config(args.protocol).data.fit_fraction or FIT_FRACTION
+        lines[1:1] = ["", f"Fit: the last {100 * fraction:g}% of every continuous record of the training "
+                      "networks, against the "
+                      "teachers' consensus. " + ("**In-sample**: the config holds none of it out "
+                      "(data.fit_fraction), so the students trained on these hours; it measures fit, not "
+                      "generalisation." if result.in_sample else "Held out of training by data.fit_fraction.")]
     text = "\n".join(lines) + "\n"
     (out / "pooled.md").write_text(text)
     print(text)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -42,10 +42,14 @@ class DataBundle:
     val_stations: set[str] = field(default_factory=set)
     #: Records of held-out test networks (``role: test``): only reported, never chosen on.
     test: list[Record] = field(default_factory=list)
+    #: The last ``data.fit_fraction`` of the training networks' continuous records, never
+    #: trained on: the fit figure (agreement with the teachers where the student learns).
+    fit: list[Record] = field(default_factory=list)
 
     @property
     def splits(self) -> tuple[tuple[str, list[Record]], ...]:
-        return (("train", self.train), ("val", self.val), ("dev", self.dev), ("test", self.test))
+        return (("train", self.train), ("val", self.val), ("dev", self.dev), ("test", self.test),
+                ("fit", self.fit))
 
     @property
     def selection(self) -> tuple[str, list[Record]]:
@@ -148,6 +152,7 @@ def load_data(config: TrainConfig, note: Callable[[str], None] | None = None) ->
                 val.append(record)
             else:
                 train.append(record)
+    train, fit = hold_out_last_part(train, config.data.fit_fraction, rate)
     # held-out records of any length are scored whole; training needs a whole window
     short = [r for r in train if r.n_samples < config.data.window_len]
     for name in sorted({r.source for r in short}):
@@ -157,4 +162,22 @@ def load_data(config: TrainConfig, note: Callable[[str], None] | None = None) ->
     train = [r for r in train if r.n_samples >= config.data.window_len]
     dev = [r for r in dev if source_of[r.source].kind == "labelled"]
     val = [r for r in val if source_of[r.source].kind == "labelled"] + held_out["validation"]
-    return DataBundle(train, dev, source_of, dev_stations, notes, val, val_stations, held_out["test"])
+    return DataBundle(train, dev, source_of, dev_stations, notes, val, val_stations, held_out["test"], fit)
+
+
+def hold_out_last_part(records: list[Record], fraction: float, sampling_rate: float) -> tuple[list[Record],
+                                                                                            list[Record]]:
+    """Continuous records cut in two: the first ``1 - fraction`` trains, the last ``fraction``
+    (named ``<record>#fit``) is held out; other records are returned unchanged."""
+    if fraction <= 0:
+        return records, []
+    train, fit = [], []
+    for record in records:
+        if record.category != "continuous":
+            train.append(record)
+            continue
+        cut = int(round(record.n_samples * (1.0 - fraction)))
+        train.append(replace(record, waveform=record.waveform[:, :cut]))
+        fit.append(replace(record, name=f"{record.name}#fit", waveform=record.waveform[:, cut:],
+                           start_time=record.start_time + cut / sampling_rate))
+    return train, fit

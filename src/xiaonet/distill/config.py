@@ -111,6 +111,11 @@ class DataConfig:
     #: A continuous window counts as noise for the real-noise bank when the teacher's P and S
     #: stay below this everywhere in it.
     quiet_threshold: float = 0.05
+    #: The last fraction of every continuous record of the training networks held out of
+    #: training (``fit`` split): the fit figure, agreement with the teachers' consensus on
+    #: hours of the training stations the student never saw (``xiaonet evaluate --protocol
+    #: CONFIG --split fit``). 0: nothing held out, and the fit figure is in-sample.
+    fit_fraction: float = 0.0
 
 
 @dataclass
@@ -411,6 +416,8 @@ def validate_config(config: TrainConfig) -> None:
         if not 0 <= source.val_fraction < 1 or source.dev_fraction + source.val_fraction >= 1:
             raise ConfigError(f"data.sources.{i}.val_fraction: must be in [0, 1) and leave stations to train on "
                               f"beside dev_fraction {source.dev_fraction}, got {source.val_fraction}")
+    if not 0 <= config.data.fit_fraction < 1:
+        raise ConfigError(f"data.fit_fraction: must be in [0, 1), got {config.data.fit_fraction}")
     for network, role in config.data.networks.items():
         if role not in SOURCE_ROLES:
             raise ConfigError(f"data.networks.{network}: expected one of {', '.join(SOURCE_ROLES)}, got '{role}'")

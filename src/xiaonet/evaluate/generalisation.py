@@ -22,6 +22,8 @@ import numpy as np
 
 #: The splits of the protocol a picker can be scored on.
 PROTOCOL_SPLITS = ("val", "test")
+#: The fit figure: the last part of every continuous record of the training networks.
+FIT_FRACTION = 0.2
 
 
 @dataclass
@@ -47,6 +49,57 @@ def load_protocol(config_path: str | Path, note: Callable[[str], None] | None = 
     attach_teacher_labels(held_out, consensus_members(), config.teacher.cache_dir, config.teacher.batch_size,
                           keep_members=True)
     return config, bundle
+
+
+def fit_records(config, bundle, fraction: float = FIT_FRACTION,
+                note: Callable[[str], None] | None = None) -> tuple[list, bool]:
+    """The last ``fraction`` of every continuous record of the training networks, with both
+    consensus teachers' curves, and whether they are held out (``True``) or in-sample.
+
+    The fit figure: does a student reproduce its teachers on the stations it learns from?
+    A config with ``data.fit_fraction`` > 0 holds these hours out of training
+    (``bundle.fit``); otherwise training saw every hour of these records (the sampler draws
+    windows anywhere in them), the figure is in-sample, and the caller must say so. The
+    teachers' curves are sliced from their cached annotation of the whole record (what
+    training used); a record whose curves are not cached is left out with a note rather
+    than annotated here.
+    """
+    from xiaonet.data.records import Record
+    from xiaonet.distill.teacher_labels import TeacherLabelCache, consensus_members, teacher_key
+
+    note = note or (lambda message: None)
+    held_out = list(getattr(bundle, "fit", []))
+    if held_out:
+        attach = [r for r in held_out if not r.teacher_members]
+        if attach:
+            from xiaonet.distill.teacher_labels import attach_teacher_labels
+
+            attach_teacher_labels(attach, consensus_members(), config.teacher.cache_dir,
+                                  config.teacher.batch_size, keep_members=True)
+        return held_out, True
+    rate = config.data.sampling_rate
+    caches = [(teacher_key(m), TeacherLabelCache(config.teacher.cache_dir, m)) for m in consensus_members()]
+    records, missing = [], 0
+    for record in bundle.train:
+        if record.category != "continuous":
+            continue
+        curves = {}
+        for key, cache in caches:
+            cached, value = cache.load(record)
+            if cached and value is not None:
+                curves[key] = value
+        if len(curves) < len(caches):
+            missing += 1
+            continue
+        start = int(round(record.n_samples * (1.0 - fraction)))
+        records.append(Record(name=f"{record.name}#last{fraction:g}", source=record.source, station=record.station,
+                              waveform=record.waveform[:, start:], start_time=record.start_time + start / rate,
+                              category="continuous",
+                              teacher_members={key: value[:, start:] for key, value in curves.items()}))
+    if missing:
+        note(f"fit: {missing} training continuous record(s) without both teachers' cached curves left out "
+             f"(cache {config.teacher.cache_dir})")
+    return records, False
 
 
 def score_protocol(picker, bundle, split: str, tolerance: float = 0.5) -> dict:
@@ -165,5 +218,6 @@ def split_statement(bundle, split: str) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["ProtocolScore", "load_protocol", "score_protocol", "summary_row", "variant_spread",
+__all__ = ["ProtocolScore", "load_protocol", "fit_records", "FIT_FRACTION", "score_protocol", "summary_row",
+           "variant_spread",
            "network_rows", "split_statement", "SUMMARY_COLUMNS", "SPREAD_COLUMNS", "NETWORK_COLUMNS"]

@@ -35,8 +35,11 @@ from xiaonet.evaluate.scoring import (Interval, bootstrap_indices, paired_f1_dif
 
 #: Reference kinds: analyst picks (labelled networks) and the teachers' consensus (continuous).
 KINDS = ("analyst", "consensus")
-#: Command-line split names and the :class:`xiaonet.data.splits.DataBundle` attribute of each.
-SPLITS = {"validation": "val", "test": "test"}
+#: Command-line split names and the :class:`xiaonet.data.splits.DataBundle` attribute of each;
+#: ``fit`` is the last part of the training networks' continuous records
+#: (:func:`xiaonet.evaluate.generalisation.fit_records`).
+#: ``dev`` holds the analyst-picked held-out stations of the training networks.
+SPLITS = {"validation": "val", "test": "test", "dev": "dev", "fit": "fit"}
 #: Bootstrap defaults: 1000 resamples, a 90% interval.
 RESAMPLES = 1000
 LEVEL = 0.9
@@ -151,6 +154,8 @@ def pool(scores: dict[str, list[RecordScore]], split: str, baseline: str | None 
     """
     figures = []
     for kind in KINDS:
+        if not any(s.kind == kind for picker_scores in scores.values() for s in picker_scores):
+            continue  # no record of this kind in the split
         for label, picker_scores in scores.items():
             mine = [s for s in picker_scores if s.kind == kind]
             is_reference = kind == "consensus" and label in reference_pickers
@@ -315,6 +320,7 @@ class PooledEvaluation:
     notes: list[str]
     left_out: dict[str, int]  # split -> records left out because a student trained on them
     records: dict[str, int]  # split -> records scored
+    in_sample: bool = False  # the fit split was trained on (no data.fit_fraction in the config)
 
 
 def evaluate_protocol(config_path: str | Path, splits: list[str], pickers: list[tuple[str, object]],
@@ -331,20 +337,26 @@ def evaluate_protocol(config_path: str | Path, splits: list[str], pickers: list[
     from tqdm import tqdm
 
     from xiaonet.evaluate.consensus import is_consensus_teacher
-    from xiaonet.evaluate.generalisation import load_protocol
+    from xiaonet.distill.config import load_config
+    from xiaonet.evaluate.generalisation import fit_records, load_protocol
 
     notes: list[str] = []
     if bundle is None:
         _, bundle = load_protocol(config_path)
+    in_sample = False
     labels = [spec for spec, _ in pickers]
     reference = tuple(label for label in labels if is_consensus_teacher(label))
     figures, all_scores, left_out, counted = [], {}, {}, {}
     for split in splits:
         if split not in SPLITS:
             raise ValueError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
-        records = list(getattr(bundle, SPLITS[split]))
+        if split == "fit":
+            records, held_out = fit_records(load_config(config_path), bundle, note=notes.append)
+            in_sample = not held_out
+        else:
+            records = list(getattr(bundle, SPLITS[split]))
         leave = set()
-        for spec, _ in pickers:
+        for spec, _ in pickers if split != "fit" else ():
             if is_consensus_teacher(spec) or spec.split(":")[0].lower() in ("stalta", "gpd"):
                 continue
             split_file = student_split_file(spec)
@@ -362,7 +374,7 @@ def evaluate_protocol(config_path: str | Path, splits: list[str], pickers: list[
             scores[spec] = score_each_record(picker, records, tolerance, notes.append, kinds)
         all_scores[split] = scores
         figures += pool(scores, split, baseline, seed, resamples, level, reference)
-    return PooledEvaluation(figures, all_scores, notes, left_out, counted)
+    return PooledEvaluation(figures, all_scores, notes, left_out, counted, in_sample)
 
 
 # --- which records a student may be scored on --------------------------------------------------
@@ -391,5 +403,6 @@ def records_to_leave_out(split_file: Path, split: str) -> set[str]:
     return training_records(split_file, keep=keep)
 
 
-__all__ = ["RecordScore", "PooledFigure", "PooledEvaluation", "evaluate_protocol", "KINDS", "SPLITS", "score_each_record", "pool", "pooled_table",
+__all__ = ["RecordScore", "PooledFigure", "PooledEvaluation", "evaluate_protocol", "KINDS", "SPLITS",
+           "score_each_record", "pool", "pooled_table",
            "table_row", "table_columns", "source_table", "write_pooled", "student_split_file", "records_to_leave_out"]
