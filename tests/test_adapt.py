@@ -117,7 +117,23 @@ def test_a_run_folder_refuses_other_settings(tmp_path, network, torch_threads):
         adapt(settings_for(tmp_path, folder, start, teacher="max"), load_model=lambda n, w: FakeTeacher())
 
 
-@pytest.mark.parametrize("case", ["missing", "one_component", "short", "student", "prefix", "teacher"])
+def test_analyst_picks_train_as_hard_labels_and_score_the_report_part(tmp_path, network, torch_threads):
+    from xiaonet.picking.picktable import write_csv
+
+    folder, start = network
+    rows = [{"network": "XX", "station": "AA", "location": "", "phase": phase,
+             "time": str(T0 + 30 * k + offset), "probability": "", "picker": "analyst"}
+            for k in range(12) for phase, offset in (("P", P_S), ("S", S_S))]
+    write_csv(rows, tmp_path / "analyst.csv")
+    result = adapt(settings_for(tmp_path, folder, start, picks=str(tmp_path / "analyst.csv")),
+                   load_model=lambda name, weights: FakeTeacher())
+    summary = result.summary
+    assert summary["alpha"] == 0.5 and summary["analyst_picks"]["train"][0] > 0
+    assert summary["after_analyst"]["P"]["tp"] + summary["after_analyst"]["P"]["fn"] > 0
+    assert "Your analyst picks" in (tmp_path / "mine.md").read_text()
+
+
+@pytest.mark.parametrize("case", ["missing", "one_component", "short", "student", "prefix", "teacher", "picks"])
 def test_bad_inputs_are_refused_in_one_line_naming_them(tmp_path, network, capsys, case):
     folder, start = network
     args = [str(folder), "--out", str(tmp_path / "mine"), "--from", start, "--no-progress"]
@@ -131,9 +147,12 @@ def test_bad_inputs_are_refused_in_one_line_naming_them(tmp_path, network, capsy
         args[args.index("--from") + 1] = named = str(tmp_path / "no_student")
     elif case == "prefix":
         args[args.index("--out") + 1] = named = str(tmp_path / "no_folder" / "mine")
-    else:
+    elif case == "teacher":
         args += ["--teacher", "median"]
         named = "median"
+    else:
+        args += ["--picks", str(tmp_path / "picks.csv")]
+        named = "picks.csv"
     assert main(["adapt", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0], err

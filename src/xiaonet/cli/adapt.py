@@ -26,6 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--teacher", default="mean", metavar="COMBINE",
                         help="how PhaseNet's and EQTransformer's probabilities combine into the target: "
                         "mean (default) or max (keeps arrivals only one teacher sees)")
+    parser.add_argument("--picks", default=None, metavar="FILE",
+                        help="your analyst picks, optional (a CSV as `xiaonet pick` writes, or QuakeML): hard labels "
+                        "on records holding a P and an S pick, and a second reference on the held-out part")
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="wall-clock budget for everything, labelling included (default 10)")
     parser.add_argument("--sds", default=None, metavar="ROOT", help="an SDS archive root instead of files")
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger(__name__)
     settings = AdaptSettings(
         inputs=list(args.inputs), out=args.out, sds=args.sds, start=args.start, end=args.end, select=args.select,
-        start_student=args.start_student, teacher=args.teacher, minutes=args.minutes, run_dir=args.run_dir,
+        start_student=args.start_student, teacher=args.teacher, picks=args.picks, minutes=args.minutes, run_dir=args.run_dir,
         steps=args.steps, seed=args.seed, threads=args.threads, progress=not args.no_progress,
     )
     try:

@@ -74,6 +74,9 @@ class AdaptSettings:
     start_student: str | None = None
     #: How the teachers' P / S become the target: ``mean`` or ``max``.
     teacher: str = "mean"
+    #: Analyst picks (a CSV as ``xiaonet pick`` writes, or QuakeML), optional: hard labels on
+    #: the records holding both a P and an S pick, and a second reference on the report part.
+    picks: str | None = None
     #: Wall-clock budget for everything (labelling included), minutes.
     minutes: float = 10.0
     #: Run folder; None: ``PREFIX.run``.
@@ -102,6 +105,7 @@ class AdaptSettings:
         """What the data and the result depend on: a run folder refuses other values."""
         return {"inputs": [str(i) for i in self.inputs], "sds": self.sds, "start": self.start, "end": self.end,
                 "select": list(self.select), "start_student": self.resolved_start(), "teacher": self.teacher,
+                "picks": self.picks,
                 "seed": self.seed, "held_out": self.held_out, "segment_s": self.segment_s}
 
 
@@ -133,6 +137,8 @@ class AdaptPlan:
     student_args: dict  # the starting student's constructor arguments
     preset: str  # the preset whose layers the starting student has (else the default preset)
     window_len: int  # training window, samples
+    #: Analyst pick times by station (``NET.STA``) and phase: ``{station: {"P": array, "S": array}}``.
+    picks: dict = field(default_factory=dict)
 
 
 # --- 1. plan: every check before any work -----------------------------------------------------
@@ -226,6 +232,38 @@ def _check_instruments(files: dict, settings: AdaptSettings) -> None:
                                  "continuous data)")
 
 
+def read_analyst_picks(path: str) -> dict[str, dict[str, np.ndarray]]:
+    """Analyst picks by station (``NET.STA``) and phase (``P`` / ``S``, from the first letter
+    of a QuakeML ``phase_hint``): a CSV as ``xiaonet pick`` writes, or any catalog ObsPy reads."""
+    import obspy
+
+    found: dict[str, dict[str, list[float]]] = {}
+    if not Path(path).is_file():
+        raise AdaptError(f"--picks {path}: no such file (a CSV as `xiaonet pick` writes, or QuakeML)")
+    try:
+        if Path(path).suffix.lower() == ".csv":
+            from xiaonet.picking.picktable import read_csv
+
+            rows = [(r["network"], r["station"], r["phase"], r["time"]) for r in read_csv(path)]
+        else:
+            rows = [(p.waveform_id.network_code, p.waveform_id.station_code, p.phase_hint or "", p.time)
+                    for event in obspy.read_events(path) for p in event.picks]
+        for network, station, phase, when in rows:
+            phase = phase.strip()[:1].upper()
+            if phase in ("P", "S"):
+                found.setdefault(f"{network}.{station}", {"P": [], "S": []})[phase].append(
+                    float(obspy.UTCDateTime(when).timestamp))
+    except AdaptError:
+        raise
+    except Exception as error:  # csv, ObsPy and time parsing raise many types
+        raise AdaptError(f"--picks {path}: not a pick table (CSV as `xiaonet pick` writes) or a catalog ObsPy "
+                         f"reads: {type(error).__name__}: {error}") from None
+    if not found:
+        raise AdaptError(f"--picks {path}: holds no P or S pick")
+    return {station: {phase: np.sort(np.asarray(times)) for phase, times in phases.items()}
+            for station, phases in found.items()}
+
+
 def _intervals(spans, t0: float, t1: float) -> list[list[float]]:
     """The time an instrument's files cover, merged, clipped to ``[t0, t1)``."""
     pieces = sorted((max(t0, (s.core or (s.start, s.end))[0]), min(t1, (s.core or (s.start, s.end))[1]))
@@ -286,6 +324,7 @@ def plan_adaptation(settings: AdaptSettings) -> AdaptPlan:
         raise AdaptError(f"held-out share {settings.held_out}: must be in (0, 1)")
     _check_output(settings.out)
     model, args, preset = _start_student(settings.resolved_start())
+    picks = read_analyst_picks(settings.picks) if settings.picks else {}
     files, n_files = _instrument_files(settings)
     if not files:
         raise AdaptError("no waveform data in the inputs (after --select and the time range)")
@@ -307,7 +346,7 @@ def plan_adaptation(settings: AdaptSettings) -> AdaptPlan:
     student_window = int(args.get("window_len", 3001))
     rate = float(args.get("sampling_rate", 100.0))
     window_len = student_window if shortest >= (student_window - 1) / rate else int(MIN_RECORD_S * rate) + 1
-    return AdaptPlan(files, segments, n_files, args, preset, window_len)
+    return AdaptPlan(files, segments, n_files, args, preset, window_len, picks)
 
 
 # --- 2. label a random sample within the budget ------------------------------------------------
@@ -331,9 +370,10 @@ def labelling_order(segments: list[Segment], seed: int) -> list[Segment]:
 
 
 def segment_records(segment: Segment, files: dict, sampling_rate: float, min_samples: int,
-                    note: Callable[[str], None]) -> list:
+                    note: Callable[[str], None], picks: dict | None = None) -> list:
     """The contiguous blocks of a segment as :class:`xiaonet.data.records.Record` (cleaned as
-    ``xiaonet pick`` cleans; blocks shorter than ``min_samples`` left out)."""
+    ``xiaonet pick`` cleans; blocks shorter than ``min_samples`` left out), with the analyst
+    ``picks`` inside each block; a block holding a P and an S pick gets hard labels."""
     import obspy
 
     from xiaonet.archive.sources import read_span
@@ -353,8 +393,13 @@ def segment_records(segment: Segment, files: dict, sampling_rate: float, min_sam
         if waveform is None or waveform.shape[-1] < min_samples:
             continue
         net, sta = segment.key.split(".")[:2]
+        mine = (picks or {}).get(f"{net}.{sta}", {})
+        inside = {phase: (times[(times >= float(start)) & (times <= float(end))] - float(start)) * sampling_rate
+                  for phase, times in mine.items()}
+        p, s = inside.get("P", np.zeros(0)), inside.get("S", np.zeros(0))
         records.append(Record(name=f"{SOURCE_NAME}/{segment.id}#{index}", source=SOURCE_NAME, station=f"{net}.{sta}",
-                              waveform=waveform, start_time=float(start), category="continuous"))
+                              waveform=waveform, start_time=float(start), category="continuous",
+                              p_samples=p, s_samples=s, hard_labels=bool(p.size and s.size)))
     return records
 
 
@@ -413,7 +458,7 @@ def label_sample(plan: AdaptPlan, settings: AdaptSettings, state: _RunState, run
         if not is_done and (finished or (spent > budget and by_part[segment.part])):
             continue  # past the budget, only a part still without labels is labelled
         started = time.monotonic()
-        records = segment_records(segment, plan.files, rate, min_samples, note)
+        records = segment_records(segment, plan.files, rate, min_samples, note, plan.picks)
         if records:
             attach_teacher_labels(records, consensus_members(), run_dir / "teacher-cache", note=note,
                                   load_model=loader, combine=settings.teacher, keep_members=True)
@@ -474,7 +519,7 @@ def epochs_within(budget_s: float, steps: int, steps_per_epoch: int, step_s: flo
 
 
 def adaptation_config(plan: AdaptPlan, settings: AdaptSettings, run_dir: Path, train_minutes: float,
-                      epochs: int):
+                      epochs: int, records: list = ()):
     """The training config of an adapt run: the starting student's weights, one continuous
     source, teacher labels only, the epoch and thresholds chosen on the tuning part."""
     from xiaonet.distill.config import config_from_dict
@@ -489,7 +534,8 @@ def adaptation_config(plan: AdaptPlan, settings: AdaptSettings, run_dir: Path, t
                     "combine": settings.teacher, "cache_dir": str(run_dir / "teacher-cache")},
         "data": {"shared_dir": str(run_dir), "window_len": plan.window_len,
                  "sources": [{"path": SOURCE_NAME, "kind": "continuous", "weight": 1.0}]},
-        "loss": {"alpha": 1.0},
+        # analyst picks where there are any, as training weighs them; teacher labels only otherwise
+        "loss": {"alpha": 0.5 if any(r.hard_labels for r in records) else 1.0},
         "train": {"lr": settings.lr, "batch_size": settings.batch_size, "steps_per_epoch": settings.steps_per_epoch,
                   "max_epochs": epochs, "max_minutes": max(0.05, train_minutes), "patience": epochs,
                   "threads": settings.threads, "progress": settings.progress},
@@ -513,9 +559,22 @@ def score_start(model, name: str, tune: list, report: list, grid: list[float], t
     own = score_records(ModelPicker(model, name=name), report, tolerance)
     tuned = tune_thresholds(model, tune, grid, tolerance)
     thresholds = {p: v["threshold"] for p, v in tuned.items()}
-    return {"own_thresholds": dict(getattr(model, "default_args", {}) or {}), "own": own,
-            "tuned_thresholds": thresholds, "tuned": score_records(ModelPicker(model, name=name, thresholds=thresholds),
-                                                                   report, tolerance)}
+    tuned_picker = ModelPicker(model, name=name, thresholds=thresholds)
+    scores = {"own_thresholds": dict(getattr(model, "default_args", {}) or {}), "own": own,
+              "tuned_thresholds": thresholds, "tuned": score_records(tuned_picker, report, tolerance)}
+    analyst = analyst_records(report)
+    if analyst:
+        scores["analyst_own"] = score_records(ModelPicker(model, name=name), analyst, tolerance)
+        scores["analyst_tuned"] = score_records(tuned_picker, analyst, tolerance)
+    return scores
+
+
+def analyst_records(records: list) -> list:
+    """Copies of the records holding analyst picks, scored against those picks instead of
+    the teachers' consensus (every other pick on them counts as a false positive)."""
+    from dataclasses import replace
+
+    return [replace(r, category="earthquake", consensus=None) for r in records if r.p_samples.size or r.s_samples.size]
 
 
 @dataclass
@@ -580,7 +639,7 @@ def adapt(settings: AdaptSettings, note: Callable[[str], None] | None = None,
         collect(f"{state.data['epochs']} epochs of {settings.steps_per_epoch} batches fit the {train_minutes:g} min "
                 f"left for training on this machine, fewer than --steps {settings.steps}")
     state.save()
-    config = adaptation_config(plan, settings, run_dir, train_minutes, state.data["epochs"])
+    config = adaptation_config(plan, settings, run_dir, train_minutes, state.data["epochs"], train_records)
     source = SourceConfig(path=SOURCE_NAME, kind="continuous", weight=1.0)
     bundle = DataBundle(train=train_records, dev=[], source_of={SOURCE_NAME: source}, dev_stations=set(),
                         notes=notes, val=parts["tune"], test=parts["report"])
@@ -592,6 +651,12 @@ def adapt(settings: AdaptSettings, note: Callable[[str], None] | None = None,
     result.model.save(str(prefix), weights_docstring=f"XiaoNet {name}: {settings.resolved_start()} adapted by "
                       f"`xiaonet adapt` on the data listed in its card ({prefix}.md).")
     metrics = json.loads((train_dir / "metrics.json").read_text())
+    if analyst_records(parts["report"]):
+        from xiaonet.distill.selection import score_records
+        from xiaonet.picking.pickers import ModelPicker
+
+        metrics["test_analyst"] = score_records(ModelPicker(result.model, name=name),
+                                                analyst_records(parts["report"]))
     seconds = before_s + time.monotonic() - wall
     state.data["seconds"] = round(seconds, 1)
     state.data["finished"] = True
@@ -604,6 +669,9 @@ def adapt(settings: AdaptSettings, note: Callable[[str], None] | None = None,
                       for p in PART_SHARES},
         "labelled": {p: part_summary(rs if p != "train" else train_records, plan) for p, rs in parts.items()},
         "window_len": plan.window_len, "before": state.data["before"], "after": metrics.get("test", {}),
+        "after_analyst": metrics.get("test_analyst"), "alpha": config.loss.alpha,
+        "analyst_picks": {p: [int(sum(r.p_samples.size for r in rs)), int(sum(r.s_samples.size for r in rs))]
+                          for p, rs in parts.items()} if plan.picks else None,
         "after_tuning": metrics.get("val", {}), "thresholds": metrics.get("thresholds", {}),
         "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
         "steps_per_epoch": settings.steps_per_epoch, "label_minutes": round(state.data["label_seconds"] / 60, 2),

@@ -315,8 +315,10 @@ def render_adaptation_card(summary: dict) -> str:
         "",
         f"`xiaonet adapt` distilled **{start}** further on unlabelled data of this network: "
         f"PhaseNet and EQTransformer (SeisBench `original` weights) labelled a random sample of it, "
-        f"combined by their **{summary['teacher']}**, and the student learned those labels only (loss alpha 1, "
-        f"temperature 2), starting from its weights. Use it as any student: "
+        f"combined by their **{summary['teacher']}**, and the student learned "
+        + ("those labels only (loss alpha 1, " if summary.get("alpha", 1.0) == 1.0 else
+           f"those labels and your analyst picks (loss alpha {summary['alpha']:g}: the teachers' weight; ")
+        + "temperature 2), starting from its weights. Use it as any student: "
         f"`xiaonet pick FILES --picker {settings['out']}`, `xiaonet stream --picker {settings['out']}`, "
         f"`xiaonet export {settings['out']} --format onnx --out {summary['name']}.onnx`.",
         "",
@@ -341,6 +343,7 @@ def render_adaptation_card(summary: dict) -> str:
         "Differences of a few hundredths are noise when the reference holds few picks (the counts are in "
         "the table).",
         "",
+        *(_analyst_section(summary, start) if summary.get("analyst_picks") else []),
         "## Held-out hours, and how the thresholds were chosen",
         "",
         f"Each instrument's data are split in time: the first {1 - settings['held_out']:.0%} trains, the "
@@ -392,6 +395,33 @@ def render_adaptation_card(summary: dict) -> str:
     if notes:
         lines += ["Notes:", "", *[f"- {n}" for n in notes[:20]], ""]
     return "\n".join(lines)
+
+
+def _analyst_section(summary: dict, start: str) -> list[str]:
+    counts, before = summary["analyst_picks"], summary["before"]
+    lines = [
+        "## Your analyst picks",
+        "",
+        f"Analyst picks inside the labelled records (P / S): training {counts['train'][0]} / {counts['train'][1]}, "
+        f"tuning {counts['tune'][0]} / {counts['tune'][1]}, report {counts['report'][0]} / {counts['report'][1]}. "
+        "Training records holding both a P and an S pick trained on them as hard labels (their other samples "
+        "as noise, so give every arrival of such a record).",
+        "",
+    ]
+    if summary.get("after_analyst"):
+        lines += [
+            "On the report records that hold analyst picks, against those picks (every other pick on them is "
+            "a false positive):",
+            "",
+            "| picker | P precision | P recall | P F1 | P reference picks | S precision | S recall | S F1 | "
+            "S reference picks |",
+            "|---|---|---|---|---|---|---|---|---|",
+            _agreement_row(f"{start}, its own thresholds", before.get("analyst_own", {})),
+            _agreement_row(f"{start}, thresholds tuned on the tuning part", before.get("analyst_tuned", {})),
+            _agreement_row(f"**{summary['name']}** (adapted)", summary["after_analyst"]),
+            "",
+        ]
+    return lines
 
 
 def _threshold_grid() -> list[float]:
