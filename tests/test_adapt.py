@@ -89,6 +89,9 @@ def test_adapt_writes_weights_and_card_that_pick_loads(tmp_path, network, torch_
     assert main(["pick", str(folder / "XX.AA.mseed"), "--picker", str(prefix), "--out", str(csv),
                  "--no-progress"]) == 0
     assert csv.read_text().startswith("network,station")
+    streamed = tmp_path / "streamed.csv"
+    assert main(["stream", "--replay", str(folder / "XX.AA.mseed"), "--picker", str(prefix),
+                 "--out", str(streamed)]) == 0
 
 
 def test_rerun_resumes_instead_of_restarting(tmp_path, network, torch_threads):
