@@ -190,3 +190,12 @@ def test_pooled_median_by_hand():
     assert result.value == pytest.approx(0.2)
     # medians 0.1 and 0.25 (the resample without residuals is skipped)
     assert result.low == pytest.approx(0.1375) and result.high == pytest.approx(0.2125)
+
+
+def test_pooled_recall_by_hand():
+    from xiaonet.evaluate.scoring import pooled_recall
+
+    # recalls of the resamples: 3/4, 6/6, 0/3, 2/3; the whole set 3/4
+    result = pooled_recall(RECORDS, RESAMPLED, level=0.5)
+    assert result.value == pytest.approx(0.75)
+    assert result.low == pytest.approx(0.5) and result.high == pytest.approx(0.8125)

@@ -242,3 +242,35 @@ def plot_f1_bars(bars: list[dict], path: str | Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_recall_against_snr(rows: list[dict], path: str | Path, title: str) -> Path:
+    """Recall (solid, with its interval shaded) and precision (dashed) against SNR, per phase
+    (columns) and picker (colours): the sensitivity figure."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), squeeze=False, sharey=True)
+    pickers = list(dict.fromkeys(r["picker"] for r in rows))
+    for j, phase in enumerate("PS"):
+        ax = axes[0, j]
+        for k, picker in enumerate(pickers):
+            points = sorted((r for r in rows if r["picker"] == picker and r["phase"] == phase and r["events"]),
+                            key=lambda r: r["snr_db"])
+            if not points or (phase == "S" and picker.startswith("stalta")):
+                continue
+            colour = PICKER_COLOURS[k % len(PICKER_COLOURS)]
+            x = [r["snr_db"] for r in points]
+            ax.plot(x, [r["recall"] for r in points], "o-", color=colour, lw=1.5, label=f"{picker} recall")
+            ax.fill_between(x, [r["recall_low"] for r in points], [r["recall_high"] for r in points],
+                            color=colour, alpha=0.15, lw=0)
+            ax.plot(x, [r["precision"] for r in points], "--", color=colour, lw=1.0, label=f"{picker} precision")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("SNR of the added real noise (dB)")
+        ax.set_title(f"{phase} picks", fontsize=9)
+        ax.grid(alpha=0.3)
+        if j == 0:
+            ax.set_ylabel("recall (solid, 90% interval) / precision (dashed)")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

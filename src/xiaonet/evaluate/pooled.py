@@ -355,16 +355,7 @@ def evaluate_protocol(config_path: str | Path, splits: list[str], pickers: list[
             in_sample = not held_out
         else:
             records = list(getattr(bundle, SPLITS[split]))
-        leave = set()
-        for spec, _ in pickers if split != "fit" else ():
-            if is_consensus_teacher(spec) or spec.split(":")[0].lower() in ("stalta", "gpd"):
-                continue
-            split_file = student_split_file(spec)
-            if split_file is None:
-                notes.append(f"{spec}: no split.csv beside its weights; its training records are unknown "
-                             "(scored on every record of the split)")
-                continue
-            leave |= records_to_leave_out(split_file, split)
+        leave = students_records(labels, split, notes.append) if split != "fit" else set()
         left_out[split] = sum(r.name in leave for r in records)
         records = [r for r in records if r.name not in leave]
         counted[split] = len(records)
@@ -394,6 +385,24 @@ def student_split_file(spec: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def students_records(specs: list[str], split: str, note: Callable[[str], None]) -> set[str]:
+    """Records no picker is scored on in ``split``: those any student of ``specs`` must not be
+    scored on (:func:`records_to_leave_out`), so every comparison stays paired."""
+    from xiaonet.evaluate.consensus import is_consensus_teacher
+
+    leave: set[str] = set()
+    for spec in specs:
+        if is_consensus_teacher(spec) or spec.split(":")[0].lower() in ("stalta", "gpd"):
+            continue
+        split_file = student_split_file(spec)
+        if split_file is None:
+            note(f"{spec}: no split.csv beside its weights; its training records are unknown "
+                 "(scored on every record of the split)")
+            continue
+        leave |= records_to_leave_out(split_file, split)
+    return leave
+
+
 def records_to_leave_out(split_file: Path, split: str) -> set[str]:
     """Records a student must not be scored on in ``split``: what trained it, and on the test
     split also what chose its epoch and thresholds (its ``val`` rows)."""
@@ -404,5 +413,5 @@ def records_to_leave_out(split_file: Path, split: str) -> set[str]:
 
 
 __all__ = ["RecordScore", "PooledFigure", "PooledEvaluation", "evaluate_protocol", "KINDS", "SPLITS",
-           "score_each_record", "pool", "pooled_table",
-           "table_row", "table_columns", "source_table", "write_pooled", "student_split_file", "records_to_leave_out"]
+           "score_each_record", "pool", "pooled_table", "table_row", "table_columns", "source_table",
+           "write_pooled", "student_split_file", "students_records", "records_to_leave_out"]

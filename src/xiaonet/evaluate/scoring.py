@@ -360,6 +360,23 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def recall_from_counts(tp, fp, fn):
+    """``TP / (TP + FN)`` of (arrays of) counts; NaN where there is no reference pick."""
+    tp, fn = np.asarray(tp, dtype=np.float64), np.asarray(fn, dtype=np.float64)
+    denominator = tp + fn
+    return np.divide(tp, denominator, out=np.full_like(denominator, np.nan), where=denominator > 0)
+
+
+def pooled_recall(counts, indices: np.ndarray, level: float = 0.9) -> Interval:
+    """Recall of per-record ``(TP, FP, FN)`` rows with its bootstrap interval, as :func:`pooled_f1`."""
+    counts = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
+    value = float(recall_from_counts(*counts.sum(axis=0)))
+    if counts.shape[0] == 0 or indices.size == 0:
+        return Interval(value, float("nan"), float("nan"))
+    sums = counts[indices].sum(axis=1)
+    return Interval(value, *_percentiles(recall_from_counts(sums[:, 0], sums[:, 1], sums[:, 2]), level))
+
+
 def pooled_f1(counts, indices: np.ndarray, level: float = 0.9) -> Interval:
     """Micro F1 of per-record ``(TP, FP, FN)`` rows (summed over records) with the percentile
     bootstrap interval over the resampled records ``indices`` (:func:`bootstrap_indices`).
