@@ -3,7 +3,8 @@
 Only this module and :meth:`xiaonet.edge.EdgePicker.pick` use ObsPy, and they import it on
 use: the edge runtime itself runs on numpy arrays. The steps follow
 ``WaveformModel.annotate``: the teacher's stream filter, resampling to the model's rate,
-start times aligned to the sample grid (SeisBench's ``_align_fractional_samples``), one row
+start times aligned to the absolute sample grid (as SeisBench's ``_align_fractional_samples``, by
+the project's one rule, :func:`xiaonet.edge.windowing.absolute_index`), one row
 per component in the model's order (``1``/``2`` stand in for ``N``/``E``), zeros where a
 component is missing, and the mean sub-sample offset added back to the start time.
 """
@@ -57,27 +58,23 @@ def stream_to_array(stream, component_order: str, sampling_rate: float):
 
     Returns None when no trace has a component of ``component_order``.
     """
-    import obspy
+    from xiaonet.edge.windowing import absolute_index, grid_time
 
     index = component_index(component_order)
     traces = [tr for tr in stream if tr.stats.channel[-1:] in index and tr.stats.npts > 0]
     if not traces:
         return None
-    starts, offsets = [], []
-    for trace in traces:
-        exact = trace.stats.starttime.timestamp
-        aligned = np.round(exact * sampling_rate) / sampling_rate
-        starts.append(obspy.UTCDateTime(aligned))
-        offsets.append(exact - aligned)
-    t_start = min(starts)
-    t_end = max(start + (tr.stats.npts - 1) / sampling_rate for start, tr in zip(starts, traces))
-    n_samples = int((t_end - t_start) * sampling_rate) + 1
+    # Each start on the absolute grid by the one rule of every picker path (exact, from the
+    # nanoseconds), its sub-sample offset kept: the rows are placed by whole sample indices
+    firsts = [absolute_index(tr.stats.starttime, sampling_rate) for tr in traces]
+    offsets = [tr.stats.starttime - grid_time(i, sampling_rate) for tr, i in zip(traces, firsts)]
+    first_index = min(firsts)
+    n_samples = max(i + tr.stats.npts for i, tr in zip(firsts, traces)) - first_index
     # float32: every window is cast to float32 for the model anyway (as SeisBench does).
     data = np.zeros((len(component_order), n_samples), dtype=np.float32)
-    for start, trace in zip(starts, traces):
-        first = int((start - t_start) * sampling_rate)
-        values = np.asarray(trace.data)[: max(0, n_samples - first)]
-        data[index[trace.stats.channel[-1]], first : first + values.size] = values
+    for first, trace in zip(firsts, traces):
+        values = np.asarray(trace.data)
+        data[index[trace.stats.channel[-1]], first - first_index : first - first_index + values.size] = values
     s = traces[0].stats
     trace_id = f"{s.network}.{s.station}.{s.location}"
-    return t_start + float(np.mean(offsets)), data, trace_id
+    return grid_time(first_index, sampling_rate) + float(np.mean(offsets)), data, trace_id

@@ -9,6 +9,8 @@ count).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -42,10 +44,46 @@ def window_offsets(n_samples: int, in_samples: int, overlap: int) -> np.ndarray:
 WINDOW_GRIDS = ("record", "absolute")
 
 
-def absolute_index(start: float, sampling_rate: float) -> int:
-    """Absolute sample index of a record's first sample from its start in seconds (UTC
-    timestamp): the grid every picker path places windows on."""
-    return int(np.floor(float(start) * float(sampling_rate) + 0.5))
+#: Where a start between two grid samples goes: to the nearer one, and a start within this
+#: fraction of a sample of the half-sample tie goes to the later one. Recorders stamp the
+#: components of one instrument with microseconds of jitter (O2.WILZ: EHE at .005000, EHN and
+#: EHZ at .004999, half a sample off the 100 Hz grid); rounding each start on its own at the
+#: tie puts one component a sample out of step with the others, and whether it does changes
+#: with the block or chunk a start was cut at. With the tie moved 1/100 sample away from the
+#: half-sample, where such data sit, every component of every block lands on the same index.
+TIE_MARGIN = 0.01
+
+
+def absolute_index(start, sampling_rate: float) -> int:
+    """Absolute sample index of a record's first sample (a hypothetical sample at UTC 0): the
+    grid every picker path (offline, block-wise, archive chunks, streaming, torch, ONNX, C)
+    places samples and windows on. ``start``: a UTC timestamp in seconds, or an ObsPy
+    ``UTCDateTime`` (then computed exactly, from its integer nanoseconds).
+
+    The nearest grid sample, a near-tie rounding up (:data:`TIE_MARGIN`); a record start that
+    already carries its mean sub-sample offset (``grid time + offset``, every offset in
+    ``[-0.5 - TIE_MARGIN, 0.5 - TIE_MARGIN)`` samples) gives back its grid sample.
+
+    >>> absolute_index(1706937268.005, 100.0), absolute_index(1706937268.004999, 100.0)
+    (170693726801, 170693726801)
+    """
+    ns = getattr(start, "ns", None)
+    if ns is not None:
+        from fractions import Fraction
+
+        exact = Fraction(int(ns), 10**9) * Fraction(float(sampling_rate))
+        return math.floor(exact + Fraction(1, 2) + Fraction(TIE_MARGIN).limit_denominator(1000))
+    return math.floor(float(start) * float(sampling_rate) + 0.5 + TIE_MARGIN)
+
+
+def grid_time(index: int, sampling_rate: float):
+    """The ``UTCDateTime`` of absolute sample ``index``, exact to the nanosecond (a float
+    timestamp is not: differences of grid times would not be whole samples)."""
+    from fractions import Fraction
+
+    import obspy
+
+    return obspy.UTCDateTime(ns=round(Fraction(int(index)) * 10**9 / Fraction(float(sampling_rate))))
 
 
 def grid_window_offsets(n_samples: int, in_samples: int, overlap: int, first_index: int | None = None) -> np.ndarray:

@@ -87,6 +87,19 @@ class ShortRecordGrouping(GroupingHelper):
     def group_stream(self, stream, strict, min_length_s, comp_dict):
         return super().group_stream(stream, strict, min(min_length_s, self.min_record_s), comp_dict)
 
+    @staticmethod
+    def _align_fractional_samples(stream) -> None:
+        """SeisBench's alignment of trace starts to the absolute grid, by the project's one
+        rule (:func:`xiaonet.edge.windowing.absolute_index`: exact, near-ties up), so the torch
+        path places every component on the sample the ONNX, C and streaming paths do."""
+        from xiaonet.edge.windowing import absolute_index, grid_time
+
+        for trace in stream:
+            aligned = grid_time(absolute_index(trace.stats.starttime, trace.stats.sampling_rate),
+                                trace.stats.sampling_rate)
+            trace.stats.t_offset = trace.stats.starttime - aligned
+            trace.stats.starttime = aligned
+
 
 class XiaoNet(WaveformModel):
     """Compact 1-D U-Net returning per-sample P / S / noise probabilities.
@@ -330,6 +343,29 @@ class XiaoNet(WaveformModel):
                          stations=group.stations, in_samples=in_samples, pred_sample=pred_sample)
             for offset in offsets
         ]
+
+    def stream_to_array(self, traces, argdict):
+        """SeisBench's array of one instrument, with every component placed at its whole
+        sample index on the absolute grid. SeisBench truncates ``(t - t_start) * rate``, and
+        floating rounding (489.99 * 100 = 48998.9999...) then drops the last sample of some
+        blocks and not of others, moving the end-aligned window by one sample."""
+        from seisbench.models.utils import GroupedTraceData
+
+        from xiaonet.edge.windowing import absolute_index, grid_time
+
+        comp_dict, comp_order = self._build_comp_dict(
+            traces, self._argdict_get_with_default(argdict, "flexible_horizontal_components"))
+        traces = [tr for tr in traces if tr.id[-1] in comp_dict]
+        rate = traces[0].stats.sampling_rate
+        firsts = [absolute_index(tr.stats.starttime, rate) for tr in traces]  # aligned already
+        first = min(firsts)
+        data = np.zeros((len(comp_order), max(i + tr.stats.npts for i, tr in zip(firsts, traces)) - first))
+        for i, trace in zip(firsts, traces):
+            data[comp_dict[trace.id[-1]], i - first: i - first + trace.stats.npts] = trace.data
+        offset = float(np.mean([tr.stats.get("t_offset", 0.0) for tr in traces]))
+        stations = sorted({self._grouping.trace_id_without_component(tr) for tr in traces})
+        return GroupedTraceData(start_time=grid_time(first, rate) + offset, data=data, stations=stations,
+                                component_order=comp_order, sampling_rate=rate, grouping="instrument")
 
     def annotate_batch_pre(self, batch: torch.Tensor, argdict: dict[str, Any]) -> torch.Tensor:
         return batch  # normalisation is part of forward(), shared with the ONNX graph

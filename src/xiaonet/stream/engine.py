@@ -19,7 +19,6 @@ import obspy
 import seisbench.util as sbu
 
 from xiaonet.edge.streams import component_index
-from xiaonet.edge.windowing import absolute_index
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
@@ -52,6 +51,10 @@ class StreamingPicker(PacketConsumer):
             self.predictor = picker
         elif hasattr(picker, "predict") and hasattr(picker, "metadata"):
             self.predictor = predictor_from_edge_model(picker)
+        elif hasattr(getattr(picker, "model", None), "metadata"):  # an EdgePicker: its model, its thresholds
+            self.predictor = predictor_from_edge_model(picker.model)
+            self.predictor.name = picker.name
+            self.predictor.thresholds.update(picker.thresholds)
         elif hasattr(picker, "model"):
             self.predictor = predictor_from_model_picker(picker)
         else:
@@ -440,10 +443,8 @@ class StreamingPicker(PacketConsumer):
         triggers = [TriggerState(ph, self.predictor.thresholds.get(ph, 0.3)) for ph in self.phase_channels]
         phase = 0
         if self.config.mode == "offline" and getattr(self.predictor, "window_grid", "record") == "absolute":
-            # the offline grid: absolute index of the record's first sample, as offline picking
-            # takes it from the record start (its grid time plus the mean sub-sample offset)
-            first = absolute_index(station.pick_time_of(start).timestamp, station.sampling_rate)
-            phase = (-first) % self.step
+            # the offline grid: absolute index of the record's first sample
+            phase = (-(station.epoch_index + start)) % self.step
         return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start, phase=phase)
 
     def _regular_windows(self, station: StationBuffer, seg: Segment, until: int) -> list[PendingWindow]:

@@ -12,6 +12,8 @@ from typing import Callable
 import numpy as np
 import obspy
 
+from xiaonet.edge.windowing import absolute_index, grid_time
+
 
 # --- Per-station state -------------------------------------------------------------------
 
@@ -40,10 +42,12 @@ class StationBuffer:
         self.key = key
         self.trace_id = trace_id
         self.sampling_rate = sampling_rate
-        # The sample grid is the absolute one (a hypothetical sample at UTC 0), as offline picking
-        # aligns every trace (SeisBench's ``_align_fractional_samples``); each component's
-        # sub-sample offset from it is kept, and pick times add their mean back, as offline.
-        self.epoch = obspy.UTCDateTime(aligned_timestamp(epoch, sampling_rate))
+        # The sample grid is the absolute one (a hypothetical sample at UTC 0), on which offline
+        # picking places every trace start (:func:`xiaonet.edge.windowing.absolute_index`, the
+        # one rule); each component's sub-sample offset from it is kept, and pick times add
+        # their mean back, as offline. Buffer index i is absolute sample epoch_index + i.
+        self.epoch_index = absolute_index(epoch, sampling_rate)
+        self.epoch = grid_time(self.epoch_index, sampling_rate)
         self.offsets = np.zeros(n_components, dtype=np.float64)
         self.anchors: dict[int, tuple[obspy.UTCDateTime, int]] = {}
         self.n_components = n_components
@@ -79,10 +83,10 @@ class StationBuffer:
         if component is not None and component in self.anchors:
             anchor, index = self.anchors[component]
             return index + int(round((t.ns - anchor.ns) * 1e-9 * self.sampling_rate))
-        index = int(round((aligned_timestamp(t, self.sampling_rate) - self.epoch.timestamp) * self.sampling_rate))
+        index = absolute_index(t, self.sampling_rate) - self.epoch_index
         if component is not None:
             self.anchors[component] = (t, index)
-            self.offsets[component] = t.timestamp - aligned_timestamp(t, self.sampling_rate)
+            self.offsets[component] = t - self.time_of(index)
         return index
 
     def time_of(self, index: int) -> obspy.UTCDateTime:
@@ -138,11 +142,6 @@ class StationBuffer:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.data, self.present, self.prob_sum, self.prob_count,
                                       self.recent_packets))
-
-
-def aligned_timestamp(t: obspy.UTCDateTime, sampling_rate: float) -> float:
-    """``t`` rounded to the absolute sample grid, exactly as SeisBench aligns a trace start."""
-    return float(np.round(t.timestamp * sampling_rate) / sampling_rate)
 
 
 @dataclass
