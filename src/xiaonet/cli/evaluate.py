@@ -259,7 +259,7 @@ def run_sensitivity_study(args: argparse.Namespace, pickers: list, problems: lis
 
     from xiaonet.evaluate.generalisation import load_protocol
     from xiaonet.evaluate.pooled import students_records
-    from xiaonet.evaluate.sensitivity import run_sensitivity, sensitivity_table, write_sensitivity
+    from xiaonet.evaluate.sensitivity import SIGNAL_S, run_sensitivity, sensitivity_table, write_sensitivity
 
     try:
         levels = tuple(float(v) for v in args.snr.split(",") if v.strip())
@@ -278,7 +278,7 @@ def run_sensitivity_study(args: argparse.Namespace, pickers: list, problems: lis
     text = "\n".join([
         f"Sensitivity: {made.events} analyst-picked events (P and S) of the test networks of {args.protocol}, "
         "each buried in one quiet noise window of the validation networks' continuous stations, scaled to each "
-        f"SNR (std from P to 10 s after it over std of the noise; seed {args.seed}). Recall [90% bootstrap "
+        f"P SNR (std from P to {SIGNAL_S:g} s after it over std of the noise; seed {args.seed}). Recall [90% bootstrap "
         f"interval over events] / precision; a pick within {args.tolerance:g} s of the analyst pick is a hit.",
         "", sensitivity_table(rows, levels), "", f"{time.monotonic() - started:.0f} s"]) + "\n"
     (out / "sensitivity.md").write_text(text)

@@ -9,9 +9,10 @@ every picker picks the same noisy records:
   stations, never trained on) where both consensus teachers stay below
   :data:`QUIET_THRESHOLD` from :data:`MARGIN_S` before to after the window; records with a
   dead component are not used (they would leave one component clean);
-* **SNR**: ``20 log10(std(signal) / std(noise))`` over the three components, the signal
-  being the event record from its P pick to :data:`SIGNAL_S` seconds later (the record's own
-  noise stays: the SNR is that of the added noise, the record's own adds to it);
+* **SNR**: the P SNR, ``20 log10(std(signal) / std(noise))`` over the three components, the
+  signal being the event record from its P pick to :data:`SIGNAL_S` seconds later (the P
+  wave, not the larger S; the record's own noise stays: the SNR is that of the added noise,
+  the record's own adds to it);
 * each event gets one noise window (seeded by ``[seed, event index]``), scaled for each SNR,
   so the curve changes only the level; a component that is dead in the event stays dead.
 
@@ -34,8 +35,8 @@ SNR_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 QUIET_THRESHOLD = 0.05
 #: Seconds on each side of a noise window that must be quiet too (no coda or next onset).
 MARGIN_S = 2.0
-#: Seconds of the event after its P pick whose std is the signal level.
-SIGNAL_S = 10.0
+#: Seconds of the event after its P pick whose std is the signal level (the P wave).
+SIGNAL_S = 2.0
 
 
 class NoiseBank:
