@@ -154,3 +154,15 @@ def test_evaluate_protocol_fit_says_in_sample(protocol_data, tmp_path, capsys): 
                  "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "**In-sample**" in printed and "| fit | consensus |" in printed
+
+
+def test_a_students_split_is_beside_its_weights_or_in_its_run_folder(tmp_path):
+    from xiaonet.evaluate.pooled import student_split_file
+
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "split.csv").write_text("split,record\n")
+    assert student_split_file(str(tmp_path / "run" / "model" / "xiaonet-m")) == tmp_path / "run" / "split.csv"
+    (tmp_path / "shipped.split.csv").write_text("split,record\n")
+    assert student_split_file(str(tmp_path / "shipped")) == tmp_path / "shipped.split.csv"
+    assert student_split_file(str(tmp_path / "nothing")) is None
+    assert student_split_file("xiaonet-s").name == "xiaonet-s.split.csv"  # shipped with the package

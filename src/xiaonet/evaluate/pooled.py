@@ -372,7 +372,9 @@ def evaluate_protocol(config_path: str | Path, splits: list[str], pickers: list[
 
 
 def student_split_file(spec: str) -> Path | None:
-    """The ``split.csv`` shipped beside a student's weights (``PREFIX.split.csv``), or None."""
+    """The ``split.csv`` of a student: shipped beside its weights (``PREFIX.split.csv``), or
+    the run folder's own for weights in a run's ``model/`` folder (``RUN/model/NAME`` ->
+    ``RUN/split.csv``); None when there is neither."""
     from xiaonet.models.presets import PRESETS, weights_dir, weights_file
 
     name = spec.split("@")[0]
@@ -382,7 +384,10 @@ def student_split_file(spec: str) -> Path | None:
         name = DEFAULT_PRESET
     prefix = weights_dir() / name if name in PRESETS else Path(name)
     path = weights_file(prefix, ".split.csv")
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    run_split = prefix.parent.parent / "split.csv"
+    return run_split if prefix.parent.name == "model" and run_split.is_file() else None
 
 
 def students_records(specs: list[str], split: str, note: Callable[[str], None]) -> set[str]:
