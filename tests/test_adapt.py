@@ -117,7 +117,7 @@ def test_a_run_folder_refuses_other_settings(tmp_path, network, torch_threads):
     folder, start = network
     adapt(settings_for(tmp_path, folder, start), load_model=lambda name, weights: FakeTeacher())
     with pytest.raises(AdaptError, match="teacher"):
-        adapt(settings_for(tmp_path, folder, start, teacher="max"), load_model=lambda n, w: FakeTeacher())
+        adapt(settings_for(tmp_path, folder, start, teacher="mean"), load_model=lambda n, w: FakeTeacher())
 
 
 def test_analyst_picks_train_as_hard_labels_and_score_the_report_part(tmp_path, network, torch_threads):

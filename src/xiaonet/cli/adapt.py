@@ -23,9 +23,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.pt, PREFIX.json, PREFIX.md")
     parser.add_argument("--from", dest="start_student", default=None, metavar="STUDENT",
                         help="starting student: a preset or weights prefix (default: the package's default student)")
-    parser.add_argument("--teacher", default="mean", metavar="COMBINE",
-                        help="how PhaseNet's and EQTransformer's probabilities combine into the target: "
-                        "mean (default) or max (keeps arrivals only one teacher sees)")
+    parser.add_argument("--teacher", default="max", metavar="COMBINE",
+                        help="how PhaseNet's and EQTransformer's probabilities combine into the target: max "
+                        "(default: keeps the weak arrivals only one teacher sees, measured better on low-SNR data) "
+                        "or mean (an arrival both see, as in training)")
     parser.add_argument("--picks", default=None, metavar="FILE",
                         help="your analyst picks, optional (a CSV as `xiaonet pick` writes, or QuakeML): hard labels "
                         "on records holding a P and an S pick, and a second reference on the held-out part")

@@ -72,8 +72,9 @@ class AdaptSettings:
     select: list[str] = field(default_factory=list)
     #: Starting student: a preset name or a weights prefix; None: the package's default preset.
     start_student: str | None = None
-    #: How the teachers' P / S become the target: ``mean`` or ``max``.
-    teacher: str = "mean"
+    #: How the teachers' P / S become the target: ``max`` (an arrival either teacher sees:
+    #: measured better on weak arrivals, docs/training.md) or ``mean`` (both, as in training).
+    teacher: str = "max"
     #: Analyst picks (a CSV as ``xiaonet pick`` writes, or QuakeML), optional: hard labels on
     #: the records holding both a P and an S pick, and a second reference on the report part.
     picks: str | None = None
