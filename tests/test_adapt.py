@@ -172,3 +172,21 @@ def test_split_keeps_event_files_whole_and_holds_the_last_part_out():
     t0 = 1562485799.997986
     parts = [p for _, _, p in split_in_time([[t0, t0 + 4800.01]], 0.25, segment_s=300.0)]
     assert parts == ["train"] * 12 + ["tune"] * 2 + ["report"] * 2
+
+
+def test_an_sds_tree_is_planned_from_its_files_spans(tmp_path, network):
+    from xiaonet.distill.adaptation import plan_adaptation
+
+    folder, start = network
+    root = tmp_path / "sds"
+    for trace in obspy.read(str(folder / "XX.AA.mseed")):
+        day = root / "2021" / "XX" / "AA" / f"{trace.stats.channel}.D"
+        day.mkdir(parents=True)
+        trace.write(str(day / f"XX.AA..{trace.stats.channel}.D.2021.063"), format="MSEED", encoding="FLOAT32")
+    plan = plan_adaptation(AdaptSettings(inputs=[], sds=str(root), start="2021-03-04", end="2021-03-05",
+                                         out=str(tmp_path / "mine"), start_student=start))
+    assert list(plan.files) == ["XX.AA..HH"]
+    # the held-out parts lie in the six minutes of data, not in the rest of the day file's day
+    assert {s.part for s in plan.segments} == {"train", "tune", "report"}
+    assert min(s.start for s in plan.segments) >= float(T0) - 1e-3
+    assert max(s.end for s in plan.segments) <= float(T0) + 360.01

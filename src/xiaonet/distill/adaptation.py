@@ -196,9 +196,14 @@ def _instrument_files(settings: AdaptSettings) -> tuple[dict, int]:
     problems: list[str] = []
     try:
         if settings.sds:
-            files = sds_files(settings.sds, settings.select, start, end)
-            if not files:
+            days = sds_files(settings.sds, settings.select, start, end)
+            if not days:
                 raise AdaptError(f"--sds {settings.sds}: no day files in the time range and selection")
+            # the spans the day files' headers give, not whole days: what is held out must hold data
+            files = folder_files(sorted({s.path for spans in days.values() for s in spans}), settings.select,
+                                 unreadable=problems.append)
+            if problems:
+                raise AdaptError(problems[0])
         else:
             paths = [p for p in expand_inputs(settings.inputs, unmatched=problems.append)
                      if p.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
