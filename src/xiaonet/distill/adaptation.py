@@ -457,9 +457,10 @@ def label_sample(plan: AdaptPlan, settings: AdaptSettings, state: _RunState, run
     loader = _teacher_loader(load_model)
     by_part: dict[str, list] = {part: [] for part in PART_SHARES}
     order = labelling_order(plan.segments, settings.seed)
-    bar = tqdm(order, desc="labelling (teachers)", unit="segment", disable=not settings.progress,
-               mininterval=2.0)
-    for segment in bar:
+    # the bar runs over the labelling budget (seconds): the sample stops there, not at the last segment
+    bar = tqdm(total=round(budget), initial=min(round(spent), round(budget)), desc="labelling (teachers)",
+               unit="s", disable=not settings.progress, mininterval=2.0)
+    for segment in order:
         is_done = segment.id in done
         if not is_done and (finished or (spent > budget and by_part[segment.part])):
             continue  # past the budget, only a part still without labels is labelled
@@ -470,12 +471,14 @@ def label_sample(plan: AdaptPlan, settings: AdaptSettings, state: _RunState, run
                                   load_model=loader, combine=settings.teacher, keep_members=True)
             by_part[segment.part] += [r for r in records if r.teacher is not None]
         if not is_done:
-            spent += time.monotonic() - started
+            step = time.monotonic() - started
+            bar.update(max(0, min(round(spent + step), round(budget)) - min(round(spent), round(budget))))
+            spent += step
             done.add(segment.id)
             state.data.update(labelled=sorted(done), label_seconds=round(spent, 1))
             state.save()
         hours = {p: sum(r.n_samples for r in rs) / rate / 3600 for p, rs in by_part.items()}
-        bar.set_postfix({f"{p}_h": f"{h:.2f}" for p, h in hours.items()}, refresh=False)
+        bar.set_postfix({f"{p}_h": f"{h:.2f}" for p, h in hours.items()} | {"segments": len(done)}, refresh=False)
     bar.close()
     if not finished:
         state.data.update(labelling_finished=True, labelled_segments=len(done), label_seconds=round(spent, 1))
