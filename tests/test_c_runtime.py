@@ -12,7 +12,7 @@ from test_export import write_example
 from xiaonet.edge import EdgeModel, EdgePicker
 from xiaonet.edge.c_export import CExportError, write_c_model
 from xiaonet.edge.c_runtime import CModel, CPicker, CRuntimeError
-from xiaonet.edge.export import synthetic_windows
+from xiaonet.edge.windowing import synthetic_windows
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None,
                                 reason="no C compiler on this machine")

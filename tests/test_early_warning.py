@@ -187,7 +187,7 @@ def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_
     onnx = EdgeModel(tmp_path / "ew.onnx")
     assert early_warning_settings(onnx) == model.early_warning
     with pytest.raises(ValueError, match="picks as it streams"):
-        EdgePicker(onnx)
+        EdgePicker(onnx).pick_array(np.zeros((3, 3000)), 0.0)
     stream = synthetic_stream(120.0, events=(40.0, 90.0))
     picks = {}
     for label, picker in (("torch", ModelPicker(model, name="ew", thresholds={"P": 0.3, "S": 0.3})),

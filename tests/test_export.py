@@ -12,8 +12,8 @@ from xiaonet.edge.export import (
     export_onnx,
     max_abs_difference,
     quantize_int8,
-    synthetic_windows,
 )
+from xiaonet.edge.windowing import synthetic_windows
 from xiaonet.models.presets import build_student
 
 

@@ -192,6 +192,26 @@ def test_resume_without_checkpoint_names_the_file(tiny_data, tmp_path):
         train(config, tmp_path / "nothing", bundle, resume=True)
 
 
+class _RunsCode:
+    """Unpickling this would call print: what a tampered checkpoint could do."""
+
+    def __reduce__(self):
+        return (print, ("code ran while loading a checkpoint",))
+
+
+def test_resume_loads_the_checkpoint_with_weights_only(tiny_data, tmp_path, capsys):
+    config = tiny_config(tiny_data, tmp_path / "cache", max_epochs=1)
+    bundle = load_bundle(config)
+    train(config, tmp_path / "run", bundle)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)  # plain data: loads
+    state["history"].append(_RunsCode())
+    torch.save(state, tmp_path / "run" / "checkpoint.pt")
+    capsys.readouterr()
+    with pytest.raises(Exception, match="weights_only|Unsupported global"):
+        train(config, tmp_path / "run", bundle, resume=True)
+    assert "code ran" not in capsys.readouterr().out
+
+
 def test_score_records_counts_picks_on_noise_as_false_positives(tiny_data, tmp_path):
     config = tiny_config(tiny_data, tmp_path / "cache")
     bundle = load_bundle(config)

@@ -59,6 +59,7 @@ def archive_settings(args: argparse.Namespace, picker, margin: float) -> dict:
     """What the picks of a run depend on: a run folder refuses to mix other settings in."""
     return {"picker": picker.name, "picker_spec": args.picker, "weights": args.weights,
             "threshold": sorted(args.threshold), "stalta": sorted(args.stalta),
+            "runtime": getattr(args, "runtime", None) or "default",
             "chunk_seconds": args.chunk_seconds, "block_seconds": args.block_seconds, "margin_seconds": margin}
 
 
@@ -86,24 +87,30 @@ def run_archive(args: argparse.Namespace) -> int:
         args.chunk_seconds = parse_duration(args.chunk)
         args.block_seconds = parse_duration(args.block)
         start, end = (_utc(args.start, "--start"), _utc(args.end, "--end"))
-        request = PickerRequest.from_args(args)
+        request = PickerRequest(args.picker, args.weights, tuple(args.threshold), tuple(args.stalta),
+                                max(1, int(getattr(args, "threads", 1) or 1)), getattr(args, "runtime", None))
         picker = request.load()  # here first: a bad spec is refused before any worker starts
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
         return refuse(str(error))
     margin = float(args.margin) if args.margin is not None else default_margin(picker)
 
     failures: list[str] = []
+    t0 = float(start.timestamp) if start else float("-inf")
+    t1 = float(end.timestamp) if end else float("inf")
     try:
         if args.sds:
             files = sds_files(args.sds, args.select, start, end)
         else:
             files = folder_files(waveform_files(args.inputs), args.select, unreadable=failures.append)
+        chunks = plan_chunks(files, args.chunk_seconds, t0, t1)
+        if not chunks:
+            print(f"xiaonet pick: nothing to pick: {why_nothing(args, files, start, end)}", file=sys.stderr)
+            for message in failures[:LISTED_FAILURES]:
+                print(f"  {message}", file=sys.stderr)
+            return 1
         folder = RunFolder(run_dir, archive_settings(args, picker, margin))
     except (WaveformInputError, RunSettingsError, ValueError) as error:
         return refuse(str(error))
-    t0 = float(start.timestamp) if start else float("-inf")
-    t1 = float(end.timestamp) if end else float("inf")
-    chunks = plan_chunks(files, args.chunk_seconds, t0, t1)
     done = folder.finished(chunks)
     todo = [chunk for chunk in chunks if chunk.id not in done]
     print(f"{len(chunks)} chunk(s) of {len(files)} instrument(s), {sum(c.station_days for c in chunks):.2f} "
@@ -133,15 +140,20 @@ def run_archive(args: argparse.Namespace) -> int:
         bar.set_postfix(station_days=f"{counts['station_days']:.1f}", picks=counts["picks"],
                         failed=counts["failed"], refresh=False)
 
+    interrupted = False
     try:
         run_chunks(request, todo, margin, args.block_seconds, on_result, client)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         bar.close()
         if client is not None:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None and not args.scheduler:
-                cluster.close()
+            _close_quietly(client, None if args.scheduler else getattr(client, "cluster", None))
+    if interrupted:
+        n_done = len(folder.finished(chunks))
+        print(f"xiaonet pick: interrupted; {n_done} of {len(chunks)} chunk(s) are done and kept in {run_dir}: "
+              "rerun the same command to resume", file=sys.stderr)
+        return 130
 
     entries = folder.entries()
     failed = [(c.id, entries.get(c.id, {}).get("reason", "not picked")) for c in chunks
@@ -171,3 +183,53 @@ def run_archive(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return 1
     return 0
+
+
+def why_nothing(args: argparse.Namespace, files: dict, start, end) -> str:
+    """What an archive run looked for and did not find, in one line: no waveform files, no
+    channel matching ``--select``, or no data between ``--start`` and ``--end``."""
+    from xiaonet.archive.sources import sds_files
+    from xiaonet.data.waveforms import waveform_files
+
+    selection = f" matching --select {' '.join(args.select)}" if args.select else ""
+    span = f" between {start or 'the beginning'} and {end or 'the end'}" if start or end else ""
+    if args.sds:
+        everything = sds_files(args.sds)
+        if not everything:
+            return (f"no SDS day files under {args.sds} (expected ROOT/YEAR/NET/STA/CHA.D/NET.STA.LOC.CHA.D.YEAR.DAY; "
+                    "is it the archive root?)")
+        selected = sds_files(args.sds, args.select) if args.select else everything
+    else:
+        selected = files
+        everything = folder_files(waveform_files(args.inputs), unreadable=lambda m: None) if args.select else files
+        if not everything:
+            return f"no readable waveform files in {' '.join(map(str, args.inputs))}"
+    if not selected:
+        channels = sorted({f"{key}?" for key in everything})
+        return (f"no channel{selection} in {args.sds or ' '.join(map(str, args.inputs))} (it holds "
+                f"{', '.join(channels[:6])}{', ...' if len(channels) > 6 else ''})")
+    covered = [f for spans in selected.values() for f in spans]
+    first = obspy_time(min(f.start for f in covered))
+    last = obspy_time(max(f.end for f in covered))
+    return f"no data{selection}{span} (the data run from {first} to {last})"
+
+
+def obspy_time(seconds: float) -> str:
+    import obspy
+
+    return str(obspy.UTCDateTime(seconds))
+
+
+def _close_quietly(client, cluster) -> None:
+    """Close the Dask client (and the cluster this run started) without the tracebacks its
+    workers and event loop print when a run is stopped with Ctrl-C."""
+    import logging
+
+    for name in ("distributed", "asyncio", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    except (Exception, KeyboardInterrupt):
+        pass

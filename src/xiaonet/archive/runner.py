@@ -10,7 +10,6 @@ the whole archive's plan as tasks.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import time
@@ -23,30 +22,22 @@ from xiaonet.archive.chunks import Chunk, pick_chunk, with_files
 
 @dataclass(frozen=True)
 class PickerRequest:
-    """A picker as the command line names it (see :mod:`xiaonet.cli.options`)."""
+    """A picker as the command line names it: what :func:`xiaonet.picking.loading.load_picker`
+    builds it from, in a few strings a task can carry."""
 
     picker: str | None = None
     weights: str = "original"
     threshold: tuple[str, ...] = ()
     stalta: tuple[str, ...] = ()
     threads: int = 1
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "PickerRequest":
-        return cls(args.picker, args.weights, tuple(args.threshold), tuple(args.stalta),
-                   max(1, int(getattr(args, "threads", 1) or 1)))
+    runtime: str | None = None
 
     def load(self):
         """Build the picker (raises ValueError / FileNotFoundError / RuntimeError)."""
-        from xiaonet.cli.options import picker_from_args
+        from xiaonet.picking.specs import picker_from_options
 
-        if not str(self.picker or "").endswith(".onnx"):
-            import torch
-
-            torch.set_num_threads(self.threads)
-        return picker_from_args(argparse.Namespace(picker=self.picker, weights=self.weights,
-                                                   threshold=list(self.threshold), stalta=list(self.stalta),
-                                                   threads=self.threads))
+        return picker_from_options(self.picker, self.weights, self.threshold, self.stalta, self.runtime,
+                                   self.threads)
 
 
 @functools.lru_cache(maxsize=2)

@@ -87,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.edge.export import (
         ExportError,
         calibration_windows,
-        compare_picks_on_dataset,
         export_onnx,
         max_abs_difference,
         quantize_int8,
-        synthetic_windows,
     )
+    from xiaonet.edge.windowing import synthetic_windows
+    from xiaonet.evaluate.exported_models import compare_picks_on_dataset
 
     torch.set_num_threads(max(1, args.threads))
     out = Path(args.out)

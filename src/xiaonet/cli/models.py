@@ -16,25 +16,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def describe_presets() -> list[dict]:
-    import io
+    """One row per preset, from the shipped weights' own arguments where they ship (their
+    ``.json``), counted without torch (:func:`xiaonet.models.cost.student_cost`)."""
+    import json
 
-    import torch
-
-    from xiaonet.models.model import count_macs, count_parameters
-    from xiaonet.models.presets import PRESETS, build_student, shipped_weights, weights_file
+    from xiaonet.models.cost import student_cost
+    from xiaonet.models.presets import PRESETS, shipped_weights, weights_file
 
     rows = []
     for name, preset in PRESETS.items():
-        model = build_student(name)
-        buffer = io.BytesIO()
-        torch.save(model.state_dict(), buffer)
         shipped = shipped_weights(name)
+        model_args = preset.model_args
+        if shipped is not None:
+            model_args = json.loads(weights_file(shipped, ".json").read_text()).get("model_args", model_args)
+        parameters, macs = student_cost(model_args, 3001)
         rows.append(
             {
                 "preset": name,
-                "parameters": count_parameters(model),
-                "file_bytes": weights_file(shipped, ".pt").stat().st_size if shipped else buffer.tell(),
-                "macs_per_30s": count_macs(model, 3001),
+                "parameters": parameters,
+                "file_bytes": weights_file(shipped, ".pt").stat().st_size if shipped else None,
+                "macs_per_30s": macs,
                 "trained": shipped is not None,
                 "description": preset.description,
             }
@@ -48,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
     print("| preset | parameters | weights file | MACs per 30 s window | trained weights | |")
     print("|---|---:|---:|---:|---|---|")
     for row in describe_presets():
+        size = f"{row['file_bytes'] / 1024:.1f} KiB" if row["file_bytes"] else "-"
         print(
-            f"| {row['preset']} | {row['parameters']:,} | {row['file_bytes'] / 1024:.1f} KiB | "
+            f"| {row['preset']} | {row['parameters']:,} | "
+            f"{size} | "
             f"{row['macs_per_30s'] / 1e6:.2f} M | {'shipped' if row['trained'] else 'none yet'} | "
             f"{row['description']} |"
         )

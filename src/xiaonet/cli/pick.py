@@ -27,7 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="CSV pick table (default: print to stdout)")
     parser.add_argument("--quakeml", default=None, help="also write picks as QuakeML")
     parser.add_argument("--plot", default=None, metavar="DIR", help="one figure per station into DIR")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for model pickers (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="threads of the model runtime (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_archive_options(parser)
     return parser
@@ -79,10 +79,6 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             print(f"xiaonet pick: {problem}", file=sys.stderr)
             return 2
-    if not str(args.picker or "").endswith(".onnx"):  # an ONNX picker runs without torch
-        import torch
-
-        torch.set_num_threads(max(1, args.threads))
     try:
         picker = picker_from_args(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:

@@ -33,11 +33,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="replay speed, x real time (default: as fast as possible)")
     parser.add_argument("--packet-samples", type=int, default=512,
                         help="samples per replayed packet (default 512)")
-    add_picker_options(parser, extra_help="; or an ONNX file from `xiaonet export` (the torch-free runtime)")
+    add_picker_options(parser)
     parser.add_argument("--threads", type=int, default=1, help="threads of the model runtime (default 1)")
-    parser.add_argument("--runtime", choices=["onnx", "c"], default="onnx",
-                        help="for an exported model: onnx (ONNX Runtime, default) or c (the generated C "
-                        "library through ctypes; --picker an .onnx file or a `xiaonet export --format c` folder)")
     parser.add_argument("--mode", choices=["offline", "low-latency", "early-warning"], default=None,
                         help="offline: picks identical to xiaonet pick (latency up to one window); "
                         "low-latency: a window every --hop s, picks final --lookahead s after arrival; "
@@ -63,6 +60,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="SeedLink: reconnect when no data arrived for this long (s)")
     parser.add_argument("--backoff-max", type=float, default=60.0,
                         help="SeedLink: longest wait between reconnect attempts (s)")
+    parser.add_argument("--connect-timeout", type=float, default=60.0,
+                        help="SeedLink: give up (exit status 1) when no connection was made in this long (s)")
     parser.add_argument("--out", "--csv", dest="out", default=None,
                         help="append picks to this CSV pick table (the columns of xiaonet pick --out, plus "
                         "emitted_at); --csv is the older name")
@@ -83,18 +82,13 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from xiaonet.cli.options import default_picker_name, output_path_problem, picker_from_args, report_failures
-    from xiaonet.edge.picks import parse_thresholds
+    from xiaonet.cli.options import output_path_problem, picker_from_args, report_failures
+    from xiaonet.picking.loading import default_picker_name
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
     from xiaonet.stream.config import early_warning_config, early_warning_settings
     from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
 
     notes: list[str] = []
-    if not str(args.picker or "").endswith(".onnx") and args.runtime != "c":
-        import torch
-
-        torch.set_num_threads(max(1, args.threads))
-
     def note(message: str) -> None:
         notes.append(message)
         print(f"note: {message}", file=sys.stderr, flush=True)
@@ -107,22 +101,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"xiaonet stream: {problem}", file=sys.stderr)
         return 2
     try:
-        thresholds = parse_thresholds(args.threshold)
         spec = args.picker or default_picker_name()
-        if args.runtime == "c":  # the generated C library (`xiaonet export --format c`)
-            from xiaonet.edge.c_runtime import CModel
-
-            picker = CModel(spec)
-            if thresholds:
-                picker.metadata.thresholds.update(thresholds)
-        elif spec.endswith(".onnx"):  # the torch-free runtime (`xiaonet export`)
-            from xiaonet.edge.model import EdgeModel
-
-            picker = EdgeModel(spec, threads=max(1, args.threads))
-            if thresholds:
-                picker.metadata.thresholds.update(thresholds)
-        else:
-            picker = picker_from_args(args)
+        picker = picker_from_args(args)
         faults = dict(gap_policy=args.gap_policy, max_fill=args.max_fill,
                       channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
         settings = early_warning_settings(picker)
@@ -143,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
                                   note=note)
         else:
             source = SeedLinkSource(args.seedlink, args.select, timeout=args.timeout,
-                                    backoff_max=args.backoff_max, note=note)
+                                    backoff_max=args.backoff_max, note=note,
+                                    connect_timeout=args.connect_timeout)
         source.start()
     except (ValueError, FileNotFoundError, RuntimeError, TypeError) as error:
         print(f"xiaonet stream: {error}", file=sys.stderr)
@@ -230,10 +211,15 @@ def run(args: argparse.Namespace) -> int:
         if source.dropped_full_queue:
             summary += f"; {source.dropped_full_queue} records dropped (engine fell behind)"
     print(summary, file=sys.stderr)
-    print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
+    if counters:
+        print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
     if detector is not None:
         print(f"{len(detector.declared)} event(s) declared; picks at stations not in {args.detect}: "
               f"{sum(detector.missing.values())} {sorted(detector.missing) or ''}", file=sys.stderr)
+    if isinstance(source, SeedLinkSource) and source.connections == 0:
+        print(f"xiaonet stream: {source.failure or f'never connected to SeedLink {args.seedlink}'}; "
+              "nothing was picked", file=sys.stderr)
+        return 1
     return report_failures("xiaonet stream", getattr(source, "failures", []))
 
 

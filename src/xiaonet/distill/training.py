@@ -197,7 +197,7 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
     if resume:
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"{checkpoint_path}: no checkpoint to resume from")
-        state = torch.load(checkpoint_path, weights_only=False)
+        state = torch.load(checkpoint_path, weights_only=True)  # tensors and plain data only, like every weights path
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -330,7 +330,7 @@ def finish_run(config: TrainConfig, run_dir: Path, bundle: DataBundle, history: 
     best_path = run_dir / "best.pt"
     best_epoch = 0
     if best_path.is_file():
-        best = torch.load(best_path, weights_only=False)
+        best = torch.load(best_path, weights_only=True)
         model.load_state_dict(best["model"])
         best_epoch = best["epoch"]
     model.eval()

@@ -239,7 +239,7 @@ TOLERANCE = {"fp32": 1e-4, "int8": 0.1}
 def check_c_model(c_dir: str | Path, onnx_path: str | Path, seed: int = 0) -> tuple[str, bool]:
     """Compile the C folder with the host compiler and compare it with ONNX Runtime on synthetic
     windows; returns (message, within tolerance). Without a compiler: a note, and True."""
-    from xiaonet.edge.export import synthetic_windows
+    from xiaonet.edge.windowing import synthetic_windows
 
     try:
         c_model = CModel(c_dir)

@@ -5,8 +5,8 @@
 * :func:`max_abs_difference` runs ONNX Runtime and torch on the same windows.
 * :func:`quantize_int8` quantises the convolutions to int8 (QDQ, per channel), calibrated
   on real windows cut from continuous miniSEED by :func:`calibration_windows`.
-* :func:`compare_picks_on_dataset` scores fp32 and int8 picks against analyst picks of a
-  labelled SeisBench dataset through the one evaluation path (:func:`xiaonet.evaluate.evaluation.evaluate`).
+
+Scoring the exported files' picks is evaluation's (:mod:`xiaonet.evaluate.exported_models`).
 """
 
 from __future__ import annotations
@@ -229,16 +229,6 @@ def max_abs_difference(model, path: str | Path, windows: np.ndarray) -> float:
     return float(np.abs(edge.predict(windows) - reference_probabilities(model, windows)).max())
 
 
-def synthetic_windows(n_samples: Iterable[int], rng: np.random.Generator, components: int = 3) -> list[np.ndarray]:
-    """Random-walk-plus-noise windows of the given lengths (amplitudes over 12 decades)."""
-    windows = []
-    for n in n_samples:
-        scale = 10.0 ** rng.uniform(-9, 3)
-        walk = np.cumsum(rng.standard_normal((1, components, n)), axis=-1) * 0.05
-        windows.append(((walk + rng.standard_normal((1, components, n))) * scale).astype(np.float32))
-    return windows
-
-
 def calibration_windows(paths: Iterable[str | Path], n_windows: int, in_samples: int,
                         component_order: str, sampling_rate: float,
                         rng: np.random.Generator) -> np.ndarray:
@@ -321,30 +311,3 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, windows: np.ndar
     write_metadata(int8_path, dataclasses.replace(metadata, precision="int8"))
     onnx.checker.check_model(str(int8_path))
     return int8_path
-
-
-def compare_picks_on_dataset(model_paths: dict[str, Path], dataset_path: str | Path,
-                             tolerance: float = 0.5, max_traces: int | None = None) -> dict:
-    """Whole-trace picks of each ONNX model scored against the dataset's analyst picks, through
-    the one evaluation path (:func:`xiaonet.evaluate.evaluation.evaluate`).
-
-    Returns ``{label: {"P": row, "S": row}}`` (the evaluation's metric rows: precision,
-    recall, f1, ...) plus ``"n_traces"``.
-    """
-    from xiaonet.edge import EdgePicker
-    from xiaonet.evaluate.evaluation import EvaluationSettings, evaluate
-    from xiaonet.evaluate.traces import LabelledDataset
-
-    pickers = []
-    for label, path in model_paths.items():
-        picker = EdgePicker(path)
-        picker.name = label
-        pickers.append(picker)
-    dataset = LabelledDataset(dataset_path)
-    evaluation = evaluate(pickers, [dataset], EvaluationSettings(tolerance=tolerance, thresholds=(0.5,), progress=False),
-                          max_traces=max_traces)
-    result: dict = {label: {} for label in model_paths}
-    for row in evaluation.rows:
-        result[row["picker"]][row["phase"]] = row
-    result["n_traces"] = evaluation.datasets[0]["evaluated_traces"]
-    return result

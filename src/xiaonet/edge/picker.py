@@ -46,9 +46,6 @@ class EdgePicker:
         missing = [p for p in PICK_PHASES if p not in meta.labels]
         if missing:
             raise ValueError(f"{self.model.path}: model has no output for phase(s) {missing}")
-        if meta.early_warning:
-            raise ValueError(f"{self.model.path}: an early-warning student picks as it streams; run it with "
-                             f"`xiaonet stream --picker {self.model.path}` (whole files: --replay FILES)")
 
     def __repr__(self) -> str:
         return f"EdgePicker({self.model!r}, thresholds={self.thresholds})"
@@ -116,6 +113,9 @@ class EdgePicker:
         the same kind.
         """
         meta = self.model.metadata
+        if meta.early_warning:  # streaming takes the model itself (xiaonet.stream)
+            raise ValueError(f"{self.model.path}: an early-warning student picks as it streams; run it with "
+                             f"`xiaonet stream --picker {self.model.path}` (whole files: --replay FILES)")
         probabilities, first = self.annotate_array(data, filtered=filtered, labels=PICK_PHASES,
                                                    start=_seconds(start_time))
         if probabilities.shape[-1] == 0:

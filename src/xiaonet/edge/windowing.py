@@ -110,6 +110,17 @@ def grid_window_offsets(n_samples: int, in_samples: int, overlap: int, first_ind
     return offsets.astype(np.int64)
 
 
+def synthetic_windows(n_samples, rng: np.random.Generator, components: int = 3) -> list[np.ndarray]:
+    """Random-walk-plus-noise windows of the given lengths (amplitudes over 12 decades)."""
+    windows = []
+    for n in n_samples:
+        scale = 10.0 ** rng.uniform(-9, 3)
+        walk = np.cumsum(rng.standard_normal((1, components, n)), axis=-1) * 0.05
+        windows.append(((walk + rng.standard_normal((1, components, n))) * scale).astype(np.float32))
+    return windows
+
+
+
 STACKING_METHODS = ("avg", "max")
 
 

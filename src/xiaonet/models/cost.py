@@ -52,3 +52,29 @@ def count_macs(model, n_samples: int, in_channels: int = 3) -> int:
         for handle in handles:
             handle.remove()
     return int(macs)
+
+
+def student_cost(model_args: dict, n_samples: int = 3001) -> tuple[int, int]:
+    """``(parameters, multiply-accumulates per window)`` of an offline student from its
+    constructor arguments (a preset, or the ``model_args`` of a weights ``.json``), by hand
+    and without torch: what :func:`count_parameters` and :func:`count_macs` measure on the
+    built network (a test holds them equal), so ``xiaonet models`` imports nothing heavy."""
+    depth, stride = int(model_args.get("depth", 3)), int(model_args.get("stride", 4))
+    k, channels = int(model_args.get("kernel_size", 5)), int(model_args.get("in_channels", 3))
+    multipliers = model_args.get("width_multipliers") or [1, 2, 3, 4, 5, 6][: depth + 1]
+    widths = [int(model_args.get("base_channels", 4)) * int(m) for m in multipliers]
+    up_kernel = 2 * stride - 1 if model_args.get("aligned_upsampling") else stride
+    n = n_samples + (-n_samples) % stride ** (depth + 1)
+    lengths = [(n + 2 * (stride // 2) - 2 * stride) // stride + 1]  # after the strided stem
+    parameters = channels * widths[0] * 2 * stride + widths[0]
+    macs = channels * widths[0] * 2 * stride * lengths[0]
+    for level in range(1, depth + 1):
+        a, b = widths[level - 1], widths[level]
+        lengths.append((lengths[-1] + 2 * (k // 2) - k) // stride + 1)
+        parameters += a * b * k + b + b * b * k + b  # strided convolution, refinement
+        macs += (a * b * k + b * b * k) * lengths[-1]
+        parameters += b * a * up_kernel + a + 2 * a * a * 3 + a  # upsampling, merge
+        macs += b * a * up_kernel * lengths[level] + 2 * a * a * 3 * lengths[level - 1]
+    parameters += widths[0] * 3 * stride + 3  # the head
+    macs += widths[0] * 3 * stride * lengths[0]
+    return parameters, macs

@@ -14,7 +14,6 @@ import logging
 from typing import Callable
 
 import obspy
-import seisbench.util as sbu
 
 from xiaonet.data.waveforms import pickable_blocks
 
@@ -34,18 +33,19 @@ class Picker(abc.ABC):
 
     def pick(
         self, stream: obspy.Stream, note: Callable[[str], None] | None = None
-    ) -> sbu.PickList:
-        """Pick every instrument in ``stream``; problems are passed to ``note``."""
+    ) -> list:
+        """Pick every instrument in ``stream``, sorted; problems are passed to ``note``."""
         note = note or logger.warning
-        picks = sbu.PickList()
+        picks = []
         for _, block in pickable_blocks(stream, note, self.min_duration, self.name,
                                         component_order=self.component_order, sampling_rate=self.sampling_rate):
             picks += self.pick_block(block)
-        return sbu.PickList(sorted(picks))
+        return sorted(picks)
 
     @abc.abstractmethod
-    def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
-        """Pick one instrument's contiguous, cleaned stream."""
+    def pick_block(self, stream: obspy.Stream) -> list:
+        """Pick one instrument's contiguous, cleaned stream: ``Pick`` objects (SeisBench's, or
+        :class:`xiaonet.edge.picks.EdgePick`, the same fields without torch)."""
 
     @abc.abstractmethod
     def annotate(self, stream: obspy.Stream) -> obspy.Stream:
@@ -87,7 +87,7 @@ class ModelPicker(Picker):
     def annotate(self, stream: obspy.Stream) -> obspy.Stream:
         return self.model.annotate(stream, **self.annotate_args)
 
-    def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+    def pick_block(self, stream: obspy.Stream) -> list:
         rates: dict[str, set] = {}
         for trace in stream:
             rates.setdefault(trace.id, set()).add(trace.stats.sampling_rate)
@@ -101,9 +101,9 @@ class ModelPicker(Picker):
         if getattr(self.model, "early_warning", None):
             return self._pick_as_streamed(stream)
         output = self.model.classify(stream, **self._args())
-        return sbu.PickList(p for p in output.picks if p.phase in ("P", "S"))
+        return [p for p in output.picks if p.phase in ("P", "S")]
 
-    def _pick_as_streamed(self, stream: obspy.Stream) -> sbu.PickList:
+    def _pick_as_streamed(self, stream: obspy.Stream) -> list:
         """An early-warning student picks offline exactly as it streams: windows every
         ``hop_s`` ending ``lookahead_s`` after the samples they decide, and picks emitted at
         confirmation (see :class:`StreamedPicker`)."""
@@ -128,12 +128,12 @@ class StreamedPicker(Picker):
     def __repr__(self) -> str:
         return f"StreamedPicker({self.picker!r}, {self.config})"
 
-    def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+    def pick_block(self, stream: obspy.Stream) -> list:
         from xiaonet.stream.engine import StreamingPicker
 
         engine = StreamingPicker(self.picker, self.config, note=logger.debug)
         emitted = engine.feed_many(list(stream)) + engine.flush()
-        return sbu.PickList(sorted(e.pick for e in emitted))
+        return sorted(e.pick for e in emitted)
 
     def annotate(self, stream: obspy.Stream) -> obspy.Stream:
         raise NotImplementedError(f"{self.name}: streamed probabilities are not kept; annotate the "

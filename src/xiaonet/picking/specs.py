@@ -1,4 +1,5 @@
-"""The picker-spec grammar: ``NAME[:WEIGHTS][@window=SAMPLES]`` -> a loaded picker.
+"""The picker-spec grammar: ``NAME[:WEIGHTS][@window=SAMPLES]`` -> a loaded picker (built by the one
+factory, :func:`xiaonet.picking.loading.load_picker`).
 
 >>> parse_picker_spec("xiaonet-s@window=1001").window_len
 1001
@@ -48,11 +49,16 @@ def parse_picker_spec(text: str) -> PickerSpec:
 
 
 def set_window(picker, window_len: int, spec_text: str = "") -> None:
-    """Run a fully convolutional student with another prediction window (``@window=``)."""
-    from xiaonet.picking.pickers import ModelPicker
+    """Run a fully convolutional student with another prediction window (``@window=``), on
+    any runtime (torch model, ONNX or C file)."""
+    import dataclasses
 
     model = getattr(picker, "model", None)
-    if not isinstance(picker, ModelPicker) or not getattr(model, "fully_convolutional", False):
+    meta = getattr(model, "metadata", None)
+    if meta is not None and meta.dynamic_length:  # an exported student
+        model.metadata = dataclasses.replace(meta, in_samples=int(window_len))
+        return
+    if meta is not None or not getattr(model, "fully_convolutional", False):
         raise ValueError(
             f"@window= only applies to XiaoNet students (fully convolutional); "
             f"'{spec_text or getattr(picker, 'name', picker)}' is not one"
@@ -72,12 +78,47 @@ def resolve_name(name: str) -> str:
     return name
 
 
-def build_picker(spec: PickerSpec):
-    """Load the picker of a spec (raises ValueError / FileNotFoundError / RuntimeError)."""
+def picker_from_text(text: str, weights: str = "original", thresholds: dict[str, float] | None = None,
+                     stalta_options: dict | None = None, runtime: str | None = None, threads: int = 1):
+    """``NAME[:WEIGHTS][@window=SAMPLES]`` -> a picker, through the one factory
+    (:func:`xiaonet.picking.loading.load_picker`); raises ValueError / FileNotFoundError /
+    RuntimeError."""
     from xiaonet.picking.loading import load_picker
 
-    picker = load_picker(resolve_name(spec.spec), thresholds=spec.thresholds)
+    spec = parse_picker_spec(text)
+    picker = load_picker(resolve_name(spec.spec), weights=weights, thresholds=thresholds,
+                         stalta_options=stalta_options, runtime=runtime, threads=threads)
     if spec.window_len is not None:
         set_window(picker, spec.window_len, spec.spec)
+    return picker
+
+
+def picker_from_options(picker: str | None = None, weights: str = "original", threshold: list[str] | tuple = (),
+                        stalta: list[str] | tuple = (), runtime: str | None = None, threads: int = 1):
+    """The picker of the command-line options every picking command shares (``--picker``,
+    ``--weights``, ``--threshold PHASE=VALUE``, ``--stalta KEY=VALUE``, ``--runtime``,
+    ``--threads``); no ``--picker``: the shipped default student (STA/LTA without one)."""
+    from xiaonet.edge.picks import parse_thresholds
+    from xiaonet.picking.loading import default_picker_name
+    from xiaonet.picking.stalta import parse_stalta_options
+
+    text = picker or default_picker_name()
+    thresholds = parse_thresholds(list(threshold))
+    if text.lower() == "stalta" and thresholds:
+        raise ValueError("--threshold does not apply to STA/LTA (it has no probabilities); "
+                         "use --stalta trigger_on=VALUE")
+    return picker_from_text(text, weights=weights, thresholds=thresholds or None,
+                            stalta_options=parse_stalta_options(list(stalta)), runtime=runtime,
+                            threads=max(1, int(threads or 1)))
+
+
+def build_picker(spec: PickerSpec, runtime: str | None = None):
+    """The picker of a parsed spec, named as the spec names it, for evaluation: a model runs
+    on torch unless ``runtime`` says otherwise (evaluation reads its size and cost from the
+    torch network; the picks are those of the fast path, to 1e-4)."""
+    if runtime is None and spec.spec.lower() != "stalta" and not spec.spec.endswith(".onnx"):
+        runtime = "torch"
+    text = spec.spec if spec.window_len is None else f"{spec.spec}@window={spec.window_len}"
+    picker = picker_from_text(text, thresholds=spec.thresholds, runtime=runtime)
     picker.name = spec.name
     return picker

@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import obspy
-import seisbench.util as sbu
 from obspy.signal.trigger import classic_sta_lta, recursive_sta_lta
 
-from xiaonet.edge.picks import trigger_onset
+from xiaonet.edge.picks import EdgePick, trigger_onset
 
 from xiaonet.picking.pickers import Picker
 
@@ -45,6 +44,26 @@ class StaLtaConfig:
             raise ValueError(f"Need 0 < sta < lta, got sta={self.sta}, lta={self.lta}")
         if not 0 < self.trigger_off <= self.trigger_on:
             raise ValueError("Need 0 < trigger_off <= trigger_on")
+
+
+def parse_stalta_options(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs (``--stalta``) as :class:`StaLtaConfig` arguments.
+
+    >>> parse_stalta_options(["sta=0.3", "method=classic"])
+    {'sta': 0.3, 'method': 'classic'}
+    """
+    from dataclasses import fields
+
+    known = [f.name for f in fields(StaLtaConfig)]
+    options = {}
+    for pair in pairs:
+        key, sep, value = (part.strip() for part in pair.partition("="))
+        if not sep:
+            raise ValueError(f"--stalta '{pair}' is not KEY=VALUE")
+        if key not in known:
+            raise ValueError(f"Unknown STA/LTA option '{key}'. Known: {', '.join(known)}.")
+        options[key] = value if key == "method" else float(value)
+    return options
 
 
 class StaLtaPicker(Picker):
@@ -91,9 +110,9 @@ class StaLtaPicker(Picker):
             out.append(cf)
         return out
 
-    def pick_block(self, stream: obspy.Stream) -> sbu.PickList:
+    def pick_block(self, stream: obspy.Stream) -> list[EdgePick]:
         cfg = self.config
-        picks = sbu.PickList()
+        picks = []
         for cf in self.annotate(stream):
             s = cf.stats
             trace_id = f"{s.network}.{s.station}.{s.location}"
@@ -102,7 +121,7 @@ class StaLtaPicker(Picker):
                 peak_ratio = float(cf.data[on : off + 1].max())
                 t_on = s.starttime + on * s.delta
                 picks.append(
-                    sbu.Pick(
+                    EdgePick(
                         trace_id=trace_id,
                         start_time=t_on,
                         end_time=s.starttime + off * s.delta,

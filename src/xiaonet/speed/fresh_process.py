@@ -31,7 +31,8 @@ def rss_child(spec: dict) -> None:
     if spec.get("untrained"):
         picker = ModelPicker(build_student(spec["model"]), name=spec["model"])
     else:
-        picker = load_picker(spec["model"], weights=spec.get("weights", "original"))
+        picker = load_picker(spec["model"], weights=spec.get("weights", "original"),
+                             runtime="torch" if spec["runtime"] == "torch" else None)
     n_picks = sum(len(picker.pick(block.to_stream(), note=lambda message: None)) for block in data.blocks)
     loaded = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "seisbench", "obspy"})
     print(json.dumps({"peak_rss_mb": peak_rss_mb(), "n_picks": n_picks, "loaded": loaded}))

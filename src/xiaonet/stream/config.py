@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import obspy
-import seisbench.util as sbu
+
+from xiaonet.edge.picks import EdgePick
 
 
 STREAMING_MODES = ("offline", "low-latency")
@@ -88,7 +89,7 @@ class EmittedPick:
     latency in data time, independent of replay speed).
     """
 
-    pick: sbu.Pick
+    pick: EdgePick
     picker: str
     emitted_at: obspy.UTCDateTime
     data_time: obspy.UTCDateTime
@@ -131,8 +132,9 @@ def early_warning_settings(picker) -> dict | None:
     """The streaming settings an early-warning student was trained for (``lookahead_s``,
     ``hop_s``, ``confirm``), from a torch picker or an exported ONNX model; None otherwise."""
     model = getattr(picker, "model", None)
-    settings = getattr(model, "early_warning", None) or getattr(getattr(picker, "metadata", None),
-                                                                 "early_warning", None)
+    settings = (getattr(model, "early_warning", None)
+                or getattr(getattr(picker, "metadata", None), "early_warning", None)  # an EdgeModel
+                or getattr(getattr(model, "metadata", None), "early_warning", None))  # an EdgePicker
     return dict(settings) if settings else None
 
 

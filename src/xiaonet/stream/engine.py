@@ -16,14 +16,13 @@ from typing import Callable, Iterable
 
 import numpy as np
 import obspy
-import seisbench.util as sbu
 
 from xiaonet.edge.streams import component_index
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
 from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
-from xiaonet.edge.picks import TriggerState, advance_trigger
+from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
 from xiaonet.stream.resampling import ChannelResampler
 from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
 from xiaonet.stream.windows import STACKING_METHODS
@@ -577,7 +576,7 @@ class StreamingPicker(PacketConsumer):
             if on < b + guard and off >= a:
                 self.counters["suppressed_picks"] += 1
                 return []
-        pick = sbu.Pick(
+        pick = EdgePick(
             trace_id=station.trace_id,
             start_time=station.pick_time_of(on),
             end_time=station.pick_time_of(off),

@@ -151,11 +151,16 @@ class SeedLinkSource:
     doubling the wait after each failed attempt up to ``backoff_max``; the first record
     after a reconnect resets the wait. ObsPy resumes each station from its last sequence
     number, so records are not lost or repeated when the server still has them.
+
+    A server that is never reached is an error, not a silent wait: a host that does not
+    resolve is refused by :meth:`start`, and when no connection has been made
+    ``connect_timeout`` seconds after it, the source ends with :attr:`failure` saying why.
     """
 
     def __init__(self, address: str, selections: Iterable[str], timeout: float = 30.0,
                  backoff_initial: float = 1.0, backoff_max: float = 60.0,
-                 note: Callable[[str], None] = logger.warning, max_queue: int = 100_000):
+                 note: Callable[[str], None] = logger.warning, max_queue: int = 100_000,
+                 connect_timeout: float | None = 60.0):
         self.host, self.port = parse_address(address)
         self.selections = [parse_selection(s) for s in selections]
         if not self.selections:
@@ -163,6 +168,10 @@ class SeedLinkSource:
         self.timeout = float(timeout)
         self.backoff_initial = float(backoff_initial)
         self.backoff_max = float(backoff_max)
+        self.connect_timeout = connect_timeout
+        self.failure: str | None = None  # why the source ended on its own (never connected)
+        self._last_error = ""
+        self._started = time.monotonic()
         self.note = note
         self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.connections = 0
@@ -173,6 +182,15 @@ class SeedLinkSource:
         self._conn = None
 
     def start(self) -> None:
+        """Start the connection thread; raises ValueError when the host does not resolve."""
+        import socket
+
+        try:
+            socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as error:
+            raise ValueError(f"--seedlink {self.host}:{self.port}: host '{self.host}' does not resolve "
+                             f"({error})") from None
+        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="seedlink", daemon=True)
         self._thread.start()
 
@@ -189,6 +207,10 @@ class SeedLinkSource:
             self._thread.join(timeout=5)
 
     def next_batch(self, timeout: float = 0.2) -> list[obspy.Trace] | None:
+        """Records that arrived (waiting up to ``timeout`` s for the first); None once the
+        source has ended (:attr:`failure`)."""
+        if self.failure is not None and self.queue.empty():
+            return None
         batch = []
         try:
             batch.append(self.queue.get(timeout=timeout))
@@ -240,6 +262,12 @@ class SeedLinkSource:
                         self.dropped_full_queue += 1
             except Exception as error:  # the connection thread must survive anything
                 if self._stop.is_set():
+                    break
+                self._last_error = f"{type(error).__name__}: {error}"
+                waited = time.monotonic() - self._started
+                if self.connections == 0 and self.connect_timeout is not None and waited >= self.connect_timeout:
+                    self.failure = (f"no connection to SeedLink {self.host}:{self.port} in {waited:.0f} s "
+                                    f"(last error: {self._last_error})")
                     break
                 self.note(f"SeedLink {self.host}:{self.port}: {type(error).__name__}: {error}; "
                           f"reconnecting in {backoff:g} s")

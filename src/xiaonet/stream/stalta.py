@@ -9,11 +9,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 import obspy
-import seisbench.util as sbu
 
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
-from xiaonet.edge.picks import TriggerState, advance_trigger
+from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +228,7 @@ class StreamingStaLta(PacketConsumer):
     def _emit(self, channel: _StaLtaChannel, on: int, off: int, peak_ratio: float) -> list[EmittedPick]:
         cfg = self.stalta.config
         t_on = channel.start + on / channel.sampling_rate
-        pick = sbu.Pick(
+        pick = EdgePick(
             trace_id=channel.trace_id.rsplit(".", 1)[0],
             start_time=t_on,
             end_time=channel.start + off / channel.sampling_rate,
