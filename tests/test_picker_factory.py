@@ -80,13 +80,13 @@ import sys
 
 class Blocked:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "seisbench"):
+        if name.split(".")[0] in ("torch", "seisbench", "matplotlib") or name.startswith("obspy.signal"):
             raise ImportError(f"{name} is blocked in this test")
 
 sys.meta_path.insert(0, Blocked())
 from xiaonet.cli import main
 code = main(sys.argv[1:])
-loaded = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "seisbench"})
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "seisbench", "matplotlib"})
 assert not loaded, loaded
 sys.exit(code)
 """
@@ -99,6 +99,7 @@ def run_without_torch(*argv: str) -> subprocess.CompletedProcess:
 
 @needs_weights
 def test_pick_stream_stalta_models_and_help_run_with_torch_blocked(tmp_path):
+    """...and matplotlib and obspy.signal (its PPSD imports matplotlib): 40 MB more each run."""
     pytest.importorskip("onnxruntime")
     load_picker(DEFAULT_PRESET)  # the ONNX file is built (with torch) once, here; then never again
     example = tmp_path / "example.mseed"

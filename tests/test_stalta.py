@@ -31,3 +31,17 @@ def test_bad_config_names_the_options():
         StaLtaConfig(method="fancy")
     with pytest.raises(ValueError, match="sta < lta"):
         StaLtaConfig(sta=5, lta=1)
+
+
+@pytest.mark.parametrize("method", ["recursive", "classic"])
+def test_sta_lta_equals_obspy_without_importing_obspy_signal(method):
+    """ObsPy's functions are the oracle; ours keep obspy.signal (and its matplotlib) out."""
+    import numpy as np
+    from obspy.signal import trigger
+
+    from xiaonet.picking.stalta import STA_LTA_METHODS
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20_000) * np.r_[np.ones(10_000), 10 * np.ones(10_000)]
+    expected = getattr(trigger, f"{method}_sta_lta")(x, 50, 500)
+    np.testing.assert_allclose(STA_LTA_METHODS[method](x, 50, 500), expected, rtol=1e-12, atol=1e-12)

@@ -267,6 +267,8 @@ def pickable_blocks(stream: obspy.Stream, note: Callable[[str], None], min_secon
             note(f"{key}: no channel with a component {picker_name} reads ({', '.join(components)}) "
                  f"among {channels}; station not picked (rename the channels if they are Z/N/E)")
             continue
+        if components is not None:  # channels the picker never reads are not cleaned (STA/LTA: Z only)
+            station_stream = obspy.Stream([tr for tr in station_stream if tr.stats.channel[-1:] in components])
         prepared = prepare_station(station_stream, note, dtype)
         if len(prepared) == 0:
             note(f"{key}: no usable channel left; station not picked")

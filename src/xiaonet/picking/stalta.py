@@ -16,11 +16,42 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import obspy
-from obspy.signal.trigger import classic_sta_lta, recursive_sta_lta
 
+from xiaonet.edge.filters import bandpass
 from xiaonet.edge.picks import EdgePick, trigger_onset
-
 from xiaonet.picking.pickers import Picker
+
+
+def recursive_sta_lta(a: np.ndarray, nsta: int, nlta: int) -> np.ndarray:
+    """ObsPy's ``recursive_sta_lta`` (its C loop: the recursion from the second sample, STA
+    from 0 and LTA from 1e-99, the first ``nlta`` values zero) as two first-order filters.
+    Here, not ObsPy's: ``obspy.signal`` imports matplotlib and its PPSD, 40 MB more for
+    every STA/LTA run (tests hold the two equal)."""
+    from scipy.signal import lfilter
+
+    squared = np.square(np.asarray(a, dtype=np.float64)[1:])
+    csta, clta = 1.0 / nsta, 1.0 / nlta
+    sta = lfilter([csta], [1.0, -(1.0 - csta)], squared, zi=[0.0])[0]
+    lta = lfilter([clta], [1.0, -(1.0 - clta)], squared, zi=[(1.0 - clta) * 1e-99])[0]
+    cf = np.zeros(len(a))
+    cf[1:] = sta / lta
+    cf[:nlta] = 0.0
+    return cf
+
+
+def classic_sta_lta(a: np.ndarray, nsta: int, nlta: int) -> np.ndarray:
+    """ObsPy's ``classic_sta_lta_py``: the mean square over the last ``nsta`` samples over that
+    over the last ``nlta``, the first ``nlta - 1`` values zero."""
+    sta = np.cumsum(np.square(np.asarray(a, dtype=np.float64)))
+    lta = sta.copy()
+    sta[nsta:] = sta[nsta:] - sta[:-nsta]
+    sta /= nsta
+    lta[nlta:] = lta[nlta:] - lta[:-nlta]
+    lta /= nlta
+    sta[:nlta - 1] = 0.0
+    lta[lta < np.finfo(0.0).tiny] = np.finfo(0.0).tiny
+    return sta / lta
+
 
 STA_LTA_METHODS = {"recursive": recursive_sta_lta, "classic": classic_sta_lta}
 
@@ -80,13 +111,12 @@ class StaLtaPicker(Picker):
 
     def characteristic_function(self, trace: obspy.Trace) -> np.ndarray:
         cfg = self.config
-        trace = trace.copy()
-        trace.detrend("demean")
+        trace = obspy.Trace(np.asarray(trace.data, dtype=np.float64), header=trace.stats.copy())
+        trace.data -= trace.data.mean()
         trace.taper(0.01, max_length=1.0)
         rate = trace.stats.sampling_rate
         freqmax = min(cfg.freqmax, 0.45 * rate)
-        trace.filter("bandpass", freqmin=cfg.freqmin, freqmax=freqmax, corners=4, zerophase=False)
-        data = trace.data.astype(np.float64)
+        data = bandpass(trace.data, cfg.freqmin, freqmax, rate, corners=4, zerophase=False)
         peak = np.abs(data).max()
         if peak > 0:
             data = data / peak  # STA/LTA is a ratio; this only keeps float range safe
