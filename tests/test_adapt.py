@@ -190,3 +190,19 @@ def test_an_sds_tree_is_planned_from_its_files_spans(tmp_path, network):
     assert {s.part for s in plan.segments} == {"train", "tune", "report"}
     assert min(s.start for s in plan.segments) >= float(T0) - 1e-3
     assert max(s.end for s in plan.segments) <= float(T0) + 360.01
+
+
+def test_records_shorter_than_a_teachers_window_are_labelled_by_it():
+    from xiaonet.distill.adaptation import OneWindowAtLeast
+
+    class SixtySeconds:  # as SeisBench's EQTransformer: nothing for records under its window
+        in_samples = 6000
+
+        def annotate(self, stream, **kwargs):
+            return FakeTeacher().annotate(stream) if stream[0].stats.npts >= self.in_samples else obspy.Stream()
+
+    short = obspy.read()  # 30 s
+    assert len(SixtySeconds().annotate(short)) == 0
+    labels = OneWindowAtLeast(SixtySeconds()).annotate(short)
+    assert len(labels) == 2 and all(tr.stats.npts == 6000 for tr in labels)
+    assert all(tr.stats.npts == 3000 for tr in short)  # the caller's stream is left as it was

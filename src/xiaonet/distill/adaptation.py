@@ -427,6 +427,26 @@ class _RunState:
         tmp.replace(self.path)
 
 
+class OneWindowAtLeast:
+    """A teacher that also labels records shorter than its window: SeisBench returns nothing
+    for them (EQTransformer's window is 60 s, and event files may be 30 s), so each trace is
+    padded with zeros after its end to one window; the labels past the record's end are
+    never used (:func:`xiaonet.distill.teacher_labels.map_annotations` keeps the record's
+    samples only)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def annotate(self, stream, **kwargs):
+        window = int(getattr(self.model, "in_samples", 0) or 0)
+        if window and any(trace.stats.npts < window for trace in stream):
+            stream = stream.copy()
+            for trace in stream:
+                if trace.stats.npts < window:
+                    trace.data = np.concatenate([trace.data, np.zeros(window - trace.stats.npts, trace.data.dtype)])
+        return self.model.annotate(stream, **kwargs)
+
+
 def _teacher_loader(load_model: Callable | None) -> Callable:
     from xiaonet.models.teachers import load_teacher
 
@@ -434,7 +454,7 @@ def _teacher_loader(load_model: Callable | None) -> Callable:
 
     def load(name: str, weights: str):
         if (name, weights) not in loaded:
-            loaded[(name, weights)] = (load_model or load_teacher)(name, weights)
+            loaded[(name, weights)] = OneWindowAtLeast((load_model or load_teacher)(name, weights))
         return loaded[(name, weights)]
 
     return load
