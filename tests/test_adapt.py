@@ -11,7 +11,8 @@ import obspy
 import pytest
 
 from xiaonet.cli import main
-from xiaonet.distill.adaptation import AdaptSettings, adapt, split_in_time
+from xiaonet.distill.adaptation import adapt
+from xiaonet.distill.adaptation_data import AdaptSettings, split_in_time
 
 P_S, S_S = 4.7, 8.0  # seconds after the start of each 30 s copy of the example event
 T0 = obspy.UTCDateTime(2021, 3, 4, 5)
@@ -112,7 +113,7 @@ def test_rerun_resumes_instead_of_restarting(tmp_path, network, torch_threads):
 
 
 def test_a_run_folder_refuses_other_settings(tmp_path, network, torch_threads):
-    from xiaonet.distill.adaptation import AdaptError
+    from xiaonet.distill.adaptation_data import AdaptError
 
     folder, start = network
     adapt(settings_for(tmp_path, folder, start), load_model=lambda name, weights: FakeTeacher())
@@ -175,7 +176,7 @@ def test_split_keeps_event_files_whole_and_holds_the_last_part_out():
 
 
 def test_an_sds_tree_is_planned_from_its_files_spans(tmp_path, network):
-    from xiaonet.distill.adaptation import plan_adaptation
+    from xiaonet.distill.adaptation_data import plan_adaptation
 
     folder, start = network
     root = tmp_path / "sds"

@@ -48,7 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from xiaonet.distill.adaptation import AdaptError, AdaptSettings, adapt, plan_adaptation
+    from xiaonet.distill.adaptation import adapt
+    from xiaonet.distill.adaptation_data import AdaptError, AdaptSettings, plan_adaptation
     from xiaonet.models.teachers import TeacherUnavailable
 
     log = logging.getLogger(__name__)
