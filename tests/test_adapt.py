@@ -207,3 +207,16 @@ def test_records_shorter_than_a_teachers_window_are_labelled_by_it():
     labels = OneWindowAtLeast(SixtySeconds()).annotate(short)
     assert len(labels) == 2 and all(tr.stats.npts == 6000 for tr in labels)
     assert all(tr.stats.npts == 3000 for tr in short)  # the caller's stream is left as it was
+
+
+def test_the_command_runs_in_process(tmp_path, network, monkeypatch, capsys, torch_threads):
+    import xiaonet.models.teachers
+
+    folder, start = network
+    monkeypatch.setattr(xiaonet.models.teachers, "load_teacher", lambda name, weights="original": FakeTeacher())
+    prefix = tmp_path / "cli"
+    assert main(["adapt", str(folder), "--out", str(prefix), "--from", start, "--steps", "2", "--minutes", "1",
+                 "--no-progress"]) == 0
+    assert "agreement with the teachers on held-out hours" in capsys.readouterr().err
+    assert json.loads((tmp_path / "cli.json").read_text())["default_args"]
+    assert (tmp_path / "cli.run" / "adapt.json").is_file() and (tmp_path / "cli.md").is_file()
