@@ -100,8 +100,10 @@ def _load(name, weights, thresholds, stalta_options, runtime, threads):
         if not Path(name).exists():
             raise FileNotFoundError(f"{name}: no such ONNX file (write one with `xiaonet export`)")
         return _exported_picker(name, runtime or "onnx", thresholds, threads)
-    prefix = shipped_weights(name) if name in PRESETS else Path(name).with_suffix("") \
-        if Path(name).suffix in (".json", ".pt") else Path(name)
+    if name in PRESETS:
+        prefix = shipped_weights(name)
+    else:  # a weights path, with or without its .json / .pt suffix
+        prefix = Path(name).with_suffix("") if Path(name).suffix in (".json", ".pt") else Path(name)
     if prefix is None or not (weights_file(prefix, ".json").is_file() and weights_file(prefix, ".pt").is_file()):
         if name not in PRESETS and not weights_file(name, ".json").exists() and not Path(name).exists():
             raise ValueError(f"Unknown picker '{name}'. Choose one of: {', '.join(available_picker_names())}, "
