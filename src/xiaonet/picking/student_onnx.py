@@ -53,7 +53,13 @@ def export_checked(prefix: str | Path, name: str, path: Path) -> None:
     """Export with torch, check ONNX Runtime against torch on windows of several lengths
     (``xiaonet export``'s check), and move the file into place only when it passes."""
     import numpy as np
-    import torch
+
+    try:
+        import torch
+    except ImportError:
+        raise RuntimeError(f"{name}: its ONNX file is not built yet ({path}), and building it needs torch "
+                           "once: install torch, or pick with an exported file (`xiaonet export` on a machine "
+                           "with torch, then --picker FILE.onnx)") from None
 
     from xiaonet.edge.export import export_onnx, max_abs_difference
     from xiaonet.edge.windowing import synthetic_windows
