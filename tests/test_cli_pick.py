@@ -23,7 +23,7 @@ def test_help_lists_every_subcommand(capsys):
     out = capsys.readouterr().out
     listed = {line.split()[0] for line in out[out.index("COMMAND\n"):out.index("options:")].splitlines()[1:]
               if line.startswith("    ") and not line.startswith("      ")}
-    assert listed == {"pick", "detect", "models", "train", "evaluate", "study", "stream", "stream-benchmark",
+    assert listed == {"pick", "detect", "models", "train", "adapt", "evaluate", "study", "stream", "stream-benchmark",
                       "export", "benchmark"}
 
 
