@@ -165,6 +165,7 @@ def label_sample(plan: AdaptPlan, settings: AdaptSettings, state: _RunState, run
     if not finished:
         state.data.update(labelling_finished=True, labelled_segments=len(done), label_seconds=round(spent, 1))
         state.save()
+    by_part = {part: sorted(records, key=lambda r: r.name) for part, records in by_part.items()}  # not by seed
     for part, records in by_part.items():
         if not records:
             raise AdaptError(f"no {part} segment got labels from both teachers within the budget; give more "
