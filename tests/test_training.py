@@ -273,7 +273,7 @@ def test_flat_windows_are_recognised():
 
 
 def test_shipped_students_have_cards_thresholds_and_size():
-    from xiaonet.models.model import count_parameters
+    from xiaonet.models.model import count_macs, count_parameters
     from xiaonet.models.presets import DEFAULT_PRESET, PRESETS, load_student, shipped_weights
 
     shipped = [name for name in PRESETS if shipped_weights(name) is not None]
@@ -284,10 +284,13 @@ def test_shipped_students_have_cards_thresholds_and_size():
         assert prefix.with_suffix(".md").is_file(), f"{name} has no model card"
         model = load_student(name)
         assert set(model.default_args) >= {"P_threshold", "S_threshold"}
-        if name == DEFAULT_PRESET:
-            assert count_parameters(model) <= 10_000
+        if name == DEFAULT_PRESET:  # the edge budget: <= 40k parameters, <= 1/10 of PhaseNet's MACs
+            assert count_parameters(model) <= 40_000
+            assert count_macs(model, 3000) <= 2_000_000
         picks = model.classify(obspy.read()).picks
         assert all(p.phase in ("P", "S") for p in picks)
+    # a student small enough for a microcontroller still ships beside the default
+    assert any(count_parameters(load_student(name)) <= 10_000 for name in shipped)
 
 
 def test_an_early_warning_student_trains_and_is_saved_as_one(tiny_data, tmp_path, torch_threads):

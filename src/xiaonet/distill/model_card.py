@@ -238,7 +238,7 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
         f"Trained {metrics['epochs_run']} epochs of {config.train.steps_per_epoch} x {config.train.batch_size} "
         f"windows in {metrics['train_minutes']} minutes (1 torch thread); weights from epoch "
         f"{metrics['best_epoch']} "
-        + ("(the epoch a validation run chose, fixed in the config)." if fixed else
+        + ("(fixed beforehand in the config, `eval.keep_epoch`: no epoch was chosen on data)." if fixed else
            f"(best {'validation' if chosen_on_val else 'dev'} F1)."),
         "",
         "## Held-out stations of the training networks (secondary: in-network)",
