@@ -110,11 +110,16 @@ def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teache
     assert by_key[("xiaonet-s", "onnx-int8")]["int8_bytes"] < by_key[("xiaonet-s", "onnx-fp32")]["fp32_bytes"]
     assert all(r["peak_rss_mb"] > 0 for r in report["rows"])
     assert len(report["targets"]) == 7
+    from xiaonet.models.presets import DEFAULT_PRESET
+
+    # speed is judged on the student `xiaonet pick` runs, size on the microcontroller student
+    assert report["targets"][0]["target"].startswith(f"{DEFAULT_PRESET} (default) throughput")
+    assert any(t["target"].startswith("xiaonet-s (microcontroller) int8 file") for t in report["targets"])
 
 
 def test_benchmark_runs_without_shared_data_or_teachers(tmp_path, capsys):
     """Hermetic: student and STA/LTA rows only, so the ratio columns stay empty."""
-    code = main(["benchmark", "--models", "xiaonet-xs:onnx-int8", "stalta", "--synthetic", "40",
+    code = main(["benchmark", "--picker", "xiaonet-xs:onnx-int8,stalta", "--synthetic", "40",
                  "--repeats", "1", "--latency-calls", "2", "--workdir", str(tmp_path)])
     printed = capsys.readouterr().out
     assert code == 0, printed
