@@ -9,7 +9,7 @@ from xiaonet.data.augmentations import (AddNoise, AugmentPipeline, ChannelDropou
                                    PolarityFlip, RandomResponse, RealNoise, RotateHorizontals, SuperposeEvent,
                                    TimeShift, ZeroGap, build_pipeline)
 from xiaonet.distill.config import AugmentConfig
-from xiaonet.data.datasets import Window, hard_label_curve, phase_targets
+from xiaonet.data.windows import Window, hard_label_curve, phase_targets
 
 N = 1000
 P, S = 300, 600

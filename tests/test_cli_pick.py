@@ -145,20 +145,20 @@ def test_every_command_that_runs_a_picker_names_it_with_picker_and_takes_threads
         main([command, "--help"])
     text = capsys.readouterr().out
     assert "--picker" in text and "--threads" in text
-    for legacy in ("--pickers", "--models", "--student"):
-        assert legacy not in text  # older spellings still parse, but are not advertised
+    for old in ("--pickers", "--models", "--student"):
+        assert old not in text
 
 
-def test_legacy_picker_spellings_parse_as_picker():
+def test_picker_lists_repeat_or_separate_by_commas():
     from xiaonet.cli import build_parser
     from xiaonet.cli.options import picker_texts
 
     parser = build_parser()
-    assert picker_texts(parser.parse_args(["benchmark", "--models", "stalta", "xiaonet-s:torch"]), []) == [
-        "stalta", "xiaonet-s:torch"]
-    assert picker_texts(parser.parse_args(["evaluate", "--dataset", "d", "--pickers", "stalta,phasenet",
+    assert picker_texts(parser.parse_args(["benchmark", "--picker", "stalta", "--picker", "xiaonet-s:torch"]),
+                        []) == ["stalta", "xiaonet-s:torch"]
+    assert picker_texts(parser.parse_args(["evaluate", "--dataset", "d", "--picker", "stalta,phasenet",
                                            "--picker", "xiaonet-s"]), []) == ["stalta", "phasenet", "xiaonet-s"]
-    assert parser.parse_args(["stream-benchmark", "--student", "xiaonet-m"]).picker == "xiaonet-m"
+    assert picker_texts(parser.parse_args(["evaluate", "--dataset", "d"]), ["x"]) == ["x"]
 
 
 def test_export_takes_the_model_once(tmp_path, capsys):

@@ -11,7 +11,8 @@ from xiaonet.edge.picks import TriggerState, advance_trigger, trigger_onset
 from xiaonet.models.presets import build_student, load_student
 from xiaonet.picking.pickers import ModelPicker
 from xiaonet.stream.config import early_warning_config
-from xiaonet.stream.streaming import StreamingConfig, StreamingPicker
+from xiaonet.stream.config import StreamingConfig
+from xiaonet.stream.engine import StreamingPicker
 
 from test_streaming import assert_same_picks, cut_packets, stream_all, synthetic_stream
 

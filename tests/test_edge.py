@@ -208,7 +208,8 @@ def test_streaming_engine_on_the_exported_model_gives_the_edge_picks(student_onn
     """The streaming engine's windowing over the ONNX model, fed 1.5 s packets, equals
     whole-trace edge picking (the streaming module itself imports SeisBench for its pick type)."""
     from xiaonet.edge import EdgeModel
-    from xiaonet.stream.streaming import StreamingPicker, predictor_from_edge_model
+    from xiaonet.stream.engine import StreamingPicker
+    from xiaonet.stream.predictors import predictor_from_edge_model
 
     _, path = student_onnx
     thresholds = {"P": 0.05, "S": 0.05}

@@ -41,7 +41,7 @@ def test_evaluate_writes_tables_figures_and_windows(dataset_dir, tmp_path, capsy
     assert results["settings"]["tolerance"] == 0.5 and len(results["benchmark"]) == 4
     # the same windows again, read back from the CSV: identical benchmark figures
     again = tmp_path / "again"
-    assert main(["evaluate", "--dataset", str(dataset_dir), "--pickers", "stalta", "--out", str(again),
+    assert main(["evaluate", "--dataset", str(dataset_dir), "--picker", "stalta", "--out", str(again),
                  "--windows", str(out / "benchmark_windows.csv"), "--no-progress", "--gallery", "0"]) == 0
     first = [r for r in results["benchmark"] if r["picker"] == "stalta" and r["dataset"] == "toy_cli"]
     second = json.loads((again / "results.json").read_text())["benchmark"]
@@ -51,7 +51,7 @@ def test_evaluate_writes_tables_figures_and_windows(dataset_dir, tmp_path, capsy
 
 def test_bad_dataset_and_unknown_picker_are_reported(dataset_dir, tmp_path, capsys):
     code = main(["evaluate", "--dataset", str(tmp_path / "missing"), "--dataset", str(dataset_dir),
-                 "--pickers", "stalta,nonsense", "--out", str(tmp_path / "o"), "--no-progress",
+                 "--picker", "stalta,nonsense", "--out", str(tmp_path / "o"), "--no-progress",
                  "--no-benchmark", "--gallery", "0", "--max-traces", "2"])
     assert code == 1
     err = capsys.readouterr().err
@@ -61,7 +61,7 @@ def test_bad_dataset_and_unknown_picker_are_reported(dataset_dir, tmp_path, caps
 
 
 def test_nothing_readable_is_a_usage_error(tmp_path, capsys):
-    assert main(["evaluate", "--dataset", str(tmp_path), "--pickers", "stalta", "--no-progress"]) == 2
+    assert main(["evaluate", "--dataset", str(tmp_path), "--picker", "stalta", "--no-progress"]) == 2
     assert "no readable dataset" in capsys.readouterr().err
 
 
@@ -152,7 +152,7 @@ def test_consensus_reference_refuses_analyst_only_options_and_empty_folders(tmp_
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no waveforms here")
     code = main(["evaluate", "--reference", "consensus", "--dataset", str(tmp_path / "empty"),
-                 "--pickers", "stalta", "--out", str(tmp_path / "out"), "--no-progress"])
+                 "--picker", "stalta", "--out", str(tmp_path / "out"), "--no-progress"])
     assert code == 2
     assert "no waveform files" in capsys.readouterr().err
     code = main(["evaluate", "--reference", "consensus", "--dataset", str(tmp_path / "empty"),
@@ -165,6 +165,6 @@ def test_evaluate_takes_pickers_repeated_or_comma_separated(dataset_dir, tmp_pat
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     assert main(["evaluate", "--dataset", str(dataset_dir), "--picker", "stalta", "--out", str(out_a),
                  "--no-benchmark", "--no-progress", "--gallery", "0"]) == 0
-    assert main(["evaluate", "--dataset", str(dataset_dir), "--pickers", "stalta", "--out", str(out_b),
+    assert main(["evaluate", "--dataset", str(dataset_dir), "--picker", "stalta", "--out", str(out_b),
                  "--no-benchmark", "--no-progress", "--gallery", "0"]) == 0
     assert (out_a / "summary.md").read_text() == (out_b / "summary.md").read_text()

@@ -7,14 +7,9 @@ import obspy
 import pytest
 import seisbench.util as sbu
 
-from xiaonet.evaluate.evaluation import (
-    DatasetError,
-    EvaluationSettings,
-    LabelledDataset,
-    evaluate,
-    parse_picker_spec,
-    training_records,
-)
+from xiaonet.evaluate.evaluation import EvaluationSettings, evaluate
+from xiaonet.evaluate.traces import DatasetError, LabelledDataset, training_records
+from xiaonet.picking.specs import parse_picker_spec
 from xiaonet.picking.pickers import Picker
 
 RATE = 100.0
@@ -328,7 +323,7 @@ def continuous_dir(tmp_path):
 
 
 def test_consensus_scoring_rewards_agreement_and_ignores_single_teacher_picks(continuous_dir):
-    from xiaonet.evaluate.evaluation import ContinuousDataset
+    from xiaonet.evaluate.traces import ContinuousDataset
 
     assert ContinuousDataset.networks_in(continuous_dir) == ["AA", "BB"]
     datasets = [ContinuousDataset(continuous_dir, network=n) for n in ("AA", "BB")]
@@ -351,7 +346,7 @@ def test_consensus_scoring_rewards_agreement_and_ignores_single_teacher_picks(co
 
 
 def test_continuous_folder_without_waveforms_is_named(tmp_path):
-    from xiaonet.evaluate.evaluation import ContinuousDataset
+    from xiaonet.evaluate.traces import ContinuousDataset
 
     (tmp_path / "notes.txt").write_text("nothing")
     with pytest.raises(DatasetError, match="no waveform files"):

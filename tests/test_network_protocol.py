@@ -11,7 +11,8 @@ import pytest
 
 from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
 from xiaonet.distill.config import ConfigError, validate_config
-from xiaonet.data.datasets import DataError, load_data, record_references
+from xiaonet.data.records import DataError, record_references
+from xiaonet.data.splits import load_data
 from xiaonet.picking.pickers import ModelPicker
 from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members
 from xiaonet.distill.selection import score_records

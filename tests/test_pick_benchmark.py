@@ -10,7 +10,8 @@ import pytest
 import seisbench.util as sbu
 from test_evaluation import make_dataset
 
-from xiaonet.evaluate.evaluation import LabelledDataset, build_picker, parse_picker_spec
+from xiaonet.evaluate.traces import LabelledDataset
+from xiaonet.picking.specs import build_picker, parse_picker_spec
 from xiaonet.evaluate.pick_benchmark import (
     BenchmarkSettings,
     benchmark_pickers,

@@ -211,7 +211,8 @@ def record():
 def _streamed(picker, packets, **config):
     from test_streaming import stream_all
 
-    from xiaonet.stream.streaming import StreamingConfig, StreamingPicker
+    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.stream.engine import StreamingPicker
 
     engine = StreamingPicker(picker, StreamingConfig(**config), note=lambda message: None)
     return engine, stream_all(engine, packets)

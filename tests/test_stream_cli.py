@@ -72,7 +72,7 @@ def test_csv_is_appended_not_overwritten(replay_file, tmp_path, capsys):
     path, _ = replay_file
     out_csv = tmp_path / "picks.csv"
     for _ in range(2):
-        assert main(["stream", "--replay", str(path), "--picker", "stalta", "--csv", str(out_csv)]) == 0
+        assert main(["stream", "--replay", str(path), "--picker", "stalta", "--out", str(out_csv)]) == 0
     n_json = len(json_picks(capsys.readouterr().out))
     lines = out_csv.read_text().splitlines()
     assert lines[0].startswith("network,station") and lines.count(lines[0]) == 1

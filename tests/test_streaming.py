@@ -10,14 +10,12 @@ import torch
 from xiaonet.picking.pickers import ModelPicker
 from xiaonet.models.presets import build_student
 from xiaonet.picking.stalta import StaLtaPicker
-from xiaonet.stream.streaming import (
-    StreamingConfig,
-    StreamingPicker,
-    StreamingStaLta,
-    make_streaming_picker,
-    stack_windows_average,
-    window_offsets,
-)
+from xiaonet.stream.config import StreamingConfig
+from xiaonet.stream.engine import StreamingPicker
+from xiaonet.stream.stalta import StreamingStaLta
+from xiaonet.picking.loading import make_streaming_picker
+from xiaonet.edge.windowing import window_offsets
+from xiaonet.stream.windows import stack_windows_average
 
 T0 = obspy.UTCDateTime("2024-01-01T00:00:00")
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from xiaonet.distill.config import config_from_dict
-from xiaonet.data.datasets import load_data
+from xiaonet.data.splits import load_data
 from xiaonet.distill.teacher_labels import attach_teacher_labels
 from xiaonet.distill.selection import score_records
 from xiaonet.distill.training import EarlyStopping, set_seed, setup_device, train
@@ -263,7 +263,7 @@ def test_missing_teacher_weights_name_the_variable_and_file(tiny_data, tmp_path)
 
 
 def test_flat_windows_are_recognised():
-    from xiaonet.data.datasets import is_flat
+    from xiaonet.data.windows import is_flat
 
     assert is_flat(np.full((3, 100), 1242.0, dtype=np.float32))
     assert is_flat(np.zeros((3, 100)))

@@ -31,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     add_picker_list_option(
         parser, f"a picker to measure, optionally with one runtime (e.g. xiaonet-s:onnx-int8); "
-        f"default: {','.join(DEFAULT_MODELS)}", metavar="MODEL[:RUNTIME]", legacy=("--models",),
+        f"default: {','.join(DEFAULT_MODELS)}", metavar="MODEL[:RUNTIME]",
     )
     parser.add_argument("--data", nargs="+", default=None, metavar="PATH",
                         help="3-component waveform files/folders/globs (default: one hour of "

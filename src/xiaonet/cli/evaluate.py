@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     add_picker_list_option(parser, "a picker to evaluate, as xiaonet pick --picker reads it "
                            "(NAME[:WEIGHTS][@window=SAMPLES]); default: "
-                           "xiaonet,phasenet,eqtransformer,stalta", legacy=("--pickers",))
+                           "xiaonet,phasenet,eqtransformer,stalta")
     parser.add_argument("--reference", choices=("analyst", "consensus"), default="analyst",
                         help="analyst: --dataset folders are SeisBench datasets scored against their "
                         "analyst picks. consensus: --dataset folders (or files) hold continuous "

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-from xiaonet.distill.config import default_shared_dir  # noqa: F401  (used here and by cli.benchmark)
+from xiaonet.distill.config import default_shared_dir
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

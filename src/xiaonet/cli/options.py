@@ -38,16 +38,11 @@ def picker_from_args(args: argparse.Namespace):
                                getattr(args, "runtime", None), getattr(args, "threads", 1))
 
 
-def add_picker_list_option(parser: argparse.ArgumentParser, help_text: str, metavar: str = "SPEC",
-                           legacy: tuple[str, ...] = ()) -> None:
+def add_picker_list_option(parser: argparse.ArgumentParser, help_text: str, metavar: str = "SPEC") -> None:
     """``--picker SPEC`` for commands that run several pickers: repeat it, or give a
-    comma-separated list. ``legacy`` names (``--pickers``, ``--models``, ``--student``) are
-    older spellings of the same option, still accepted but no longer shown in ``--help``."""
+    comma-separated list."""
     parser.add_argument("--picker", dest="picker", action="extend", type=split_picker_list, default=[],
                         metavar=metavar, help=help_text + " (repeat, or separate by commas)")
-    for name in legacy:
-        parser.add_argument(name, dest="picker", action="extend", nargs="+", type=split_picker_list,
-                            help=argparse.SUPPRESS)
 
 
 def split_picker_list(text: str) -> list[str]:
@@ -60,11 +55,8 @@ def split_picker_list(text: str) -> list[str]:
 
 
 def picker_texts(args: argparse.Namespace, default: list[str]) -> list[str]:
-    """The picker specs given with ``--picker`` (or a legacy spelling), else ``default``."""
-    texts: list[str] = []
-    for value in args.picker or []:
-        texts.extend(value if isinstance(value, list) else [value])
-    return texts or list(default)
+    """The picker specs given with ``--picker``, else ``default``."""
+    return list(args.picker or default)
 
 
 def report_failures(command: str, failures: list[str], file=None) -> int:

@@ -62,9 +62,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="SeedLink: longest wait between reconnect attempts (s)")
     parser.add_argument("--connect-timeout", type=float, default=60.0,
                         help="SeedLink: give up (exit status 1) when no connection was made in this long (s)")
-    parser.add_argument("--out", "--csv", dest="out", default=None,
+    parser.add_argument("--out", dest="out", default=None,
                         help="append picks to this CSV pick table (the columns of xiaonet pick --out, plus "
-                        "emitted_at); --csv is the older name")
+                        "emitted_at)")
     parser.add_argument("--detect", metavar="STATIONS", default=None,
                         help="also associate the picks into events (xiaonet detect; StationXML or station "
                         "CSV) and print each event as a JSON line with \"type\": \"event\"")
@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.picking.loading import default_picker_name
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
     from xiaonet.stream.config import early_warning_config, early_warning_settings
-    from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
+    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.picking.loading import make_streaming_picker
 
     notes: list[str] = []
     def note(message: str) -> None:

@@ -53,7 +53,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--throughput-seconds", type=float, default=90.0,
                         help="data seconds timed in the throughput run, after 35 s of warm-up "
                         "(default 90: four offline windows per station)")
-    parser.add_argument("--student", dest="picker", help=argparse.SUPPRESS)  # the older spelling
     parser.add_argument("--picker", dest="picker", default=None, metavar="STUDENT",
                         help="student preset or weights path, measured next to PhaseNet (default: the "
                         "shipped default student; untrained xiaonet-s when none is shipped, and the "

@@ -40,7 +40,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from xiaonet.distill.config import ConfigError, check_trainable, load_config
-    from xiaonet.data.datasets import DataError, load_data
+    from xiaonet.data.records import DataError
+    from xiaonet.data.splits import load_data
     from xiaonet.models.teachers import TeacherUnavailable
 
     log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Training augmentations: small composable callables over a :class:`~xiaonet.data.datasets.Window`.
+"""Training augmentations: small composable callables over a :class:`~xiaonet.data.windows.Window`.
 
 Each augmentation takes ``(window, rng)`` with an explicit ``numpy.random.Generator`` and
 returns the (possibly new) window; anything that moves or removes samples moves or removes
@@ -6,7 +6,7 @@ the labels with them, so waveform, teacher targets and analyst targets stay alig
 ``str(pipeline)`` describes the whole chain.
 
 >>> import numpy as np
->>> from xiaonet.data.datasets import Window
+>>> from xiaonet.data.windows import Window
 >>> pipeline = AugmentPipeline([Normalize(method="zscore"), AddNoise(noise_level=0.1)])
 >>> window = Window(np.ones((3, 100), dtype=np.float32), None, None)
 >>> pipeline(window, np.random.default_rng(0)).waveform.shape
@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from xiaonet.data.datasets import Window, phase_targets
+from xiaonet.data.windows import Window, phase_targets
 
 
 def _fields(window: Window):
@@ -313,7 +313,7 @@ class ChannelDropout(Augmentation):
 def build_pipeline(augment, sampler=None, sampling_rate: float = 100.0) -> AugmentPipeline:
     """The training pipeline of an :class:`xiaonet.distill.config.AugmentConfig`.
 
-    ``sampler`` (a :class:`xiaonet.data.datasets.WindowSampler`) provides the real-noise and
+    ``sampler`` (a :class:`xiaonet.data.windows.WindowSampler`) provides the real-noise and
     event banks; without it those two augmentations are left out.
     """
     steps: list[Augmentation] = []

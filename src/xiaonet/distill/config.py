@@ -246,7 +246,7 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected an object with keys {_field_names(annotation)}, got {value!r}")
-        return _from_dict(annotation, value, where)
+        return dataclass_from_dict(annotation, value, where)
     if origin is typing.Union or str(origin) == "types.UnionType":
         if value is None and type(None) in args:
             return None
@@ -314,12 +314,9 @@ def dataclass_from_dict(cls, data: dict, where: str = "config"):
     return cls(**kwargs)
 
 
-_from_dict = dataclass_from_dict
-
-
 def config_from_dict(data: dict) -> TrainConfig:
     """Build and validate a :class:`TrainConfig`; unknown keys raise :class:`ConfigError`."""
-    config = _from_dict(TrainConfig, data)
+    config = dataclass_from_dict(TrainConfig, data)
     validate_config(config)
     return config
 

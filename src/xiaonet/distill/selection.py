@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from xiaonet.data.datasets import Record, record_references, record_stream
+from xiaonet.data.records import Record, record_references, record_stream
 
 # --- scoring on whole traces ---------------------------------------------------------------
 
@@ -35,7 +35,7 @@ def score_records(picker, records: list[Record], tolerance: float = 0.5,
     Each record gets its own time base (records are 10^5 s apart) so picks on one trace
     never match reference picks of another trace at the same station. A phase is scored
     only on sources whose records all carry that phase's reference: analyst picks, or for
-    continuous records the teachers' consensus (:func:`xiaonet.data.datasets.record_references`).
+    continuous records the teachers' consensus (:func:`xiaonet.data.records.record_references`).
     ``macro`` averages the per-source F1 (each held-out network counts once, however many
     picks it has).
     """

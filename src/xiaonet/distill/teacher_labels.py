@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from xiaonet.distill.config import TeacherMember
-from xiaonet.data.datasets import Record, record_stream
+from xiaonet.data.records import Record, record_stream
 
 logger = logging.getLogger(__name__)
 

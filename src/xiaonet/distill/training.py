@@ -36,7 +36,9 @@ import torch
 
 from xiaonet.data.augmentations import build_pipeline
 from xiaonet.distill.config import TrainConfig, config_to_dict, write_config
-from xiaonet.data.datasets import DataBundle, Record, WindowSampler
+from xiaonet.data.splits import DataBundle
+from xiaonet.data.records import Record
+from xiaonet.data.windows import WindowSampler
 from xiaonet.distill.distillation import DistillationLoss
 from xiaonet.distill.batches import decided_samples, make_batch
 from xiaonet.distill.run_folder import code_version, plot_curves, write_history

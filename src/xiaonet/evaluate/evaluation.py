@@ -20,10 +20,7 @@ import numpy as np
 import seisbench.util as sbu
 
 from xiaonet.evaluate.consensus import is_consensus_teacher
-# the traces and the picker-spec grammar have their own modules; their names stay importable here
-from xiaonet.evaluate.traces import (DEFAULT_START, PHASE_COLUMNS, PHYSICAL_UNITS_PEAK,  # noqa: F401
-                                     ContinuousDataset, DatasetError, LabelledDataset, LabelledTrace,
-                                     training_records)
+from xiaonet.evaluate.traces import LabelledDataset, LabelledTrace
 from xiaonet.evaluate.scoring import (
     ReferencePick,
     SweepPoint,
@@ -32,7 +29,7 @@ from xiaonet.evaluate.scoring import (
     sweep_thresholds,
 )
 
-from xiaonet.picking.specs import PickerSpec, build_picker, parse_picker_spec  # noqa: F401
+from xiaonet.picking.specs import PickerSpec, build_picker
 
 logger = logging.getLogger(__name__)
 

@@ -159,3 +159,18 @@ def _torch_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def make_streaming_picker(picker, config=None, note=None):
+    """The streaming engine for any picker: :class:`xiaonet.stream.stalta.StreamingStaLta`
+    for STA/LTA, :class:`xiaonet.stream.engine.StreamingPicker` for a model picker or a
+    window predictor (``config`` a :class:`xiaonet.stream.config.StreamingConfig`)."""
+    from xiaonet.picking.stalta import StaLtaPicker
+
+    if isinstance(picker, StaLtaPicker):
+        from xiaonet.stream.stalta import StreamingStaLta
+
+        return StreamingStaLta(picker, config, note)
+    from xiaonet.stream.engine import StreamingPicker
+
+    return StreamingPicker(picker, config, note)

@@ -99,7 +99,8 @@ def measure_latency(picker, stream, config: dict, packet_samples: int, offline=N
     import time
 
     from xiaonet.stream.packet_sources import cut_into_packets
-    from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
+    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.picking.loading import make_streaming_picker
 
     engine = make_streaming_picker(picker, StreamingConfig(**config), note=lambda message: None)
     emitted_all = []
@@ -139,7 +140,8 @@ def measure_throughput(picker, stream, n_stations: int, seconds: float, config: 
     import numpy as np
     import obspy
 
-    from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
+    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.picking.loading import make_streaming_picker
 
     rate = stream[0].stats.sampling_rate
     traces = sorted(stream, key=lambda tr: tr.stats.channel)[:3]
@@ -188,7 +190,8 @@ def measure_memory(picker, stream, config: dict, n_stations: int = 50, seconds: 
     import obspy
 
     from xiaonet.stream.packet_sources import cut_into_packets
-    from xiaonet.stream.streaming import StreamingConfig, make_streaming_picker
+    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.picking.loading import make_streaming_picker
 
     start = min(tr.stats.starttime for tr in stream)
     base = stream.slice(start, start + seconds)

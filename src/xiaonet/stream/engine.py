@@ -1,5 +1,43 @@
-"""The streaming engine: :class:`StreamingPicker` (see :mod:`xiaonet.stream.streaming` for
-how it works, step by step).
+"""The streaming engine: real-time picking from packets, per-station ring buffers, sliding
+windows, final picks.
+
+:class:`StreamingPicker` is fed ObsPy ``Trace`` packets (miniSEED records of any size, the
+channels of a station in any interleaving) and returns each pick once, as soon as it can no
+longer change, with the time it was emitted.
+
+How it works, per station (``NET.STA.LOC`` + band/instrument code, as offline):
+
+1. **Ring buffer.** Each packet is written into a station buffer (components x samples, on
+   a sample grid anchored at the station's first packet), with a mask of which samples were
+   received. Duplicates, overlaps, reordered and late packets are sorted out here.
+2. **Frontier.** The station is processed up to the *frontier*: the first sample not yet
+   received on every live channel. A channel that lags the others by more than
+   ``channel_timeout`` seconds is declared stopped (and treated as missing, i.e. zeros, as
+   the offline path does for a missing component) until it sends data again.
+3. **Segments.** Where no channel has data (a gap), the current record ends, exactly as the
+   offline path splits a station into contiguous blocks; with ``gap_policy="zero-fill"``
+   gaps up to ``max_fill`` seconds are filled with zeros instead, and picks touching the
+   filled span are suppressed (no pick is invented across a gap).
+4. **Windows.** In ``mode="offline"`` windows start every ``in_samples - overlap`` samples
+   from the record start and one more window is aligned to the record end when the record
+   ends (SeisBench's ``_cut_fragments_array``), or, for a model with the ``absolute`` window
+   grid (the students), on that grid after one window at the record start; window predictions are averaged where they
+   overlap (SeisBench's ``avg`` stacking, in float32 and in window order). A sample is
+   final once no future window can cover it; the end-of-record window means the last
+   ``in_samples`` samples of a record are final only when the record ends (a gap, a rate
+   change, :meth:`StreamingPicker.flush`). Picks are then identical to
+   ``ModelPicker.pick`` on the whole record, at the price of latency (up to one window).
+   In ``mode="low-latency"`` a window ending at the newest data is predicted every ``hop``
+   seconds and each sample takes its probability from the one window in which it lies
+   ``lookahead`` seconds before the window end: final ``lookahead`` + ``hop`` seconds after
+   it arrived, at the price of less context after an onset than offline picking sees.
+5. **Triggers.** Final probabilities go through the same trigger as SeisBench's
+   ``picks_from_annotations`` (on at the threshold, off below half of it, peak inside),
+   kept as a state machine so a trigger may span many packets.
+
+Windows from all stations that are ready are predicted in one batch per call of
+:meth:`StreamingPicker.feed_many` (or :meth:`StreamingPicker.process`), so a thousand
+stations cost one model call per batch, not one per station.
 
 Why this module is longer than ~400 lines: the engine is one state machine over the station
 buffers (packets in, frontier, segments, windows, stacking, triggers, emitted picks); the
@@ -25,7 +63,7 @@ from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPL
 from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
 from xiaonet.stream.resampling import ChannelResampler
 from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
-from xiaonet.stream.windows import STACKING_METHODS
+from xiaonet.edge.windowing import STACKING_METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +97,7 @@ class StreamingPicker(PacketConsumer):
         else:
             raise TypeError(
                 f"{picker!r}: StreamingPicker needs a model picker or a WindowPredictor; "
-                "for STA/LTA use xiaonet.stream.streaming.StreamingStaLta"
+                "for STA/LTA use xiaonet.stream.stalta.StreamingStaLta"
             )
         p = self.predictor
         if p.stacking not in STACKING_METHODS:

@@ -11,7 +11,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from xiaonet.models.annotate_settings import annotate_setting, default_threshold, min_record_seconds
-from xiaonet.stream.windows import overlap_in_samples
+from xiaonet.edge.windowing import overlap_samples
 
 
 # --- What the engine needs from a model --------------------------------------------------
@@ -146,7 +146,7 @@ def predictor_from_model_picker(picker) -> TorchWindowPredictor:
         )
     argdict = dict(model.default_args)
     argdict.update({k: v for k, v in picker.annotate_args.items() if k != "batch_size"})
-    overlap = overlap_in_samples(annotate_setting(model, "overlap", argdict), model.in_samples)
+    overlap = overlap_samples(annotate_setting(model, "overlap", argdict), model.in_samples)
     stacking = str(annotate_setting(model, "stacking", argdict)).lower()
     thresholds = {phase: float(picker.thresholds.get(phase, default_threshold(model, phase, argdict)))
                   for phase in ("P", "S")}
@@ -190,7 +190,7 @@ def predictor_from_edge_model(edge_model) -> ArrayWindowPredictor:
         component_order=meta.component_order,
         sampling_rate=float(meta.sampling_rate),
         in_samples=int(meta.in_samples),
-        overlap=overlap_in_samples(meta.overlap, int(meta.in_samples)),
+        overlap=overlap_samples(meta.overlap, int(meta.in_samples)),
         stacking=str(getattr(meta, "stacking", "avg")).lower(),
         dynamic_length=bool(meta.dynamic_length),
         min_record_s=float(meta.min_record_s),

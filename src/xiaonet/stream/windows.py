@@ -11,15 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from xiaonet.edge.windowing import STACKING_METHODS, overlap_samples, window_offsets  # noqa: F401
-
 
 # --- Offline windowing rules, pure numpy -------------------------------------------------
-
-
-def overlap_in_samples(overlap: float, in_samples: int) -> int:
-    """SeisBench's rule: an overlap below 1 is a fraction of the window, else a count."""
-    return overlap_samples(overlap, in_samples)
 
 
 def stack_windows_average(predictions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
