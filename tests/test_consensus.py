@@ -7,7 +7,7 @@ import obspy
 import pytest
 import seisbench.util as sbu
 
-from xiaonet.evaluate.consensus import consensus_reference, picks_from_probabilities
+from xiaonet.evaluate.consensus import consensus_reference, teacher_picks_from_curves
 from xiaonet.evaluate.scoring import ReferencePick, score_picks
 
 T0 = obspy.UTCDateTime(2020, 1, 1)
@@ -55,6 +55,6 @@ def test_picks_from_cached_curves_follow_seisbench_s_trigger_rule():
     n = 3000
     t = np.arange(n)
     curves = np.stack([np.exp(-0.5 * ((t - 1000) / 10) ** 2), 0.5 * np.exp(-0.5 * ((t - 2000) / 20) ** 2)])
-    picks = picks_from_probabilities(curves, "XX.A.", float(T0), 100.0, threshold=0.3)
+    picks = teacher_picks_from_curves(curves, "XX.A.", float(T0), 100.0, threshold=0.3)
     assert [(p.phase, round(float(p.peak_time) - float(T0), 2)) for p in picks] == [("P", 10.0), ("S", 20.0)]
-    assert picks_from_probabilities(curves * 0.2, "XX.A.", float(T0), 100.0, threshold=0.3) == []
+    assert teacher_picks_from_curves(curves * 0.2, "XX.A.", float(T0), 100.0, threshold=0.3) == []

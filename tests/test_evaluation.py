@@ -8,7 +8,8 @@ import pytest
 import seisbench.util as sbu
 
 from xiaonet.evaluate.evaluation import EvaluationSettings, evaluate
-from xiaonet.evaluate.traces import DatasetError, LabelledDataset, training_records
+from xiaonet.data.records import DataError
+from xiaonet.evaluate.traces import LabelledDataset, training_records
 from xiaonet.picking.specs import parse_picker_spec
 from xiaonet.picking.pickers import Picker
 
@@ -139,14 +140,14 @@ def test_description_flags_physical_units_only_for_tiny_amplitudes(dataset_dir):
 
 
 def test_bad_dataset_folders_are_named(tmp_path):
-    with pytest.raises(DatasetError, match="metadata.csv is missing"):
+    with pytest.raises(DataError, match="metadata.csv is missing"):
         LabelledDataset(tmp_path / "nothing")
     folder = tmp_path / "no_picks"
     make_dataset(folder, n_quakes=1, n_noise=0)
     meta = (folder / "metadata.csv").read_text().replace("trace_p_arrival_sample", "p").replace(
         "trace_s_arrival_sample", "s")
     (folder / "metadata.csv").write_text(meta)
-    with pytest.raises(DatasetError, match="no analyst pick column"):
+    with pytest.raises(DataError, match="no analyst pick column"):
         LabelledDataset(folder)
 
 
@@ -284,7 +285,7 @@ def test_training_records_of_a_split_file_are_left_out(dataset_dir, tmp_path):
     assert dataset.rows == [3, 4, 5, 6, 7] and len(dataset) == 5
     assert [t.key for t in dataset][0] == "toy_quakes/3"
     assert dataset.describe()["excluded_training_rows"] == 3
-    with pytest.raises(DatasetError, match="split file not found"):
+    with pytest.raises(DataError, match="split file not found"):
         training_records(tmp_path / "nope.csv")
 
 
@@ -349,7 +350,7 @@ def test_continuous_folder_without_waveforms_is_named(tmp_path):
     from xiaonet.evaluate.traces import ContinuousDataset
 
     (tmp_path / "notes.txt").write_text("nothing")
-    with pytest.raises(DatasetError, match="no waveform files"):
+    with pytest.raises(DataError, match="no waveform files"):
         ContinuousDataset(tmp_path)
 
 
@@ -357,9 +358,9 @@ def test_training_and_evaluation_read_a_seisbench_folder_the_same_way(tmp_path):
     """One reader of SeisBench folders: same waveforms, picks and start time for both paths."""
     import numpy as np
 
-    from xiaonet.data.records import DataError, load_labelled_records
+    from xiaonet.data.records import load_labelled_records
     from xiaonet.distill.config import SourceConfig
-    from xiaonet.evaluate.traces import DatasetError, LabelledDataset
+    from xiaonet.evaluate.traces import LabelledDataset
 
     from seisbench.data import WaveformDataWriter
 
@@ -384,7 +385,7 @@ def test_training_and_evaluation_read_a_seisbench_folder_the_same_way(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     write_tiny_dataset(bad, p_sample="soon")
-    with pytest.raises(DatasetError, match="trace_p_arrival_sample is 'soon'"):
+    with pytest.raises(DataError, match="trace_p_arrival_sample is 'soon'"):
         LabelledDataset(bad).trace(0)
     with pytest.raises(DataError, match="row 0: trace_p_arrival_sample is 'soon'"):
         load_labelled_records(bad, SourceConfig(path=str(bad)), 100.0, note=lambda m: None)

@@ -97,7 +97,7 @@ def _pick_files(args, destination: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from xiaonet.detect.association import AssociationConfig, PickTableError, associate
-    from xiaonet.detect.reference import ReferenceError, parse_reference
+    from xiaonet.detect.reference import ReferenceEventError, parse_reference
     from xiaonet.detect.stations import StationError, read_stations
     from xiaonet.detect.velocity import VelocityModelError
     from xiaonet.picking.picktable import read_csv
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         stations = read_stations(args.stations)
         references = parse_reference(args.reference) if args.reference else []
-    except (StationError, ReferenceError) as error:
+    except (StationError, ReferenceEventError) as error:
         print(f"xiaonet detect: {error}", file=sys.stderr)
         return 2
 

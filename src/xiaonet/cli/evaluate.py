@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from xiaonet.evaluate.evaluation import evaluate, EvaluationSettings
-    from xiaonet.evaluate.traces import DatasetError, LabelledDataset, training_records
+    from xiaonet.data.records import DataError
+    from xiaonet.evaluate.traces import LabelledDataset, training_records
     from xiaonet.picking.specs import parse_picker_spec
     from xiaonet.evaluate.pick_benchmark import BenchmarkSettings, benchmark_pickers
     from xiaonet.evaluate.reports import write_evaluation_outputs
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.exclude_training:
         try:
             exclude = training_records(args.exclude_training)
-        except DatasetError as error:
+        except DataError as error:
             print(f"xiaonet evaluate: {error}", file=sys.stderr)
             return 2
     datasets = []
@@ -130,13 +131,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             networks = ContinuousDataset.networks_in(path) or [None]
             datasets += [ContinuousDataset(path, network=n if len(networks) > 1 else None) for n in networks]
-        except DatasetError as error:
+        except DataError as error:
             problems.append(str(error))
     for path in args.dataset if args.reference == "analyst" else ():
         for gain in [1.0, *args.gain]:
             try:
                 datasets.append(LabelledDataset(path, gain=gain, exclude=exclude))
-            except DatasetError as error:
+            except DataError as error:
                 problems.append(str(error))
                 break
     if not datasets:

@@ -25,7 +25,8 @@ COMPONENT_ALIASES = component_index(COMPONENTS)
 
 
 class DataError(ValueError):
-    """A data folder cannot be used; the message names it and says what was expected."""
+    """Data that cannot be used (a training source, a labelled dataset, a continuous folder, a
+    split file); the message names the file or folder and says what was expected."""
 
 
 @dataclass
@@ -213,7 +214,7 @@ def record_references(record: Record, sampling_rate: float = 100.0, start_offset
     import obspy
 
     from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS, ConsensusReference, consensus_reference, \
-        picks_from_probabilities
+        teacher_picks_from_curves
 
     if record.category != "continuous":
         return ConsensusReference(record_reference_picks(record, sampling_rate, start_offset), [])
@@ -225,7 +226,7 @@ def record_references(record: Record, sampling_rate: float = 100.0, start_offset
                             f"({', '.join(CONSENSUS_TEACHERS)}); cannot score it")
         trace_id = f"{record.station}."
         record.consensus = consensus_reference(
-            {name: picks_from_probabilities(value, trace_id, obspy.UTCDateTime(record.start_time),
-                                           sampling_rate)  # UTCDateTime: times rounded as SeisBench's
+            {name: teacher_picks_from_curves(value, trace_id, obspy.UTCDateTime(record.start_time),
+                                            sampling_rate)  # UTCDateTime: times rounded as SeisBench's
              for name, value in curves.items()})
     return record.consensus.shifted(start_offset) if start_offset else record.consensus

@@ -18,7 +18,7 @@ from pathlib import Path
 import obspy
 
 
-class ReferenceError(ValueError):
+class ReferenceEventError(ValueError):
     """A ``--reference`` that cannot be read (the message says what was expected)."""
 
 
@@ -37,7 +37,7 @@ def _from_json(data: dict, name: str) -> ReferenceEvent:
             return ReferenceEvent(float(data[lat]), float(data[lon]),
                                   float(data[depth]) if data.get(depth) is not None else None,
                                   obspy.UTCDateTime(data[time]) if data.get(time) else None)
-    raise ReferenceError(f"{name}: expected JSON with latitude/longitude (or evla/evlo) keys")
+    raise ReferenceEventError(f"{name}: expected JSON with latitude/longitude (or evla/evlo) keys")
 
 
 def parse_reference(spec: str) -> list[ReferenceEvent]:
@@ -51,18 +51,18 @@ def parse_reference(spec: str) -> list[ReferenceEvent]:
                                    float(parts[2]) if len(parts) > 2 and parts[2] else None,
                                    obspy.UTCDateTime(parts[3]) if len(parts) > 3 else None)]
         except (ValueError, TypeError):
-            raise ReferenceError(f"--reference {spec!r}: not a file, and not LAT,LON[,DEPTH_KM[,TIME]]") from None
+            raise ReferenceEventError(f"--reference {spec!r}: not a file, and not LAT,LON[,DEPTH_KM[,TIME]]") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise ReferenceError(f"{path}: not readable JSON: {error}") from None
+            raise ReferenceEventError(f"{path}: not readable JSON: {error}") from None
         items = data if isinstance(data, list) else [data]
         return [_from_json(item, str(path)) for item in items]
     try:
         catalog = obspy.read_events(str(path))
     except Exception as error:  # ObsPy raises many types for unreadable files
-        raise ReferenceError(f"{path}: expected a JSON event or a catalog ObsPy reads (QuakeML, ...): "
+        raise ReferenceEventError(f"{path}: expected a JSON event or a catalog ObsPy reads (QuakeML, ...): "
                              f"{type(error).__name__}: {error}") from None
     events = []
     for event in catalog:
@@ -71,7 +71,7 @@ def parse_reference(spec: str) -> list[ReferenceEvent]:
             depth = origin.depth / 1000.0 if origin.depth is not None else None
             events.append(ReferenceEvent(origin.latitude, origin.longitude, depth, origin.time))
     if not events:
-        raise ReferenceError(f"{path}: the catalog has no origins")
+        raise ReferenceEventError(f"{path}: the catalog has no origins")
     return events
 
 

@@ -12,7 +12,7 @@ picked), so it runs where only ``numpy`` and ``onnxruntime`` are installed::
 
 from xiaonet.edge.model import EdgeModel, EdgeModelError, EdgeModelMetadata
 from xiaonet.edge.picker import EdgePicker
-from xiaonet.edge.picks import EdgePick, picks_from_probabilities, trigger_onset
+from xiaonet.edge.picks import EdgePick, picks_from_curve, trigger_onset
 from xiaonet.edge.windowing import WindowStack, overlap_samples, window_offsets
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "EdgeModelMetadata",
     "EdgePicker",
     "EdgePick",
-    "picks_from_probabilities",
+    "picks_from_curve",
     "trigger_onset",
     "WindowStack",
     "overlap_samples",

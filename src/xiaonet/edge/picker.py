@@ -16,7 +16,7 @@ import numpy as np
 
 from xiaonet.edge.filters import apply_stream_filter
 from xiaonet.edge.model import EdgeModel
-from xiaonet.edge.picks import EdgePick, picks_from_probabilities
+from xiaonet.edge.picks import EdgePick, picks_from_curve
 from xiaonet.edge.windowing import WindowStack, absolute_index, covered_span, grid_window_offsets, overlap_samples
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class EdgePicker:
         start = start_time + first / meta.sampling_rate
         picks: list[EdgePick] = []
         for phase, curve in zip(PICK_PHASES, probabilities):
-            picks += picks_from_probabilities(
+            picks += picks_from_curve(
                 curve, start, meta.sampling_rate, self.thresholds[phase], phase, trace_id
             )
         return sorted(picks)

@@ -4,7 +4,7 @@
 streaming engine chunk by chunk); :func:`trigger_onset` runs it over a whole curve, equal to
 ObsPy's ``obspy.signal.trigger.trigger_onset`` for ``thres1 >= thres2`` and no maximum length
 (how SeisBench calls it), and
-:func:`picks_from_probabilities` follows SeisBench's ``WaveformModel.picks_from_annotations``:
+:func:`picks_from_curve` follows SeisBench's ``WaveformModel.picks_from_annotations``:
 trigger on at the threshold, off at half of it, the pick at the highest probability inside
 the trigger. :class:`EdgePick` has the attribute names of ``seisbench.util.Pick`` so the
 pick table writers and :mod:`xiaonet.evaluate.scoring` accept it unchanged.
@@ -148,7 +148,7 @@ def trigger_onset(charfct: np.ndarray, thres1: float, thres2: float) -> np.ndarr
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def picks_from_probabilities(
+def picks_from_curve(
     probability: np.ndarray,
     start_time: Any,
     sampling_rate: float,

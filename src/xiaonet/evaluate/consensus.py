@@ -103,17 +103,17 @@ def consensus_reference(picks_by_teacher: Mapping[str, Iterable],
     return result
 
 
-def picks_from_probabilities(probabilities: np.ndarray, trace_id: str, start_time: float,
-                             sampling_rate: float = 100.0, threshold: float = TEACHER_THRESHOLD):
+def teacher_picks_from_curves(probabilities: np.ndarray, trace_id: str, start_time: float,
+                              sampling_rate: float = 100.0, threshold: float = TEACHER_THRESHOLD):
     """A teacher's picks from its (2, n) P / S probability curves, as SeisBench picks them
     (on at ``threshold``, off at half of it, the peak is the pick): the project's one trigger,
-    :func:`xiaonet.edge.picks.picks_from_probabilities`, checked against ObsPy's."""
-    from xiaonet.edge.picks import picks_from_probabilities as phase_picks
+    :func:`xiaonet.edge.picks.picks_from_curve`, checked against ObsPy's."""
+    from xiaonet.edge.picks import picks_from_curve
 
     return [pick for row, phase in enumerate("PS")
-            for pick in phase_picks(np.asarray(probabilities[row], dtype=np.float32), start_time,
-                                    sampling_rate, threshold, phase, trace_id)]
+            for pick in picks_from_curve(np.asarray(probabilities[row], dtype=np.float32), start_time,
+                                         sampling_rate, threshold, phase, trace_id)]
 
 
-__all__ = ["ConsensusReference", "consensus_reference", "picks_from_probabilities", "AGREEMENT_S",
+__all__ = ["ConsensusReference", "consensus_reference", "teacher_picks_from_curves", "AGREEMENT_S",
            "TEACHER_THRESHOLD", "CONSENSUS_TEACHERS"]

@@ -143,7 +143,8 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
     import shutil
 
     from xiaonet.evaluate.evaluation import evaluate, EvaluationSettings
-    from xiaonet.evaluate.traces import DatasetError, LabelledDataset, training_records
+    from xiaonet.data.records import DataError
+    from xiaonet.evaluate.traces import LabelledDataset, training_records
     from xiaonet.picking.specs import parse_picker_spec, PickerSpec
     from xiaonet.evaluate.pick_benchmark import BenchmarkSettings, benchmark_pickers
     from xiaonet.evaluate.figures import plot_accuracy_vs_size, plot_f1_bars, plot_residual_comparison
@@ -186,7 +187,7 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
         for gain in [1.0, *config.gain]:
             try:
                 datasets.append(LabelledDataset(path, gain=gain, exclude=exclude or None))
-            except DatasetError as error:
+            except DataError as error:
                 problems.append(str(error))
                 break
     if not datasets:

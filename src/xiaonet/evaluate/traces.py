@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 import obspy
 
+from xiaonet.data.records import DataError
 from xiaonet.data.seisbench_folders import (PHASE_COLUMNS, metadata_value, open_seisbench_folder,
                                             parse_start_time, pick_sample)
 from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
@@ -31,10 +32,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_START = obspy.UTCDateTime(2000, 1, 1)
 #: A dataset whose median trace peak amplitude is below this is "in physical units".
 PHYSICAL_UNITS_PEAK = 1e-3
-
-
-class DatasetError(ValueError):
-    """A labelled dataset cannot be read; the message names the folder and what is expected."""
 
 
 # --- datasets ---------------------------------------------------------------------------------
@@ -65,10 +62,10 @@ class LabelledDataset:
     def __init__(self, path: str | Path, gain: float = 1.0, name: str | None = None,
                  exclude: set[str] | None = None):
         self.path = Path(path)
-        self._dataset = open_seisbench_folder(self.path, DatasetError)
+        self._dataset = open_seisbench_folder(self.path, DataError)
         self.metadata = self._dataset.metadata
         if not any(column in self.metadata for column in PHASE_COLUMNS.values()):
-            raise DatasetError(
+            raise DataError(
                 f"{self.path / 'metadata.csv'}: no analyst pick column; expected "
                 f"{' and/or '.join(PHASE_COLUMNS.values())}"
             )
@@ -82,7 +79,7 @@ class LabelledDataset:
         if exclude:
             names = self.metadata.get("trace_name")
             if names is None:
-                raise DatasetError(f"{self.path / 'metadata.csv'}: no trace_name column to match a split file")
+                raise DataError(f"{self.path / 'metadata.csv'}: no trace_name column to match a split file")
             self.rows = [i for i in self.rows if f"{self.path.name}/{names.iloc[i]}" not in exclude]
             self.excluded = len(self.metadata) - len(self.rows)
             if self.excluded:
@@ -103,7 +100,7 @@ class LabelledDataset:
         row = self.metadata.iloc[index]
         rate = self._value(row, "trace_sampling_rate_hz") or self.data_format.get("sampling_rate")
         if rate is None:
-            raise DatasetError(
+            raise DataError(
                 f"{self.path}: row {index} has no trace_sampling_rate_hz and the file has no "
                 "data_format/sampling_rate"
             )
@@ -136,7 +133,7 @@ class LabelledDataset:
         """(3, samples) array in Z, N, E order, multiplied by ``gain``."""
         data = np.asarray(self._dataset.get_waveforms(index), dtype=np.float64)
         if data.ndim != 2 or data.shape[0] != 3:
-            raise DatasetError(
+            raise DataError(
                 f"{self.path}: row {index} has waveforms of shape {data.shape}; expected "
                 "(3 components, samples)"
             )
@@ -170,7 +167,7 @@ class LabelledDataset:
             try:
                 sample = pick_sample(row, phase)
             except ValueError as error:
-                raise DatasetError(f"{self.path / 'metadata.csv'}: row {index}: {error}") from None
+                raise DataError(f"{self.path / 'metadata.csv'}: row {index}: {error}") from None
             if sample is not None:
                 references.append(ReferencePick(key, phase, float(start + float(sample) / rate)))
         category = str(self._value(row, "trace_category", "unknown"))
@@ -241,16 +238,16 @@ class ContinuousDataset:
             files = [f for f in expand_inputs([str(self.path)])
                      if f.suffix.lower() not in NOT_WAVEFORM_SUFFIXES]
         except WaveformInputError as error:
-            raise DatasetError(str(error)) from None
+            raise DataError(str(error)) from None
         if not files:
-            raise DatasetError(f"{self.path}: no waveform files (expected miniSEED, SAC, ... files)")
+            raise DataError(f"{self.path}: no waveform files (expected miniSEED, SAC, ... files)")
         self.files = files
         self._streams: dict[str, obspy.Stream] = {}
         self.rows: list[str] = []
         self.failures: list[str] = []
         self._read()
         if not self.rows:
-            raise DatasetError(f"{self.path}: no readable station streams"
+            raise DataError(f"{self.path}: no readable station streams"
                                + (f" of network {network}" if network else ""))
 
     def _read(self) -> None:
@@ -335,8 +332,8 @@ def training_records(split_csv: str | Path, keep: tuple[str, ...] = ("dev", "tes
         with path.open(newline="") as handle:
             reader = csv.DictReader(handle)
             if not {"split", "record"} <= set(reader.fieldnames or []):
-                raise DatasetError(f"{path}: expected a split file with columns split and record, "
+                raise DataError(f"{path}: expected a split file with columns split and record, "
                                    f"got {reader.fieldnames}")
             return {row["record"] for row in reader if row["split"] not in keep}
     except FileNotFoundError:
-        raise DatasetError(f"{path}: split file not found") from None
+        raise DataError(f"{path}: split file not found") from None
