@@ -122,7 +122,7 @@ def test_a_run_folder_refuses_other_settings(tmp_path, network, torch_threads):
 
 
 def test_analyst_picks_train_as_hard_labels_and_score_the_report_part(tmp_path, network, torch_threads):
-    from xiaonet.picking.picktable import write_csv
+    from xiaonet.data.picktable import write_csv
 
     folder, start = network
     rows = [{"network": "XX", "station": "AA", "location": "", "phase": phase,

@@ -18,7 +18,7 @@ import pytest
 from xiaonet.archive.chunks import DAY, default_margin, pick_chunk, plan_chunks, with_files
 from xiaonet.archive.manifest import RunFolder, RunSettingsError
 from xiaonet.archive.runner import ChunkResult, PickerRequest, run_chunks, worker_picker
-from xiaonet.archive.sources import FileSpan, folder_files, sds_files
+from xiaonet.data.archive_sources import FileSpan, folder_files, sds_files
 from xiaonet.cli import main
 
 DAY0 = obspy.UTCDateTime("2020-03-01")
@@ -258,7 +258,7 @@ def test_workers_get_only_the_files_their_chunk_reads(archive):
 
 @pytest.fixture(scope="module")
 def student_onnx_file(tmp_path_factory):
-    from xiaonet.edge.export import export_onnx
+    from xiaonet.export.onnx_files import export_onnx
     from xiaonet.models.presets import load_student, shipped_weights
 
     if shipped_weights("xiaonet-s") is None:

@@ -23,7 +23,7 @@ THRESHOLDS = {"P": 0.3, "S": 0.3}
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """The shipped xiaonet-s as fp32 and int8 ONNX, and C generated from each."""
-    from xiaonet.edge.export import calibration_windows, export_onnx, quantize_int8
+    from xiaonet.export.onnx_files import calibration_windows, export_onnx, quantize_int8
     from xiaonet.models.presets import load_student
 
     folder = tmp_path_factory.mktemp("c-runtime")

@@ -7,7 +7,7 @@ import obspy
 import pytest
 
 from xiaonet.cli import main
-from xiaonet.picking.picktable import PICK_COLUMNS
+from xiaonet.data.picktable import PICK_COLUMNS
 
 
 def read_table(path):

@@ -22,7 +22,7 @@ from xiaonet.detect.synthetic import (START, random_events, random_times, synthe
                                      synthetic_picks)
 from xiaonet.detect.velocity import (HomogeneousModel, LayeredModel, VelocityModelError,  # noqa: E402
                                      read_velocity_model, travel_time_table)
-from xiaonet.picking.picktable import PICK_COLUMNS, write_csv  # noqa: E402
+from xiaonet.data.picktable import PICK_COLUMNS, write_csv  # noqa: E402
 
 MODEL = HomogeneousModel(6.0, 3.5)
 TVEL = """test - P

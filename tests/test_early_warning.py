@@ -180,7 +180,7 @@ def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_
     edge file picker refuses it (it would pick with whole windows), and ONNX Runtime streams
     the picks torch streams."""
     from xiaonet.edge import EdgeModel, EdgePicker
-    from xiaonet.edge.export import export_onnx
+    from xiaonet.export.onnx_files import export_onnx
     from xiaonet.stream.config import early_warning_settings
 
     model = early_warning_student()
@@ -203,7 +203,7 @@ def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_
 
 def test_the_onnx_export_of_a_causal_student_gives_its_probabilities(tmp_path, torch_threads):
     from xiaonet.edge import EdgeModel
-    from xiaonet.edge.export import export_onnx
+    from xiaonet.export.onnx_files import export_onnx
     from xiaonet.stream.config import early_warning_settings
 
     model = causal_student()

@@ -18,7 +18,7 @@ THRESHOLDS = {"P": 0.3, "S": 0.3}
 def student_onnx(tmp_path_factory):
     import torch
 
-    from xiaonet.edge.export import export_onnx
+    from xiaonet.export.onnx_files import export_onnx
     from xiaonet.models.presets import build_student
 
     torch.manual_seed(0)

@@ -359,7 +359,6 @@ def test_training_and_evaluation_read_a_seisbench_folder_the_same_way(tmp_path):
     import numpy as np
 
     from xiaonet.data.records import load_labelled_records
-    from xiaonet.distill.config import SourceConfig
     from xiaonet.evaluate.traces import LabelledDataset
 
     from seisbench.data import WaveformDataWriter
@@ -376,7 +375,7 @@ def test_training_and_evaluation_read_a_seisbench_folder_the_same_way(tmp_path):
     folder.mkdir()
     write_tiny_dataset(folder, start="27/10/2016 19:12")
     trace = LabelledDataset(folder).trace(0)
-    record = load_labelled_records(folder, SourceConfig(path=str(folder)), 100.0, note=lambda m: None)[0]
+    record = load_labelled_records(folder, 100.0, note=lambda m: None)[0]
     assert float(trace.stream[0].stats.starttime) == record.start_time == float(obspy.UTCDateTime(2016, 10, 27, 19, 12))
     np.testing.assert_allclose(np.stack([tr.data for tr in trace.stream]), record.waveform, rtol=1e-6)
     p_time = next(r.time for r in trace.references if r.phase == "P")
@@ -388,4 +387,4 @@ def test_training_and_evaluation_read_a_seisbench_folder_the_same_way(tmp_path):
     with pytest.raises(DataError, match="trace_p_arrival_sample is 'soon'"):
         LabelledDataset(bad).trace(0)
     with pytest.raises(DataError, match="row 0: trace_p_arrival_sample is 'soon'"):
-        load_labelled_records(bad, SourceConfig(path=str(bad)), 100.0, note=lambda m: None)
+        load_labelled_records(bad, 100.0, note=lambda m: None)

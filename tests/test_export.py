@@ -7,7 +7,7 @@ import torch
 
 from xiaonet.cli import main
 from xiaonet.edge import EdgeModel, EdgePicker
-from xiaonet.edge.export import (
+from xiaonet.export.onnx_files import (
     calibration_windows,
     export_onnx,
     max_abs_difference,
@@ -110,7 +110,7 @@ def test_cli_export_errors_are_actionable(tmp_path, capsys):
 
 def test_eqtransformer_metadata_keeps_its_seisbench_settings(teacher_cache):
     """Blinding, max stacking, 3000-sample overlap and the 1-45 Hz band-pass travel with the file."""
-    from xiaonet.edge.export import model_metadata
+    from xiaonet.export.onnx_files import model_metadata
     from xiaonet.models.teachers import load_teacher
 
     meta = model_metadata(load_teacher("eqtransformer"), "eqtransformer")

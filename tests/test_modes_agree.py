@@ -17,7 +17,7 @@ import pytest
 
 from xiaonet.archive.chunks import default_margin, pick_chunk, plan_chunks
 from xiaonet.archive.command import pick_files
-from xiaonet.archive.sources import folder_files
+from xiaonet.data.archive_sources import folder_files
 from xiaonet.edge.windowing import absolute_index
 from xiaonet.stream.engine import StreamingPicker
 
@@ -120,7 +120,7 @@ def test_plain_archive_and_stream_give_the_same_picks_on_half_sample_data(half_s
     picker = sharp_student()
     if runtime == "onnx":
         pytest.importorskip("onnxruntime")
-        from xiaonet.edge.export import export_onnx
+        from xiaonet.export.onnx_files import export_onnx
         from xiaonet.edge.picker import EdgePicker
 
         picker = EdgePicker(export_onnx(picker.model, tmp_path / "sharp.onnx", "sharp",

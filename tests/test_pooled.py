@@ -8,7 +8,7 @@ import pytest
 
 from test_network_protocol import attach, protocol_config, protocol_data  # noqa: F401  (fixture)
 from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
-from xiaonet.data.splits import load_data
+from xiaonet.distill.splits import load_data
 from xiaonet.distill.selection import score_records
 from xiaonet.evaluate.pooled import RecordScore, pool, pooled_table, score_each_record
 from xiaonet.picking.pickers import ModelPicker
@@ -101,7 +101,7 @@ def _label_for_consensus(config, records):
 
 def test_fit_is_the_last_part_of_training_records_and_in_sample_without_fit_fraction(protocol_data,  # noqa: F811
                                                                                         tmp_path):
-    from xiaonet.data.records import record_references
+    from xiaonet.evaluate.traces import record_references
     from xiaonet.evaluate.generalisation import fit_records
 
     config = _fit_config(protocol_data, tmp_path / "cache")

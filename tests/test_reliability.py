@@ -58,7 +58,7 @@ def test_edge_cli_missing_input_picks_the_rest(tmp_path, good_file, capsys):
     import torch
 
     from xiaonet.edge.__main__ import main as edge_main
-    from xiaonet.edge.export import export_onnx
+    from xiaonet.export.onnx_files import export_onnx
     from xiaonet.models.presets import build_student
 
     torch.manual_seed(0)
@@ -299,7 +299,7 @@ def test_sub_sample_component_offsets_and_short_records_stream_like_offline(shar
 def test_edge_and_torch_give_the_same_picks_on_resampled_input(sharp, record, tmp_path, rate):
     pytest.importorskip("onnxruntime")
     from xiaonet.edge import EdgePicker
-    from xiaonet.edge.export import export_onnx
+    from xiaonet.export.onnx_files import export_onnx
 
     path = export_onnx(sharp.model, tmp_path / "sharp.onnx", "sharp-student")
     edge = EdgePicker(path, thresholds=sharp.thresholds)
@@ -343,7 +343,7 @@ def test_edge_runtime_and_streaming_use_the_same_absolute_window_grid(sharp, tmp
     from test_streaming import assert_same_picks, synthetic_stream
 
     from xiaonet.edge import EdgePicker
-    from xiaonet.edge.export import export_onnx
+    from xiaonet.export.onnx_files import export_onnx
 
     record = synthetic_stream(200, "GRE", seed=10, events=(40.0, 130.0))
     later = record.slice(record[0].stats.starttime + 13.37)

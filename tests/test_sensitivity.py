@@ -65,7 +65,7 @@ def test_each_event_gets_one_noise_window_scaled_per_level():
 
 def test_evaluate_protocol_sensitivity_writes_table_csv_and_figure(protocol_data, tmp_path, capsys):  # noqa: F811
     from xiaonet.cli import main
-    from xiaonet.data.splits import load_data
+    from xiaonet.distill.splits import load_data
     from xiaonet.distill.config import write_config
 
     config = protocol_config(protocol_data, tmp_path / "cache")

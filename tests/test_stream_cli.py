@@ -14,7 +14,7 @@ from seedlink_server import SeedLinkTestServer, records_from_stream
 from test_streaming import sharp_student, synthetic_stream
 from xiaonet.cli import main
 from xiaonet.stream.packet_sources import ReplaySource, cut_into_packets, parse_address, parse_selection
-from xiaonet.picking.picktable import PICK_COLUMNS
+from xiaonet.data.picktable import PICK_COLUMNS
 from xiaonet.picking.stalta import StaLtaPicker
 
 

@@ -214,7 +214,7 @@ def test_shipped_default_student_streams_its_offline_picks_on_real_data(shared_d
 def test_onnx_runtime_streams_the_offline_torch_picks(student, station_a, tmp_path):
     pytest.importorskip("onnxruntime")
     from xiaonet.edge.model import EdgeModel
-    from xiaonet.edge.export import export_onnx
+    from xiaonet.export.onnx_files import export_onnx
 
     path = export_onnx(student.model, tmp_path / "sharp.onnx", "sharp", thresholds={"P": 0.5, "S": 0.5})
     engine = StreamingPicker(EdgeModel(path))

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from xiaonet.distill.config import config_from_dict
-from xiaonet.data.splits import load_data
+from xiaonet.distill.splits import load_data
 from xiaonet.distill.teacher_labels import attach_teacher_labels
 from xiaonet.distill.selection import score_records
 from xiaonet.distill.training import EarlyStopping, set_seed, setup_device, train

@@ -64,7 +64,7 @@ def measure(spec: str, root: Path, workers: int, repeats: int, block: float) -> 
     """Timed runs of the whole archive on ``workers`` worker processes (pickers loaded first)."""
     from xiaonet.archive.chunks import default_margin, plan_chunks
     from xiaonet.archive.runner import PickerRequest, load_on_worker, run_chunks, start_client, worker_picker
-    from xiaonet.archive.sources import sds_files
+    from xiaonet.data.archive_sources import sds_files
 
     request = PickerRequest(spec)
     margin = default_margin(worker_picker(request))
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         pickers = []
         for name in args.pickers.split(","):
             if name == "ONNX":
-                from xiaonet.edge.export import export_onnx
+                from xiaonet.export.onnx_files import export_onnx
                 from xiaonet.models.presets import load_student
 
                 name = str(export_onnx(load_student("xiaonet-s"), tmp / "xiaonet-s.onnx", "xiaonet-s"))

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import obspy
 
-from xiaonet.archive.sources import DAY, FileSpan, read_span
+from xiaonet.data.archive_sources import DAY, FileSpan, read_span
 
 INF = float("inf")
 #: Blocks picked at a time inside a chunk (seconds): a 200 Hz 3-component hour is 17 MB in float64.
@@ -152,7 +152,7 @@ def pick_chunk(picker, chunk: Chunk, margin: float, block_seconds: float = DEFAU
                note: Callable[[str], None] | None = None) -> list:
     """The picks ``chunk`` owns, sorted: every block read with ``margin`` on each side, picked
     whole-trace by ``picker`` (any picker with ``pick(stream, note)``), and cut to the span it
-    owns. Raises :class:`xiaonet.archive.sources.ChunkReadError` for an unreadable file of the
+    owns. Raises :class:`xiaonet.data.archive_sources.ChunkReadError` for an unreadable file of the
     owned span."""
     note = note or (lambda message: None)
     pieces = blocks(chunk.data, block_seconds)

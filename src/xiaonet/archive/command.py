@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from xiaonet.archive.chunks import DEFAULT_BLOCK, default_margin, pick_chunk, plan_chunks
-from xiaonet.archive.sources import folder_files
+from xiaonet.data.archive_sources import folder_files
 
 #: Failed chunks listed one per line in the summary (all of them are in the manifest).
 LISTED_FAILURES = 20
@@ -70,9 +70,9 @@ def run_archive(args: argparse.Namespace) -> int:
     from xiaonet.archive.chunks import parse_duration
     from xiaonet.archive.manifest import RunFolder, RunSettingsError
     from xiaonet.archive.runner import PickerRequest, run_chunks, start_client
-    from xiaonet.archive.sources import sds_files
+    from xiaonet.data.archive_sources import sds_files
     from xiaonet.data.waveforms import WaveformInputError, waveform_files
-    from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
+    from xiaonet.data.picktable import pick_rows, write_csv, write_quakeml
 
     def refuse(message: str) -> int:
         print(f"xiaonet pick: {message}", file=sys.stderr)
@@ -188,7 +188,7 @@ def run_archive(args: argparse.Namespace) -> int:
 def why_nothing(args: argparse.Namespace, files: dict, start, end) -> str:
     """What an archive run looked for and did not find, in one line: no waveform files, no
     channel matching ``--select``, or no data between ``--start`` and ``--end``."""
-    from xiaonet.archive.sources import sds_files
+    from xiaonet.data.archive_sources import sds_files
     from xiaonet.data.waveforms import waveform_files
 
     selection = f" matching --select {' '.join(args.select)}" if args.select else ""

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.detect.reference import ReferenceEventError, parse_reference
     from xiaonet.detect.stations import StationError, read_stations
     from xiaonet.detect.velocity import VelocityModelError
-    from xiaonet.picking.picktable import read_csv
+    from xiaonet.data.picktable import read_csv
 
     try:
         model = _model(args)

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from xiaonet.edge.export import (
+    from xiaonet.export.onnx_files import (
         ExportError,
         calibration_windows,
         export_onnx,

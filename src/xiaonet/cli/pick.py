@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from xiaonet.archive.command import pick_files
     from xiaonet.data.waveforms import expand_inputs, group_by_station
-    from xiaonet.picking.picktable import pick_rows, write_csv, write_quakeml
+    from xiaonet.data.picktable import pick_rows, write_csv, write_quakeml
 
     archive_options = (args.sds, args.run_dir, args.select, args.start, args.end, args.scheduler)
     if any(archive_options) or args.workers is not None:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from pathlib import Path
 
-    from xiaonet.cli.options import output_path_problem, report_failures
+    from xiaonet.data.outputs import output_path_problem, report_failures
 
     if args.plot:  # --plot DIR is created (figures are written there), so --out may go into it
         Path(args.plot).mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             _plot(picker, station_stream, all_picks, key, args.plot, notes)
 
     def plot_chunk(chunk, picks) -> None:  # the figure needs the whole record: read it again
-        from xiaonet.archive.sources import read_span
+        from xiaonet.data.archive_sources import read_span
 
         stream = read_span(chunk.files, chunk.key, chunk.data[0], chunk.data[1], chunk.owned, notes.append)
         _plot(picker, stream, picks, chunk.key, args.plot, notes)

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from xiaonet.cli.options import output_path_problem, picker_from_args, report_failures
+    from xiaonet.cli.options import picker_from_args
+    from xiaonet.data.outputs import output_path_problem, report_failures
     from xiaonet.picking.loading import default_picker_name
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
     from xiaonet.stream.config import early_warning_config, early_warning_settings
@@ -231,7 +232,7 @@ def _open_csv(path: str):
     import csv
     from pathlib import Path
 
-    from xiaonet.picking.picktable import PICK_COLUMNS
+    from xiaonet.data.picktable import PICK_COLUMNS
 
     columns = list(PICK_COLUMNS) + list(STREAM_COLUMNS_EXTRA)
     new = not Path(path).exists() or Path(path).stat().st_size == 0

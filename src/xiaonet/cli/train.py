@@ -41,7 +41,7 @@ def run(args) -> int:
 
     from xiaonet.distill.config import ConfigError, check_trainable, load_config
     from xiaonet.data.records import DataError
-    from xiaonet.data.splits import load_data
+    from xiaonet.distill.splits import load_data
     from xiaonet.models.teachers import TeacherUnavailable
 
     log = logging.getLogger(__name__)

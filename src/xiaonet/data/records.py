@@ -14,8 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from xiaonet.distill.config import SourceConfig
-from xiaonet.edge.streams import component_index
+from xiaonet.data.streams import component_index
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class Record:
     #: Each consensus teacher's own (2, n) curves (held-out continuous records only).
     teacher_members: dict[str, np.ndarray] = field(default_factory=dict)
     #: The teachers' consensus on this record's own time base, computed once (see
-    #: :func:`record_references`): it is asked for after every epoch.
+    #: :func:`xiaonet.evaluate.traces.record_references`): it is asked for after every epoch.
     consensus: object = None
     #: Network code (the part of ``station`` before the dot).
     @property
@@ -79,9 +78,11 @@ def resample(data: np.ndarray, rate: float, target: float) -> np.ndarray:
 # --- labelled SeisBench datasets -------------------------------------------------------------
 
 
-def load_labelled_records(path: Path, source: SourceConfig, sampling_rate: float,
-                          note: Callable[[str], None]) -> list[Record]:
-    """Every trace of a SeisBench ``WaveformDataset`` folder as a :class:`Record`."""
+def load_labelled_records(path: Path, sampling_rate: float, note: Callable[[str], None],
+                          hard_labels: bool = True) -> list[Record]:
+    """Every trace of a SeisBench ``WaveformDataset`` folder as a :class:`Record`; with
+    ``hard_labels`` (a source's setting) its analyst picks are training targets where they are
+    complete (noise, or both P and S)."""
     from xiaonet.data.seisbench_folders import open_seisbench_folder, parse_start_time, pick_sample
 
     dataset = open_seisbench_folder(path, DataError)
@@ -112,7 +113,7 @@ def load_labelled_records(path: Path, source: SourceConfig, sampling_rate: float
                 start_time=0.0 if start is None else float(start),
                 p_samples=p,
                 s_samples=s,
-                hard_labels=source.hard_labels and (is_noise or (p.size > 0 and s.size > 0)),
+                hard_labels=hard_labels and (is_noise or (p.size > 0 and s.size > 0)),
                 category="noise" if is_noise else "earthquake",
             )
         )
@@ -191,42 +192,3 @@ def record_stream(record: Record, sampling_rate: float = 100.0, start_offset: fl
             )
         )
     return stream
-
-
-def record_reference_picks(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
-    """Analyst picks of a record as :class:`xiaonet.evaluate.scoring.ReferencePick`."""
-    from xiaonet.evaluate.scoring import ReferencePick
-
-    trace_id = f"{record.station}."
-    start = record.start_time + start_offset
-    refs = [ReferencePick(trace_id, "P", start + p / sampling_rate) for p in record.p_samples]
-    refs += [ReferencePick(trace_id, "S", start + s / sampling_rate) for s in record.s_samples]
-    return refs
-
-
-def record_references(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
-    """The reference of a record as a :class:`xiaonet.evaluate.consensus.ConsensusReference`.
-
-    Labelled records: their analyst picks (nothing ignored). Continuous records: the picks
-    every consensus teacher agrees on, with the picks of a single teacher ignored; a
-    continuous record without both teachers' curves has no reference (an error to score).
-    """
-    import obspy
-
-    from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS, ConsensusReference, consensus_reference, \
-        teacher_picks_from_curves
-
-    if record.category != "continuous":
-        return ConsensusReference(record_reference_picks(record, sampling_rate, start_offset), [])
-    if record.consensus is None:
-        curves = {name: value for name, value in record.teacher_members.items()
-                  if name.split("_")[0] in CONSENSUS_TEACHERS}
-        if len({name.split("_")[0] for name in curves}) < len(CONSENSUS_TEACHERS):
-            raise DataError(f"{record.name}: continuous record without the curves of every consensus teacher "
-                            f"({', '.join(CONSENSUS_TEACHERS)}); cannot score it")
-        trace_id = f"{record.station}."
-        record.consensus = consensus_reference(
-            {name: teacher_picks_from_curves(value, trace_id, obspy.UTCDateTime(record.start_time),
-                                            sampling_rate)  # UTCDateTime: times rounded as SeisBench's
-             for name, value in curves.items()})
-    return record.consensus.shifted(start_offset) if start_offset else record.consensus

@@ -258,7 +258,7 @@ def pickable_blocks(stream: obspy.Stream, note: Callable[[str], None], min_secon
     and so are channels sampled well below the picker's ``sampling_rate`` (picked, but
     expect fewer picks).
     """
-    from xiaonet.edge.streams import component_index
+    from xiaonet.data.streams import component_index
 
     components = component_index(component_order) if component_order else None
     for key, station_stream in group_by_station(stream).items():
@@ -314,7 +314,7 @@ def file_blocks(files: Iterable[Path], note: Callable[[str], None], sampling_rat
     cleans (:func:`prepare_station`), optionally resampled; an unreadable file is passed to
     ``unreadable`` (default: ``note``) and the walk goes on. The one files -> stations -> blocks walk of training data,
     benchmark data and int8 calibration data."""
-    from xiaonet.edge.streams import resample_stream
+    from xiaonet.data.streams import resample_stream
 
     for path in files:
         try:

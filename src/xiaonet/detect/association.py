@@ -1,6 +1,6 @@
 """Picks to located events with PyOcto (Münchmeyer 2024), the one call the command makes.
 
-:func:`associate` takes pick-table rows (:mod:`xiaonet.picking.picktable`), stations and a
+:func:`associate` takes pick-table rows (:mod:`xiaonet.data.picktable`), stations and a
 velocity model, and returns a :class:`Detection`: the events (origin, one-sigma errors,
 quality), every pick with the event it was assigned to (or none) and its residual, and the
 picks at stations the station file does not have (left out, counted, named).

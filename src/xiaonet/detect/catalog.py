@@ -3,7 +3,7 @@ ObsPy), an events CSV (one row per event) and an assignment CSV (every input pic
 the event it belongs to, empty when none, and its residual).
 
 QuakeML: one ``Event`` per detection holding its picks (phase hint, the picker as
-``method_id``, as :func:`xiaonet.picking.picktable.quakeml_pick` makes them), one ``Origin``
+``method_id``, as :func:`xiaonet.data.picktable.quakeml_pick` makes them), one ``Origin``
 (time, latitude, longitude, depth with one-sigma errors, the horizontal error ellipse,
 quality: phase and station counts, RMS, azimuthal gap, distances) and one ``Arrival`` per
 pick referring to it (phase, residual, distance, azimuth).
@@ -18,7 +18,7 @@ from typing import TextIO
 import numpy as np
 import obspy
 
-from xiaonet.picking.picktable import PICK_COLUMNS, quakeml_pick
+from xiaonet.data.picktable import PICK_COLUMNS, quakeml_pick
 
 EVENT_COLUMNS = ("event", "time", "latitude", "longitude", "depth_km", "time_error_s", "latitude_error_km",
                  "longitude_error_km", "depth_error_km", "horizontal_error_km", "rms_s", "n_picks", "n_p",

@@ -282,7 +282,7 @@ def adapt(settings: AdaptSettings, note: Callable[[str], None] | None = None,
     :func:`xiaonet.models.teachers.load_teacher` (tests)."""
     import torch
 
-    from xiaonet.data.splits import DataBundle
+    from xiaonet.distill.splits import DataBundle
     from xiaonet.distill.config import SourceConfig
     from xiaonet.distill.model_card import write_adaptation_card
     from xiaonet.distill.training import train

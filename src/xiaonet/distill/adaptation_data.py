@@ -153,7 +153,7 @@ def _start_student(name: str):
 def _instrument_files(settings: AdaptSettings) -> tuple[dict, int]:
     import obspy
 
-    from xiaonet.archive.sources import folder_files, sds_files
+    from xiaonet.data.archive_sources import folder_files, sds_files
     from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES, WaveformInputError, expand_inputs
 
     if bool(settings.sds) == bool(settings.inputs):
@@ -219,7 +219,7 @@ def read_analyst_picks(path: str) -> dict[str, dict[str, np.ndarray]]:
         raise AdaptError(f"--picks {path}: no such file (a CSV as `xiaonet pick` writes, or QuakeML)")
     try:
         if Path(path).suffix.lower() == ".csv":
-            from xiaonet.picking.picktable import read_csv
+            from xiaonet.data.picktable import read_csv
 
             rows = [(r["network"], r["station"], r["phase"], r["time"]) for r in read_csv(path)]
         else:
@@ -334,7 +334,7 @@ def segment_records(segment: Segment, files: dict, sampling_rate: float, min_sam
     ``picks`` inside each block; a block holding a P and an S pick gets hard labels."""
     import obspy
 
-    from xiaonet.archive.sources import read_span
+    from xiaonet.data.archive_sources import read_span
     from xiaonet.data.records import Record, stream_to_array
     from xiaonet.data.waveforms import contiguous_blocks, prepare_station
 

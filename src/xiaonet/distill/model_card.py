@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from xiaonet.distill.config import TrainConfig
-from xiaonet.data.splits import DataBundle
+from xiaonet.distill.splits import DataBundle
 
 BASELINES = ("phasenet:original", "eqtransformer:original", "stalta")
 

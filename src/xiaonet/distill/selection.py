@@ -9,7 +9,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from xiaonet.data.records import Record, record_references, record_stream
+from xiaonet.data.records import Record, record_stream
+from xiaonet.evaluate.traces import record_references
 
 # --- scoring on whole traces ---------------------------------------------------------------
 
@@ -35,7 +36,7 @@ def score_records(picker, records: list[Record], tolerance: float = 0.5,
     Each record gets its own time base (records are 10^5 s apart) so picks on one trace
     never match reference picks of another trace at the same station. A phase is scored
     only on sources whose records all carry that phase's reference: analyst picks, or for
-    continuous records the teachers' consensus (:func:`xiaonet.data.records.record_references`).
+    continuous records the teachers' consensus (:func:`xiaonet.evaluate.traces.record_references`).
     ``macro`` averages the per-source F1 (each held-out network counts once, however many
     picks it has).
     """

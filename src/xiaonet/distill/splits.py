@@ -121,7 +121,7 @@ def load_data(config: TrainConfig, note: Callable[[str], None] | None = None) ->
                 f"{config.shared_path()}; set data.shared_dir or XIAONET_SHARED)"
             )
         if source.kind == "labelled":
-            records = load_labelled_records(path, source, rate, collect)
+            records = load_labelled_records(path, rate, collect, source.hard_labels)
         else:
             records = load_continuous_records(path, rate, config.data.window_len, collect)
         by_source[path.name] = records

@@ -36,7 +36,7 @@ import torch
 
 from xiaonet.data.augmentations import build_pipeline
 from xiaonet.distill.config import TrainConfig, config_to_dict, write_config
-from xiaonet.data.splits import DataBundle
+from xiaonet.distill.splits import DataBundle
 from xiaonet.data.records import Record
 from xiaonet.data.windows import WindowSampler
 from xiaonet.distill.distillation import DistillationLoss

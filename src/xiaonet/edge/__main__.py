@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from xiaonet.edge import EdgeModelError, EdgePicker
     from xiaonet.edge.picks import parse_thresholds
-    from xiaonet.picking.picktable import pick_rows, write_csv
-    from xiaonet.cli.options import output_path_problem, report_failures
+    from xiaonet.data.picktable import pick_rows, write_csv
+    from xiaonet.data.outputs import output_path_problem, report_failures
     from xiaonet.data.waveforms import WaveformInputError, expand_inputs, group_by_station, read_waveform_file
 
     problem = output_path_problem(args.out)

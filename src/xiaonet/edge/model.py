@@ -1,7 +1,7 @@
 """An exported XiaoNet (or teacher) ONNX file and the metadata it carries, on ONNX Runtime.
 
 Everything the runtime needs to turn raw counts into probabilities is in the file's
-``metadata_props`` (written by :func:`xiaonet.edge.export.export_onnx`): sampling rate, component
+``metadata_props`` (written by :func:`xiaonet.export.onnx_files.export_onnx`): sampling rate, component
 order, output labels, window length, overlap and stacking (avg / max), whether the time axis is dynamic, trigger
 thresholds, window blinding and the stream filter of the teacher, if any. Normalisation is
 part of the graph, so windows go in as raw samples.

@@ -17,7 +17,8 @@ import numpy as np
 from xiaonet.edge.filters import apply_stream_filter
 from xiaonet.edge.model import EdgeModel
 from xiaonet.edge.picks import EdgePick, picks_from_curve
-from xiaonet.edge.windowing import WindowStack, absolute_index, covered_span, grid_window_offsets, overlap_samples
+from xiaonet.edge.windowing import (WindowStack, absolute_index, covered_span, grid_window_offsets, overlap_samples,
+                                    stream_to_grid_array)
 
 logger = logging.getLogger(__name__)
 
@@ -162,14 +163,14 @@ class EdgePicker:
     def _block_array(self, block):
         """``(start_time, data, trace_id)`` of a cleaned block, filtered and at the model's rate
         (None when no trace has one of the model's components)."""
-        from xiaonet.edge.streams import filter_stream, resample_stream, stream_to_array
+        from xiaonet.data.streams import filter_stream, resample_stream
 
         meta = self.model.metadata
         if meta.stream_filter or any(tr.stats.sampling_rate != meta.sampling_rate for tr in block):
             block = block.copy()  # filtering and resampling work in place
             filter_stream(block, meta.stream_filter)
             resample_stream(block, meta.sampling_rate, zerophase=True)  # as SeisBench annotate does
-        return stream_to_array(block, meta.component_order, meta.sampling_rate)
+        return stream_to_grid_array(block, meta.component_order, meta.sampling_rate)
 
     def annotate(self, stream, note: Callable[[str], None] | None = None):
         """Probability traces (channels ``<name>_P``, ``_S``, ...) for every contiguous block."""

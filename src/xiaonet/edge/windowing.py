@@ -172,3 +172,30 @@ def covered_span(values: np.ndarray) -> tuple[int, int]:
     if finite.size == 0:
         return 0, 0
     return int(finite[0]), int(finite[-1]) + 1
+
+
+def stream_to_grid_array(stream, component_order: str, sampling_rate: float):
+    """One instrument's contiguous stream on the absolute sample grid, as ``(start_time, data (components, samples), trace_id)``.
+
+    Returns None when no trace has a component of ``component_order``.
+    """
+    from xiaonet.data.streams import component_index
+
+    index = component_index(component_order)
+    traces = [tr for tr in stream if tr.stats.channel[-1:] in index and tr.stats.npts > 0]
+    if not traces:
+        return None
+    # Each start on the absolute grid by the one rule of every picker path (exact, from the
+    # nanoseconds), its sub-sample offset kept: the rows are placed by whole sample indices
+    firsts = [absolute_index(tr.stats.starttime, sampling_rate) for tr in traces]
+    offsets = [tr.stats.starttime - grid_time(i, sampling_rate) for tr, i in zip(traces, firsts)]
+    first_index = min(firsts)
+    n_samples = max(i + tr.stats.npts for i, tr in zip(firsts, traces)) - first_index
+    # float32: every window is cast to float32 for the model anyway (as SeisBench does).
+    data = np.zeros((len(component_order), n_samples), dtype=np.float32)
+    for first, trace in zip(firsts, traces):
+        values = np.asarray(trace.data)
+        data[index[trace.stats.channel[-1]], first - first_index : first - first_index + values.size] = values
+    s = traces[0].stats
+    trace_id = f"{s.network}.{s.station}.{s.location}"
+    return grid_time(first_index, sampling_rate) + float(np.mean(offsets)), data, trace_id

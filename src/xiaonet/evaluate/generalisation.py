@@ -1,7 +1,7 @@
 """The network-held-out protocol as a study: every picker scored per held-out network.
 
 A training config with ``role`` / ``data.networks`` defines which networks are validation
-and which are test (:func:`xiaonet.data.splits.load_data`). Every student variant of a recipe
+and which are test (:func:`xiaonet.distill.splits.load_data`). Every student variant of a recipe
 study is trained with that config, so they share the split. This module scores pickers on
 those records with the training run's scorer (:func:`xiaonet.distill.training.score_records`:
 whole-trace picking, analyst picks on labelled networks, the teachers' consensus on
@@ -40,7 +40,7 @@ class ProtocolScore:
 def load_protocol(config_path: str | Path, note: Callable[[str], None] | None = None):
     """The held-out records of a training config, with the consensus teachers' curves."""
     from xiaonet.distill.config import load_config
-    from xiaonet.data.splits import load_data
+    from xiaonet.distill.splits import load_data
     from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members
 
     config = load_config(config_path)

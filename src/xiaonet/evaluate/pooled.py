@@ -17,7 +17,7 @@ pooled into one P and one S F1 (summed TP / FP / FN), with
 
 The records, the reference (analyst picks, or the picks both teachers agree on) and the
 matching are the protocol's own (:mod:`xiaonet.evaluate.generalisation`,
-:func:`xiaonet.data.records.record_references`, :func:`xiaonet.evaluate.scoring.score_picks`):
+:func:`xiaonet.evaluate.traces.record_references`, :func:`xiaonet.evaluate.scoring.score_picks`):
 summed over records these counts equal the totals of ``score_records``.
 """
 
@@ -35,7 +35,7 @@ from xiaonet.evaluate.scoring import (Interval, bootstrap_indices, paired_f1_dif
 
 #: Reference kinds: analyst picks (labelled networks) and the teachers' consensus (continuous).
 KINDS = ("analyst", "consensus")
-#: Command-line split names and the :class:`xiaonet.data.splits.DataBundle` attribute of each;
+#: Command-line split names and the :class:`xiaonet.distill.splits.DataBundle` attribute of each;
 #: ``fit`` is the last part of the training networks' continuous records
 #: (:func:`xiaonet.evaluate.generalisation.fit_records`).
 #: ``dev`` holds the analyst-picked held-out stations of the training networks.
@@ -68,7 +68,8 @@ def score_each_record(picker, records, tolerance: float = 0.5, note: Callable[[s
     S is not scored on a P-only source). A record on which the picker raises is reported
     through ``note`` and left out for this picker.
     """
-    from xiaonet.data.records import record_references, record_stream
+    from xiaonet.data.records import record_stream
+    from xiaonet.evaluate.traces import record_references
     from xiaonet.distill.selection import _phases_of
 
     note = note or (lambda message: None)

@@ -239,12 +239,12 @@ def calibration_windows(paths: Iterable[str | Path], n_windows: int, in_samples:
     Unreadable files are skipped with a warning naming them.
     """
     from xiaonet.data.waveforms import file_blocks, waveform_files
-    from xiaonet.edge.streams import stream_to_array
+    from xiaonet.edge.windowing import stream_to_grid_array
 
     blocks = []
     for block in file_blocks(waveform_files(paths), lambda message: None, sampling_rate,
                              unreadable=lambda message: logger.warning("calibration: %s", message)):
-        converted = stream_to_array(block.stream, component_order, sampling_rate)
+        converted = stream_to_grid_array(block.stream, component_order, sampling_rate)
         if converted is not None and converted[1].shape[-1] >= in_samples:
             blocks.append(converted[1])
     if not blocks:

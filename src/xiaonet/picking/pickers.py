@@ -94,7 +94,7 @@ class ModelPicker(Picker):
         if any(len(r) > 1 for r in rates.values()):
             # A channel that changes rate inside a record: SeisBench merges before it resamples
             # (and fails); resample first, with its own method, so the record stays one.
-            from xiaonet.edge.streams import resample_stream
+            from xiaonet.data.streams import resample_stream
 
             stream = stream.copy()
             resample_stream(stream, self.model.sampling_rate, zerophase=True)

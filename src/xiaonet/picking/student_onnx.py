@@ -61,7 +61,7 @@ def export_checked(prefix: str | Path, name: str, path: Path) -> None:
                            "once: install torch, or pick with an exported file (`xiaonet export` on a machine "
                            "with torch, then --picker FILE.onnx)") from None
 
-    from xiaonet.edge.export import export_onnx, max_abs_difference
+    from xiaonet.export.onnx_files import export_onnx, max_abs_difference
     from xiaonet.edge.windowing import synthetic_windows
     from xiaonet.models.presets import load_weights
 

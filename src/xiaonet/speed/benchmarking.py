@@ -137,7 +137,7 @@ class ModelArtifacts:
         if any(w.startswith("c-") for w in wants):  # C is generated from the ONNX files
             wants |= {"onnx-" + w[2:] for w in wants if w.startswith("c-")}
         if any(w.startswith("onnx") for w in wants):
-            from xiaonet.edge.export import ExportError, export_onnx, quantize_int8
+            from xiaonet.export.onnx_files import ExportError, export_onnx, quantize_int8
             from xiaonet.models.model import XiaoNet
 
             try:

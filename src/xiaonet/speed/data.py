@@ -74,7 +74,7 @@ def load_benchmark_data(paths: list[str], hours: float,
     resampled to 100 Hz; blocks without all three components are skipped with a note.
     """
     from xiaonet.data.waveforms import WaveformInputError, file_blocks, waveform_files
-    from xiaonet.edge.streams import stream_to_array
+    from xiaonet.edge.windowing import stream_to_grid_array
 
     budget = int(round(hours * 3600 * 100))
     blocks: list[Block] = []
@@ -90,7 +90,7 @@ def load_benchmark_data(paths: list[str], hours: float,
         if not ({"Z", "N", "E"} <= components or {"Z", "1", "2"} <= components):
             note(f"{block.key}: block from {block.start} lacks three components; skipped")
             continue
-        converted = stream_to_array(piece, "ZNE", 100.0)
+        converted = stream_to_grid_array(piece, "ZNE", 100.0)
         if converted is None:
             continue
         t0, data, trace_id = converted

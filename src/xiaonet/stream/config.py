@@ -95,8 +95,8 @@ class EmittedPick:
     data_time: obspy.UTCDateTime
 
     def as_row(self) -> dict:
-        """The pick-table row of :mod:`xiaonet.picking.picktable`, plus when it was emitted."""
-        from xiaonet.picking.picktable import pick_rows
+        """The pick-table row of :mod:`xiaonet.data.picktable`, plus when it was emitted."""
+        from xiaonet.data.picktable import pick_rows
 
         return {**pick_rows([self.pick], self.picker)[0], "emitted_at": format_time(self.emitted_at)}
 

@@ -55,7 +55,7 @@ from typing import Callable, Iterable
 import numpy as np
 import obspy
 
-from xiaonet.edge.streams import component_index
+from xiaonet.data.streams import component_index
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker

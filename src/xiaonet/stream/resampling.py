@@ -1,6 +1,6 @@
 """Streams at other rates than the model's: each channel resampled as it arrives, the way the
 offline path resamples a whole record (SeisBench's ``WaveformModel.resample``, as
-:func:`xiaonet.edge.streams.resample_stream` does it with ``zerophase=True``).
+:func:`xiaonet.data.streams.resample_stream` does it with ``zerophase=True``).
 
 Offline resampling looks at the whole record: a zero-phase low-pass before decimation by an
 integer factor, an FFT resampling otherwise. Neither is causal, so a
@@ -37,7 +37,7 @@ class ChannelResampler:
 
     def __init__(self, rate_in: float, rate_out: float, reorder_window: float = 30.0,
                  margin_s: float | None = None):
-        from xiaonet.edge.streams import resample_stream  # noqa: F401 - fail early if missing
+        from xiaonet.data.streams import resample_stream  # noqa: F401 - fail early if missing
 
         self.rate_in = float(rate_in)
         self.rate_out = float(rate_out)
@@ -117,7 +117,7 @@ class ChannelResampler:
         return out
 
     def _emit(self, final: bool) -> list[obspy.Trace]:
-        from xiaonet.edge.streams import resample_stream
+        from xiaonet.data.streams import resample_stream
 
         received = self.received
         if final:
