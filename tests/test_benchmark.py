@@ -12,10 +12,21 @@ from xiaonet.speed.report import COLUMNS
 from xiaonet.cli import main
 
 
+def markdown_tables(text):
+    """[(header, rows)] of every markdown table in ``text``, in order."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            cells = [[c.strip() for c in row.strip("|").split("|")] for row in current if not row.startswith("|---")]
+            tables.append((cells[0], cells[1:]))
+            current = []
+    return tables
+
+
 def table_rows(text):
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    return header, [[c.strip() for c in line.strip("|").split("|")] for line in lines[1:]]
+    return markdown_tables(text)[0]
 
 
 def conv_macs_reference(model, n_samples: int) -> int:
@@ -85,7 +96,7 @@ def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teache
         "benchmark", "--picker", "xiaonet-s:torch,xiaonet-s:onnx-fp32,xiaonet-s:onnx-int8",
         "--picker", "phasenet:seisbench,phasenet:onnx-fp32,stalta",
         "--synthetic", "40", "--repeats", "1", "--latency-calls", "3", "--out", str(out),
-        "--workdir", str(tmp_path / "work"),
+        "--workdir", str(tmp_path / "work"), "--no-cli",
     ])
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -109,7 +120,7 @@ def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teache
     assert by_key[("phasenet", "seisbench")]["throughput"] > 0
     assert by_key[("xiaonet-s", "onnx-int8")]["int8_bytes"] < by_key[("xiaonet-s", "onnx-fp32")]["fp32_bytes"]
     assert all(r["peak_rss_mb"] > 0 for r in report["rows"])
-    assert len(report["targets"]) == 7
+    assert len(report["targets"]) == 7 and report["cli"] is None
     from xiaonet.models.presets import DEFAULT_PRESET
 
     # speed is judged on the student `xiaonet pick` runs, size on the microcontroller student
@@ -120,7 +131,7 @@ def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teache
 def test_benchmark_runs_without_shared_data_or_teachers(tmp_path, capsys):
     """Hermetic: student and STA/LTA rows only, so the ratio columns stay empty."""
     code = main(["benchmark", "--picker", "xiaonet-xs:onnx-int8,stalta", "--synthetic", "40",
-                 "--repeats", "1", "--latency-calls", "2", "--workdir", str(tmp_path)])
+                 "--repeats", "1", "--latency-calls", "2", "--workdir", str(tmp_path), "--no-cli"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     header, rows = table_rows(printed)
@@ -135,3 +146,76 @@ def test_benchmark_runs_without_shared_data_or_teachers(tmp_path, capsys):
 def test_benchmark_without_data_says_what_to_give(capsys):
     assert main(["benchmark", "--picker", "stalta", "--data", "/nonexistent/*.mseed", "--no-rss"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def synthetic_station_file(path, seconds=240, onsets=(40, 110, 180), seed=5):
+    """Noise with three impulsive arrivals, 3 components at 100 Hz, written as miniSEED."""
+    import obspy
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 100)
+    data = rng.standard_normal((3, n)) * 50
+    for onset in onsets:
+        i = int(onset * 100)
+        decay = np.exp(-np.arange(n - i) / 300.0)
+        data[:, i:] += rng.standard_normal((3, n - i)) * 2000 * decay
+    start = obspy.UTCDateTime(2024, 1, 1)
+    stream = obspy.Stream([obspy.Trace(data[k].astype(np.int32), {
+        "network": "XX", "station": "SYN", "location": "", "channel": "HH" + c,
+        "sampling_rate": 100.0, "starttime": start}) for k, c in enumerate("ZNE")])
+    stream.write(str(path), format="MSEED")
+    return path
+
+
+def test_benchmark_times_the_pick_command_as_a_user_runs_it(tmp_path, capsys):
+    """Hermetic: the CLI section runs `xiaonet pick` on the benchmark's own file, in fresh
+    processes, and counts the picks those processes write (the same as `main(["pick", ...])`)."""
+    from xiaonet.models.presets import DEFAULT_PRESET
+    from xiaonet.speed.report import CLI_COLUMNS
+
+    data_file = synthetic_station_file(tmp_path / "XX.SYN.mseed")
+    out = tmp_path / "bench.json"
+    code = main(["benchmark", "--picker", f"{DEFAULT_PRESET}:onnx-fp32,stalta", "--data", str(data_file),
+                 "--repeats", "1", "--latency-calls", "2", "--no-rss", "--workdir", str(tmp_path / "work"),
+                 "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    (in_process_header, _), (header, rows) = markdown_tables(printed)
+    assert in_process_header == COLUMNS and header == CLI_COLUMNS
+    by_label = {row[0].strip("`"): dict(zip(CLI_COLUMNS, row)) for row in rows}
+    assert list(by_label) == ["xiaonet pick FILE", "xiaonet pick FILE --picker stalta",
+                              "xiaonet pick FILE --picker phasenet", "xiaonet pick --example"]
+    assert "not run" in by_label["xiaonet pick FILE --picker phasenet"]["x STA/LTA RSS"]
+    for label in ("xiaonet pick FILE", "xiaonet pick FILE --picker stalta", "xiaonet pick --example"):
+        for column in CLI_COLUMNS:
+            if column.startswith("x PhaseNet"):
+                assert by_label[label][column] == "–", (label, column)  # PhaseNet was not asked for
+            else:
+                assert by_label[label][column] != "–", (label, column)
+    assert "as a user runs it" in printed and "untimed warm-up" in printed
+    assert "`xiaonet pick --example` peak RSS <= 120 MB" in printed
+
+    cli = json.loads(out.read_text())["cli"]
+    assert cli["files"] == [str(data_file)]  # the file itself, as the in-process rows read it whole
+    counted = {row["label"]: row for row in cli["rows"]}
+    for label, picker in (("xiaonet pick FILE", DEFAULT_PRESET), ("xiaonet pick FILE --picker stalta", "stalta")):
+        table = tmp_path / f"{picker}.csv"
+        assert main(["pick", str(data_file), "--picker", picker, "--out", str(table), "--no-progress"]) == 0
+        expected = len(table.read_text().strip().splitlines()) - 1
+        assert counted[label]["n_picks"] == expected, label
+        assert counted[label]["warmup"] and len(counted[label]["cpu_seconds"]) == 1
+    assert counted["xiaonet pick FILE --picker stalta"]["n_picks"] > 0
+    assert counted["xiaonet pick --example"]["n_picks"] >= 0
+    assert [t["met"] is not None for t in cli["targets"]] == [True, True, True, True]
+
+
+def test_whole_process_memory_is_the_commands_not_the_benchmarks(tmp_path):
+    """A child started from a large process inherits its peak RSS on Linux; the launcher must not."""
+    import sys
+
+    from xiaonet.speed.whole_process import run_measured
+
+    ballast = np.ones(300 * 2**20 // 8)  # 300 MB held by this process while the child runs
+    result = run_measured([sys.executable, "-S", "-c", "pass"])
+    assert result["exit"] == 0 and ballast.sum() > 0
+    assert result["peak_rss_mb"] < 100, result

@@ -15,6 +15,10 @@ through SeisBench and through ONNX Runtime, and the STA/LTA baseline (ObsPy). Fo
   the same data once (the torch-free rows read numpy arrays and import neither torch,
   SeisBench nor ObsPy).
 
+Then, unless ``cli`` is off, the commands a user types (``xiaonet pick FILE`` with the default
+student, ``--picker stalta``, ``--picker phasenet``, ``--example``) as whole processes on the
+same data (:mod:`xiaonet.speed.whole_process`).
+
 Nothing here imports torch at module level, so the fresh edge processes stay torch-free.
 """
 
@@ -65,6 +69,8 @@ class BenchmarkConfig:
     calibration_windows: int = 128
     teacher_weights: str = "original"
     workdir: str | None = None
+    #: Also time whole ``xiaonet pick`` processes on the same data (:mod:`xiaonet.speed.whole_process`).
+    cli: bool = True
 
 
 # --- which rows -------------------------------------------------------------------------------
@@ -286,6 +292,15 @@ def run_benchmark(config: BenchmarkConfig, note: Callable[[str], None] = print) 
             row.error = f"{type(error).__name__}: {error}"
             note(f"{name}:{runtime}: {row.error}")
 
+    cli = None
+    if config.cli:
+        from xiaonet.speed.report import evaluate_cli_targets
+        from xiaonet.speed.whole_process import run_cli_benchmark
+
+        with_phasenet = any(name == "phasenet" for name, _ in rows_wanted)
+        cli = run_cli_benchmark(data, workdir, config.repeats, config.threads, with_phasenet, note)
+        cli["targets"] = evaluate_cli_targets(cli)
+
     return {
         "config": asdict(config),
         "environment": environment(),
@@ -295,6 +310,7 @@ def run_benchmark(config: BenchmarkConfig, note: Callable[[str], None] = print) 
         "untrained": sorted(n for n, a in artifacts.items() if a.untrained),
         "rows": [asdict(row) for row in rows],
         "targets": evaluate_targets(rows),
+        "cli": cli,
         "workdir": str(workdir),
     }
 

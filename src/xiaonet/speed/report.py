@@ -175,3 +175,98 @@ def format_markdown(report: dict) -> str:
         shown = "–" if value is None else (f"{value:,.0f}" if value >= 100 else f"{value:.3g}")
         notes.append(f"- {target['target']}: {shown} ({target['via']}) -> {status}")
     return "\n".join(lines + notes)
+
+
+# --- the CLI section: whole `xiaonet pick` processes --------------------------------------------
+
+CLI_COLUMNS = [
+    "command", "picker", "picks", "wall s", "CPU s", "peak RSS MB",
+    "x PhaseNet CPU", "x PhaseNet RSS", "x STA/LTA CPU", "x STA/LTA RSS",
+]
+
+
+def _cli_row(cli: dict, label_start: str, picker: str) -> dict | None:
+    for row in cli["rows"]:
+        if row["label"].startswith(label_start) and row["picker"] == picker and not row["error"]:
+            return row
+    return None
+
+
+def evaluate_cli_targets(cli: dict) -> list[dict]:
+    """The issue's targets for whole processes (stated there for a 6 h, 100 Hz file)."""
+    default = _cli_row(cli, "xiaonet pick FILE", cli["default_preset"])
+    stalta = _cli_row(cli, "xiaonet pick FILE", "stalta")
+    example = _cli_row(cli, "xiaonet pick --example", cli["default_preset"])
+
+    def get(row, key):
+        return row and row[key]
+
+    cpu_ratio = None
+    if default and stalta and stalta["cpu_s"]:
+        cpu_ratio = default["cpu_s"] / stalta["cpu_s"]
+    targets = [
+        {"target": f"`xiaonet pick FILE` ({cli['default_preset']}, default) peak RSS <= 150 MB",
+         "value": get(default, "peak_rss_mb_median"), "limit": 150.0, "higher_is_better": False, "via": "MB"},
+        {"target": "`xiaonet pick FILE` CPU <= 1.5x `xiaonet pick FILE --picker stalta`",
+         "value": cpu_ratio, "limit": 1.5, "higher_is_better": False, "via": "x"},
+        {"target": "`xiaonet pick FILE --picker stalta` peak RSS <= 150 MB",
+         "value": get(stalta, "peak_rss_mb_median"), "limit": 150.0, "higher_is_better": False, "via": "MB"},
+        {"target": "`xiaonet pick --example` peak RSS <= 120 MB",
+         "value": get(example, "peak_rss_mb_median"), "limit": 120.0, "higher_is_better": False, "via": "MB"},
+    ]
+    for target in targets:
+        value = target["value"]
+        target["met"] = None if value is None else value <= target["limit"]
+    return targets
+
+
+def format_cli_markdown(cli: dict, station_hours: float) -> str:
+    """The CLI section: what it measures, its table, and the targets."""
+    phasenet = _cli_row(cli, "xiaonet pick FILE", "phasenet")
+    stalta = _cli_row(cli, "xiaonet pick FILE", "stalta")
+
+    def ratio(a, b):
+        if a is None or b is None or b == 0:
+            return "–"
+        value = a / b
+        return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+    lines = [
+        "",
+        f"`xiaonet pick` as a user runs it: each command started as its own process (Python start-up, "
+        f"imports, loading the picker, reading the file, picking, writing the CSV), on the same data "
+        f"({', '.join(cli['files'])}; {station_hours:.3f} station-hours). Wall s, CPU s (user + sys) and "
+        f"peak RSS (ru_maxrss) of that process from os.wait4, medians over {cli['repeats']} run(s) after "
+        "one untimed warm-up run per command (the first run on new student weights builds the ONNX cache); "
+        "ratios against the PhaseNet and STA/LTA commands of this run.",
+        "",
+        "| " + " | ".join(CLI_COLUMNS) + " |", "|" + "---|" * len(CLI_COLUMNS),
+    ]
+    for row in cli["rows"]:
+        if row["error"]:
+            lines.append(f"| `{row['label']}` | {row['picker']} | " + " | ".join(["–"] * (len(CLI_COLUMNS) - 3))
+                         + f" | {row['error'][:100]} |")
+            continue
+        cpu, rss = row["cpu_s"], row["peak_rss_mb_median"]
+        cells = [
+            f"`{row['label']}`", row["picker"], str(row["n_picks"]), _fmt(row["wall_s"], 2), _fmt(cpu, 2),
+            _fmt(rss, 0),
+            ratio(cpu, phasenet and phasenet["cpu_s"]), ratio(rss, phasenet and phasenet["peak_rss_mb_median"]),
+            ratio(cpu, stalta and stalta["cpu_s"]), ratio(rss, stalta and stalta["peak_rss_mb_median"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = [r for r in cli["rows"] if r.get("warmup")]
+    if first:
+        lines.append("")
+        lines.append("Untimed warm-up runs (wall s / CPU s / peak MB): " + "; ".join(
+            f"`{r['label']}` {r['warmup']['wall']:.2f} / {r['warmup']['cpu']:.2f} / {r['warmup']['peak_rss_mb']:.0f}"
+            for r in first) + ".")
+    lines.append("")
+    lines.append(f"Targets for whole processes (the issue states them for a 6 h, 100 Hz file; "
+                 f"this run picked {station_hours:.3f} station-hours):")
+    for target in cli["targets"]:
+        value = target["value"]
+        status = "not measured" if value is None else ("met" if target["met"] else "MISSED")
+        shown = "–" if value is None else f"{value:.2f}" + (" MB" if target["via"] == "MB" else "x")
+        lines.append(f"- {target['target']}: {shown} -> {status}")
+    return "\n".join(lines)
