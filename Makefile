@@ -1,6 +1,6 @@
 # Two set-up commands on a fresh machine (see README):
 #   make demo   - create .venv, install, pick ObsPy's example event, write a figure
-#   make test   - create .venv, install, run the whole test suite
+#   make test   - create .venv, install, run the whole test suite and check the package layers (lint-imports)
 #   make mcu-check - the C runtime on an emulated Cortex-M4F (not part of `make test`; needs the ARM tools)
 # torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
 
@@ -27,6 +27,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/lint-imports
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

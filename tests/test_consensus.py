@@ -7,8 +7,8 @@ import obspy
 import pytest
 import seisbench.util as sbu
 
-from xiaonet.evaluate.consensus import consensus_reference, teacher_picks_from_curves
-from xiaonet.evaluate.scoring import ReferencePick, score_picks
+from xiaonet.scoring.consensus import consensus_reference, teacher_picks_from_curves
+from xiaonet.scoring.matching import ReferencePick, score_picks
 
 T0 = obspy.UTCDateTime(2020, 1, 1)
 

@@ -12,7 +12,7 @@ import pytest
 from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
 from xiaonet.distill.config import ConfigError, validate_config
 from xiaonet.data.records import DataError
-from xiaonet.evaluate.traces import record_references
+from xiaonet.scoring.references import record_references
 from xiaonet.distill.splits import load_data
 from xiaonet.picking.pickers import ModelPicker
 from xiaonet.distill.teacher_labels import attach_teacher_labels, consensus_members

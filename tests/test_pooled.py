@@ -101,7 +101,7 @@ def _label_for_consensus(config, records):
 
 def test_fit_is_the_last_part_of_training_records_and_in_sample_without_fit_fraction(protocol_data,  # noqa: F811
                                                                                         tmp_path):
-    from xiaonet.evaluate.traces import record_references
+    from xiaonet.scoring.references import record_references
     from xiaonet.evaluate.generalisation import fit_records
 
     config = _fit_config(protocol_data, tmp_path / "cache")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from seisbench.util import Pick
 
-from xiaonet.evaluate.scoring import ReferencePick, match_picks, score_picks
+from xiaonet.scoring.matching import ReferencePick, match_picks, score_picks
 
 REFERENCE = [
     ReferencePick("XX.A.", "P", 100.0),
@@ -71,7 +71,7 @@ def test_match_is_one_to_one_and_closest_first():
 
 # --- threshold sweep, ROC AUC, MCC -----------------------------------------------------------
 
-from xiaonet.evaluate.scoring import (  # noqa: E402
+from xiaonet.scoring.matching import (  # noqa: E402
     best_f1_threshold,
     matthews_corrcoef,
     residual_summary,
@@ -131,7 +131,7 @@ def test_residual_summary_matches_hand_computation():
 
 # --- pooled F1 with bootstrap intervals ------------------------------------------------------
 
-from xiaonet.evaluate.scoring import (bootstrap_indices, f1_from_counts, paired_f1_difference,  # noqa: E402
+from xiaonet.scoring.matching import (bootstrap_indices, f1_from_counts, paired_f1_difference,  # noqa: E402
                                       pooled_f1, pooled_median)
 
 RECORDS = [(2, 0, 0), (0, 1, 1), (1, 1, 0)]  # (TP, FP, FN) of three records
@@ -193,7 +193,7 @@ def test_pooled_median_by_hand():
 
 
 def test_pooled_recall_by_hand():
-    from xiaonet.evaluate.scoring import pooled_recall
+    from xiaonet.scoring.matching import pooled_recall
 
     # recalls of the resamples: 3/4, 6/6, 0/3, 2/3; the whole set 3/4
     result = pooled_recall(RECORDS, RESAMPLED, level=0.5)

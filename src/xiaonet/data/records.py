@@ -47,7 +47,7 @@ class Record:
     #: Each consensus teacher's own (2, n) curves (held-out continuous records only).
     teacher_members: dict[str, np.ndarray] = field(default_factory=dict)
     #: The teachers' consensus on this record's own time base, computed once (see
-    #: :func:`xiaonet.evaluate.traces.record_references`): it is asked for after every epoch.
+    #: :func:`xiaonet.scoring.references.record_references`): it is asked for after every epoch.
     consensus: object = None
     #: Network code (the part of ``station`` before the dot).
     @property

@@ -108,7 +108,7 @@ def _split_of(baseline: dict, split: str) -> dict:
 
 def _network_table(entries: dict[str, dict], student: str) -> list[str]:
     """One row per held-out network (source) and picker, then the mean over networks."""
-    from xiaonet.evaluate.consensus import is_consensus_teacher
+    from xiaonet.scoring.consensus import is_consensus_teacher
 
     sources = sorted({s for e in entries.values() for s in e.get("sources", {})})
     lines = [
@@ -245,7 +245,7 @@ def render_model_card(config: TrainConfig, run_dir: Path, model, metrics: dict, 
         "",
         "These stations share networks, instruments and days with the training data, so they "
         "overstate what a new network gets. Whole-trace picking of every dev record, a pick within "
-        f"{config.eval.tolerance_s} s of the analyst pick is a hit (one-to-one), scored by `xiaonet.evaluate.scoring`. "
+        f"{config.eval.tolerance_s} s of the analyst pick is a hit (one-to-one), scored by `xiaonet.scoring.matching`. "
         "Teachers at threshold 0.3; STA/LTA with its defaults. Same records, same code path for every picker.",
         "",
         "All dev records (P over the sources with P picks, S over those with S picks):",

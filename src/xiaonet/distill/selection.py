@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from xiaonet.data.records import Record, record_stream
-from xiaonet.evaluate.traces import record_references
+from xiaonet.scoring.references import record_references
 
 # --- scoring on whole traces ---------------------------------------------------------------
 
@@ -36,11 +36,11 @@ def score_records(picker, records: list[Record], tolerance: float = 0.5,
     Each record gets its own time base (records are 10^5 s apart) so picks on one trace
     never match reference picks of another trace at the same station. A phase is scored
     only on sources whose records all carry that phase's reference: analyst picks, or for
-    continuous records the teachers' consensus (:func:`xiaonet.evaluate.traces.record_references`).
+    continuous records the teachers' consensus (:func:`xiaonet.scoring.references.record_references`).
     ``macro`` averages the per-source F1 (each held-out network counts once, however many
     picks it has).
     """
-    from xiaonet.evaluate.scoring import PhaseScore, score_picks
+    from xiaonet.scoring.matching import PhaseScore, score_picks
 
     by_source: dict[str, list[tuple[Record, float]]] = {}
     for i, record in enumerate(records):
@@ -93,7 +93,7 @@ def tune_thresholds(model, records: list[Record], grid: list[float], tolerance: 
     :func:`score_records`' ``macro``, so a long continuous record does not outvote a small
     analyst-picked network.
     """
-    from xiaonet.evaluate.scoring import score_picks
+    from xiaonet.scoring.matching import score_picks
 
     counts: dict[str, dict[str, dict[float, list[int]]]] = {}
     by_source: dict[str, list[Record]] = {}

@@ -38,7 +38,7 @@ def teacher_key(member: TeacherMember) -> str:
 
 def consensus_members() -> list[TeacherMember]:
     """The teachers whose agreement is the reference on continuous held-out data."""
-    from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS
+    from xiaonet.scoring.consensus import CONSENSUS_TEACHERS
 
     return [TeacherMember(name, "original") for name in CONSENSUS_TEACHERS]
 

@@ -7,7 +7,7 @@ ObsPy's ``obspy.signal.trigger.trigger_onset`` for ``thres1 >= thres2`` and no m
 :func:`picks_from_curve` follows SeisBench's ``WaveformModel.picks_from_annotations``:
 trigger on at the threshold, off at half of it, the pick at the highest probability inside
 the trigger. :class:`EdgePick` has the attribute names of ``seisbench.util.Pick`` so the
-pick table writers and :mod:`xiaonet.evaluate.scoring` accept it unchanged.
+pick table writers and :mod:`xiaonet.scoring.matching` accept it unchanged.
 """
 
 from __future__ import annotations

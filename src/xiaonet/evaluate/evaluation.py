@@ -1,7 +1,7 @@
 """Whole-trace evaluation of any picker over labelled datasets and continuous folders.
 
 Every picker runs through :meth:`xiaonet.picking.pickers.Picker.pick` on the full trace and is
-scored by :func:`xiaonet.evaluate.scoring.score_picks`. Because several rows can share a station,
+scored by :func:`xiaonet.scoring.matching.score_picks`. Because several rows can share a station,
 picks and reference picks are keyed by the row (``dataset/row``), never by station alone. The
 datasets themselves (rows as ObsPy streams, analyst or consensus references) are
 :mod:`xiaonet.evaluate.traces`; the picker names, :mod:`xiaonet.picking.specs`.
@@ -19,9 +19,9 @@ from typing import Callable
 import numpy as np
 import seisbench.util as sbu
 
-from xiaonet.evaluate.consensus import is_consensus_teacher
+from xiaonet.scoring.consensus import is_consensus_teacher
 from xiaonet.evaluate.traces import LabelledDataset, LabelledTrace
-from xiaonet.evaluate.scoring import (
+from xiaonet.scoring.matching import (
     ReferencePick,
     SweepPoint,
     best_f1_threshold,
@@ -207,7 +207,7 @@ def _consensus_teacher_runs(runs: list[PickerRun], extra: dict, traces: list[Lab
                             settings, note: Callable[[str], None]) -> dict[str, PickerRun]:
     """Runs of the consensus teachers on ``traces``: the runs of those asked for are reused,
     the others are loaded once (into ``extra``, shared across datasets) and run here."""
-    from xiaonet.evaluate.consensus import CONSENSUS_TEACHERS
+    from xiaonet.scoring.consensus import CONSENSUS_TEACHERS
     from xiaonet.picking.loading import load_picker
 
     found = {}
@@ -225,7 +225,7 @@ def _consensus_teacher_runs(runs: list[PickerRun], extra: dict, traces: list[Lab
 
 def fill_consensus(traces: list[LabelledTrace], runs: dict[str, PickerRun]) -> list[ReferencePick]:
     """Set each trace's references to the teachers' consensus; return the ignored picks."""
-    from xiaonet.evaluate.consensus import consensus_reference
+    from xiaonet.scoring.consensus import consensus_reference
 
     ignored = []
     for trace in traces:

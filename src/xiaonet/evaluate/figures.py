@@ -28,7 +28,7 @@ def _plt():
 def plot_residual_histograms(runs, references_by_dataset: dict, dataset: str, tolerance: float,
                              path: str | Path, bins: int = 41) -> Path:
     """Histograms of pick residuals (predicted - analyst) per picker (rows) and phase (columns)."""
-    from xiaonet.evaluate.scoring import score_picks
+    from xiaonet.scoring.matching import score_picks
 
     plt = _plt()
     runs = [r for r in runs if r.dataset == dataset]

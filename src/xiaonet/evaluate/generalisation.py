@@ -172,7 +172,7 @@ SPREAD_COLUMNS = [("variant", "variant"), ("runs", "seeds"),
 
 def network_rows(scores: list[ProtocolScore]) -> list[dict]:
     """One row per held-out source (network group) and picker."""
-    from xiaonet.evaluate.consensus import is_consensus_teacher
+    from xiaonet.scoring.consensus import is_consensus_teacher
 
     rows = []
     sources = sorted({s for score in scores for s in score.scores.get("sources", {})})

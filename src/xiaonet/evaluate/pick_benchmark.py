@@ -40,7 +40,7 @@ import obspy
 
 from xiaonet.evaluate.evaluation import PHASES
 from xiaonet.evaluate.traces import LabelledDataset
-from xiaonet.evaluate.scoring import matthews_corrcoef, residual_summary, roc_auc
+from xiaonet.scoring.matching import matthews_corrcoef, residual_summary, roc_auc
 
 
 @dataclass

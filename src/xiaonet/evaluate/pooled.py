@@ -9,15 +9,15 @@ pooled into one P and one S F1 (summed TP / FP / FN), with
 
 * the number of reference picks it rests on;
 * a percentile bootstrap interval from resampling *records* with replacement (a seeded
-  :class:`numpy.random.Generator`; :func:`xiaonet.evaluate.scoring.pooled_f1`);
+  :class:`numpy.random.Generator`; :func:`xiaonet.scoring.matching.pooled_f1`);
 * the P median residual and its interval;
 * against a baseline picker, the interval of the F1 *difference* on the same resampled
-  records (:func:`xiaonet.evaluate.scoring.paired_f1_difference`): a difference whose
+  records (:func:`xiaonet.scoring.matching.paired_f1_difference`): a difference whose
   interval holds 0 chooses nothing.
 
 The records, the reference (analyst picks, or the picks both teachers agree on) and the
 matching are the protocol's own (:mod:`xiaonet.evaluate.generalisation`,
-:func:`xiaonet.evaluate.traces.record_references`, :func:`xiaonet.evaluate.scoring.score_picks`):
+:func:`xiaonet.scoring.references.record_references`, :func:`xiaonet.scoring.matching.score_picks`):
 summed over records these counts equal the totals of ``score_records``.
 """
 
@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from xiaonet.evaluate.scoring import (Interval, bootstrap_indices, paired_f1_difference, pooled_f1,
+from xiaonet.scoring.matching import (Interval, bootstrap_indices, paired_f1_difference, pooled_f1,
                                       pooled_median, score_picks)
 
 #: Reference kinds: analyst picks (labelled networks) and the teachers' consensus (continuous).
@@ -69,7 +69,7 @@ def score_each_record(picker, records, tolerance: float = 0.5, note: Callable[[s
     through ``note`` and left out for this picker.
     """
     from xiaonet.data.records import record_stream
-    from xiaonet.evaluate.traces import record_references
+    from xiaonet.scoring.references import record_references
     from xiaonet.distill.selection import _phases_of
 
     note = note or (lambda message: None)
@@ -261,7 +261,7 @@ def source_table(scores: dict[str, dict[str, list[RecordScore]]]) -> str:
     """Per split and held-out source: reference picks and each picker's pooled P / S F1 there
     (no intervals: what the pooled figure is made of, e.g. a source one picker cannot read)."""
     from xiaonet.evaluate.reports import markdown_table
-    from xiaonet.evaluate.scoring import f1_from_counts
+    from xiaonet.scoring.matching import f1_from_counts
 
     labels = list(dict.fromkeys(label for by_picker in scores.values() for label in by_picker))
     rows = []
@@ -337,7 +337,7 @@ def evaluate_protocol(config_path: str | Path, splits: list[str], pickers: list[
     """
     from tqdm import tqdm
 
-    from xiaonet.evaluate.consensus import is_consensus_teacher
+    from xiaonet.scoring.consensus import is_consensus_teacher
     from xiaonet.distill.config import load_config
     from xiaonet.evaluate.generalisation import fit_records, load_protocol
 
@@ -394,7 +394,7 @@ def student_split_file(spec: str) -> Path | None:
 def students_records(specs: list[str], split: str, note: Callable[[str], None]) -> set[str]:
     """Records no picker is scored on in ``split``: those any student of ``specs`` must not be
     scored on (:func:`records_to_leave_out`), so every comparison stays paired."""
-    from xiaonet.evaluate.consensus import is_consensus_teacher
+    from xiaonet.scoring.consensus import is_consensus_teacher
 
     leave: set[str] = set()
     for spec in specs:

@@ -133,7 +133,7 @@ def sensitivity_rows(scores: dict[str, list], levels=SNR_DB, seed: int = 2026112
                      level: float = 0.9) -> list[dict]:
     """Recall (with its bootstrap interval over events), precision and F1 per picker, SNR
     and phase from :func:`xiaonet.evaluate.pooled.score_each_record` output."""
-    from xiaonet.evaluate.scoring import bootstrap_indices, f1_from_counts, pooled_recall
+    from xiaonet.scoring.matching import bootstrap_indices, f1_from_counts, pooled_recall
 
     rows = []
     for label, records in scores.items():

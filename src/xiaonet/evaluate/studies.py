@@ -155,7 +155,7 @@ def run_study(config: StudyConfig, runs_dir: Path, figures_dir: Path, progress: 
         metric_table_rows,
         write_evaluation_outputs,
     )
-    from xiaonet.evaluate.scoring import score_picks
+    from xiaonet.scoring.matching import score_picks
 
     lines = [f"## {config.title}", "", f"*Question.* {config.question}", ""]
     if config.notes:

@@ -24,7 +24,7 @@ from xiaonet.data.records import DataError
 from xiaonet.data.seisbench_folders import (PHASE_COLUMNS, metadata_value, open_seisbench_folder,
                                             parse_start_time, pick_sample)
 from xiaonet.data.waveforms import NOT_WAVEFORM_SUFFIXES
-from xiaonet.evaluate.scoring import ReferencePick
+from xiaonet.scoring.matching import ReferencePick
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class ContinuousDataset:
 
     One trace per station and file: the station's stream exactly as read (every picker
     cleans it itself). The reference is filled in by :func:`evaluate` from the teachers'
-    consensus (:mod:`xiaonet.evaluate.consensus`), so ``references`` start empty. With ``network`` only
+    consensus (:mod:`xiaonet.scoring.consensus`), so ``references`` start empty. With ``network`` only
     that network's stations are kept and the dataset is named ``<folder>:<network>``, which
     gives one table row per network.
     """
@@ -337,43 +337,3 @@ def training_records(split_csv: str | Path, keep: tuple[str, ...] = ("dev", "tes
             return {row["record"] for row in reader if row["split"] not in keep}
     except FileNotFoundError:
         raise DataError(f"{path}: split file not found") from None
-
-
-# --- the references of training records ----------------------------------------------------
-
-
-def record_reference_picks(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
-    """Analyst picks of a record as :class:`xiaonet.evaluate.scoring.ReferencePick`."""
-    trace_id = f"{record.station}."
-    start = record.start_time + start_offset
-    refs = [ReferencePick(trace_id, "P", start + p / sampling_rate) for p in record.p_samples]
-    refs += [ReferencePick(trace_id, "S", start + s / sampling_rate) for s in record.s_samples]
-    return refs
-
-
-def record_references(record: Record, sampling_rate: float = 100.0, start_offset: float = 0.0):
-    """The reference of a record as a :class:`xiaonet.evaluate.consensus.ConsensusReference`.
-
-    Labelled records: their analyst picks (nothing ignored). Continuous records: the picks
-    every consensus teacher agrees on, with the picks of a single teacher ignored; a
-    continuous record without both teachers' curves has no reference (an error to score).
-    """
-    import obspy
-
-    from xiaonet.evaluate.consensus import (CONSENSUS_TEACHERS, ConsensusReference, consensus_reference,
-                                            teacher_picks_from_curves)
-
-    if record.category != "continuous":
-        return ConsensusReference(record_reference_picks(record, sampling_rate, start_offset), [])
-    if record.consensus is None:
-        curves = {name: value for name, value in record.teacher_members.items()
-                  if name.split("_")[0] in CONSENSUS_TEACHERS}
-        if len({name.split("_")[0] for name in curves}) < len(CONSENSUS_TEACHERS):
-            raise DataError(f"{record.name}: continuous record without the curves of every consensus teacher "
-                            f"({', '.join(CONSENSUS_TEACHERS)}); cannot score it")
-        trace_id = f"{record.station}."
-        record.consensus = consensus_reference(
-            {name: teacher_picks_from_curves(value, trace_id, obspy.UTCDateTime(record.start_time),
-                                            sampling_rate)  # UTCDateTime: times rounded as SeisBench's
-             for name, value in curves.items()})
-    return record.consensus.shifted(start_offset) if start_offset else record.consensus

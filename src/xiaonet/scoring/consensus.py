@@ -4,7 +4,7 @@ Most of the corpus, and most of what a new network records, has no analyst picks
 reference is what the teachers agree on: a pick of a phase that *every* teacher made within
 ``agreement_s`` (0.3 s) of the others, at their mean time. A pick that only some teachers
 made is uncertain, so a student pick near it is neither rewarded nor penalised, and missing
-it is no error (:func:`xiaonet.evaluate.scoring.score_picks` with ``ignored=``).
+it is no error (:func:`xiaonet.scoring.matching.score_picks` with ``ignored=``).
 
 Agreement with the consensus is not accuracy: it says how close a student comes to the
 teachers on data it never saw, and it cannot show a student being better than both of them.
@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from xiaonet.evaluate.scoring import ReferencePick, _pick_time, pair_closest
+from xiaonet.scoring.matching import ReferencePick, _pick_time, pair_closest
 
 #: Teacher picks of one phase within this many seconds of each other agree.
 AGREEMENT_S = 0.3

@@ -122,7 +122,7 @@ def measure_latency(picker, stream, config: dict, packet_samples: int, offline=N
     # Picks only final at the end of data are not real-time picks: no latency for them.
     emitted_all += engine.flush()
     if offline is not None:
-        from xiaonet.evaluate.scoring import ReferencePick, score_picks
+        from xiaonet.scoring.matching import ReferencePick, score_picks
 
         def agreement(picks):
             reference = [ReferencePick(p.trace_id, p.phase, float(p.peak_time)) for p in picks]
