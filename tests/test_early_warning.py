@@ -10,8 +10,8 @@ import torch
 from xiaonet.edge.picks import TriggerState, advance_trigger, trigger_onset
 from xiaonet.models.presets import build_student, load_student
 from xiaonet.picking.pickers import ModelPicker
-from xiaonet.stream.config import early_warning_config
-from xiaonet.stream.config import StreamingConfig
+from xiaonet.stream.settings import early_warning_config
+from xiaonet.stream.settings import StreamingConfig
 from xiaonet.stream.engine import StreamingPicker
 
 from test_streaming import assert_same_picks, cut_packets, stream_all, synthetic_stream
@@ -181,7 +181,7 @@ def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_
     the picks torch streams."""
     from xiaonet.edge import EdgeModel, EdgePicker
     from xiaonet.export.onnx_files import export_onnx
-    from xiaonet.stream.config import early_warning_settings
+    from xiaonet.stream.settings import early_warning_settings
 
     model = early_warning_student()
     export_onnx(model, tmp_path / "ew.onnx", "ew")
@@ -204,7 +204,7 @@ def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_
 def test_the_onnx_export_of_a_causal_student_gives_its_probabilities(tmp_path, torch_threads):
     from xiaonet.edge import EdgeModel
     from xiaonet.export.onnx_files import export_onnx
-    from xiaonet.stream.config import early_warning_settings
+    from xiaonet.stream.settings import early_warning_settings
 
     model = causal_student()
     export_onnx(model, tmp_path / "causal.onnx", "causal")

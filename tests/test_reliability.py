@@ -211,7 +211,7 @@ def record():
 def _streamed(picker, packets, **config):
     from test_streaming import stream_all
 
-    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.stream.settings import StreamingConfig
     from xiaonet.stream.engine import StreamingPicker
 
     engine = StreamingPicker(picker, StreamingConfig(**config), note=lambda message: None)

@@ -10,12 +10,12 @@ import torch
 from xiaonet.picking.pickers import ModelPicker
 from xiaonet.models.presets import build_student
 from xiaonet.picking.stalta import StaLtaPicker
-from xiaonet.stream.config import StreamingConfig
+from xiaonet.stream.settings import StreamingConfig
 from xiaonet.stream.engine import StreamingPicker
-from xiaonet.stream.stalta import StreamingStaLta
+from xiaonet.stream.streaming_stalta import StreamingStaLta
 from xiaonet.picking.loading import make_streaming_picker
 from xiaonet.edge.windowing import window_offsets
-from xiaonet.stream.windows import stack_windows_average
+from xiaonet.stream.stacking import stack_windows_average
 
 T0 = obspy.UTCDateTime("2024-01-01T00:00:00")
 
@@ -213,7 +213,7 @@ def test_shipped_default_student_streams_its_offline_picks_on_real_data(shared_d
 
 def test_onnx_runtime_streams_the_offline_torch_picks(student, station_a, tmp_path):
     pytest.importorskip("onnxruntime")
-    from xiaonet.edge.model import EdgeModel
+    from xiaonet.edge.onnx_model import EdgeModel
     from xiaonet.export.onnx_files import export_onnx
 
     path = export_onnx(student.model, tmp_path / "sharp.onnx", "sharp", thresholds={"P": 0.5, "S": 0.5})

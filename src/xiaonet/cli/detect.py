@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"xiaonet detect: {error}", file=sys.stderr)
         return 2
     if args.benchmark:
-        from xiaonet.speed.association import run_association_benchmark
+        from xiaonet.speed.association_timing import run_association_benchmark
 
         result = run_association_benchmark(args.benchmark_picks, repeats=args.repeats, model=model)
         print("\n".join(result.lines()))
@@ -190,7 +190,7 @@ def _write(args, detection, references) -> int:
             line += f"; vs reference: {km:.3f} km" + (f", {dt:+.3f} s" if dt is not None else "")
         print(line, file=sys.stderr)
         if args.plot:
-            from xiaonet.detect.plotting import plot_event
+            from xiaonet.detect.event_maps import plot_event
 
             path = plot_event(detection, event, Path(args.plot) / f"event_{event.number:04d}.png", reference)
             print(f"    map: {path}", file=sys.stderr)

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 def _plot(picker, station_stream, picks, key, folder, notes) -> None:
     from pathlib import Path
 
-    from xiaonet.picking.plotting import plot_station
+    from xiaonet.picking.station_figures import plot_station
     from xiaonet.data.waveforms import prepare_station
 
     try:

@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.data.outputs import output_path_problem, report_failures
     from xiaonet.picking.loading import default_picker_name
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
-    from xiaonet.stream.config import early_warning_config, early_warning_settings
-    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.stream.settings import early_warning_config, early_warning_settings
+    from xiaonet.stream.settings import StreamingConfig
     from xiaonet.picking.loading import make_streaming_picker
 
     notes: list[str] = []

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if mode == "early-warning":
             import dataclasses
 
-            from xiaonet.stream.config import early_warning_config, early_warning_settings
+            from xiaonet.stream.settings import early_warning_config, early_warning_settings
 
             return dataclasses.asdict(early_warning_config(early_warning_settings(picker)))
         if mode != "low-latency":

@@ -10,7 +10,7 @@ picked), so it runs where only ``numpy`` and ``onnxruntime`` are installed::
     picks = picker.pick_array(data, start_time=0.0)     # or a (3, samples) ZNE array
 """
 
-from xiaonet.edge.model import EdgeModel, EdgeModelError, EdgeModelMetadata
+from xiaonet.edge.onnx_model import EdgeModel, EdgeModelError, EdgeModelMetadata
 from xiaonet.edge.picker import EdgePicker
 from xiaonet.edge.picks import EdgePick, picks_from_curve, trigger_onset
 from xiaonet.edge.windowing import WindowStack, overlap_samples, window_offsets

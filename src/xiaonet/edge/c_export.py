@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xiaonet.edge.model import EdgeModelError, EdgeModelMetadata
+from xiaonet.edge.onnx_model import EdgeModelError, EdgeModelMetadata
 from xiaonet.edge.windowing import overlap_samples
 
 C_DIR = Path(__file__).parent / "c"

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from xiaonet.edge.model import EdgeModel, EdgeModelError, EdgeModelMetadata
+from xiaonet.edge.onnx_model import EdgeModel, EdgeModelError, EdgeModelMetadata
 from xiaonet.edge.picker import EdgePicker
 from xiaonet.edge.picks import EdgePick
 from xiaonet.edge.windowing import absolute_index

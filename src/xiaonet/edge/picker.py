@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from xiaonet.edge.filters import apply_stream_filter
-from xiaonet.edge.model import EdgeModel
+from xiaonet.edge.onnx_model import EdgeModel
 from xiaonet.edge.picks import EdgePick, picks_from_curve
 from xiaonet.edge.windowing import (WindowStack, absolute_index, covered_span, grid_window_offsets, overlap_samples,
                                     stream_to_grid_array)

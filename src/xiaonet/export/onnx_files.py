@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from xiaonet.edge.model import EdgeModelMetadata
+from xiaonet.edge.onnx_model import EdgeModelMetadata
 from xiaonet.models.annotate_settings import annotate_setting, default_threshold, min_record_seconds
 
 logger = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ def export_onnx(model, path: str | Path, name: str, thresholds: dict[str, float]
 
 def max_abs_difference(model, path: str | Path, windows: np.ndarray) -> float:
     """Largest |ONNX Runtime - torch| over the probabilities of ``windows`` (batch, 3, n)."""
-    from xiaonet.edge.model import EdgeModel
+    from xiaonet.edge.onnx_model import EdgeModel
 
     edge = EdgeModel(path)
     return float(np.abs(edge.predict(windows) - reference_probabilities(model, windows)).max())
@@ -280,7 +280,7 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, windows: np.ndar
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from xiaonet.edge.model import EdgeModel
+    from xiaonet.edge.onnx_model import EdgeModel
 
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     metadata = EdgeModel(fp32_path).metadata

@@ -162,13 +162,13 @@ def _torch_threads(threads: int) -> None:
 
 
 def make_streaming_picker(picker, config=None, note=None):
-    """The streaming engine for any picker: :class:`xiaonet.stream.stalta.StreamingStaLta`
+    """The streaming engine for any picker: :class:`xiaonet.stream.streaming_stalta.StreamingStaLta`
     for STA/LTA, :class:`xiaonet.stream.engine.StreamingPicker` for a model picker or a
-    window predictor (``config`` a :class:`xiaonet.stream.config.StreamingConfig`)."""
+    window predictor (``config`` a :class:`xiaonet.stream.settings.StreamingConfig`)."""
     from xiaonet.picking.stalta import StaLtaPicker
 
     if isinstance(picker, StaLtaPicker):
-        from xiaonet.stream.stalta import StreamingStaLta
+        from xiaonet.stream.streaming_stalta import StreamingStaLta
 
         return StreamingStaLta(picker, config, note)
     from xiaonet.stream.engine import StreamingPicker

@@ -107,14 +107,14 @@ class ModelPicker(Picker):
         """An early-warning student picks offline exactly as it streams: windows every
         ``hop_s`` ending ``lookahead_s`` after the samples they decide, and picks emitted at
         confirmation (see :class:`StreamedPicker`)."""
-        from xiaonet.stream.config import early_warning_config
+        from xiaonet.stream.settings import early_warning_config
 
         return StreamedPicker(self, early_warning_config(self.model.early_warning)).pick_block(stream)
 
 
 class StreamedPicker(Picker):
     """Any model picker run through the streaming engine with a given
-    :class:`xiaonet.stream.config.StreamingConfig`, over whole records: the picks that
+    :class:`xiaonet.stream.settings.StreamingConfig`, over whole records: the picks that
     streaming in that mode emits (every pick is final when emitted, so how the data is cut
     into packets does not matter). Scores a streaming mode with the offline scorer.
     """

@@ -60,7 +60,7 @@ def protocol_accuracy(config_path: str, runs, config_for, split: str = "test") -
     :func:`xiaonet.evaluate.generalisation.summary_row` plus ``mode``)."""
     from xiaonet.evaluate.generalisation import ProtocolScore, load_protocol, score_protocol, summary_row
     from xiaonet.picking.pickers import StreamedPicker
-    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.stream.settings import StreamingConfig
 
     _, bundle = load_protocol(config_path)
     rows = []
@@ -99,7 +99,7 @@ def measure_latency(picker, stream, config: dict, packet_samples: int, offline=N
     import time
 
     from xiaonet.stream.packet_sources import cut_into_packets
-    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.stream.settings import StreamingConfig
     from xiaonet.picking.loading import make_streaming_picker
 
     engine = make_streaming_picker(picker, StreamingConfig(**config), note=lambda message: None)
@@ -140,7 +140,7 @@ def measure_throughput(picker, stream, n_stations: int, seconds: float, config: 
     import numpy as np
     import obspy
 
-    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.stream.settings import StreamingConfig
     from xiaonet.picking.loading import make_streaming_picker
 
     rate = stream[0].stats.sampling_rate
@@ -190,7 +190,7 @@ def measure_memory(picker, stream, config: dict, n_stations: int = 50, seconds: 
     import obspy
 
     from xiaonet.stream.packet_sources import cut_into_packets
-    from xiaonet.stream.config import StreamingConfig
+    from xiaonet.stream.settings import StreamingConfig
     from xiaonet.picking.loading import make_streaming_picker
 
     start = min(tr.stats.starttime for tr in stream)

@@ -57,7 +57,7 @@ import obspy
 
 from xiaonet.data.streams import component_index
 from xiaonet.stream.consumer import PacketConsumer
-from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
+from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
 from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
 from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
@@ -74,7 +74,7 @@ class StreamingPicker(PacketConsumer):
     """Per-station streaming picking with any picker of the project's interface.
 
     :param picker: a :class:`xiaonet.picking.pickers.ModelPicker` (student or teacher), an ONNX
-        ``xiaonet.edge.model.EdgeModel``, or any :class:`WindowPredictor`. For STA/LTA use
+        ``xiaonet.edge.onnx_model.EdgeModel``, or any :class:`WindowPredictor`. For STA/LTA use
         :class:`StreamingStaLta` (or :func:`make_streaming_picker`, which picks the engine).
     :param config: :class:`StreamingConfig`.
     :param note: called with a message for every fault worth telling a person about.
@@ -97,7 +97,7 @@ class StreamingPicker(PacketConsumer):
         else:
             raise TypeError(
                 f"{picker!r}: StreamingPicker needs a model picker or a WindowPredictor; "
-                "for STA/LTA use xiaonet.stream.stalta.StreamingStaLta"
+                "for STA/LTA use xiaonet.stream.streaming_stalta.StreamingStaLta"
             )
         p = self.predictor
         if p.stacking not in STACKING_METHODS:

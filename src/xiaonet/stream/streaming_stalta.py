@@ -11,7 +11,7 @@ import numpy as np
 import obspy
 
 from xiaonet.stream.consumer import PacketConsumer
-from xiaonet.stream.config import COUNTER_NAMES, EmittedPick, StreamingConfig
+from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
 
 logger = logging.getLogger(__name__)
