@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from xiaonet.distill.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, config_to_dict, load_config
+from xiaonet.data.config_files import ConfigError
+
+from xiaonet.distill.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

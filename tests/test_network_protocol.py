@@ -10,7 +10,8 @@ import obspy
 import pytest
 
 from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
-from xiaonet.distill.config import ConfigError, validate_config
+from xiaonet.data.config_files import ConfigError
+from xiaonet.distill.config import validate_config
 from xiaonet.data.records import DataError
 from xiaonet.scoring.references import record_references
 from xiaonet.distill.splits import load_data

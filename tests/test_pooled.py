@@ -122,7 +122,8 @@ def test_fit_is_the_last_part_of_training_records_and_in_sample_without_fit_frac
 
 
 def test_fit_fraction_holds_the_last_part_out_of_training(protocol_data, tmp_path):  # noqa: F811
-    from xiaonet.distill.config import ConfigError, validate_config
+    from xiaonet.data.config_files import ConfigError
+    from xiaonet.distill.config import validate_config
 
     config = _fit_config(protocol_data, tmp_path / "cache", fit_fraction=0.25)
     whole = {r.name: r for r in load_data(_fit_config(protocol_data, tmp_path / "cache")).train}

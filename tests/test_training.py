@@ -144,7 +144,8 @@ def test_refit_keeps_the_chosen_epoch_and_thresholds_without_scoring_any_split(t
 
 
 def test_val_and_dev_fractions_must_leave_training_stations(tiny_data, tmp_path):
-    from xiaonet.distill.config import ConfigError, validate_config
+    from xiaonet.data.config_files import ConfigError
+    from xiaonet.distill.config import validate_config
 
     config = tiny_config(tiny_data, tmp_path / "cache")
     config.data.sources[0].val_fraction = 0.8
@@ -312,7 +313,8 @@ def test_an_early_warning_student_trains_and_is_saved_as_one(tiny_data, tmp_path
 def test_training_can_start_from_a_students_weights(tiny_data, tmp_path, torch_threads):
     """model.init_weights: the run starts from those weights (a vanishing learning rate keeps
     them), and weights with other layers are refused before any data is read."""
-    from xiaonet.distill.config import ConfigError, check_trainable
+    from xiaonet.data.config_files import ConfigError
+    from xiaonet.distill.config import check_trainable
     from xiaonet.models.presets import build_student, load_student
 
     torch.manual_seed(3)

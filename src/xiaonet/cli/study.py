@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from xiaonet.evaluate.studies import StudyConfigError, load_study, run_study
+from xiaonet.data.config_files import ConfigError
+from xiaonet.evaluate.studies import load_study, run_study
 
 
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     try:
         configs = [load_study(path) for path in args.configs]
-    except StudyConfigError as error:
+    except ConfigError as error:
         print(f"xiaonet study: {error}", file=sys.stderr)
         return 2
     results = Path(args.results)

@@ -39,7 +39,9 @@ def run(args) -> int:
     import shutil
     from pathlib import Path
 
-    from xiaonet.distill.config import ConfigError, check_trainable, load_config
+    from xiaonet.data.config_files import ConfigError
+
+    from xiaonet.distill.config import check_trainable, load_config
     from xiaonet.data.records import DataError
     from xiaonet.distill.splits import load_data
     from xiaonet.models.teachers import TeacherUnavailable

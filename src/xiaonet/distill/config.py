@@ -10,9 +10,9 @@ refused with the list of valid ones, values are checked against the field types,
 >>> config.train.lr, config.loss.temperature
 (0.001, 2.0)
 
-Why this module is a little over ~400 lines: the schema is one dataclass per config section
-with every field documented where it is declared, and the strict loader that every typed
-file of the project uses (:func:`dataclass_from_dict`) checks it.
+The schema is one dataclass per config section with every field documented where it is
+declared; the strict loader of every typed file of the project
+(:func:`xiaonet.data.config_files.dataclass_from_dict`) checks it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from xiaonet.data.config_files import ConfigError, dataclass_from_dict, read_json_object
 
 
 def default_shared_dir() -> Path:
@@ -32,10 +33,6 @@ def default_shared_dir() -> Path:
     if os.environ.get("XIAONET_SHARED"):
         return Path(os.environ["XIAONET_SHARED"])
     return Path(__file__).resolve().parents[3].parent / "shared"  # src/xiaonet/distill/config.py
-
-
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message says where and what is expected."""
 
 
 #: Roles of a data source (or of one of its networks) in the network-held-out protocol.
@@ -237,83 +234,6 @@ class TrainConfig:
         return path if path.is_absolute() else self.shared_path() / path
 
 
-# --- dict <-> dataclass -------------------------------------------------------------------
-
-
-def _convert(value: Any, annotation: Any, where: str) -> Any:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if dataclasses.is_dataclass(annotation):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected an object with keys {_field_names(annotation)}, got {value!r}")
-        return dataclass_from_dict(annotation, value, where)
-    if origin is typing.Union or str(origin) == "types.UnionType":
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], where)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_convert(v, args[0], f"{where}.{i}") for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(_convert(v, a, f"{where}.{i}") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected an object, got {value!r}")
-        return dict(value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return int(value)
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def _field_names(cls) -> str:
-    return ", ".join(f.name for f in dataclasses.fields(cls))
-
-
-def dataclass_from_dict(cls, data: dict, where: str = "config"):
-    """A dataclass from a JSON object, strictly: unknown keys are refused with the valid ones,
-    missing required keys are named, values are checked against the field types (nested
-    dataclasses, lists, tuples, optionals). The one loader of every typed file of the project
-    (training configs, study configs)."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected an object with keys {_field_names(cls)}, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}. "
-            f"Valid keys: {_field_names(cls)}."
-        )
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    missing = [name for name in required if name not in data]
-    if missing:
-        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
-    kwargs = {
-        name: _convert(value, hints[name], f"{where}.{name}" if where != "config" else name)
-        for name, value in data.items()
-    }
-    return cls(**kwargs)
-
-
 def config_from_dict(data: dict) -> TrainConfig:
     """Build and validate a :class:`TrainConfig`; unknown keys raise :class:`ConfigError`."""
     config = dataclass_from_dict(TrainConfig, data)
@@ -323,20 +243,6 @@ def config_from_dict(data: dict) -> TrainConfig:
 
 def config_to_dict(config: TrainConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def read_json_object(path: str | Path, what: str = "config file") -> dict:
-    """The JSON object in ``path``; a missing file, bad JSON or another type is a ConfigError."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object at the top level")
-    return data
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:

@@ -28,10 +28,6 @@ from pathlib import Path
 STUDY_KINDS = ("baseline", "size", "window", "distillation", "generalisation")
 
 
-class StudyConfigError(ValueError):
-    """A study config is wrong; the message names the file and the key."""
-
-
 @dataclass
 class StudyPicker:
     #: As ``xiaonet evaluate --picker`` reads it (preset, weights path, teacher, stalta).
@@ -75,22 +71,19 @@ class StudyConfig:
 
 def load_study(path: str | Path) -> StudyConfig:
     """Read and check a study config (unknown keys and kinds are refused)."""
-    from xiaonet.distill.config import ConfigError, dataclass_from_dict, read_json_object
+    from xiaonet.data.config_files import ConfigError, dataclass_from_dict, read_json_object
 
     path = Path(path)
-    try:
-        config = dataclass_from_dict(StudyConfig, read_json_object(path, "study config"), str(path))
-    except ConfigError as error:
-        raise StudyConfigError(str(error)) from None
+    config = dataclass_from_dict(StudyConfig, read_json_object(path, "study config"), str(path))
     if config.kind not in STUDY_KINDS:
-        raise StudyConfigError(f"{path}: kind '{config.kind}' is not one of {', '.join(STUDY_KINDS)}")
+        raise ConfigError(f"{path}: kind '{config.kind}' is not one of {', '.join(STUDY_KINDS)}")
     if config.kind == "generalisation":
         if not config.protocol or not config.pickers:
-            raise StudyConfigError(f"{path}: a generalisation study needs 'protocol' (a training config) and pickers")
+            raise ConfigError(f"{path}: a generalisation study needs 'protocol' (a training config) and pickers")
     elif not config.datasets or not config.pickers:
-        raise StudyConfigError(f"{path}: needs at least one dataset and one picker")
+        raise ConfigError(f"{path}: needs at least one dataset and one picker")
     if config.tolerance <= 0:
-        raise StudyConfigError(f"{path}: tolerance must be > 0 s")
+        raise ConfigError(f"{path}: tolerance must be > 0 s")
     return config
 
 
