@@ -77,22 +77,34 @@ def _model(args):
 
 
 def _pick_files(args, destination: Path) -> int:
-    """Pick the waveform inputs with ``xiaonet pick`` itself (same reading, cleaning, picker)."""
-    from xiaonet.cli import pick
+    """Pick the waveform inputs as ``xiaonet pick`` does (the same reading, cleaning, blocks and
+    picker factory) into the pick table ``destination``."""
+    from xiaonet.archive.command import pick_files
+    from xiaonet.cli.options import picker_from_args
+    from xiaonet.data.outputs import output_path_problem, report_failures
+    from xiaonet.data.picktable import pick_rows, write_csv
+    from xiaonet.data.waveforms import expand_inputs
 
-    parser = argparse.ArgumentParser(prog="xiaonet")
-    pick.add_parser(parser.add_subparsers(dest="command"))
-    argv = ["pick", *args.inputs, "--out", str(destination), "--threads", str(args.threads),
-            "--weights", args.weights]
-    if args.picker:
-        argv += ["--picker", args.picker]
-    for threshold in args.threshold:
-        argv += ["--threshold", threshold]
-    for option in args.stalta:
-        argv += ["--stalta", option]
-    if args.no_progress:
-        argv.append("--no-progress")
-    return int(pick.run(parser.parse_args(argv)) or 0)
+    problem = output_path_problem(str(destination), "--picks-out")
+    if problem:
+        print(f"xiaonet detect: {problem}", file=sys.stderr)
+        return 2
+    try:
+        picker = picker_from_args(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"xiaonet detect: {error}", file=sys.stderr)
+        return 2
+    failures: list[str] = []
+    notes: list[str] = []
+    files = expand_inputs(args.inputs, unmatched=failures.append)
+    picks, n_stations = pick_files(picker, files, failures, notes, not args.no_progress)
+    rows = pick_rows(picks, picker.name)
+    write_csv(rows, destination)
+    for message in notes:
+        print(f"note: {message}", file=sys.stderr)
+    print(f"{picker.name}: {len(rows)} picks on {n_stations} station(s) from {len(files)} input(s); "
+          f"table written to {destination}", file=sys.stderr)
+    return report_failures("xiaonet detect", failures)
 
 
 def run(args: argparse.Namespace) -> int:
