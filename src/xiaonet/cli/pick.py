@@ -62,9 +62,14 @@ def run(args: argparse.Namespace) -> int:
 
     archive_options = (args.sds, args.run_dir, args.select, args.start, args.end, args.scheduler)
     if any(archive_options) or args.workers is not None:
-        from xiaonet.archive.command import run_archive
+        from xiaonet.archive.command import ArchiveRun, run_archive
 
-        return run_archive(args)
+        return run_archive(ArchiveRun(
+            picker=args.picker, chunk=args.chunk, block=args.block, weights=args.weights, threshold=args.threshold,
+            stalta=args.stalta, runtime=args.runtime, threads=args.threads, sds=args.sds, inputs=args.inputs,
+            select=args.select, start=args.start, end=args.end, margin=args.margin, run_dir=args.run_dir,
+            out=args.out, quakeml=args.quakeml, workers=args.workers, scheduler=args.scheduler,
+            progress=not args.no_progress))
     if not args.inputs and not args.example:
         print("xiaonet pick: give waveform files, folders or globs, or --example", file=sys.stderr)
         return 2
