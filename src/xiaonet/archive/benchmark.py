@@ -115,8 +115,9 @@ def plain_pick_rss(spec: str, path: Path, src: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xiaonet.archive.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", default=os.environ.get("XIAONET_SHARED", "../shared"))
-    parser.add_argument("--pickers", default="xiaonet-s,ONNX,phasenet,stalta",
-                        help="comma-separated; ONNX = xiaonet-s exported to ONNX here")
+    parser.add_argument("--picker", default="xiaonet-s,ONNX,phasenet,stalta",
+                        help="pickers to measure, comma-separated (the grammar of xiaonet pick --picker); "
+                        "ONNX = xiaonet-s exported to ONNX here")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--stations", type=int, default=2)
     parser.add_argument("--days", type=int, default=2)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if not root.exists():
             build_archive(root, Path(args.shared), args.stations, args.days, args.rate)
         pickers = []
-        for name in args.pickers.split(","):
+        for name in args.picker.split(","):
             if name == "ONNX":
                 from xiaonet.export.onnx_files import export_onnx
                 from xiaonet.models.presets import load_student
