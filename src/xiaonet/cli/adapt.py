@@ -38,7 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--select", action="append", default=[], metavar="NET.STA.LOC.CHA",
                         help="instruments to use, wildcards * and ? (repeatable; default all)")
     parser.add_argument("--run-dir", default=None, help="run folder (default PREFIX.run); rerunning resumes it")
-    parser.add_argument("--steps", type=int, default=2000, help="training batches in all (default 2000)")
+    parser.add_argument("--steps", type=int, default=6000,
+                        help="training batches in all, at most (default 6000; fewer when --minutes runs out)")
     parser.add_argument("--seed", type=int, default=20261206, help="seed of the sample and the training")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

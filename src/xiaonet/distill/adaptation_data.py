@@ -58,7 +58,7 @@ class AdaptSettings:
     run_dir: str | None = None
     seed: int = 20261206
     #: Training batches in all (the schedule); the time budget may stop it earlier.
-    steps: int = 2000
+    steps: int = 6000
     steps_per_epoch: int = 50
     batch_size: int = 32
     lr: float = 3e-3
