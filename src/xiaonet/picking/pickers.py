@@ -78,6 +78,14 @@ class ModelPicker(Picker):
     def __repr__(self) -> str:
         return f"ModelPicker({self.name}, thresholds={self.thresholds})"
 
+    def window_predictor(self):
+        """This picker as the streaming engine sees it: windows in, probabilities out, with the
+        overlap, stacking and thresholds its offline ``classify`` uses
+        (:func:`xiaonet.picking.torch_windows.predictor_from_model_picker`)."""
+        from xiaonet.picking.torch_windows import predictor_from_model_picker
+
+        return predictor_from_model_picker(self)
+
     def _args(self) -> dict:
         args = dict(self.annotate_args)
         for phase, value in self.thresholds.items():

@@ -58,7 +58,7 @@ import obspy
 from xiaonet.data.streams import component_index
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
-from xiaonet.stream.predictors import predictor_from_edge_model, predictor_from_model_picker
+from xiaonet.stream.predictors import predictor_from_edge_model
 from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
 from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
 from xiaonet.stream.resampling import ChannelResampler
@@ -92,8 +92,8 @@ class StreamingPicker(PacketConsumer):
             self.predictor = predictor_from_edge_model(picker.model)
             self.predictor.name = picker.name
             self.predictor.thresholds.update(picker.thresholds)
-        elif hasattr(picker, "model"):
-            self.predictor = predictor_from_model_picker(picker)
+        elif hasattr(picker, "window_predictor"):  # a torch model picker brings its own (torch stays out)
+            self.predictor = picker.window_predictor()
         else:
             raise TypeError(
                 f"{picker!r}: StreamingPicker needs a model picker or a WindowPredictor; "
