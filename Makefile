@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.xiaonet-installed
 
-.PHONY: demo test test-quick install clean mcu-tools mcu-check
+.PHONY: demo test test-quick install clean onnx-weights mcu-tools mcu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(STAMP)
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The shipped students' ONNX files (src/xiaonet/weights/NAME.onnx, what a torch-free install
+# picks with); rerun after shipping new weights (tests/test_picker_factory.py checks they match).
+onnx-weights: $(STAMP)
+	$(BIN)/python -m xiaonet.picking.student_onnx
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -7,11 +7,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import obspy
 import pytest
 
-from xiaonet.models.presets import DEFAULT_PRESET, shipped_weights
+from xiaonet.models.presets import DEFAULT_PRESET, PRESETS, shipped_weights
 from xiaonet.picking.loading import load_picker
 
 WILZ = "data/continuous/okla_O2_WILZ_easyquake/O2.WILZ..EH_.20240203T051428.mseed"
@@ -51,15 +52,53 @@ def test_the_onnx_file_is_built_once_per_weights(tmp_path, monkeypatch):
     from xiaonet.picking.student_onnx import student_onnx
 
     monkeypatch.setenv("XIAONET_CACHE", str(tmp_path / "cache"))
-    prefix = shipped_weights(DEFAULT_PRESET)
+    shipped = shipped_weights(DEFAULT_PRESET)
+    # the shipped student runs its shipped ONNX file: nothing is built
+    assert student_onnx(shipped, DEFAULT_PRESET) == Path(f"{shipped}.onnx")
+    assert not (tmp_path / "cache").exists()
+    prefix = tmp_path / "copy"  # the same weights without their ONNX file: built once, cached
+    for suffix in (".json", ".pt"):
+        shutil.copy(f"{shipped}{suffix}", f"{prefix}{suffix}")
     first = student_onnx(prefix, DEFAULT_PRESET)
     built = first.stat().st_mtime_ns
+    assert first.parent == tmp_path / "cache" / "onnx"
     assert student_onnx(prefix, DEFAULT_PRESET) == first and first.stat().st_mtime_ns == built
-    # other weights (any byte of the .json or .pt changed: new shipped weights) are another file
+    # other weights (any byte of the .json or .pt changed: new shipped weights) are another file,
+    # and an ONNX file beside them from the old weights is not used
     copy = tmp_path / "retrained"
-    shutil.copy(f"{prefix}.pt", f"{copy}.pt")
-    (tmp_path / "retrained.json").write_text(open(f"{prefix}.json").read() + "\n")
-    assert student_onnx(copy, DEFAULT_PRESET) != first
+    shutil.copy(f"{shipped}.pt", f"{copy}.pt")
+    shutil.copy(f"{shipped}.onnx", f"{copy}.onnx")
+    (tmp_path / "retrained.json").write_text(open(f"{shipped}.json").read() + "\n")
+    other = student_onnx(copy, DEFAULT_PRESET)
+    assert other != first and other.parent == tmp_path / "cache" / "onnx"
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_each_shipped_onnx_file_is_its_weights(name):
+    """weights/NAME.onnx (``python -m xiaonet.picking.student_onnx``) carries the SHA-256 of the
+    shipped NAME.json + NAME.pt and gives their probabilities within 1e-4."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from xiaonet.export.onnx_files import max_abs_difference
+    from xiaonet.models.presets import load_weights
+    from xiaonet.picking.student_onnx import TOLERANCE, shipped_onnx
+
+    prefix = shipped_weights(name)
+    if prefix is None:
+        pytest.skip(f"no trained {name} weights shipped")
+    assert Path(f"{prefix}.onnx").is_file(), f"run `python -m xiaonet.picking.student_onnx {name}`"
+    assert shipped_onnx(prefix) == Path(f"{prefix}.onnx"), \
+        f"{name}.onnx is from other weights: run `python -m xiaonet.picking.student_onnx {name}`"
+    model = load_weights(prefix)
+    window = np.random.default_rng(1).standard_normal((2, 3, model.in_samples)).astype(np.float32)
+    assert max_abs_difference(model, f"{prefix}.onnx", window) <= TOLERANCE
+
+
+def test_package_data_ships_the_onnx_files():
+    tomllib = pytest.importorskip("tomllib")
+    data = tomllib.loads(Path(__file__).parents[1].joinpath("pyproject.toml").read_text())
+    assert "weights/*.onnx" in data["tool"]["setuptools"]["package-data"]["xiaonet"]
 
 
 @pytest.mark.parametrize("spec, runtime, message", [
@@ -81,7 +120,7 @@ import sys
 class Blocked:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("torch", "seisbench", "matplotlib") or name.startswith("obspy.signal"):
-            raise ImportError(f"{name} is blocked in this test")
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked in this test)", name=name)
 
 sys.meta_path.insert(0, Blocked())
 from xiaonet.cli import main
@@ -98,10 +137,11 @@ def run_without_torch(*argv: str) -> subprocess.CompletedProcess:
 
 
 @needs_weights
-def test_pick_stream_stalta_models_and_help_run_with_torch_blocked(tmp_path):
-    """...and matplotlib and obspy.signal (its PPSD imports matplotlib): 40 MB more each run."""
+def test_pick_stream_stalta_models_and_help_run_with_torch_blocked(tmp_path, monkeypatch):
+    """...and matplotlib and obspy.signal (its PPSD imports matplotlib): 40 MB more each run.
+    With an empty cache: the shipped ONNX file is all the default student needs (a torch-free install)."""
     pytest.importorskip("onnxruntime")
-    load_picker(DEFAULT_PRESET)  # the ONNX file is built (with torch) once, here; then never again
+    monkeypatch.setenv("XIAONET_CACHE", str(tmp_path / "empty-cache"))
     example = tmp_path / "example.mseed"
     obspy.read().write(str(example), format="MSEED")
     for argv in (["pick", str(example), "--out", str(tmp_path / "default.csv")],
@@ -116,6 +156,11 @@ def test_pick_stream_stalta_models_and_help_run_with_torch_blocked(tmp_path):
     tables = [(tmp_path / f"{name}.csv").read_text().splitlines() for name in ("default", "example", "archive")]
     assert len(tables[0]) > 1 and tables[0] == tables[1] == tables[2]
     assert len((tmp_path / "stalta.csv").read_text().splitlines()) > 1
+    assert not (tmp_path / "empty-cache").exists()
+    # a command that needs torch says how to get it, in one line
+    result = run_without_torch("pick", str(example), "--runtime", "torch", "--out", str(tmp_path / "torch.csv"))
+    assert result.returncode == 2 and "pip install 'xiaonet[train]'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_preset_costs_counted_without_torch_equal_the_built_networks():

@@ -14,6 +14,9 @@ import sys
 # Subcommand modules under xiaonet.cli, in the order `xiaonet --help` lists them.
 COMMANDS = ["pick", "detect", "models", "train", "adapt", "export", "evaluate", "benchmark", "stream", "stream_benchmark", "study"]
 
+# What the `train` extra adds (pyproject.toml): a command that needs one of them says so in one line.
+TRAIN_PACKAGES = ("torch", "seisbench", "onnx", "onnxscript")
+
 
 def build_parser() -> argparse.ArgumentParser:
     from xiaonet import __version__
@@ -42,7 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in TRAIN_PACKAGES:
+            raise
+        print(f"xiaonet {args.command}: needs {missing}, which this install lacks (the light base picks "
+              f"with the shipped students only): pip install 'xiaonet[train]' (torch==2.13.0 first, see README)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

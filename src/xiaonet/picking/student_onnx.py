@@ -6,6 +6,12 @@ does, and keeps the file in the user cache, named by the SHA-256 of the weights:
 (a retrained or newly shipped student) get a new file, and every later run is numpy + ONNX
 Runtime only. ``XIAONET_CACHE`` (default ``$XDG_CACHE_HOME/xiaonet`` or ``~/.cache/xiaonet``)
 moves the cache.
+
+The shipped students also ship their ONNX file (``weights/NAME.onnx``, written by
+``python -m xiaonet.picking.student_onnx NAME...``), carrying the SHA-256 of the weights it was
+exported from (:data:`DIGEST_KEY`): a ``NAME.onnx`` beside the weights whose digest matches is
+used as is, so an install without torch picks with the shipped students; a stale one (other
+weights) is ignored and the cache path above is taken.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pathlib import Path
 EXPORT_VERSION = "1"
 #: Largest |ONNX Runtime - torch| probability accepted, as ``xiaonet export`` accepts.
 TOLERANCE = 1e-4
+#: ONNX metadata key holding :func:`weights_digest` of the weights a file was exported from.
+DIGEST_KEY = "xiaonet.weights_sha256"
 
 
 def cache_dir() -> Path:
@@ -43,9 +51,44 @@ def student_onnx(prefix: str | Path, name: str) -> Path:
     Raises :class:`xiaonet.models.presets.WeightsError` for weights that do not load and
     ``RuntimeError`` when the export differs from torch by more than :data:`TOLERANCE`.
     """
-    path = cache_dir() / "onnx" / f"{Path(name).name}-{weights_digest(prefix)[:16]}.onnx"
+    digest = weights_digest(prefix)
+    shipped = shipped_onnx(prefix, digest)
+    if shipped is not None:
+        return shipped
+    path = cache_dir() / "onnx" / f"{Path(name).name}-{digest[:16]}.onnx"
     if not path.is_file():
         export_checked(prefix, name, path)
+    return path
+
+
+def shipped_onnx(prefix: str | Path, digest: str | None = None) -> Path | None:
+    """``PREFIX.onnx`` when it was exported from the weights at ``prefix`` (its
+    :data:`DIGEST_KEY` equals their :func:`weights_digest`), else None."""
+    from xiaonet.models.presets import weights_file
+
+    path = weights_file(prefix, ".onnx")
+    if not path.is_file():
+        return None
+    try:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        stored = session.get_modelmeta().custom_metadata_map.get(DIGEST_KEY)
+    except Exception:  # not readable: the cache path builds a good one
+        return None
+    return path if stored == (digest or weights_digest(prefix)) else None
+
+
+def write_shipped(name: str) -> Path:
+    """Export the shipped student ``name`` to ``weights/NAME.onnx`` beside its weights, checked
+    against torch like the cached files (needs torch and onnx)."""
+    from xiaonet.models.presets import shipped_weights, weights_file
+
+    prefix = shipped_weights(name)
+    if prefix is None:
+        raise FileNotFoundError(f"{name}: no shipped weights (NAME.json + NAME.pt in xiaonet/weights)")
+    path = weights_file(prefix, ".onnx")
+    export_checked(prefix, name, path)
     return path
 
 
@@ -58,8 +101,8 @@ def export_checked(prefix: str | Path, name: str, path: Path) -> None:
         import torch
     except ImportError:
         raise RuntimeError(f"{name}: its ONNX file is not built yet ({path}), and building it needs torch "
-                           "once: install torch, or pick with an exported file (`xiaonet export` on a machine "
-                           "with torch, then --picker FILE.onnx)") from None
+                           "once: pip install 'xiaonet[train]' (torch==2.13.0 first, see README), or pick "
+                           "with an exported file (--picker FILE.onnx)") from None
 
     from xiaonet.export.onnx_files import export_onnx, max_abs_difference
     from xiaonet.edge.windowing import synthetic_windows
@@ -77,6 +120,35 @@ def export_checked(prefix: str | Path, name: str, path: Path) -> None:
         if difference > TOLERANCE:
             raise RuntimeError(f"{prefix}: its ONNX export differs from torch by {difference:.2e} "
                                f"(> {TOLERANCE:g}); run it with --runtime torch")
+        _write_digest(partial, weights_digest(prefix))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _write_digest(path: Path, digest: str) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != DIGEST_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=DIGEST_KEY, value=digest)
+    onnx.save(model, str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m xiaonet.picking.student_onnx [NAME...]``: write ``weights/NAME.onnx`` of the
+    shipped students (all presets with shipped weights when no name is given)."""
+    import sys
+
+    from xiaonet.models.presets import PRESETS, shipped_weights
+
+    names = (sys.argv[1:] if argv is None else argv) or [n for n in sorted(PRESETS) if shipped_weights(n)]
+    for name in names:
+        print(write_shipped(name))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
