@@ -144,5 +144,9 @@ def run(args) -> int:
             shutil.copy2(run_dir / "model" / f"{config.name}{suffix}", target / f"{config.name}{suffix}")
         # which records trained it, so evaluations can leave them out on any checkout
         shutil.copy2(run_dir / "split.csv", target / f"{config.name}.split.csv")
-        print(f"shipped into {target}")
+        # the ONNX file the torch-free install picks with, for these weights (checked against torch)
+        from xiaonet.picking.student_onnx import write_shipped
+
+        write_shipped(config.name)
+        print(f"shipped into {target} (weights, card, split, ONNX)")
     return 0
