@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xiaonet.cli.options import add_data_selection_options
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -32,11 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "on records holding a P and an S pick, and a second reference on the held-out part")
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="wall-clock budget for everything, labelling included (default 10)")
-    parser.add_argument("--sds", default=None, metavar="ROOT", help="an SDS archive root instead of files")
-    parser.add_argument("--start", default=None, help="first time to use (UTC)")
-    parser.add_argument("--end", default=None, help="use data up to this time (UTC, exclusive)")
-    parser.add_argument("--select", action="append", default=[], metavar="NET.STA.LOC.CHA",
-                        help="instruments to use, wildcards * and ? (repeatable; default all)")
+    add_data_selection_options(parser, "use")
     parser.add_argument("--run-dir", default=None, help="run folder (default PREFIX.run); rerunning resumes it")
     parser.add_argument("--steps", type=int, default=6000,
                         help="training batches in all, at most (default 6000; fewer when --minutes runs out)")

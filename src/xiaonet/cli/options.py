@@ -5,6 +5,17 @@ apply to the chosen picker."""
 from __future__ import annotations
 
 import argparse
+
+
+def add_data_selection_options(parser, verb: str) -> None:
+    """``--sds / --start / --end / --select``: the same words for the same selection in every
+    command that reads an archive (``pick`` picks it, ``adapt`` trains on it)."""
+    parser.add_argument("--sds", default=None, metavar="ROOT",
+                        help="SDS archive root (ROOT/YEAR/NET/STA/CHA.D/...) instead of files")
+    parser.add_argument("--start", default=None, help=f"first time to {verb} (UTC, e.g. 2020-01-01)")
+    parser.add_argument("--end", default=None, help=f"{verb} up to this time (UTC, exclusive)")
+    parser.add_argument("--select", action="append", default=[], metavar="NET.STA.LOC.CHA",
+                        help=f"channels to {verb}, wildcards * and ? (repeatable; default all)")
 PICKER_HELP = (
     "NAME[:WEIGHTS][@window=SAMPLES]: a student preset or weights path (xiaonet = the default "
     "student), 'stalta', or a teacher ('phasenet', 'eqtransformer', 'gpd', optionally "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xiaonet.cli.options import add_picker_options, picker_from_args
+from xiaonet.cli.options import add_data_selection_options, add_picker_options, picker_from_args
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,11 +37,7 @@ def add_archive_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "archives", "pick an SDS tree or folders of files in station x time chunks on Dask, resumable "
         "(any of these options but --chunk / --block / --margin makes an archive run; docs/archive.md)")
-    group.add_argument("--sds", default=None, metavar="ROOT", help="SDS archive root (ROOT/YEAR/NET/STA/CHA.D/...)")
-    group.add_argument("--start", default=None, help="first time to pick (UTC, e.g. 2020-01-01)")
-    group.add_argument("--end", default=None, help="pick up to this time (UTC, exclusive)")
-    group.add_argument("--select", action="append", default=[], metavar="NET.STA.LOC.CHA",
-                       help="channels to pick, wildcards * and ? (repeatable; default all)")
+    add_data_selection_options(group, "pick")
     group.add_argument("--run-dir", default=None, metavar="DIR",
                        help="per-chunk Parquet + manifest; rerun the same command to resume (default: OUT.run)")
     group.add_argument("--chunk", default="1d", help="chunk length per station (default 1d; e.g. 6h)")
