@@ -78,21 +78,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import os
-    import time
-
     from xiaonet.cli.options import picker_from_args
     from xiaonet.data.outputs import output_path_problem, report_failures
     from xiaonet.picking.loading import default_picker_name
     from xiaonet.stream.packet_sources import ReplaySource, SeedLinkSource
-    from xiaonet.stream.settings import early_warning_config, early_warning_settings
-    from xiaonet.stream.settings import StreamingConfig
     from xiaonet.picking.loading import make_streaming_picker
+    from xiaonet.stream.settings import streaming_config_for
+    from xiaonet.realtime.session import CsvPickSink, JsonLinesSink, run_session
 
-    notes: list[str] = []
     def note(message: str) -> None:
-        notes.append(message)
         print(f"note: {message}", file=sys.stderr, flush=True)
 
     if not args.replay and not args.seedlink:
@@ -105,21 +99,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = args.picker or default_picker_name()
         picker = picker_from_args(args)
-        faults = dict(gap_policy=args.gap_policy, max_fill=args.max_fill,
-                      channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
-        settings = early_warning_settings(picker)
-        mode = args.mode or ("early-warning" if settings else "offline")
-        if (mode == "early-warning") != bool(settings):
-            raise ValueError(f"--mode {mode} needs an early-warning student (e.g. --picker xiaonet-ew)"
-                             if settings is None else
-                             f"{spec} is an early-warning student: it streams in --mode early-warning only "
-                             "(the hop and lookahead it was trained for)")
-        if settings:
-            config = early_warning_config(settings, **faults)
-        else:
-            config = StreamingConfig(mode=mode, hop=args.hop, lookahead=args.lookahead, window=args.window,
-                                     **faults)
+        config = streaming_config_for(picker, spec, args.mode, hop=args.hop, lookahead=args.lookahead,
+                                      window=args.window, gap_policy=args.gap_policy, max_fill=args.max_fill,
+                                      channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
         engine = make_streaming_picker(picker, config, note=note)
+        detector = None
+        if args.detect:
+            from xiaonet.detect.online import OnlineAssociator, model_from_spec
+            from xiaonet.detect.stations import read_stations
+
+            detector = OnlineAssociator(read_stations(args.detect), model_from_spec(args.detect_velocity),
+                                        delay_s=args.detect_delay)
         if args.replay:
             source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,
                                   note=note)
@@ -132,87 +122,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"xiaonet stream: {error}", file=sys.stderr)
         return 2
 
-    detector = None
-    if args.detect:
-        from xiaonet.detect.online import OnlineAssociator, event_json, model_from_spec
-        from xiaonet.detect.stations import read_stations
-
-        try:
-            detector = OnlineAssociator(read_stations(args.detect), model_from_spec(args.detect_velocity),
-                                        delay_s=args.detect_delay)
-        except ValueError as error:
-            print(f"xiaonet stream: {error}", file=sys.stderr)
-            return 2
-
-    def declare(events) -> None:
-        for event in events:
-            sys.stdout.write(event_json(event, detector.clock) + "\n")
-        sys.stdout.flush()
-
-    csv_file, csv_writer = _open_csv(args.out) if args.out else (None, None)
-    started = time.monotonic()
-    n_picks = {"P": 0, "S": 0}
-    stations: set[tuple[str, str, str]] = set()
-    interrupted = False
-
-    def emit(picks) -> None:
-        for emitted in picks:
-            row = emitted.as_row()
-            n_picks[row["phase"]] = n_picks.get(row["phase"], 0) + 1
-            if csv_writer is not None:
-                csv_writer.writerow({k: row[k] for k in csv_writer.fieldnames})
-            row["probability"] = round(float(emitted.pick.peak_value), 6)
-            # Data seconds between the pick and the newest sample when it was emitted.
-            row["delay_s"] = round(float(emitted.data_time - emitted.pick.peak_time), 3)
-            sys.stdout.write(json.dumps(row) + "\n")
-            if detector is not None:
-                detector.add([row])
-        sys.stdout.flush()
-        if csv_file is not None:
-            csv_file.flush()
-
-    try:
-        while True:
-            if args.duration is not None and time.monotonic() - started > args.duration:
-                break
-            batch = source.next_batch(timeout=0.2)
-            if batch is None:
-                break
-            stations.update((p.stats.network, p.stats.station, p.stats.location) for p in batch)
-            emit(engine.feed_many(batch))
-            if detector is not None and batch:
-                declare(detector.advance(max(p.stats.endtime for p in batch)))
-            if args.seedlink:
-                emit(engine.flush_idle(args.idle_flush))
-    except KeyboardInterrupt:
-        interrupted = True
-    except BrokenPipeError:  # stdout closed by the reader (e.g. `| head`): stop quietly
-        interrupted = True
-        sys.stdout = open(os.devnull, "w")
-    finally:
-        source.stop()
-        try:
-            emit(engine.flush())
-            if detector is not None:
-                declare(detector.flush())
-        except KeyboardInterrupt:
-            interrupted = True
-        except BrokenPipeError:
-            sys.stdout = open(os.devnull, "w")
-        if csv_file is not None:
-            csv_file.close()
-
-    elapsed = time.monotonic() - started
+    sinks = [JsonLinesSink()] + ([CsvPickSink(args.out)] if args.out else [])
+    summary = run_session(source, engine, sinks, detector, duration_s=args.duration,
+                          idle_flush_s=args.idle_flush if args.seedlink else None)
+    n_picks = summary.picks
     counters = {k: v for k, v in engine.counters.items() if v}
-    how = "interrupted" if interrupted else "finished"
-    summary = (f"xiaonet stream {how} after {elapsed:.1f} s: {sum(n_picks.values())} picks "
-               f"({n_picks.get('P', 0)} P, {n_picks.get('S', 0)} S) from {engine.picker_name} on "
-               f"{len(stations)} station(s)")
+    how = "interrupted" if summary.interrupted else "finished"
+    line = (f"xiaonet stream {how} after {summary.elapsed_s:.1f} s: {sum(n_picks.values())} picks "
+            f"({n_picks.get('P', 0)} P, {n_picks.get('S', 0)} S) from {engine.picker_name} on "
+            f"{len(summary.stations)} station(s)")
     if isinstance(source, SeedLinkSource):
-        summary += f"; {source.connections} connection(s), {source.reconnects} reconnect(s)"
+        line += f"; {source.connections} connection(s), {source.reconnects} reconnect(s)"
         if source.dropped_full_queue:
-            summary += f"; {source.dropped_full_queue} records dropped (engine fell behind)"
-    print(summary, file=sys.stderr)
+            line += f"; {source.dropped_full_queue} records dropped (engine fell behind)"
+    print(line, file=sys.stderr)
     if counters:
         print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
     if detector is not None:
@@ -223,22 +146,3 @@ def run(args: argparse.Namespace) -> int:
               "nothing was picked", file=sys.stderr)
         return 1
     return report_failures("xiaonet stream", getattr(source, "failures", []))
-
-
-STREAM_COLUMNS_EXTRA = ("emitted_at",)
-
-
-def _open_csv(path: str):
-    import csv
-    from pathlib import Path
-
-    from xiaonet.data.picktable import PICK_COLUMNS
-
-    columns = list(PICK_COLUMNS) + list(STREAM_COLUMNS_EXTRA)
-    new = not Path(path).exists() or Path(path).stat().st_size == 0
-    handle = open(path, "a", newline="")
-    writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-    if new:
-        writer.writeheader()
-        handle.flush()
-    return handle, writer

@@ -144,3 +144,22 @@ def early_warning_config(settings: dict, **options) -> StreamingConfig:
     return StreamingConfig(mode="low-latency", hop=settings["hop_s"], lookahead=settings["lookahead_s"],
                            confirm=settings["confirm"], **options)
 
+
+
+def streaming_config_for(picker, label: str, mode: str | None = None, **options) -> StreamingConfig:
+    """How ``picker`` streams: an early-warning student always with the hop, lookahead and
+    confirmation it was trained for (``--mode early-warning``, the default for it); any other
+    picker in ``mode`` (default offline) with ``options`` (``hop``, ``lookahead``, ``window``
+    and the fault settings). A mode that does not fit the picker is a ValueError naming
+    ``label``."""
+    settings = early_warning_settings(picker)
+    mode = mode or ("early-warning" if settings else "offline")
+    if (mode == "early-warning") != bool(settings):
+        raise ValueError(f"--mode {mode} needs an early-warning student (e.g. --picker xiaonet-ew)"
+                         if settings is None else
+                         f"{label} is an early-warning student: it streams in --mode early-warning only "
+                         "(the hop and lookahead it was trained for)")
+    if settings:
+        faults = {k: v for k, v in options.items() if k not in ("hop", "lookahead", "window")}
+        return early_warning_config(settings, **faults)
+    return StreamingConfig(mode=mode, **options)
