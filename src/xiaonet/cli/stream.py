@@ -68,8 +68,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--detect", metavar="STATIONS", default=None,
                         help="also associate the picks into events (xiaonet detect; StationXML or station "
                         "CSV) and print each event as a JSON line with \"type\": \"event\"")
-    parser.add_argument("--detect-velocity", metavar="VP,VS|FILE", default="6.0,3.47",
-                        help="--detect: 0D VP,VS in km/s or a 1D model file (.tvel, depth,vp,vs CSV)")
+    parser.add_argument("--velocity", metavar="VP,VS|FILE", default=None,
+                        help="--detect: velocity model, VP,VS in km/s (0D) or a 1D model file (.tvel, or a CSV "
+                        "with columns depth, vp, vs); default 0D 6.0,3.47")
     parser.add_argument("--detect-delay", type=float, default=40.0,
                         help="--detect: declare an event this many data seconds after its last pick (default 40)")
     parser.add_argument("--duration", type=float, default=None,
@@ -105,10 +106,11 @@ def run(args: argparse.Namespace) -> int:
         engine = make_streaming_picker(picker, config, note=note)
         detector = None
         if args.detect:
-            from xiaonet.detect.online import OnlineAssociator, model_from_spec
+            from xiaonet.detect.online import OnlineAssociator
             from xiaonet.detect.stations import read_stations
+            from xiaonet.detect.velocity import DEFAULT_VELOCITY, velocity_model
 
-            detector = OnlineAssociator(read_stations(args.detect), model_from_spec(args.detect_velocity),
+            detector = OnlineAssociator(read_stations(args.detect), velocity_model(args.velocity or DEFAULT_VELOCITY),
                                         delay_s=args.detect_delay)
         if args.replay:
             source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,
