@@ -61,7 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "penalised), one table row per network")
     parser.add_argument("--tolerance", type=float, default=0.5,
                         help="a pick within this many seconds of the analyst pick is a hit (0.5)")
-    parser.add_argument("--out", default="evaluation", help="output folder (default: evaluation)")
+    parser.add_argument("--out", default="evaluation", metavar="DIR", help="output folder (default: evaluation)")
     parser.add_argument("--gain", type=float, action="append", default=[], metavar="FACTOR",
                         help="also evaluate every dataset multiplied by FACTOR, named DATASETxFACTOR "
                         "(e.g. 1e-20 imitates data stored in m/s); the stored data is always evaluated")

@@ -62,7 +62,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="SeedLink: longest wait between reconnect attempts (s)")
     parser.add_argument("--connect-timeout", type=float, default=60.0,
                         help="SeedLink: give up (exit status 1) when no connection was made in this long (s)")
-    parser.add_argument("--out", dest="out", default=None,
+    parser.add_argument("--out", default=None, metavar="CSV",
                         help="append picks to this CSV pick table (the columns of xiaonet pick --out, plus "
                         "emitted_at)")
     parser.add_argument("--detect", metavar="STATIONS", default=None,
