@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "c":
         return run_c(args)
     import numpy as np
-    import torch
+    from xiaonet.models.model import set_torch_threads
 
     from xiaonet.export.onnx_files import (
         ExportError,
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.edge.windowing import synthetic_windows
     from xiaonet.evaluate.exported_models import compare_picks_on_dataset
 
-    torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args.threads)
     out = Path(args.out)
     try:
         from xiaonet.edge.picks import parse_thresholds

@@ -80,9 +80,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from xiaonet.models.model import set_torch_threads
 
-    torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args.threads)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = sorted(set(modes) - set(BENCHMARK_MODES))
     if unknown:
