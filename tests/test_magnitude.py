@@ -314,6 +314,13 @@ def test_detect_without_responses_says_so_once_and_writes_no_magnitude(tmp_path,
                      "(give --responses STATIONXML)"]
     assert list(csv.DictReader(open(tmp_path / "ev.csv")))[0]["ml"] == ""
     assert obspy.read_events(str(tmp_path / "c.xml"))[0].magnitudes == []
+    # the same stations CSV with the responses given apart
+    assert main(["detect", *common, "--stations", str(tmp_path / "stations.csv"),
+                 "--responses", str(tmp_path / "stations.xml")]) == 0
+    assert "from 20 channels at 10 stations" in capsys.readouterr().err
+    assert main(["detect", *common, "--stations", str(tmp_path / "stations.csv"),
+                 "--responses", str(tmp_path / "none.xml")]) == 2
+    assert "none.xml: response file not found" in capsys.readouterr().err
     assert main(["detect", *common, "--stations", str(tmp_path / "no_responses.xml")]) == 0
     err = capsys.readouterr().err
     assert "no ML: 20 without an instrument response" in err
