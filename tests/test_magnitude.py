@@ -321,6 +321,12 @@ def test_detect_without_responses_says_so_once_and_writes_no_magnitude(tmp_path,
     assert main(["detect", *common, "--stations", str(tmp_path / "stations.csv"),
                  "--responses", str(tmp_path / "none.xml")]) == 2
     assert "none.xml: response file not found" in capsys.readouterr().err
+    (tmp_path / "waveforms" / "broken.mseed").write_text("not miniSEED")
+    assert main(["detect", *common, "--stations", str(tmp_path / "stations.xml"), "--waveforms",
+                 str(tmp_path / "waveforms"), str(tmp_path / "missing*.mseed")]) == 0
+    err = capsys.readouterr().err
+    assert "note: " + str(tmp_path / "missing*.mseed") + ": no such file, folder or matching glob" in err
+    assert "broken.mseed: not a waveform file ObsPy can read" in err and "from 20 channels at 10 stations" in err
     assert main(["detect", *common, "--stations", str(tmp_path / "no_responses.xml")]) == 0
     err = capsys.readouterr().err
     assert "no ML: 20 without an instrument response" in err

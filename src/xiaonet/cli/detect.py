@@ -208,8 +208,9 @@ def _magnitudes(args, detection, model, waveforms) -> dict:
               file=sys.stderr)
         return {}
     notes: list[str] = []
-    results = detection_magnitudes(detection, expand_inputs(waveforms), read_responses(source), model,
-                                   args.ml_correction, note=notes.append)
+    files = expand_inputs(waveforms, unmatched=notes.append)
+    results = detection_magnitudes(detection, files, read_responses(source), model, args.ml_correction,
+                                   note=notes.append)
     for message in notes:
         print(f"note: {message}", file=sys.stderr)
     return results

@@ -133,7 +133,7 @@ class EventMagnitude:
     def summary(self) -> str:
         skipped = "; ".join(f"{len(ids)} {why}" for why, ids in self.skipped.items())
         if self.ml is None:
-            return f"no ML: {skipped or 'no horizontal channels'}"
+            return f"no ML: {skipped or 'no horizontal records of its stations'}"
         return (f"ML {self.ml:.2f} ± {self.spread:.2f} from {len(self.stations)} channels at {self.n_stations} "
                 f"stations ({self.correction.name})" + (f"; not used: {skipped}" if skipped else ""))
 
@@ -280,12 +280,20 @@ def event_arrivals(detection, event) -> dict[str, dict[str, obspy.UTCDateTime]]:
 
 
 def read_event_waveforms(files: Iterable, stations: set[str], start, end, note=None) -> obspy.Stream:
-    """The records of ``stations`` (``NET.STA``) between ``start`` and ``end`` from waveform files."""
-    from xiaonet.data.waveforms import read_waveform_file
+    """The horizontal records of ``stations`` (``NET.STA``) between ``start`` and ``end`` from
+    waveform files; a file ObsPy cannot read is passed to ``note`` (raised without one)."""
+    from xiaonet.data.waveforms import WaveformInputError, read_waveform_file
 
     stream = obspy.Stream()
     for path in files:
-        for trace in read_waveform_file(path, note=note, starttime=start, endtime=end):
+        try:
+            traces = read_waveform_file(path, note=note, starttime=start, endtime=end)
+        except WaveformInputError as error:  # one unreadable file costs its channels, said in a note
+            if note is None:
+                raise
+            note(str(error))
+            continue
+        for trace in traces:
             if f"{trace.stats.network}.{trace.stats.station}" in stations and is_horizontal(trace):
                 stream.append(trace)
     stream.merge(method=0)  # overlapping records at the same channel become gaps, never summed
