@@ -245,12 +245,11 @@ def _synthetic_survey(tmp_path, ml: float = 2.0):
     event = SyntheticEvent(START + 20.0, 2.0, -1.0, 5.0)
     write_csv(synthetic_picks(stations, [event], HomogeneousModel(6.0, 3.5), seed=2, jitter_s=0.02),
               tmp_path / "picks.csv")
-    inventory = inventory_for({sid.split(".")[1]: (la, lo, el) for sid, la, lo, el in
-                               zip(stations.ids, stations.latitude, stations.longitude, stations.elevation)}, "geophone")
+    places = {sid.split(".")[1]: (la, lo, el) for sid, la, lo, el in
+              zip(stations.ids, stations.latitude, stations.longitude, stations.elevation)}
+    inventory = inventory_for(places, "geophone")
     inventory.write(str(tmp_path / "stations.xml"), format="STATIONXML")
-    inventory_for({sid.split(".")[1]: (la, lo, el) for sid, la, lo, el in zip(
-        stations.ids, stations.latitude, stations.longitude, stations.elevation)}, None).write(
-        str(tmp_path / "no_responses.xml"), format="STATIONXML")
+    inventory_for(places, None).write(str(tmp_path / "no_responses.xml"), format="STATIONXML")
     with open(tmp_path / "stations.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "latitude", "longitude", "elevation"])
@@ -291,7 +290,8 @@ def test_detect_writes_ml_into_quakeml_and_csv_and_compares_with_a_catalog(tmp_p
     event, = obspy.read_events(str(tmp_path / "c.xml"))
     magnitude = event.preferred_magnitude()
     assert magnitude.magnitude_type == "ML" and abs(magnitude.mag - 2.0) < 0.05 and magnitude.station_count == 10
-    assert len(event.amplitudes) == len(event.station_magnitudes) == len(magnitude.station_magnitude_contributions) == 20
+    assert len(event.amplitudes) == len(event.station_magnitudes) == 20
+    assert len(magnitude.station_magnitude_contributions) == 20
     assert {a.type for a in event.amplitudes} == {"IAML"} and {a.unit for a in event.amplitudes} == {"m"}
     assert all(str(s.origin_id) == str(event.preferred_origin().resource_id) for s in event.station_magnitudes)
     comparison, = list(csv.DictReader(open(tmp_path / "cmp.csv")))

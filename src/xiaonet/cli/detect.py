@@ -33,13 +33,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out.add_argument("--csv", metavar="FILE", help="events CSV (default: printed to stdout)")
     out.add_argument("--assignments", metavar="FILE", help="every pick with its event and residual (CSV)")
     out.add_argument("--picks-out", metavar="FILE", help="waveform inputs: keep the pick table made from them")
-    out.add_argument("--plot", metavar="DIR", help="one map per event into DIR")
+    out.add_argument("--plot", metavar="DIR", help="one map per event into DIR (and its station magnitudes "
+                     "against distance; the --reference comparison)")
     out.add_argument("--reference", metavar="CATALOG", help="catalog to compare with and draw: "
                      "LAT,LON[,DEPTH_KM[,TIME]], a JSON event, a CSV (time, latitude, longitude[, depth, mag]) "
                      "or a QuakeML file; prints matched / missed / new events and their differences")
-    out.add_argument("--match-time", type=float, default=5.0, help="--reference: largest origin-time "
+    out.add_argument("--match-time", type=float, default=5.0, metavar="S", help="--reference: largest origin-time "
                      "difference of a match (s, default 5)")
-    out.add_argument("--match-distance", type=float, default=25.0, help="--reference: largest epicentral "
+    out.add_argument("--match-distance", type=float, default=25.0, metavar="KM", help="--reference: largest epicentral "
                      "distance of a match (km, default 25)")
     out.add_argument("--comparison", metavar="FILE", help="--reference: the comparison table as CSV")
     magnitude = parser.add_argument_group("local magnitude (ML, from the horizontals' Wood-Anderson peaks)")

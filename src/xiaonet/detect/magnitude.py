@@ -69,7 +69,8 @@ class DistanceCorrection:
 
     def describe(self) -> str:
         near = f", {self.near:+g} exp(-r/{self.near_km:g} km)" if self.near else ""
-        return f"{self.name} (n={self.n:g}, K={self.k:g}, C={self.c:g}{near}{'; ' + self.source if self.source else ''})"
+        source = f"; {self.source}" if self.source else ""
+        return f"{self.name} (n={self.n:g}, K={self.k:g}, C={self.c:g}{near}{source})"
 
 
 # Hutton & Boore fitted amplitudes at 10-700 km; nearer, the scale overestimates (up to a unit)
@@ -200,8 +201,8 @@ def predicted_times(model, epicentral_km: np.ndarray, depth_km: float) -> tuple[
     return table.time("P", epicentral_km, max(depth_km, 0.0)), table.time("S", epicentral_km, max(depth_km, 0.0))
 
 
-def station_magnitudes(stream: obspy.Stream, inventory, origin, arrivals: Mapping[str, Mapping[str, object]] | None = None,
-                       model=None, correction: DistanceCorrection | str = "iaspei") -> EventMagnitude:
+def station_magnitudes(stream: obspy.Stream, inventory, origin,
+                       arrivals: Mapping[str, Mapping[str, object]] | None = None, model=None, correction: DistanceCorrection | str = "iaspei") -> EventMagnitude:
     """ML of ``origin`` (anything with ``time``, ``latitude``, ``longitude``, ``depth_km``) from
     the horizontal traces in ``stream`` (counts; in memory: files or a stream's buffers).
 

@@ -116,8 +116,8 @@ def parse_reference(spec: str) -> list[ReferenceEvent]:
     try:
         catalog = obspy.read_events(str(path))
     except Exception as error:  # ObsPy raises many types for unreadable files
-        raise ReferenceEventError(f"{path}: expected a JSON event, a CSV catalog or a catalog ObsPy reads (QuakeML, ...): "
-                             f"{type(error).__name__}: {error}") from None
+        raise ReferenceEventError(f"{path}: expected a JSON event, a CSV catalog or a catalog ObsPy reads "
+                                  f"(QuakeML, ...): {type(error).__name__}: {error}") from None
     events = []
     for event in catalog:
         origin = event.preferred_origin() or (event.origins[0] if event.origins else None)
