@@ -148,7 +148,8 @@ def test_cli_writes_quakeml_events_and_assignments(scene, tmp_path, capsys):
     assert len(assignments) == len(rows) and set(PICK_COLUMNS) <= set(assignments[0])
     per_event = {e: sum(r["event"] == str(e) for r in assignments) for e in (0, 1)}
     assert per_event == {int(r["event"]): int(r["n_picks"]) for r in events_csv}
-    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["event_0000.png", "event_0001.png"]
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["event_0000.png", "event_0001.png",
+                                                                "reference_comparison.png"]
     # the same from a 1D model file
     assert main(["detect", str(tmp_path / "picks.csv"), "--stations", str(tmp_path / "stations.csv"),
                  "--velocity", str(tmp_path / "m.tvel"), "--csv", str(tmp_path / "ev1d.csv")]) == 0

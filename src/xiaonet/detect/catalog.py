@@ -6,7 +6,9 @@ QuakeML: one ``Event`` per detection holding its picks (phase hint, the picker a
 ``method_id``, as :func:`xiaonet.data.picktable.quakeml_pick` makes them), one ``Origin``
 (time, latitude, longitude, depth with one-sigma errors, the horizontal error ellipse,
 quality: phase and station counts, RMS, azimuthal gap, distances) and one ``Arrival`` per
-pick referring to it (phase, residual, distance, azimuth).
+pick referring to it (phase, residual, distance, azimuth). Where a local magnitude was measured
+(:mod:`xiaonet.detect.magnitude`) the event also holds its ``Amplitude``, ``StationMagnitude``
+and ``Magnitude`` objects, and the events CSV its ``ml``, ``ml_spread`` and ``ml_channels``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from xiaonet.data.picktable import PICK_COLUMNS, quakeml_pick
 
 EVENT_COLUMNS = ("event", "time", "latitude", "longitude", "depth_km", "time_error_s", "latitude_error_km",
                  "longitude_error_km", "depth_error_km", "horizontal_error_km", "rms_s", "n_picks", "n_p",
-                 "n_s", "n_stations", "station_fraction", "azimuthal_gap", "min_distance_km", "max_distance_km")
+                 "n_s", "n_stations", "station_fraction", "azimuthal_gap", "min_distance_km", "max_distance_km",
+                 "ml", "ml_spread", "ml_channels")
 ASSIGNMENT_COLUMNS = (*PICK_COLUMNS, "event", "residual_s")
 KM_PER_DEGREE = 111.195
 
@@ -35,9 +38,13 @@ def _fmt(value, digits: int) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def event_rows(detection) -> list[dict]:
+def event_rows(detection, magnitudes: dict | None = None) -> list[dict]:
+    """One row per event; ``magnitudes`` (event number -> :class:`~xiaonet.detect.magnitude.EventMagnitude`)
+    fills ``ml``, ``ml_spread`` and ``ml_channels`` (empty without a magnitude)."""
     rows = []
     for event in detection.events:
+        magnitude = (magnitudes or {}).get(event.number)
+        has_ml = magnitude is not None and magnitude.ml is not None
         e = event.errors
         rows.append({
             "event": event.number, "time": _iso(event.time), "latitude": f"{event.latitude:.5f}",
@@ -49,6 +56,8 @@ def event_rows(detection) -> list[dict]:
             "station_fraction": f"{event.station_fraction:.3f}",
             "azimuthal_gap": f"{event.azimuthal_gap:.1f}", "min_distance_km": f"{event.min_distance_km:.3f}",
             "max_distance_km": f"{event.max_distance_km:.3f}",
+            "ml": f"{magnitude.ml:.2f}" if has_ml else "", "ml_spread": f"{magnitude.spread:.2f}" if has_ml else "",
+            "ml_channels": len(magnitude.stations) if has_ml else "",
         })
     return rows
 
@@ -78,7 +87,7 @@ def write_rows(rows: list[dict], columns, destination: str | Path | TextIO) -> N
     writer.writerows(rows)
 
 
-def to_catalog(detection, method: str = "pyocto") -> obspy.core.event.Catalog:
+def to_catalog(detection, method: str = "pyocto", magnitudes: dict | None = None) -> obspy.core.event.Catalog:
     from obspy.core.event import (Arrival, Catalog, Comment, CreationInfo, Event, Origin, OriginQuality,
                                   OriginUncertainty, ResourceIdentifier)
     from obspy.geodetics import gps2dist_azimuth
@@ -122,6 +131,10 @@ def to_catalog(detection, method: str = "pyocto") -> obspy.core.event.Catalog:
             minimum_distance=event.min_distance_km / KM_PER_DEGREE, maximum_distance=event.max_distance_km / KM_PER_DEGREE)
         out.origins.append(origin)
         out.preferred_origin_id = origin.resource_id
+        if magnitudes and event.number in magnitudes:
+            from xiaonet.detect.magnitude import add_to_quakeml
+
+            add_to_quakeml(out, origin, magnitudes[event.number], info)
         catalog.events.append(out)
     return catalog
 
@@ -132,6 +145,6 @@ def _error(value: float, scale: float):
     return QuantityError(uncertainty=float(value) * scale) if np.isfinite(value) else QuantityError()
 
 
-def write_quakeml(detection, path: str | Path) -> None:
+def write_quakeml(detection, path: str | Path, magnitudes: dict | None = None) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    to_catalog(detection).write(str(path), format="QUAKEML")
+    to_catalog(detection, magnitudes=magnitudes).write(str(path), format="QUAKEML")
