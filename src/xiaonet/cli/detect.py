@@ -67,6 +67,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        "distance of its farthest pick (default 0.25; 0 keeps every PyOcto event)")
     assoc.add_argument("--phases", default="PS", choices=["PS", "P", "S"],
                        help="associate only these phases' picks (default PS; e.g. P for a P-only picker)")
+    assoc.add_argument("--locate-phases", default="auto", choices=["auto", "P", "PS"],
+                       help="picks that locate each event (all associated picks keep residuals): auto (default) "
+                       "takes P alone when 8 or more P picks surround the epicentre (gap <= 180 deg), else P and S")
     assoc.add_argument("--no-relocate", action="store_true",
                        help="keep PyOcto's grid locations (no least-squares refinement)")
     add_picker_options(parser, extra_help=" (waveform inputs only)")
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                                pick_match_tolerance=args.pick_tolerance, n_picks=args.min_picks,
                                n_p_picks=args.min_p, n_s_picks=args.min_s, n_p_and_s_picks=args.min_ps,
                                n_threads=max(1, args.threads), relocate=not args.no_relocate,
-                               min_station_fraction=args.min_station_fraction)
+                               min_station_fraction=args.min_station_fraction, locate_phases=args.locate_phases)
     try:
         detection = associate(rows, stations, model, config, source=", ".join(tables))
     except PickTableError as error:
@@ -207,8 +210,10 @@ def _magnitudes(args, detection, model, waveforms) -> dict:
 def _write(args, detection, references, magnitudes) -> int:
     from xiaonet.detect.catalog import (ASSIGNMENT_COLUMNS, EVENT_COLUMNS, assignment_rows, event_rows,
                                         write_quakeml, write_rows)
+    from xiaonet.detect.calibration import epicentre_offset_km, inside_ellipse
     from xiaonet.detect.magnitude import near_source_note
     from xiaonet.detect.reference import match_catalog
+    from xiaonet.detect.uncertainty import CONFIDENCE
 
     write_rows(event_rows(detection, magnitudes), EVENT_COLUMNS, args.csv or sys.stdout)
     if args.out:
@@ -227,8 +232,9 @@ def _write(args, detection, references, magnitudes) -> int:
     for event in detection.events:
         e = event.errors
         line = (f"  event {event.number}: {event.time} {event.latitude:.4f} {event.longitude:.4f} "
-                f"depth {event.depth_km:.2f} km (±{e.time_s:.3f} s, ±{e.major_km:.2f} km horizontal, "
-                f"±{e.depth_km:.2f} km depth), {event.n_p} P + {event.n_s} S, RMS {e.rms_s:.3f} s")
+                f"depth {event.depth_km:.2f} km ({CONFIDENCE:.0%}: ±{e.time_interval_s:.3f} s, ±{e.major_km:.2f} km "
+                f"horizontal, ±{e.depth_interval_km:.2f} km depth), {event.n_p} P + {event.n_s} S, "
+                f"located with {' and '.join(event.located_with)} ({event.location_reason}), RMS {e.rms_s:.3f} s")
         magnitude = magnitudes.get(event.number)
         if magnitude is not None:
             line += f"; {magnitude.summary()}"
@@ -237,6 +243,9 @@ def _write(args, detection, references, magnitudes) -> int:
             line += f"; vs reference: {match.epicentre_km:.3f} km" + (
                 f", {match.time_s:+.3f} s" if match.time_s is not None else "") + (
                 f", magnitude {match.magnitude:+.2f}" if match.magnitude is not None else "")
+            inside = inside_ellipse(e, *epicentre_offset_km(event, match.reference.latitude,
+                                                             match.reference.longitude))
+            line += f" ({'inside' if inside else 'OUTSIDE'} the {CONFIDENCE:.0%} ellipse)"
         elif references:
             line += f"; no reference within {args.match_time:g} s and {args.match_distance:g} km"
         print(line, file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import obspy
 
-from xiaonet.detect.location import relocate
+from xiaonet.detect.location import choose_location_phases, relocate
 from xiaonet.detect.stations import StationTable, station_id
 from xiaonet.detect.uncertainty import LocationErrors, TravelTimes, location_errors
 from xiaonet.detect.velocity import HomogeneousModel, LayeredModel, travel_time_table
@@ -59,6 +59,7 @@ class AssociationConfig:
     table_step_km: float = 0.25
     n_threads: int = 1
     relocate: bool = True  # least-squares refinement of PyOcto's grid location (xiaonet.detect.location)
+    locate_phases: str = "auto"  # "P", "PS" or "auto" (xiaonet.detect.location.choose_location_phases)
 
 
 @dataclass
@@ -79,6 +80,8 @@ class DetectedEvent:
     min_distance_km: float
     max_distance_km: float
     station_fraction: float = 1.0
+    located_with: str = "PS"  # the phases of the picks that located it (all assigned picks keep residuals)
+    location_reason: str = ""
     last_pick: float | None = None  # timestamp of its latest pick (set while streaming)
 
 
@@ -103,8 +106,11 @@ def picks_frame(rows: list[dict], source: str = "picks"):
     """Pick-table rows as a data frame with ``id`` (NET.STA) and ``timestamp`` (float s)."""
     import pandas as pd
 
-    frame = pd.DataFrame(list(rows), columns=["network", "station", "location", "phase", "time",
-                                              "probability", "picker"])
+    rows = list(rows)
+    columns = ["network", "station", "location", "phase", "time", "probability", "picker"]
+    frame = pd.DataFrame(rows, columns=columns + (["uncertainty_s"] if any("uncertainty_s" in r for r in rows) else []))
+    if "uncertainty_s" in frame:  # empty: the phase's default (xiaonet.detect.uncertainty)
+        frame["uncertainty_s"] = pd.to_numeric(frame["uncertainty_s"].replace("", np.nan), errors="coerce")
     frame["phase"] = frame["phase"].astype(str).str.upper()
     bad = ~frame["phase"].isin(["P", "S"])
     if bad.any():
@@ -177,7 +183,8 @@ def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | L
             rows = used_rows[mine["pick_idx"].to_numpy()]
             picks.loc[rows, "residual"] = mine["residual"].to_numpy()
             bounds = (xlim, ylim, zlim) if config.relocate else None
-            located = _event(len(events), event, rows, picks, station_frame, where, times, transformer, bounds)
+            located = _event(len(events), event, rows, picks, station_frame, where, times, transformer, bounds,
+                             config.locate_phases)
             if located.station_fraction < config.min_station_fraction:
                 picks.loc[rows, "residual"] = np.nan
                 rejected.append(located)
@@ -208,21 +215,26 @@ def _pyocto_model(model, config: AssociationConfig, diagonal_km: float, folder: 
     return octo, TravelTimes(model, table)
 
 
-def _event(number, event, rows, picks, station_frame, where, times, transformer, bounds) -> DetectedEvent:
+def _event(number, event, rows, picks, station_frame, where, times, transformer, bounds,
+           locate_phases="auto") -> DetectedEvent:
     mine = picks.loc[rows]
     index = [where[sid] for sid in mine["id"]]
     sx = station_frame["x"].to_numpy()[index]
     sy = station_frame["y"].to_numpy()[index]
     sz = station_frame["z"].to_numpy()[index]
+    phases, observed = mine["phase"].to_numpy(), mine["timestamp"].to_numpy()
     x, y, z, t0 = float(event.x), float(event.y), float(event.z), float(event.time)
+    located_with, reason = choose_location_phases(phases, sx, sy, x, y, locate_phases)
+    use = np.isin(phases, list(located_with))
     if bounds is not None:
-        fit = relocate(times, (x, y, z, t0), sx, sy, sz, mine["phase"].to_numpy(), mine["timestamp"].to_numpy(),
-                       bounds)
-        (x, y, z, t0), residuals = fit.solution, fit.residuals
-        picks.loc[rows, "residual"] = residuals
+        fit = relocate(times, (x, y, z, t0), sx[use], sy[use], sz[use], phases[use], observed[use], bounds)
+        x, y, z, t0 = fit.solution
+        picks.loc[rows, "residual"] = observed - t0 - times.many(phases, x, y, z, sx, sy, sz)
         mine = picks.loc[rows]
     lat, lon = transformer.transform(x, y, direction="INVERSE")
-    errors = location_errors(times, x, y, z, sx, sy, sz, mine["phase"].to_numpy(), mine["residual"].to_numpy())
+    uncertainty = mine["uncertainty_s"].to_numpy()[use] if "uncertainty_s" in mine else None
+    errors = location_errors(times, x, y, z, sx[use], sy[use], sz[use], phases[use],
+                             mine["residual"].to_numpy()[use], uncertainty)
     azimuths = np.sort(np.degrees(np.arctan2(sx - x, sy - y)) % 360.0)
     gap = float(np.max(np.diff(np.append(azimuths, azimuths[0] + 360.0)))) if len(azimuths) else 360.0
     distances = np.hypot(sx - x, sy - y)
@@ -235,5 +247,5 @@ def _event(number, event, rows, picks, station_frame, where, times, transformer,
         pick_rows=[int(r) for r in rows], n_p=int((mine["phase"] == "P").sum()),
         n_s=int((mine["phase"] == "S").sum()), n_stations=int(mine["id"].nunique()), azimuthal_gap=gap,
         min_distance_km=float(distances.min()), max_distance_km=float(distances.max()),
-        station_fraction=float(fraction),
+        station_fraction=float(fraction), located_with=located_with, location_reason=reason,
     )

@@ -4,7 +4,7 @@ the event it belongs to, empty when none, and its residual).
 
 QuakeML: one ``Event`` per detection holding its picks (phase hint, the picker as
 ``method_id``, as :func:`xiaonet.data.picktable.quakeml_pick` makes them), one ``Origin``
-(time, latitude, longitude, depth with one-sigma errors, the horizontal error ellipse,
+(time, latitude, longitude, depth with one-sigma errors, the 90 % epicentre error ellipse,
 quality: phase and station counts, RMS, azimuthal gap, distances) and one ``Arrival`` per
 pick referring to it (phase, residual, distance, azimuth). Where a local magnitude was measured
 (:mod:`xiaonet.detect.magnitude`) the event also holds its ``Amplitude``, ``StationMagnitude``
@@ -21,11 +21,12 @@ import numpy as np
 import obspy
 
 from xiaonet.data.picktable import PICK_COLUMNS, quakeml_pick
+from xiaonet.detect.uncertainty import CONFIDENCE
 
 EVENT_COLUMNS = ("event", "time", "latitude", "longitude", "depth_km", "time_error_s", "latitude_error_km",
                  "longitude_error_km", "depth_error_km", "horizontal_error_km", "rms_s", "n_picks", "n_p",
-                 "n_s", "n_stations", "station_fraction", "azimuthal_gap", "min_distance_km", "max_distance_km",
-                 "ml", "ml_spread", "ml_channels")
+                 "n_s", "located_with", "n_stations", "station_fraction", "azimuthal_gap", "min_distance_km",
+                 "max_distance_km", "ml", "ml_spread", "ml_channels")
 ASSIGNMENT_COLUMNS = (*PICK_COLUMNS, "event", "residual_s")
 KM_PER_DEGREE = 111.195
 
@@ -52,7 +53,8 @@ def event_rows(detection, magnitudes: dict | None = None) -> list[dict]:
             "time_error_s": _fmt(e.time_s, 3), "latitude_error_km": _fmt(e.y_km, 3),
             "longitude_error_km": _fmt(e.x_km, 3), "depth_error_km": _fmt(e.depth_km, 3),
             "horizontal_error_km": _fmt(e.major_km, 3), "rms_s": _fmt(e.rms_s, 3),
-            "n_picks": len(event.pick_rows), "n_p": event.n_p, "n_s": event.n_s, "n_stations": event.n_stations,
+            "n_picks": len(event.pick_rows), "n_p": event.n_p, "n_s": event.n_s,
+            "located_with": event.located_with, "n_stations": event.n_stations,
             "station_fraction": f"{event.station_fraction:.3f}",
             "azimuthal_gap": f"{event.azimuthal_gap:.1f}", "min_distance_km": f"{event.min_distance_km:.3f}",
             "max_distance_km": f"{event.max_distance_km:.3f}",
@@ -108,13 +110,14 @@ def to_catalog(detection, method: str = "pyocto", magnitudes: dict | None = None
             method_id=ResourceIdentifier(f"smi:xiaonet/associator/{method}"),
             earth_model_id=ResourceIdentifier("smi:xiaonet/velocity/" + detection.model.split(" ")[0]),
             evaluation_mode="automatic", creation_info=info,
-            comments=[Comment(text=f"velocity model: {detection.model}")],
+            comments=[Comment(text=f"velocity model: {detection.model}"),
+                      Comment(text=f"located with {event.located_with} picks: {event.location_reason}")],
         )
         if np.isfinite(e.major_km):
             origin.origin_uncertainty = OriginUncertainty(
                 max_horizontal_uncertainty=e.major_km * 1000.0, min_horizontal_uncertainty=e.minor_km * 1000.0,
                 azimuth_max_horizontal_uncertainty=e.major_azimuth, preferred_description="uncertainty ellipse",
-                confidence_level=68.3)
+                confidence_level=100 * CONFIDENCE)
         for pick in picks.itertuples():
             qpick = quakeml_pick(pick.network, pick.station, pick.location, pick.phase, pick.time,
                                  None if _missing(pick.probability) else pick.probability, pick.picker)
@@ -123,9 +126,9 @@ def to_catalog(detection, method: str = "pyocto", magnitudes: dict | None = None
             metres, azimuth, _ = gps2dist_azimuth(event.latitude, event.longitude, lat, lon)
             origin.arrivals.append(Arrival(pick_id=qpick.resource_id, phase=pick.phase,
                                            time_residual=float(pick.residual), distance=metres / 1000.0 / KM_PER_DEGREE,
-                                           azimuth=azimuth))
+                                           azimuth=azimuth, time_weight=float(pick.phase in event.located_with)))
         origin.quality = OriginQuality(
-            associated_phase_count=len(picks), used_phase_count=len(picks),
+            associated_phase_count=len(picks), used_phase_count=int(picks["phase"].isin(list(event.located_with)).sum()),
             associated_station_count=event.n_stations, used_station_count=event.n_stations,
             standard_error=e.rms_s if np.isfinite(e.rms_s) else None, azimuthal_gap=event.azimuthal_gap,
             minimum_distance=event.min_distance_km / KM_PER_DEGREE, maximum_distance=event.max_distance_km / KM_PER_DEGREE)

@@ -25,6 +25,11 @@ import numpy as np
 from xiaonet.detect.uncertainty import TravelTimes
 
 HUBER_SCALE_S = 0.1
+# "auto" locates with P picks alone when they surround the epicentre this well: S picks are
+# less precise and S velocities less well known (LASSO: 0.02 km from the catalog with P
+# alone, 0.7 km with P and S; docs/detection.md)
+P_ONLY_MIN_PICKS = 8
+P_ONLY_MAX_GAP = 180.0
 
 
 @dataclass
@@ -52,3 +57,27 @@ def relocate(times: TravelTimes, start, sx, sy, sz, phases, observed, bounds) ->
                         diff_step=1e-4, x_scale=[1.0, 1.0, 1.0, 0.1])
     x, y, z, dt = (float(v) for v in fit.x)
     return Relocation((x, y, z, t_ref + dt), residuals(fit.x))
+
+
+def choose_location_phases(phases, sx, sy, x: float, y: float, mode: str = "auto") -> tuple[str, str]:
+    """The phases that locate an event (``"P"`` or ``"PS"``) and why, from its picks' phases,
+    their stations (km) and a first epicentre: ``mode`` ``"P"``/``"PS"`` forces them (P alone
+    needs at least 5 P picks), ``"auto"`` takes P alone when at least ``P_ONLY_MIN_PICKS`` P
+    picks leave an azimuthal gap of at most ``P_ONLY_MAX_GAP`` degrees."""
+    if mode not in ("auto", "P", "PS"):
+        raise ValueError(f"location phases must be auto, P or PS, got {mode!r}")
+    is_p = np.asarray(phases) == "P"
+    n_p = int(is_p.sum())
+    if is_p.all():
+        return "P", "no S picks"
+    if not is_p.any():
+        return "S", "no P picks"
+    if mode == "PS" or n_p < 5:
+        return "PS", "asked" if mode == "PS" else f"only {n_p} P picks"
+    if mode == "P":
+        return "P", "asked"
+    azimuths = np.sort(np.degrees(np.arctan2(np.asarray(sx)[is_p] - x, np.asarray(sy)[is_p] - y)) % 360.0)
+    gap = float(np.max(np.diff(np.append(azimuths, azimuths[0] + 360.0))))
+    if n_p >= P_ONLY_MIN_PICKS and gap <= P_ONLY_MAX_GAP:
+        return "P", f"{n_p} P picks around it (gap {gap:.0f} deg): S left out of the location"
+    return "PS", f"P alone too few or one-sided ({n_p} P picks, gap {gap:.0f} deg)"
