@@ -53,17 +53,24 @@ def read_csv(path: str | Path) -> list[dict]:
         return list(reader)
 
 
-def write_quakeml(picks: Iterable, picker: str, path: str | Path) -> None:
-    """Picks (SeisBench ``Pick`` objects) into one ObsPy Catalog (one event holding them) as
-    QuakeML (each pick as :func:`quakeml_pick` makes it)."""
-    from obspy.core.event import Catalog, Event
+UNASSOCIATED_PICKS = ("picks only, not associated into events: no origin; the one Event is the container "
+                      "QuakeML requires for picks, not an earthquake (xiaonet detect associates them)")
 
-    event = Event()
+
+def write_quakeml(picks: Iterable, picker: str, path: str | Path) -> None:
+    """Picks (SeisBench ``Pick`` objects) as QuakeML (each as :func:`quakeml_pick` makes it).
+    QuakeML keeps picks inside an event, so they go into one Event without an origin or a
+    type, whose id (``smi:xiaonet/unassociated-picks/...``), comment and the catalog's
+    description say that it holds unassociated picks rather than one event."""
+    from obspy.core.event import Catalog, Comment, Event, ResourceIdentifier
+
+    event = Event(resource_id=ResourceIdentifier(prefix="smi:xiaonet/unassociated-picks"),
+                  comments=[Comment(text=UNASSOCIATED_PICKS)])
     for pick in picks:
         network, station, location = (pick.trace_id.split(".") + ["", "", ""])[:3]
         time = pick.peak_time if pick.peak_time is not None else pick.start_time
         event.picks.append(quakeml_pick(network, station, location, pick.phase, time, pick.peak_value, picker))
-    Catalog(events=[event]).write(str(path), format="QUAKEML")
+    Catalog(events=[event], description=UNASSOCIATED_PICKS).write(str(path), format="QUAKEML")
 
 
 def quakeml_pick(network: str, station: str, location: str, phase: str, time, probability, picker: str):
