@@ -251,6 +251,10 @@ def _write(args, detection, references, magnitudes) -> int:
         print(line, file=sys.stderr)
         if magnitude is not None and near_source_note(magnitude):
             print(f"    note: {near_source_note(magnitude)}", file=sys.stderr)
+        if event.poorly_constrained:
+            print(f"    poorly constrained: azimuthal gap {event.azimuthal_gap:.0f} deg, stations within "
+                  f"{event.max_distance_km:.1f} km, {CONFIDENCE:.0%} ellipse {e.major_km:.1f} x {e.minor_km:.1f} km "
+                  f"(a linear estimate; the location may lie anywhere along the major axis)", file=sys.stderr)
         if args.plot:
             from xiaonet.detect.event_maps import plot_event
 

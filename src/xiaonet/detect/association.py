@@ -84,6 +84,13 @@ class DetectedEvent:
     location_reason: str = ""
     last_pick: float | None = None  # timestamp of its latest pick (set while streaming)
 
+    @property
+    def poorly_constrained(self) -> bool:
+        """Stations on one side (gap over 180 degrees) or an ellipse larger than the distance to
+        the farthest station: the location trades off along a direction the stations cannot
+        resolve, and the linearised ellipse is only a rough guide."""
+        return self.azimuthal_gap > 180.0 or not self.errors.major_km <= self.max_distance_km
+
 
 @dataclass
 class Detection:

@@ -79,5 +79,5 @@ def choose_location_phases(phases, sx, sy, x: float, y: float, mode: str = "auto
     azimuths = np.sort(np.degrees(np.arctan2(np.asarray(sx)[is_p] - x, np.asarray(sy)[is_p] - y)) % 360.0)
     gap = float(np.max(np.diff(np.append(azimuths, azimuths[0] + 360.0))))
     if n_p >= P_ONLY_MIN_PICKS and gap <= P_ONLY_MAX_GAP:
-        return "P", f"{n_p} P picks around it (gap {gap:.0f} deg): S left out of the location"
-    return "PS", f"P alone too few or one-sided ({n_p} P picks, gap {gap:.0f} deg)"
+        return "P", f"{n_p} P picks around it, gap {gap:.0f} deg: P alone locates better, S picks left out"
+    return "PS", f"P alone too few or one-sided: {n_p} P picks, gap {gap:.0f} deg"
