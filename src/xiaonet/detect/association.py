@@ -22,7 +22,7 @@ import obspy
 
 from xiaonet.detect.location import choose_location_phases, relocate
 from xiaonet.detect.stations import StationTable, station_id
-from xiaonet.detect.uncertainty import LocationErrors, TravelTimes, location_errors
+from xiaonet.detect.uncertainty import LocationErrors, TravelTimes, arrival_sigma, location_errors
 from xiaonet.detect.velocity import HomogeneousModel, LayeredModel, travel_time_table
 
 if TYPE_CHECKING:
@@ -233,15 +233,16 @@ def _event(number, event, rows, picks, station_frame, where, times, transformer,
     x, y, z, t0 = float(event.x), float(event.y), float(event.z), float(event.time)
     located_with, reason = choose_location_phases(phases, sx, sy, x, y, locate_phases)
     use = np.isin(phases, list(located_with))
+    uncertainty = mine["uncertainty_s"].to_numpy()[use] if "uncertainty_s" in mine else None
     if bounds is not None:
-        fit = relocate(times, (x, y, z, t0), sx[use], sy[use], sz[use], phases[use], observed[use], bounds)
+        sigma = arrival_sigma(times, x, y, z, sx[use], sy[use], sz[use], phases[use], uncertainty)
+        fit = relocate(times, (x, y, z, t0), sx[use], sy[use], sz[use], phases[use], observed[use], bounds, sigma)
         x, y, z, t0 = fit.solution
         picks.loc[rows, "residual"] = observed - t0 - times.many(phases, x, y, z, sx, sy, sz)
         mine = picks.loc[rows]
     lat, lon = transformer.transform(x, y, direction="INVERSE")
-    uncertainty = mine["uncertainty_s"].to_numpy()[use] if "uncertainty_s" in mine else None
     errors = location_errors(times, x, y, z, sx[use], sy[use], sz[use], phases[use],
-                             mine["residual"].to_numpy()[use], uncertainty)
+                             mine["residual"].to_numpy()[use], uncertainty, weighted=bounds is not None)
     azimuths = np.sort(np.degrees(np.arctan2(sx - x, sy - y)) % 360.0)
     gap = float(np.max(np.diff(np.append(azimuths, azimuths[0] + 360.0)))) if len(azimuths) else 360.0
     distances = np.hypot(sx - x, sy - y)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from xiaonet.detect.location import relocate
-from xiaonet.detect.uncertainty import (LocationErrors, TravelTimes, arrival_errors, data_covariance,
-                                        location_errors)
+from xiaonet.detect.uncertainty import (LocationErrors, TravelTimes, arrival_errors, arrival_sigma,
+                                        data_covariance, location_errors)
 from xiaonet.detect.velocity import HomogeneousModel
 
 
@@ -91,7 +91,8 @@ def ellipse_coverage(n_events: int, seed: int = 0, phases: str = "PS", n_station
         observed = 10.0 + travel + noise
         start = (x + rng.normal(0, 2.0), y + rng.normal(0, 2.0), float(np.clip(z + rng.normal(0, 2.0), 0.5, 29.5)),
                  9.5)
-        fit = relocate(times, start, ax, ay, az, arrivals, observed, bounds)
+        sigma = arrival_sigma(times, *start[:3], ax, ay, az, arrivals)
+        fit = relocate(times, start, ax, ay, az, arrivals, observed, bounds, sigma)
         ex, ey, ez, _ = fit.solution
         errors = location_errors(times, ex, ey, ez, ax, ay, az, arrivals, fit.residuals)
         inside += inside_ellipse(errors, x - ex, y - ey)

@@ -1,9 +1,10 @@
 """Least-squares relocation of an associated event from its picks.
 
 PyOcto's locations sit on its search grid (the octree node size); this refines each event
-within the search volume by robust least squares (Huber loss, scale ``HUBER_SCALE_S``)
-on the same travel times, starting from PyOcto's solution, and returns the residuals
-(observed minus predicted) at the result.
+within the search volume by robust least squares on the same travel times (each residual
+weighted by its stated error, :mod:`xiaonet.detect.uncertainty`; Huber loss), starting
+from PyOcto's solution, and returns the residuals (observed minus predicted) at the
+result. :func:`choose_location_phases` decides which picks locate (P alone or P and S).
 
 >>> import numpy as np
 >>> from xiaonet.detect.velocity import HomogeneousModel
@@ -25,6 +26,7 @@ import numpy as np
 from xiaonet.detect.uncertainty import TravelTimes
 
 HUBER_SCALE_S = 0.1
+HUBER_SCALE_SIGMA = 2.0
 # "auto" locates with P picks alone when they surround the epicentre this well: S picks are
 # less precise and S velocities less well known (LASSO: 0.02 km from the catalog with P
 # alone, 0.7 km with P and S; docs/detection.md)
@@ -38,14 +40,18 @@ class Relocation:
     residuals: np.ndarray
 
 
-def relocate(times: TravelTimes, start, sx, sy, sz, phases, observed, bounds) -> Relocation:
+def relocate(times: TravelTimes, start, sx, sy, sz, phases, observed, bounds, sigma=None) -> Relocation:
     """Hypocentre and origin time minimising robust travel-time residuals; ``start`` is
-    ``(x, y, depth, t0)`` with ``t0`` in the units of ``observed`` (s)."""
+    ``(x, y, depth, t0)`` with ``t0`` in the units of ``observed`` (s). ``sigma`` (s, one per
+    pick; :func:`xiaonet.detect.uncertainty.arrival_sigma`) weights each residual by its
+    stated error, and the Huber loss then acts beyond ``HUBER_SCALE_SIGMA`` sigmas; without
+    it residuals count alike and the Huber scale is ``HUBER_SCALE_S``."""
     from scipy.optimize import least_squares
 
     phases = np.asarray(phases)
     observed = np.asarray(observed, float)
     t_ref = float(start[3])
+    scale = np.ones(len(observed)) if sigma is None else np.asarray(sigma, float)
 
     def residuals(v):
         return observed - t_ref - v[3] - times.many(phases, v[0], v[1], v[2], sx, sy, sz)
@@ -53,8 +59,9 @@ def relocate(times: TravelTimes, start, sx, sy, sz, phases, observed, bounds) ->
     lower = [bounds[0][0], bounds[1][0], bounds[2][0], -60.0]
     upper = [bounds[0][1], bounds[1][1], bounds[2][1], 60.0]
     x0 = np.clip([start[0], start[1], start[2], 0.0], np.add(lower, 1e-6), np.subtract(upper, 1e-6))
-    fit = least_squares(residuals, x0, bounds=(lower, upper), loss="huber", f_scale=HUBER_SCALE_S,
-                        diff_step=1e-4, x_scale=[1.0, 1.0, 1.0, 0.1])
+    fit = least_squares(lambda v: residuals(v) / scale, x0, bounds=(lower, upper), loss="huber",
+                        f_scale=HUBER_SCALE_S if sigma is None else HUBER_SCALE_SIGMA, diff_step=1e-4,
+                        x_scale=[1.0, 1.0, 1.0, 0.1])
     x, y, z, dt = (float(v) for v in fit.x)
     return Relocation((x, y, z, t_ref + dt), residuals(fit.x))
 

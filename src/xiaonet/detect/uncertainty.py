@@ -14,14 +14,15 @@ arrival instead of the scatter of the residuals alone (which, on a dense array, 
   Tarantola & Valette 1982). Without the correlation, 358 nodes would average the model
   error away and the ellipse would shrink as ``1/sqrt(n)``, which it does not.
 
-With ``C`` that data covariance and ``J`` the Jacobian of the arrival times with respect to
-``(x, y, z, t0)`` at the solution, the locator's (ordinary least squares) covariance is
-``H J^T C J H`` with ``H = (J^T J)^-1``. When the residuals are clearly larger than ``C``
-allows (``r^T C^-1 r`` over its expected value under ``C``, a reduced chi-square, above the 95 %
-quantile of a chi-square with ``n - 4`` degrees of freedom) the
+The relocation weights each residual by ``1 / sigma**2``, ``sigma`` the arrival's pick and
+model errors together (:func:`arrival_sigma`). With ``C`` the data covariance, ``W`` those
+weights and ``J`` the Jacobian of the arrival times with respect to ``(x, y, z, t0)`` at the
+solution, the location's covariance is ``G C G^T`` with ``G = (J^T W J)^-1 J^T W`` (exact for
+this estimator even though ``W`` ignores the correlations). When the residuals are clearly
+larger than ``C`` allows (``r^T C^-1 r`` over its expected value under ``C``, a reduced
+chi-square, above the 95 % quantile of a chi-square with ``n - 4`` degrees of freedom) the
 covariance is scaled up by it (scaling whenever it exceeds 1 would make the ellipses of
-events that fit their stated errors too large: 98 % coverage instead of 90 % on synthetic
-events).
+events that fit their stated errors too large).
 The epicentre's confidence ellipse (``CONFIDENCE``, 90 %) is the 2 x 2 block scaled by the
 chi-square quantile with 2 degrees of freedom; depth and origin time have one-sigma errors.
 Derivatives are central differences of the same travel times the associator uses.
@@ -130,6 +131,13 @@ def arrival_errors(phases, travel_s, uncertainty_s=None) -> tuple[np.ndarray, np
     return pick, model
 
 
+def arrival_sigma(times: TravelTimes, x: float, y: float, z: float, sx, sy, sz, phases, uncertainty_s=None
+                  ) -> np.ndarray:
+    """Each arrival's whole error (s), pick and model error together: the relocation's weights."""
+    pick, model = arrival_errors(phases, times.many(phases, x, y, z, sx, sy, sz), uncertainty_s)
+    return np.hypot(pick, model)
+
+
 def data_covariance(phases, pick_s, model_s, sx, sy) -> np.ndarray:
     """Pick errors on the diagonal plus model errors correlated between arrivals of one phase
     by the distance between their stations."""
@@ -140,8 +148,11 @@ def data_covariance(phases, pick_s, model_s, sx, sy) -> np.ndarray:
 
 
 def location_errors(times: TravelTimes, x: float, y: float, z: float, sx, sy, sz, phases, residuals,
-                    uncertainty_s=None) -> LocationErrors:
-    """The linearised errors of an event located from these arrivals (see the module)."""
+                    uncertainty_s=None, weighted: bool = True) -> LocationErrors:
+    """The linearised errors of an event located from these arrivals (see the module) by
+    least squares weighted by ``1 / sigma**2`` (:func:`arrival_sigma`, as
+    :func:`xiaonet.detect.location.relocate` does), or unweighted (``weighted=False``: PyOcto's
+    own grid location, kept with ``--no-relocate``)."""
     from scipy.stats import chi2
 
     sx, sy, sz = (np.asarray(a, float) for a in (sx, sy, sz))
@@ -164,14 +175,17 @@ def location_errors(times: TravelTimes, x: float, y: float, z: float, sx, sy, sz
     jacobian = np.column_stack(columns + [np.ones(n)])
     pick, model = arrival_errors(phases, times.many(phases, x, y, z, sx, sy, sz), uncertainty_s)
     covariance_data = data_covariance(phases, pick, model, sx, sy)
-    inverse = np.linalg.pinv(jacobian.T @ jacobian)
-    covariance = inverse @ jacobian.T @ covariance_data @ jacobian @ inverse
-    # least-squares residuals are r = R e with R = I - J H J^T, so under the stated errors
-    # E[r^T C^-1 r] = trace(C^-1 R C R^T) (n - 4 only when C is diagonal and uniform)
-    projector = np.eye(n) - jacobian @ inverse @ jacobian.T
-    weighted = np.linalg.solve(covariance_data, np.column_stack([residuals, projector @ covariance_data]))
-    expected = float(np.trace(weighted[:, 1:] @ projector.T))
-    reduced = float(residuals @ weighted[:, 0]) / expected
+    weights = 1.0 / (pick ** 2 + model ** 2) if weighted else np.ones(n)
+    weighted_jacobian = jacobian * weights[:, None]
+    inverse = np.linalg.pinv(jacobian.T @ weighted_jacobian)
+    gain = inverse @ weighted_jacobian.T  # the solution's change per unit change of the arrival times
+    covariance = gain @ covariance_data @ gain.T
+    # the residuals are r = R e with R = I - J G, so under the stated errors
+    # E[r^T C^-1 r] = trace(C^-1 R C R^T) (n - 4 only for unweighted, independent, equal errors)
+    projector = np.eye(n) - jacobian @ gain
+    solved = np.linalg.solve(covariance_data, np.column_stack([residuals, projector @ covariance_data]))
+    expected = float(np.trace(solved[:, 1:] @ projector.T))
+    reduced = float(residuals @ solved[:, 0]) / expected
     if reduced > chi2.ppf(0.95, n - 4) / (n - 4):  # residuals clearly larger than their stated errors
         covariance *= reduced
     eigenvalues, eigenvectors = np.linalg.eigh(covariance[:2, :2])
