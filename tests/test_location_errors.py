@@ -62,3 +62,22 @@ def test_location_phases_p_alone_when_p_picks_surround_the_event():
     assert choose_location_phases(["P"] * 6, sx[:6], sy[:6], 0.0, 0.0, "PS") == ("P", "no S picks")
     with pytest.raises(ValueError, match="auto, P or PS"):
         choose_location_phases(phases, sx, sy, 0.0, 0.0, "SP")
+
+
+def test_the_pick_table_uncertainty_column_reaches_the_errors():
+    pytest.importorskip("pyocto", reason="association needs pyocto")
+    from xiaonet.detect.association import associate
+    from xiaonet.detect.synthetic import random_events, synthetic_network, synthetic_picks
+
+    stations = synthetic_network(15, extent_km=40.0, seed=3)
+    rows = synthetic_picks(stations, random_events(1, 60.0, extent_km=40.0, seed=3), MODEL, seed=3)
+    plain = associate(rows, stations, MODEL).events[0]
+    empty = associate([dict(r, uncertainty_s="") for r in rows], stations, MODEL).events[0]
+    wide = associate([dict(r, uncertainty_s="0.4") for r in rows], stations, MODEL).events[0]
+    assert empty.errors == plain.errors  # an empty cell takes the phase's default
+    assert wide.errors.major_km > 2 * plain.errors.major_km
+    from xiaonet.detect.association import PickTableError
+
+    with pytest.raises(PickTableError, match="picks.csv, pick 2: uncertainty_s must be seconds"):
+        associate([dict(r, uncertainty_s="0.1" if i != 1 else "fast") for i, r in enumerate(rows)], stations,
+                  MODEL, source="picks.csv")

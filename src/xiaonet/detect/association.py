@@ -117,7 +117,14 @@ def picks_frame(rows: list[dict], source: str = "picks"):
     columns = ["network", "station", "location", "phase", "time", "probability", "picker"]
     frame = pd.DataFrame(rows, columns=columns + (["uncertainty_s"] if any("uncertainty_s" in r for r in rows) else []))
     if "uncertainty_s" in frame:  # empty: the phase's default (xiaonet.detect.uncertainty)
-        frame["uncertainty_s"] = pd.to_numeric(frame["uncertainty_s"].replace("", np.nan), errors="coerce")
+        given = frame["uncertainty_s"].fillna("").astype(str).str.strip()
+        values = pd.to_numeric(given.replace("", np.nan), errors="coerce")
+        bad = ((given != "") & values.isna()) | (values <= 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise PickTableError(f"{source}, pick {row + 1}: uncertainty_s must be seconds > 0 or empty, "
+                                 f"got {given[row]!r}")
+        frame["uncertainty_s"] = values
     frame["phase"] = frame["phase"].astype(str).str.upper()
     bad = ~frame["phase"].isin(["P", "S"])
     if bad.any():
