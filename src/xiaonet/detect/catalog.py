@@ -126,9 +126,11 @@ def to_catalog(detection, method: str = "pyocto", magnitudes: dict | None = None
             metres, azimuth, _ = gps2dist_azimuth(event.latitude, event.longitude, lat, lon)
             origin.arrivals.append(Arrival(pick_id=qpick.resource_id, phase=pick.phase,
                                            time_residual=float(pick.residual), distance=metres / 1000.0 / KM_PER_DEGREE,
-                                           azimuth=azimuth, time_weight=float(pick.phase in event.located_with)))
+                                           azimuth=azimuth,
+                                           time_weight=float(pick.phase in event.located_with)))
         origin.quality = OriginQuality(
-            associated_phase_count=len(picks), used_phase_count=int(picks["phase"].isin(list(event.located_with)).sum()),
+            associated_phase_count=len(picks),
+            used_phase_count=int(picks["phase"].isin(list(event.located_with)).sum()),
             associated_station_count=event.n_stations, used_station_count=event.n_stations,
             standard_error=e.rms_s if np.isfinite(e.rms_s) else None, azimuthal_gap=event.azimuthal_gap,
             minimum_distance=event.min_distance_km / KM_PER_DEGREE, maximum_distance=event.max_distance_km / KM_PER_DEGREE)
