@@ -1,18 +1,27 @@
 """Pick tables: CSV (one row per pick) and QuakeML, the same for every picker.
 
-CSV columns: network, station, location, phase, time (ISO 8601 UTC), probability, picker.
-An associator such as PyOcto reads it after ``pandas.read_csv`` (station = NET.STA).
+CSV columns: network, station, location, channel, phase, time (ISO 8601 UTC), probability,
+uncertainty_s, snr_db, picker. ``channel`` is the instrument picked (band + instrument code
+and ``?``: ``HH?``, ``HN?``), so a station's broadband and strong-motion picks stay apart;
+``uncertainty_s`` (s) and ``snr_db`` (dB) are defined in :mod:`xiaonet.edge.pick_quality`
+(empty: not measured). An associator such as PyOcto reads it after ``pandas.read_csv``
+(station = NET.STA). Tables written before the quality columns existed still read: the
+missing columns come back empty.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Iterable, TextIO
 
 import obspy
 
-PICK_COLUMNS = ("network", "station", "location", "phase", "time", "probability", "picker")
+PICK_COLUMNS = ("network", "station", "location", "channel", "phase", "time", "probability", "uncertainty_s",
+                "snr_db", "picker")
+#: Columns a table from before the instrument and quality columns lacks (read as empty).
+QUALITY_COLUMNS = ("channel", "uncertainty_s", "snr_db")
 
 
 def pick_rows(picks: Iterable, picker: str) -> list[dict]:
@@ -25,13 +34,23 @@ def pick_rows(picks: Iterable, picker: str) -> list[dict]:
                 "network": network,
                 "station": station,
                 "location": location,
+                "channel": getattr(pick, "channel", ""),
                 "phase": pick.phase,
                 "time": obspy.UTCDateTime(time).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "probability": f"{float(pick.peak_value):.4f}" if pick.peak_value is not None else "",
+                "uncertainty_s": _number(getattr(pick, "uncertainty_s", None), 4),
+                "snr_db": _number(getattr(pick, "snr_db", None), 2),
                 "picker": picker,
             }
         )
     return rows
+
+
+def _number(value, digits: int) -> str:
+    """A quality figure as text; "" when not measured (None or NaN)."""
+    if value is None or not math.isfinite(float(value)):
+        return ""
+    return f"{float(value):.{digits}f}"
 
 
 def write_csv(rows: list[dict], destination: str | Path | TextIO) -> None:
@@ -47,10 +66,10 @@ def write_csv(rows: list[dict], destination: str | Path | TextIO) -> None:
 def read_csv(path: str | Path) -> list[dict]:
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = set(PICK_COLUMNS) - set(reader.fieldnames or [])
+        missing = set(PICK_COLUMNS) - set(reader.fieldnames or []) - set(QUALITY_COLUMNS)
         if missing:
             raise ValueError(f"{path}: not a XiaoNet pick table, missing columns {sorted(missing)}")
-        return list(reader)
+        return [{**dict.fromkeys(QUALITY_COLUMNS, ""), **row} for row in reader]
 
 
 def write_quakeml(picks: Iterable, picker: str, path: str | Path) -> None:
@@ -62,20 +81,39 @@ def write_quakeml(picks: Iterable, picker: str, path: str | Path) -> None:
     for pick in picks:
         network, station, location = (pick.trace_id.split(".") + ["", "", ""])[:3]
         time = pick.peak_time if pick.peak_time is not None else pick.start_time
-        event.picks.append(quakeml_pick(network, station, location, pick.phase, time, pick.peak_value, picker))
+        event.picks.append(quakeml_pick(network, station, location, pick.phase, time, pick.peak_value, picker,
+                                        getattr(pick, "channel", ""), getattr(pick, "uncertainty_s", None),
+                                        getattr(pick, "snr_db", None)))
     Catalog(events=[event]).write(str(path), format="QUAKEML")
 
 
-def quakeml_pick(network: str, station: str, location: str, phase: str, time, probability, picker: str):
-    """One ObsPy ``Pick``: the picker is its ``method_id`` (``smi:xiaonet/picker/NAME``) and
-    author, the probability (when there is one) a comment."""
-    from obspy.core.event import Comment, CreationInfo, Pick, ResourceIdentifier, WaveformStreamID
+def quakeml_channel(channel: str, phase: str) -> str | None:
+    """A pick's ``channel`` (``HH?``) as QuakeML's one channel code: the vertical (``HHZ``) for
+    P; for S, picked on both horizontals, the north one (``HHN``; 1/2 channels are read as
+    N/E). None without an instrument."""
+    if not channel:
+        return None
+    return channel[:-1] + ("Z" if phase == "P" else "N")
 
-    has_probability = probability is not None and str(probability) != ""
-    comments = [Comment(text=f"probability={float(probability):.4f}")] if has_probability else []
+
+def quakeml_pick(network: str, station: str, location: str, phase: str, time, probability, picker: str,
+                 channel: str = "", uncertainty_s=None, snr_db=None):
+    """One ObsPy ``Pick``: the picker is its ``method_id`` (``smi:xiaonet/picker/NAME``) and
+    author, the channel its waveform id (:func:`quakeml_channel`), ``uncertainty_s`` its
+    ``time_errors.uncertainty``, the probability and SNR (when there are) comments."""
+    from obspy.core.event import Comment, CreationInfo, Pick, QuantityError, ResourceIdentifier, WaveformStreamID
+
+    comments = []
+    if _number(probability if str(probability) != "" else None, 4):
+        comments.append(Comment(text=f"probability={float(probability):.4f}"))
+    if _number(snr_db if str(snr_db) != "" else None, 2):
+        comments.append(Comment(text=f"snr_db={float(snr_db):.2f}"))
+    uncertainty = _number(uncertainty_s if str(uncertainty_s) != "" else None, 4)
     return Pick(
         time=obspy.UTCDateTime(time),
-        waveform_id=WaveformStreamID(network_code=network, station_code=station, location_code=location),
+        time_errors=QuantityError(uncertainty=float(uncertainty)) if uncertainty else QuantityError(),
+        waveform_id=WaveformStreamID(network_code=network, station_code=station, location_code=location,
+                                     channel_code=quakeml_channel(channel, phase)),
         phase_hint=phase,
         method_id=ResourceIdentifier(f"smi:xiaonet/picker/{picker}"),
         evaluation_mode="automatic",

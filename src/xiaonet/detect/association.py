@@ -103,8 +103,10 @@ def picks_frame(rows: list[dict], source: str = "picks"):
     """Pick-table rows as a data frame with ``id`` (NET.STA) and ``timestamp`` (float s)."""
     import pandas as pd
 
-    frame = pd.DataFrame(list(rows), columns=["network", "station", "location", "phase", "time",
-                                              "probability", "picker"])
+    from xiaonet.data.picktable import PICK_COLUMNS
+
+    frame = pd.DataFrame(list(rows), columns=list(PICK_COLUMNS))
+    frame["channel"] = frame["channel"].fillna("").astype(str)
     frame["phase"] = frame["phase"].astype(str).str.upper()
     bad = ~frame["phase"].isin(["P", "S"])
     if bad.any():
@@ -120,6 +122,31 @@ def picks_frame(rows: list[dict], source: str = "picks"):
     return frame
 
 
+#: Rank of an instrument code (the channel's second letter), lower preferred: high-gain
+#: seismometer, low-gain seismometer, anything else (2), strong-motion accelerometer last.
+INSTRUMENT_RANK = {"H": 0, "L": 1, "N": 3}
+#: Band codes from most to least preferred among instruments of one kind.
+BAND_PREFERENCE = "HBESCDMLV"
+
+
+def instrument_rank(channel: str) -> tuple:
+    """Sort key of a pick's ``channel`` (``HH?``): lower is preferred (see :func:`preferred_instrument`)."""
+    band, instrument = (channel + "  ")[:2]
+    band_rank = BAND_PREFERENCE.find(band) if band in BAND_PREFERENCE else len(BAND_PREFERENCE)
+    return INSTRUMENT_RANK.get(instrument, 2), band_rank, channel
+
+
+def preferred_instrument(picks) -> "pandas.Series":
+    """True for the picks of each station's preferred instrument, so a station with a broadband
+    (HH/BH) or short-period (EH) seismometer and a strong-motion accelerometer (HN) beside it
+    gives one pick per arrival, not two (which made every event appear twice): the high-gain
+    seismometer is preferred (it resolves small onsets), the accelerometer is kept only where
+    it is the station's one instrument. The other picks stay in the table, unassigned. A table
+    without channels (older CSVs) keeps every pick."""
+    best = picks.groupby("id")["channel"].transform(lambda codes: min(set(codes), key=instrument_rank))
+    return picks["channel"] == best
+
+
 def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | LayeredModel,
               config: AssociationConfig | None = None, source: str = "picks") -> Detection:
     """Associate and locate; picks at unknown stations are left out and counted."""
@@ -133,7 +160,7 @@ def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | L
     picks["residual"] = np.nan
     known = picks["id"].isin(set(stations.ids))
     missing = picks.loc[~known, "id"].value_counts().sort_index().to_dict()
-    used = picks[known]
+    used = picks[known & preferred_instrument(picks)]
     if used.empty:
         return Detection([], picks, stations, missing, model.describe())
 

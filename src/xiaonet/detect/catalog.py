@@ -108,7 +108,8 @@ def to_catalog(detection, method: str = "pyocto") -> obspy.core.event.Catalog:
                 confidence_level=68.3)
         for pick in picks.itertuples():
             qpick = quakeml_pick(pick.network, pick.station, pick.location, pick.phase, pick.time,
-                                 None if _missing(pick.probability) else pick.probability, pick.picker)
+                                 None if _missing(pick.probability) else pick.probability, pick.picker,
+                                 pick.channel, pick.uncertainty_s, pick.snr_db)
             out.picks.append(qpick)
             lat, lon = coordinates[pick.id]
             metres, azimuth, _ = gps2dist_azimuth(event.latitude, event.longitude, lat, lon)
