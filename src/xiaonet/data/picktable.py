@@ -69,7 +69,8 @@ def read_csv(path: str | Path) -> list[dict]:
         missing = set(PICK_COLUMNS) - set(reader.fieldnames or []) - set(QUALITY_COLUMNS)
         if missing:
             raise ValueError(f"{path}: not a XiaoNet pick table, missing columns {sorted(missing)}")
-        return [{**dict.fromkeys(QUALITY_COLUMNS, ""), **row} for row in reader]
+        absent = {column: "" for column in QUALITY_COLUMNS if column not in reader.fieldnames}
+        return [{**row, **absent} for row in reader]
 
 
 def write_quakeml(picks: Iterable, picker: str, path: str | Path) -> None:

@@ -24,9 +24,12 @@ in each:
     windows: 2 s of noise is a stable level at local distances and ends 0.1 s before the pick,
     so an onset picked a few samples late does not leak into it; the signal window is short
     (0.5 s) so a P pick's is not reached by the S at epicentral distances over ~4 km, and so
-    that it is always inside the data the streaming engine already holds when a pick becomes
-    final (offline mode waits a window of data; low-latency mode ``lookahead`` seconds, 1 s by
-    default): streaming never delays a pick for it. A pick whose windows are not wholly inside
+    that it is inside the data the streaming engine already holds when a pick becomes final
+    (offline mode: a window of data; low-latency mode: ``lookahead`` seconds, 1 s by default).
+    A low-latency run with a shorter lookahead (an early-warning student's 0.2 s) measures
+    the signal over its lookahead instead, as its offline picking does (it runs through the
+    engine too): holding its picks for 0.5 s of signal (a prototype did) added 0.2 s to a
+    median emission delay of 0.38 s (docs/streaming.md). A pick whose windows are not wholly inside
     its record (within 2.1 s of a record start, or 0.5 s of its end), or whose noise is exactly
     zero (a missing component), has no SNR (NaN).
 """
@@ -39,9 +42,11 @@ import numpy as np
 
 #: FWHM of a Gaussian in units of its standard deviation.
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-#: Seconds relative to the pick: noise ``[start, end)`` before it, signal ``[start, end)`` after.
+#: Seconds relative to the pick: the noise window ``[start, end)`` before it.
 NOISE_WINDOW_S = (-2.0, -0.1)
-SIGNAL_WINDOW_S = (0.0, 0.5)
+#: The signal window ``[0, SIGNAL_S)`` after the pick (shorter only in low-latency streaming
+#: with a shorter ``lookahead``: :func:`signal_seconds`).
+SIGNAL_S = 0.5
 
 
 def half_maximum_width(values: np.ndarray, peak: int) -> int:
@@ -72,18 +77,19 @@ def snr_components(phase: str, component_order: str) -> list[int]:
     return [i for i, c in enumerate(component_order) if c != "Z"]
 
 
-def snr_window_samples(sampling_rate: float) -> tuple[int, int, int, int]:
-    """``(noise_start, noise_end, signal_start, signal_end)`` in samples relative to the pick."""
-    return tuple(int(round(s * sampling_rate)) for s in (*NOISE_WINDOW_S, *SIGNAL_WINDOW_S))
+def signal_seconds(lookahead_s: float | None = None) -> float:
+    """The signal window's length: :data:`SIGNAL_S`, or a low-latency run's ``lookahead_s``
+    where that is shorter (the data it holds after a final sample), so that no pick waits."""
+    return SIGNAL_S if lookahead_s is None else min(SIGNAL_S, float(lookahead_s))
 
 
-def snr_span(sampling_rate: float) -> tuple[int, int]:
-    """Samples needed before the pick (the difference takes one more) and after it."""
-    noise_start, _, _, signal_end = snr_window_samples(sampling_rate)
-    return 1 - noise_start, signal_end
+def snr_span(sampling_rate: float, signal_s: float = SIGNAL_S) -> tuple[int, int]:
+    """Samples needed before the pick (the noise window and the one its difference takes)
+    and after it (the signal window)."""
+    return 1 - int(round(NOISE_WINDOW_S[0] * sampling_rate)), int(round(signal_s * sampling_rate))
 
 
-def snr_db(data: np.ndarray, index: int, sampling_rate: float) -> float:
+def snr_db(data: np.ndarray, index: int, sampling_rate: float, signal_s: float = SIGNAL_S) -> float:
     """SNR (dB) of a pick at sample ``index`` of ``data`` (rows: the phase's components, see
     :func:`snr_components`; columns: one record's samples); NaN where the windows do not fit.
 
@@ -95,11 +101,13 @@ def snr_db(data: np.ndarray, index: int, sampling_rate: float) -> float:
     >>> round(snr_db(trace, 500, 100.0), 1)
     19.8
     """
-    before, after = snr_span(sampling_rate)
+    before, after = snr_span(sampling_rate, signal_s)
     data = np.asarray(data)
-    if data.ndim != 2 or data.shape[0] == 0 or index - before < 0 or index + after > data.shape[1]:
+    if (data.ndim != 2 or data.shape[0] == 0 or after < 1 or index - before < 0
+            or index + after > data.shape[1]):
         return float("nan")
-    noise_start, noise_end, signal_start, signal_end = snr_window_samples(sampling_rate)
+    noise_start, noise_end = (int(round(s * sampling_rate)) for s in NOISE_WINDOW_S)
+    signal_start, signal_end = 0, after
     snippet = np.diff(np.asarray(data[:, index - before: index + after], dtype=np.float64), axis=1)
     # snippet[:, j] is the difference ending at sample index - before + 1 + j
     offset = before - 1

@@ -60,7 +60,7 @@ from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model
 from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
-from xiaonet.edge.pick_quality import snr_components, snr_db, snr_span, uncertainty_from_width
+from xiaonet.edge.pick_quality import signal_seconds, snr_components, snr_db, snr_span, uncertainty_from_width
 from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger, run_width
 from xiaonet.stream.resampling import ChannelResampler
 from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
@@ -111,6 +111,7 @@ class StreamingPicker(PacketConsumer):
         self.phase_channels = {ph: i for i, ph in enumerate(phases)}
         self.component_index = component_index(p.component_order)
         self._snr_rows = {ph: snr_components(ph, p.component_order) for ph in phases}
+        self.signal_s = signal_seconds(self.config.lookahead if self.config.mode == "low-latency" else None)
         self.in_samples = int(p.in_samples)
         if self.config.mode == "offline":
             self.step = self.in_samples - int(p.overlap)
@@ -633,15 +634,15 @@ class StreamingPicker(PacketConsumer):
 
     def _snr(self, station: StationBuffer, seg: Segment, phase: str, peak: int) -> float:
         """The pick's SNR on the record's samples as offline picking sees them (the record from
-        ``seg.start``; NaN where the windows leave it, as offline at a block's edge). The
-        signal window is always received by now: a final sample is a window (offline mode)
-        or ``lookahead`` (low-latency) behind the data; a shorter lookahead than the signal
-        window waits for nothing and gives NaN rather than measure less than offline."""
+        ``seg.start``; NaN where the windows leave it, as offline at a block's edge). Its
+        signal window is always received by now, so no pick waits for it: a final sample is a
+        window behind the data (offline mode) or ``lookahead`` (low-latency mode, whose signal
+        window is at most that long: :func:`xiaonet.edge.pick_quality.signal_seconds`)."""
         rate = station.sampling_rate
-        before, after = snr_span(rate)
+        before, after = snr_span(rate, self.signal_s)
         end = seg.end if seg.end is not None else station.processed
         if peak - before < seg.start or peak + after > end or peak - before < station.base:
             return float("nan")
         rows = self._snr_rows[phase]
         lo = peak - before - station.base
-        return snr_db(station.data[rows, lo: lo + before + after], before, rate)
+        return snr_db(station.data[rows, lo: lo + before + after], before, rate, self.signal_s)
