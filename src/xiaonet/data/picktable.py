@@ -22,6 +22,8 @@ PICK_COLUMNS = ("network", "station", "location", "channel", "phase", "time", "p
                 "snr_db", "picker")
 #: Columns a table from before the instrument and quality columns lacks (read as empty).
 QUALITY_COLUMNS = ("channel", "uncertainty_s", "snr_db")
+#: Decimals written: 0.1 ms of uncertainty, 0.01 dB.
+QUALITY_DIGITS = {"uncertainty_s": 4, "snr_db": 2}
 
 
 def pick_rows(picks: Iterable, picker: str) -> list[dict]:
@@ -38,12 +40,22 @@ def pick_rows(picks: Iterable, picker: str) -> list[dict]:
                 "phase": pick.phase,
                 "time": obspy.UTCDateTime(time).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "probability": f"{float(pick.peak_value):.4f}" if pick.peak_value is not None else "",
-                "uncertainty_s": _number(getattr(pick, "uncertainty_s", None), 4),
-                "snr_db": _number(getattr(pick, "snr_db", None), 2),
+                **{name: "" if value is None else f"{value:.{QUALITY_DIGITS[name]}f}"
+                   for name, value in quality_numbers(pick).items()},
                 "picker": picker,
             }
         )
     return rows
+
+
+def quality_numbers(pick) -> dict[str, float | None]:
+    """A pick's ``uncertainty_s`` and ``snr_db`` rounded as the tables write them, None when not
+    measured (NaN, or a picker that has none): numbers for JSON lines, text for the CSV."""
+    numbers = {}
+    for name, digits in QUALITY_DIGITS.items():
+        value = getattr(pick, name, None)
+        numbers[name] = round(float(value), digits) if value is not None and math.isfinite(float(value)) else None
+    return numbers
 
 
 def _number(value, digits: int) -> str:
@@ -107,9 +119,9 @@ def quakeml_pick(network: str, station: str, location: str, phase: str, time, pr
     comments = []
     if _number(probability if str(probability) != "" else None, 4):
         comments.append(Comment(text=f"probability={float(probability):.4f}"))
-    if _number(snr_db if str(snr_db) != "" else None, 2):
+    if _number(snr_db if str(snr_db) != "" else None, QUALITY_DIGITS["snr_db"]):
         comments.append(Comment(text=f"snr_db={float(snr_db):.2f}"))
-    uncertainty = _number(uncertainty_s if str(uncertainty_s) != "" else None, 4)
+    uncertainty = _number(uncertainty_s if str(uncertainty_s) != "" else None, QUALITY_DIGITS["uncertainty_s"])
     return Pick(
         time=obspy.UTCDateTime(time),
         time_errors=QuantityError(uncertainty=float(uncertainty)) if uncertainty else QuantityError(),

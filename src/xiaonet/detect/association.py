@@ -139,7 +139,8 @@ def instrument_rank(channel: str) -> tuple:
 def preferred_instrument(picks) -> "pandas.Series":
     """True for the picks of each station's preferred instrument, so a station with a broadband
     (HH/BH) or short-period (EH) seismometer and a strong-motion accelerometer (HN) beside it
-    gives one pick per arrival, not two (which made every event appear twice): the high-gain
+    gives one pick per arrival, not one per instrument (PyOcto then takes whichever came
+    first, an accelerometer's among a seismometer's picks): the high-gain
     seismometer is preferred (it resolves small onsets), the accelerometer is kept only where
     it is the station's one instrument. The other picks stay in the table, unassigned. A table
     without channels (older CSVs) keeps every pick."""
