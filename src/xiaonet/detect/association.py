@@ -113,18 +113,19 @@ def picks_frame(rows: list[dict], source: str = "picks"):
     """Pick-table rows as a data frame with ``id`` (NET.STA) and ``timestamp`` (float s)."""
     import pandas as pd
 
-    rows = list(rows)
-    columns = ["network", "station", "location", "phase", "time", "probability", "picker"]
-    frame = pd.DataFrame(rows, columns=columns + (["uncertainty_s"] if any("uncertainty_s" in r for r in rows) else []))
-    if "uncertainty_s" in frame:  # empty: the phase's default (xiaonet.detect.uncertainty)
-        given = frame["uncertainty_s"].fillna("").astype(str).str.strip()
-        values = pd.to_numeric(given.replace("", np.nan), errors="coerce")
-        bad = ((given != "") & values.isna()) | (values <= 0)
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise PickTableError(f"{source}, pick {row + 1}: uncertainty_s must be seconds > 0 or empty, "
-                                 f"got {given[row]!r}")
-        frame["uncertainty_s"] = values
+    from xiaonet.data.picktable import PICK_COLUMNS
+
+    frame = pd.DataFrame(list(rows), columns=list(PICK_COLUMNS))
+    frame["channel"] = frame["channel"].fillna("").astype(str)
+    # uncertainty_s empty: the phase's default (xiaonet.detect.uncertainty)
+    given = frame["uncertainty_s"].fillna("").astype(str).str.strip().replace("nan", "")
+    values = pd.to_numeric(given.replace("", np.nan), errors="coerce")
+    bad = ((given != "") & values.isna()) | (values <= 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise PickTableError(f"{source}, pick {row + 1}: uncertainty_s must be seconds > 0 or empty, "
+                             f"got {given[row]!r}")
+    frame["uncertainty_s"] = values
     frame["phase"] = frame["phase"].astype(str).str.upper()
     bad = ~frame["phase"].isin(["P", "S"])
     if bad.any():
@@ -140,6 +141,32 @@ def picks_frame(rows: list[dict], source: str = "picks"):
     return frame
 
 
+#: Rank of an instrument code (the channel's second letter), lower preferred: high-gain
+#: seismometer, low-gain seismometer, anything else (2), strong-motion accelerometer last.
+INSTRUMENT_RANK = {"H": 0, "L": 1, "N": 3}
+#: Band codes from most to least preferred among instruments of one kind.
+BAND_PREFERENCE = "HBESCDMLV"
+
+
+def instrument_rank(channel: str) -> tuple:
+    """Sort key of a pick's ``channel`` (``HH?``): lower is preferred (see :func:`preferred_instrument`)."""
+    band, instrument = (channel + "  ")[:2]
+    band_rank = BAND_PREFERENCE.find(band) if band in BAND_PREFERENCE else len(BAND_PREFERENCE)
+    return INSTRUMENT_RANK.get(instrument, 2), band_rank, channel
+
+
+def preferred_instrument(picks) -> "pandas.Series":
+    """True for the picks of each station's preferred instrument, so a station with a broadband
+    (HH/BH) or short-period (EH) seismometer and a strong-motion accelerometer (HN) beside it
+    gives one pick per arrival, not one per instrument (PyOcto then takes whichever came
+    first, an accelerometer's among a seismometer's picks): the high-gain
+    seismometer is preferred (it resolves small onsets), the accelerometer is kept only where
+    it is the station's one instrument. The other picks stay in the table, unassigned. A table
+    without channels (older CSVs) keeps every pick."""
+    best = picks.groupby("id")["channel"].transform(lambda codes: min(set(codes), key=instrument_rank))
+    return picks["channel"] == best
+
+
 def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | LayeredModel,
               config: AssociationConfig | None = None, source: str = "picks") -> Detection:
     """Associate and locate; picks at unknown stations are left out and counted."""
@@ -153,7 +180,7 @@ def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | L
     picks["residual"] = np.nan
     known = picks["id"].isin(set(stations.ids))
     missing = picks.loc[~known, "id"].value_counts().sort_index().to_dict()
-    used = picks[known]
+    used = picks[known & preferred_instrument(picks)]
     if used.empty:
         return Detection([], picks, stations, missing, model.describe())
 

@@ -120,7 +120,8 @@ def to_catalog(detection, method: str = "pyocto", magnitudes: dict | None = None
                 confidence_level=100 * CONFIDENCE)
         for pick in picks.itertuples():
             qpick = quakeml_pick(pick.network, pick.station, pick.location, pick.phase, pick.time,
-                                 None if _missing(pick.probability) else pick.probability, pick.picker)
+                                 None if _missing(pick.probability) else pick.probability, pick.picker,
+                                 pick.channel, pick.uncertainty_s, pick.snr_db)
             out.picks.append(qpick)
             lat, lon = coordinates[pick.id]
             metres, azimuth, _ = gps2dist_azimuth(event.latitude, event.longitude, lat, lon)
