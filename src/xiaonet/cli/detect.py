@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from xiaonet.cli.options import add_picker_options
+from xiaonet.cli.options import add_mqtt_options, add_picker_options
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -75,11 +75,36 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_picker_options(parser, extra_help=" (waveform inputs only)")
     parser.add_argument("--threads", type=int, default=1, help="threads for picking and association (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    live = parser.add_argument_group("online, from MQTT publishers (xiaonet stream --publish)")
+    live.add_argument("--subscribe", metavar="mqtt://HOST:PORT/TOPIC", default=None,
+                      help="associate the picks published to this topic by any number of devices, printing "
+                      "each event as a JSON line when declared (--out: QuakeML of all picks received, on exit)")
+    live.add_argument("--publish-events", action="store_true", help="--subscribe: also publish events to TOPIC/events")
+    live.add_argument("--clock", choices=["wall", "picks"], default="wall",
+                      help="--subscribe: the associator's clock: wall (live devices) or picks (the newest pick "
+                      "time; for replayed data)")
+    live.add_argument("--delay", type=float, default=40.0,
+                      help="--subscribe: declare an event this many seconds after its last pick (default 40)")
+    live.add_argument("--duration", type=float, default=None, help="--subscribe: stop after this many seconds")
+    live.add_argument("--idle-exit", type=float, default=None,
+                      help="--subscribe: stop when no new pick came for this many seconds (after the first)")
+    add_mqtt_options(parser)
     parser.add_argument("--benchmark", action="store_true",
                         help="time the association of a synthetic table of --benchmark-picks picks and exit")
     parser.add_argument("--benchmark-picks", type=int, default=10_000, help="picks in the benchmark (default 10000)")
     parser.add_argument("--repeats", type=int, default=5, help="benchmark runs; the median is reported")
     return parser
+
+
+def _association_config(args):
+    """The association options as one config, for pick tables and --subscribe alike."""
+    from xiaonet.detect.association import AssociationConfig
+
+    return AssociationConfig(margin_km=args.margin, max_depth_km=args.max_depth, tolerance=args.tolerance,
+                             pick_match_tolerance=args.pick_tolerance, n_picks=args.min_picks,
+                             n_p_picks=args.min_p, n_s_picks=args.min_s, n_p_and_s_picks=args.min_ps,
+                             n_threads=max(1, args.threads), relocate=not args.no_relocate,
+                             min_station_fraction=args.min_station_fraction, locate_phases=args.locate_phases)
 
 
 def _pick_files(args, destination: Path) -> int:
@@ -114,7 +139,7 @@ def _pick_files(args, destination: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xiaonet.detect.association import AssociationConfig, PickTableError, associate
+    from xiaonet.detect.association import PickTableError, associate
     from xiaonet.detect.magnitude import MagnitudeError, distance_correction
     from xiaonet.detect.reference import ReferenceEventError, parse_reference
     from xiaonet.detect.stations import StationError, read_stations
@@ -132,6 +157,17 @@ def run(args: argparse.Namespace) -> int:
         result = run_association_benchmark(args.benchmark_picks, repeats=args.repeats, model=model)
         print("\n".join(result.lines()))
         return 0
+    if args.subscribe:
+        from xiaonet.cli.options import mqtt_options_from_args
+        from xiaonet.realtime.subscription_command import run_subscription_command
+
+        if not args.stations or args.inputs:
+            print("xiaonet detect: --subscribe needs --stations FILE and no input files", file=sys.stderr)
+            return 2
+        return run_subscription_command(args.subscribe, mqtt_options_from_args(args), args.stations, model,
+                                        _association_config(args), delay_s=args.delay, clock=args.clock,
+                                        publish_events=args.publish_events, duration_s=args.duration,
+                                        idle_exit_s=args.idle_exit, quakeml=args.out, picks_csv=args.picks_out)
     if not args.inputs or not args.stations:
         print("xiaonet detect: give pick tables or waveform files, and --stations FILE", file=sys.stderr)
         return 2
@@ -170,11 +206,7 @@ def run(args: argparse.Namespace) -> int:
     if args.min_s > 0 and rows and not any(str(r.get("phase", "")).upper() == "S" for r in rows):
         print(f"note: no S picks, and an event needs {args.min_s} (--min-s); for a P-only picker such as "
               "STA/LTA use --phases P --min-s 0 --min-ps 0", file=sys.stderr)
-    config = AssociationConfig(margin_km=args.margin, max_depth_km=args.max_depth, tolerance=args.tolerance,
-                               pick_match_tolerance=args.pick_tolerance, n_picks=args.min_picks,
-                               n_p_picks=args.min_p, n_s_picks=args.min_s, n_p_and_s_picks=args.min_ps,
-                               n_threads=max(1, args.threads), relocate=not args.no_relocate,
-                               min_station_fraction=args.min_station_fraction, locate_phases=args.locate_phases)
+    config = _association_config(args)
     try:
         detection = associate(rows, stations, model, config, source=", ".join(tables))
     except PickTableError as error:

@@ -68,3 +68,25 @@ def split_picker_list(text: str) -> list[str]:
 def picker_texts(args: argparse.Namespace, default: list[str]) -> list[str]:
     """The picker specs given with ``--picker``, else ``default``."""
     return list(args.picker or default)
+
+
+def add_mqtt_options(parser: argparse.ArgumentParser) -> None:
+    """How ``stream --publish`` and ``detect --subscribe`` log in to an MQTT broker."""
+    group = parser.add_argument_group("MQTT broker (--publish / --subscribe)")
+    group.add_argument("--mqtt-user", default=None, help="user name (or USER@ in the URL)")
+    group.add_argument("--mqtt-password-env", default="XIAONET_MQTT_PASSWORD", metavar="VAR",
+                       help="environment variable holding the password (default XIAONET_MQTT_PASSWORD; "
+                       "kept off the command line)")
+    group.add_argument("--mqtt-cafile", default=None, metavar="PEM",
+                       help="mqtts://: CA certificate(s) of the broker (default: the system's)")
+    group.add_argument("--mqtt-backoff-max", type=float, default=30.0,
+                       help="longest wait between reconnect attempts (s, default 30)")
+
+
+def mqtt_options_from_args(args: argparse.Namespace):
+    import os
+
+    from xiaonet.realtime.mqtt import ConnectionOptions
+
+    return ConnectionOptions(username=args.mqtt_user, password=os.environ.get(args.mqtt_password_env) or None,
+                             cafile=args.mqtt_cafile, backoff_max_s=args.mqtt_backoff_max)

@@ -1,4 +1,5 @@
-"""``xiaonet stream``: real-time picking from file replay or a SeedLink server.
+"""``xiaonet stream``: real-time picking from file replay, a SeedLink server or a Raspberry Shake's
+UDP data-cast; picks optionally published to an MQTT broker (``--publish``).
 
 Picks are printed to stdout as JSON lines (one per pick, flushed as it is emitted) and
 optionally appended to a CSV pick table (the ``xiaonet pick`` columns plus ``emitted_at``).
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xiaonet.cli.options import add_picker_options
+from xiaonet.cli.options import add_mqtt_options, add_picker_options
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,6 +28,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--replay", nargs="+", metavar="FILE", help="waveform files, folders or globs to replay")
     source.add_argument("--seedlink", metavar="HOST:PORT", help="SeedLink server")
+    source.add_argument("--udp", type=int, metavar="PORT",
+                        help="a Raspberry Shake's UDP data-cast on this port (the feed rsudp reads)")
+    parser.add_argument("--udp-station", default="AM.SHAKE", metavar="NET.STA[.LOC]",
+                        help="--udp: the station the packets come from (they do not say; default AM.SHAKE.00)")
+    parser.add_argument("--udp-rate", type=float, default=100.0, help="--udp: samples per second (default 100)")
     parser.add_argument("--select", action="append", default=[], metavar="NET.STA.LOC.CHA",
                         help="SeedLink stream selection, wildcards ? and * in LOC.CHA (repeatable)")
     parser.add_argument("--speed", type=float, default=None,
@@ -73,6 +79,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "with columns depth, vp, vs); default 0D 6.0,3.47")
     parser.add_argument("--detect-delay", type=float, default=40.0,
                         help="--detect: declare an event this many data seconds after its last pick (default 40)")
+    parser.add_argument("--publish", metavar="mqtt://HOST:PORT/TOPIC", default=None,
+                        help="also publish each pick to this MQTT broker topic (QoS 1; mqtts:// for TLS); "
+                        "picks wait in a buffer while the broker is away")
+    parser.add_argument("--publisher-id", default=None,
+                        help="--publish: this device's name in the messages (default HOST-PID)")
+    parser.add_argument("--publish-buffer", type=int, default=100_000,
+                        help="--publish: picks kept while the broker is away; beyond, the oldest are dropped "
+                        "and counted (default 100000)")
+    add_mqtt_options(parser)
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many wall-clock seconds (default: until Ctrl-C / end of replay)")
     return parser
@@ -90,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
     def note(message: str) -> None:
         print(f"note: {message}", file=sys.stderr, flush=True)
 
-    if not args.replay and not args.seedlink:
-        print("xiaonet stream: give --replay FILES or --seedlink HOST:PORT --select ...", file=sys.stderr)
+    if not args.replay and not args.seedlink and args.udp is None:
+        print("xiaonet stream: give --replay FILES, --seedlink HOST:PORT --select ... or --udp PORT",
+              file=sys.stderr)
         return 2
     problem = output_path_problem(args.out)
     if problem:
@@ -112,21 +128,32 @@ def run(args: argparse.Namespace) -> int:
 
             detector = OnlineAssociator(read_stations(args.detect), velocity_model(args.velocity or DEFAULT_VELOCITY),
                                         delay_s=args.detect_delay)
-        if args.replay:
+        if args.udp is not None:
+            from xiaonet.stream.shake_udp import ShakeUdpSource
+
+            source = ShakeUdpSource(args.udp, args.udp_station, args.udp_rate, note=note)
+        elif args.replay:
             source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,
                                   note=note)
         else:
             source = SeedLinkSource(args.seedlink, args.select, timeout=args.timeout,
                                     backoff_max=args.backoff_max, note=note,
                                     connect_timeout=args.connect_timeout)
+        publisher = None
+        if args.publish:
+            from xiaonet.cli.options import mqtt_options_from_args
+            from xiaonet.realtime.mqtt import MqttPickSink, parse_broker_url
+
+            publisher = MqttPickSink(parse_broker_url(args.publish), mqtt_options_from_args(args),
+                                     publisher=args.publisher_id, max_buffer=args.publish_buffer, note=note)
         source.start()
     except (ValueError, FileNotFoundError, RuntimeError, TypeError) as error:
         print(f"xiaonet stream: {error}", file=sys.stderr)
         return 2
 
-    sinks = [JsonLinesSink()] + ([CsvPickSink(args.out)] if args.out else [])
+    sinks = [JsonLinesSink()] + ([CsvPickSink(args.out)] if args.out else []) + ([publisher] if publisher else [])
     summary = run_session(source, engine, sinks, detector, duration_s=args.duration,
-                          idle_flush_s=args.idle_flush if args.seedlink else None)
+                          idle_flush_s=args.idle_flush if (args.seedlink or args.udp is not None) else None)
     n_picks = summary.picks
     counters = {k: v for k, v in engine.counters.items() if v}
     how = "interrupted" if summary.interrupted else "finished"
@@ -138,6 +165,14 @@ def run(args: argparse.Namespace) -> int:
         if source.dropped_full_queue:
             line += f"; {source.dropped_full_queue} records dropped (engine fell behind)"
     print(line, file=sys.stderr)
+    if publisher is not None:
+        c = publisher.counters
+        print(f"published to {args.publish} as {publisher.publisher}: {c['picks']} picks, {c['acknowledged']} "
+              f"acknowledged, {c['undelivered']} undelivered, {c['dropped']} dropped (buffer full); "
+              f"{c['messages_sent']} messages ({c['resent']} resent), {c['publish_bytes']} bytes of MQTT PUBLISH, "
+              f"{c['connections']} connection(s)", file=sys.stderr)
+    if getattr(source, "malformed", 0):
+        print(f"{source.malformed} malformed UDP packet(s) skipped", file=sys.stderr)
     if counters:
         print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
     if detector is not None:
@@ -146,5 +181,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(source, SeedLinkSource) and source.connections == 0:
         print(f"xiaonet stream: {source.failure or f'never connected to SeedLink {args.seedlink}'}; "
               "nothing was picked", file=sys.stderr)
+        return 1
+    if publisher is not None and (publisher.counters["undelivered"] or publisher.counters["dropped"]):
         return 1
     return report_failures("xiaonet stream", getattr(source, "failures", []))

@@ -1,0 +1,310 @@
+"""``xiaonet detect --subscribe``: the picks of any number of MQTT publishers, associated online.
+
+:class:`PickSubscription` receives the messages of :mod:`xiaonet.realtime.mqtt` and hands out
+each pick exactly once: repeats (a publisher resending after a reconnect, answering a replay
+request, or two publishers sending the same station) are dropped and counted, a malformed
+message is logged and skipped. :func:`run_subscription` feeds what it hands out to the
+:class:`xiaonet.detect.online.OnlineAssociator` and the declared events to sinks.
+
+The associator's clock: ``wall`` (live stations: an event is final ``delay_s`` after its last
+pick by the clock on the wall) or ``picks`` (replayed data, whose times are not now: the newest
+pick time received is the clock).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field
+from typing import Callable
+
+import obspy
+
+from xiaonet.realtime.mqtt import BrokerAddress, ConnectionOptions, default_client_name, new_client
+
+logger = logging.getLogger(__name__)
+
+#: Fields a pick message must have (those of a pick-table row, and who sent it).
+REQUIRED_FIELDS = ("network", "station", "phase", "time", "publisher", "seq")
+
+
+class MalformedPick(ValueError):
+    """A message that is not a pick of :func:`xiaonet.realtime.mqtt.pick_message`."""
+
+
+def decode_pick(payload: bytes) -> dict:
+    """A pick message as a row, with ``_t`` its time in epoch seconds (raises :class:`MalformedPick`)."""
+    try:
+        row = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedPick(f"not JSON ({error})") from None
+    if not isinstance(row, dict):
+        raise MalformedPick("not a JSON object")
+    missing = [k for k in REQUIRED_FIELDS if k not in row]
+    if missing:
+        raise MalformedPick(f"missing {missing}")
+    if str(row["phase"]).upper() not in ("P", "S"):
+        raise MalformedPick(f"phase must be P or S, got {row['phase']!r}")
+    try:
+        row["_t"] = obspy.UTCDateTime(str(row["time"])).timestamp
+        row["seq"] = int(row["seq"])
+    except (ValueError, TypeError) as error:
+        raise MalformedPick(f"bad time or seq ({error})") from None
+    row["phase"] = str(row["phase"]).upper()
+    row.setdefault("location", "")
+    row.setdefault("probability", "")
+    row.setdefault("picker", "")
+    return row
+
+
+@dataclass
+class _Publisher:
+    """The seqs received from one publisher: all up to ``mark``, and those in ``above``."""
+
+    mark: int = -1
+    above: set = field(default_factory=set)
+    last_request: float = float("-inf")
+    requested_at_mark: int | None = None
+
+    def seen(self, seq: int) -> bool:
+        return seq <= self.mark or seq in self.above
+
+    def record(self, seq: int) -> None:
+        self.above.add(seq)
+        while self.mark + 1 in self.above:
+            self.mark += 1
+            self.above.discard(self.mark)
+
+
+class PickSubscription:
+    """Picks from ``address.topic``, each handed out once by :meth:`next_picks`.
+
+    A pick is a repeat when its publisher sent that ``seq`` before, or when a pick of the same
+    station and phase within ``same_pick_s`` seconds was handed out already (two devices on one
+    station, a publisher restarted with a fresh counter). ``counters`` says how many of each.
+    """
+
+    def __init__(self, address: BrokerAddress, options: ConnectionOptions = ConnectionOptions(),
+                 same_pick_s: float = 0.5, memory_s: float = 600.0, note: Callable[[str], None] = logger.warning):
+        self.address, self.note = address, note
+        self.same_pick_s, self.memory_s = float(same_pick_s), float(memory_s)
+        self.publishers: dict[str, _Publisher] = {}
+        self.picks_per_publisher: dict[str, int] = {}
+        self._recent: dict[tuple[str, str], list[float]] = {}  # (station id, phase) -> sorted times
+        self._newest = float("-inf")
+        self.counters = {"messages": 0, "picks": 0, "repeated_seq": 0, "same_pick_other_sender": 0,
+                         "malformed": 0, "replay_requests": 0, "connections": 0}
+        self._messages: queue.SimpleQueue = queue.SimpleQueue()
+        self._online = threading.Event()
+        self.client = new_client(address, options, f"xiaonet-sub-{default_client_name()}")
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda client, userdata, flags, reason, properties: self._online.clear()
+        self.client.on_message = lambda client, userdata, message: self._messages.put((message.topic, message.payload))
+        self.client.connect_async(address.host, address.port, keepalive=options.keepalive_s)
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._messages.put(("", f"connection refused ({reason_code})"))
+            return
+        client.subscribe([(self.address.topic, 1), (self.address.status_topic, 1)])
+        self._online.set()
+        self._messages.put((None, None))  # connected: ask the publishers to fill any gap
+
+    def next_picks(self, timeout: float = 0.2) -> list[dict]:
+        """The new picks that arrived (waiting up to ``timeout`` s for a first message)."""
+        rows = []
+        wait = timeout
+        while True:
+            try:
+                topic, payload = self._messages.get(timeout=wait) if wait else self._messages.get_nowait()
+            except queue.Empty:
+                return rows
+            wait = 0
+            if topic is None:
+                self.counters["connections"] += 1
+                if self.counters["connections"] > 1:
+                    self.note(f"MQTT {self.address}: reconnected")
+                self.request_replay()
+            elif topic == "":
+                self.note(f"MQTT {self.address}: {payload}")
+            elif topic == self.address.status_topic:
+                self._status(payload)
+            else:
+                row = self._pick(payload)
+                if row is not None:
+                    rows.append(row)
+
+    def _pick(self, payload: bytes) -> dict | None:
+        self.counters["messages"] += 1
+        try:
+            row = decode_pick(payload)
+        except MalformedPick as error:
+            self.counters["malformed"] += 1
+            self.note(f"MQTT {self.address.topic}: malformed message skipped ({error}): {payload[:120]!r}")
+            return None
+        sender = self.publishers.setdefault(str(row["publisher"]), _Publisher())
+        if sender.seen(row["seq"]):
+            self.counters["repeated_seq"] += 1
+            return None
+        gap = row["seq"] > sender.mark + 1  # something before it was lost on the way (or is late)
+        sender.record(row["seq"])
+        if gap:
+            self.request_replay(str(row["publisher"]))
+        key = (f"{row['network']}.{row['station']}", row["phase"])
+        times = self._recent.setdefault(key, [])
+        i = bisect_left(times, row["_t"] - self.same_pick_s)
+        if i < len(times) and times[i] <= row["_t"] + self.same_pick_s:
+            self.counters["same_pick_other_sender"] += 1
+            return None
+        insort(times, row["_t"])
+        self._forget(row["_t"])
+        self.counters["picks"] += 1
+        self.picks_per_publisher[str(row["publisher"])] = self.picks_per_publisher.get(str(row["publisher"]), 0) + 1
+        return row
+
+    def _forget(self, t: float) -> None:
+        """Keep ``memory_s`` seconds of pick times for the repeat check (a bounded memory)."""
+        if t <= self._newest:
+            return
+        self._newest = t
+        cut = t - self.memory_s
+        for key, times in list(self._recent.items()):
+            if times and times[0] < cut:
+                del times[:bisect_left(times, cut)]
+                if not times:
+                    del self._recent[key]
+
+    def _status(self, payload: bytes) -> None:
+        try:
+            status = json.loads(payload)
+            name, last = str(status["publisher"]), status.get("last_seq")
+        except (ValueError, KeyError, TypeError):
+            self.counters["malformed"] += 1
+            self.note(f"MQTT {self.address.status_topic}: malformed status skipped: {payload[:120]!r}")
+            return
+        sender = self.publishers.setdefault(name, _Publisher())
+        if last is not None and int(last) > sender.mark:
+            self.request_replay(name)
+
+    def request_replay(self, publisher: str | None = None) -> None:
+        """Ask publishers to resend what follows the last seq received without a gap (all of it
+        for a publisher not heard from); for one publisher at most once a second, and once per
+        gap (again after 30 s while it stays open)."""
+        if not self._online.is_set():
+            return
+        now = time.monotonic()
+        if publisher is not None:  # the same gap is asked for again only after 30 s
+            sender = self.publishers[publisher]
+            if now - sender.last_request < (30.0 if sender.requested_at_mark == sender.mark else 1.0):
+                return
+            sender.last_request, sender.requested_at_mark = now, sender.mark
+        self.counters["replay_requests"] += 1
+        marks = {name: p.mark for name, p in self.publishers.items()}
+        self.client.publish(self.address.replay_topic, json.dumps({"marks": marks}), qos=1)
+
+    def publish_event(self, line: dict) -> None:
+        self.client.publish(self.address.events_topic, json.dumps(line), qos=1)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class MqttEventSink:
+    """Declared events to ``TOPIC/events`` through the subscription's own connection."""
+
+    def __init__(self, subscription: PickSubscription):
+        self.subscription = subscription
+
+    def pick(self, row: dict) -> None:
+        pass
+
+    def event(self, line: dict) -> None:
+        self.subscription.publish_event(line)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SubscriptionSummary:
+    elapsed_s: float = 0.0
+    rows: list = field(default_factory=list)  # every pick handed out (for the catalog on exit)
+    events: int = 0
+    late: int = 0
+    interrupted: bool = False
+
+
+def run_subscription(subscription: PickSubscription, detector, pick_sinks: list, event_sinks: list,
+                     clock: str = "wall",
+                     duration_s: float | None = None, idle_exit_s: float | None = None,
+                     keep_rows: bool = True) -> SubscriptionSummary:
+    """Associate the subscription's picks until ``duration_s`` wall seconds, ``idle_exit_s``
+    seconds without a new pick (after the first), or Ctrl-C. Each pick handed out goes to
+    ``pick_sinks`` (a CSV table, say), each event to ``event_sinks`` as it is declared, and the
+    rest at the end (:meth:`OnlineAssociator.flush`)."""
+    from xiaonet.detect.online import event_json
+
+    if clock not in ("wall", "picks"):
+        raise ValueError(f"clock must be 'wall' or 'picks', got {clock!r}")
+    summary = SubscriptionSummary()
+    started = last_pick = time.monotonic()
+
+    def declare(events) -> None:
+        for event in events:
+            summary.events += 1
+            line = json.loads(event_json(event, detector.clock))
+            for sink in event_sinks:
+                sink.event(line)
+        for sink in event_sinks:
+            sink.flush()
+
+    try:
+        while True:
+            now = time.monotonic()
+            if duration_s is not None and now - started > duration_s:
+                break
+            if idle_exit_s is not None and summary.rows and now - last_pick > idle_exit_s:
+                break
+            rows = subscription.next_picks(timeout=0.2)
+            if rows:
+                last_pick = time.monotonic()
+                horizon = detector.clock - detector.window_s
+                late = [r for r in rows if r["_t"] < horizon]
+                if late and not summary.late:
+                    subscription.note(f"{len(late)} pick(s) older than the associator's window ({detector.window_s:g} s "
+                                      "behind its clock) cannot join an event" +
+                                      ("; for replayed data use --clock picks" if clock == "wall" else ""))
+                summary.late += len(late)
+                clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+                if keep_rows:
+                    summary.rows += clean
+                for sink in pick_sinks:
+                    for row in clean:
+                        sink.pick(row)
+                    sink.flush()
+                detector.add(clean)
+            if clock == "wall":
+                declare(detector.advance(obspy.UTCDateTime()))
+            elif rows:
+                declare(detector.advance(obspy.UTCDateTime(detector.clock)))
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        try:
+            declare(detector.flush())
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        subscription.stop()
+        for sink in [*pick_sinks, *event_sinks]:
+            sink.close()
+    summary.elapsed_s = time.monotonic() - started
+    return summary
