@@ -10,12 +10,13 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.xiaonet-installed
 
-.PHONY: demo test test-quick install clean onnx-weights mcu-tools mcu-check
+.PHONY: demo test test-quick install clean onnx-weights mcu-tools mcu-check mqtt-broker
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	-@$(MAKE) --no-print-directory mqtt-broker
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +32,16 @@ test: $(STAMP)
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Mosquitto, the MQTT broker the edge-network tests start (docs/edge-network.md): from apt where
+# that works (root, or sudo without a password); never fails: without it the tests use amqtt
+# (pure Python, in the test extra).
+mqtt-broker:
+	@if command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto; then echo "mosquitto present"; \
+	elif command -v apt-get >/dev/null; then SUDO=$$(test "$$(id -u)" = 0 || echo "sudo -n"); \
+	    $$SUDO apt-get install -y --no-install-recommends mosquitto >/dev/null 2>&1 && echo "mosquitto installed" \
+	    || echo "note: mosquitto not installed (the MQTT tests use amqtt instead)"; \
+	else echo "note: no apt-get; the MQTT tests use amqtt instead of mosquitto"; fi
 
 # The shipped students' ONNX files (src/xiaonet/weights/NAME.onnx, what a torch-free install
 # picks with); rerun after shipping new weights (tests/test_picker_factory.py checks they match).

@@ -6,6 +6,7 @@ Bounded: it listens on 127.0.0.1 only and is stopped by :meth:`stop` (or the ``w
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -21,8 +22,9 @@ def free_port() -> int:
 
 
 def broker_kind() -> str | None:
-    """'mosquitto', 'amqtt', or None when neither can run here."""
-    if shutil.which("mosquitto"):
+    """'mosquitto', 'amqtt', or None when neither can run here (XIAONET_TEST_BROKER=amqtt picks amqtt
+    where both are)."""
+    if shutil.which("mosquitto") and os.environ.get("XIAONET_TEST_BROKER", "mosquitto") == "mosquitto":
         return "mosquitto"
     try:
         import amqtt  # noqa: F401

@@ -31,6 +31,7 @@ import queue
 import socket
 import threading
 import time
+import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable
@@ -131,6 +132,12 @@ def default_client_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def unique_client_id(role: str, name: str) -> str:
+    """A broker disconnects a client when another connects with its id, so every connection gets
+    its own (clean sessions: nothing is tied to the id)."""
+    return f"xiaonet-{role}-{name}-{uuid.uuid4().hex[:8]}"
+
+
 def publish_packet_bytes(topic: str, payload: bytes, qos: int = 1) -> int:
     """Bytes of one MQTT 3.1.1 PUBLISH packet on the wire (TCP/IP headers not counted).
 
@@ -179,7 +186,7 @@ class MqttPickSink:
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # ("ack", mid) / ("up", None) / ("replay", bytes)
         self._online = threading.Event()
         self._down_noted = False
-        self.client = new_client(address, options, f"xiaonet-pub-{self.publisher}")
+        self.client = new_client(address, options, unique_client_id("pub", self.publisher))
         self.client.will_set(address.status_topic, json.dumps({"publisher": self.publisher, "state": "offline"}),
                              qos=1)
         self.client.on_connect = self._on_connect

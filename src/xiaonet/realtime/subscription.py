@@ -24,7 +24,7 @@ from typing import Callable
 
 import obspy
 
-from xiaonet.realtime.mqtt import BrokerAddress, ConnectionOptions, default_client_name, new_client
+from xiaonet.realtime.mqtt import BrokerAddress, ConnectionOptions, default_client_name, new_client, unique_client_id
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class PickSubscription:
                          "malformed": 0, "replay_requests": 0, "connections": 0}
         self._messages: queue.SimpleQueue = queue.SimpleQueue()
         self._online = threading.Event()
-        self.client = new_client(address, options, f"xiaonet-sub-{default_client_name()}")
+        self.client = new_client(address, options, unique_client_id("sub", default_client_name()))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda client, userdata, flags, reason, properties: self._online.clear()
         self.client.on_message = lambda client, userdata, message: self._messages.put((message.topic, message.payload))

