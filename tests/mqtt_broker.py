@@ -6,6 +6,7 @@ Bounded: it listens on 127.0.0.1 only and is stopped by :meth:`stop` (or the ``w
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -34,8 +35,9 @@ def broker_kind() -> str | None:
 
 
 class MqttTestBroker:
-    def __init__(self, folder: Path, kind: str | None = None):
+    def __init__(self, folder: Path, kind: str | None = None, mosquitto_options: str = ""):
         self.folder = Path(folder)
+        self.mosquitto_options = mosquitto_options  # more configuration lines (TLS, passwords)
         self.kind = kind or broker_kind()
         if self.kind is None:
             raise RuntimeError("no MQTT broker: install mosquitto or amqtt (pip install -e '.[test]')")
@@ -51,7 +53,9 @@ class MqttTestBroker:
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.kind == "mosquitto":
             config = self.folder / "mosquitto.conf"
-            config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+            # run as whoever runs the tests (as root, mosquitto would switch to a user that cannot read tmp files)
+            config.write_text(f"listener {self.port} 127.0.0.1\npersistence false\nuser {getpass.getuser()}\n"
+                              + (self.mosquitto_options or "allow_anonymous true\n"))
             return [shutil.which("mosquitto"), "-c", str(config)]
         config = self.folder / "amqtt.yaml"
         config.write_text(f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{self.port}\n"

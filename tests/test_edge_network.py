@@ -7,7 +7,9 @@ kill it mid-stream and start it again.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 
@@ -214,8 +216,45 @@ def test_stream_replay_publishes_its_picks(broker, tmp_path, capsys):
     assert f"{len(printed)} acknowledged, 0 undelivered" in captured.err
 
 
+def test_tls_and_a_password(tmp_path, monkeypatch):
+    """mqtts:// with the broker's CA, a user and a password from the environment; a wrong password
+    is refused, said once, and its pick counted as undelivered."""
+    if broker_kind() != "mosquitto" or not shutil.which("mosquitto_passwd") or not shutil.which("openssl"):
+        pytest.skip("needs mosquitto, mosquitto_passwd and openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+                    str(cert)], check=True, capture_output=True)
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "station", "s3cret"], check=True,
+                   capture_output=True)
+    options = (f"allow_anonymous false\npassword_file {passwords}\ncertfile {cert}\nkeyfile {key}\n")
+    with MqttTestBroker(tmp_path / "broker", mosquitto_options=options) as broker:
+        url = f"mqtts://station@127.0.0.1:{broker.port}/secure/picks"
+        monkeypatch.setenv("XIAONET_MQTT_PASSWORD", "s3cret")
+        subscription = PickSubscription(parse_broker_url(url), ConnectionOptions(
+            password="s3cret", cafile=str(cert)))
+        connected(subscription)
+        rejected: list[str] = []
+        intruder = MqttPickSink(parse_broker_url(url), ConnectionOptions(password="wrong", cafile=str(cert)),
+                                drain_s=2, note=rejected.append)
+        intruder.pick(pick_row(0, "BAD"))
+        intruder.close()
+        assert intruder.counters["undelivered"] == 1
+        assert sum("connection refused" in n for n in rejected) == 1, rejected
+        path = tmp_path / "BW.RJOB.mseed"
+        obspy.read().write(str(path), format="MSEED")
+        code = main(["stream", "--replay", str(path), "--picker", "stalta", "--publish", url,
+                     "--mqtt-cafile", str(cert)])
+        assert code == 0
+        rows = collect(subscription, lambda got: len(got) >= 1)
+        subscription.stop()
+    assert [r["station"] for r in rows] == ["RJOB"]
+
+
 def send_as_shake(stream: obspy.Stream, port: int, samples_per_packet: int = 25) -> int:
-    """Send ``stream`` (int counts) to ``port`` as a Shake does: one datagram per channel and packet."""
+    """Send ``stream`` (int counts) to ``port`` as a Shake does: one datagram per channel and packet,
+    the text rsudp's ``packetize`` writes for its test-data sender."""
     packets = []
     for trace in stream:
         for i in range(0, trace.stats.npts, samples_per_packet):

@@ -186,6 +186,7 @@ class MqttPickSink:
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # ("ack", mid) / ("up", None) / ("replay", bytes)
         self._online = threading.Event()
         self._down_noted = False
+        self._refused: str | None = None
         self.client = new_client(address, options, unique_client_id("pub", self.publisher))
         self.client.will_set(address.status_topic, json.dumps({"publisher": self.publisher, "state": "offline"}),
                              qos=1)
@@ -245,13 +246,14 @@ class MqttPickSink:
                 self.counters["connections"] += 1
                 if self.counters["connections"] > 1 or self.pending:
                     self.note(f"MQTT {self.address}: connected; sending {len(self.pending)} buffered pick(s)")
-                self._down_noted = False
+                self._down_noted, self._refused = False, None
                 self._status("online")
                 for seq, payload in list(self.pending.items()):
                     self._send(seq, payload, resend=True)
             elif kind == "replay":
                 self._answer_replay(value)
-            elif kind == "refused":
+            elif kind == "refused" and value != self._refused:  # paho keeps retrying: say it once
+                self._refused = value
                 self.note(f"MQTT {self.address}: connection refused ({value})")
         if not self._online.is_set() and self.pending and not self._down_noted:
             self._down_noted = True

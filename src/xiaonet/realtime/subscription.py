@@ -100,6 +100,7 @@ class PickSubscription:
                          "malformed": 0, "replay_requests": 0, "connections": 0}
         self._messages: queue.SimpleQueue = queue.SimpleQueue()
         self._online = threading.Event()
+        self._refused: str | None = None
         self.client = new_client(address, options, unique_client_id("sub", default_client_name()))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda client, userdata, flags, reason, properties: self._online.clear()
@@ -126,12 +127,15 @@ class PickSubscription:
                 return rows
             wait = 0
             if topic is None:
+                self._refused = None
                 self.counters["connections"] += 1
                 if self.counters["connections"] > 1:
                     self.note(f"MQTT {self.address}: reconnected")
                 self.request_replay()
             elif topic == "":
-                self.note(f"MQTT {self.address}: {payload}")
+                if payload != self._refused:  # paho keeps retrying: say it once
+                    self.note(f"MQTT {self.address}: {payload}")
+                self._refused = payload
             elif topic == self.address.status_topic:
                 self._status(payload)
             else:
