@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"xiaonet stream: {problem}", file=sys.stderr)
         return 2
+    publisher = None
     try:
         spec = args.picker or default_picker_name()
         picker = picker_from_args(args)
@@ -139,7 +140,6 @@ def run(args: argparse.Namespace) -> int:
             source = SeedLinkSource(args.seedlink, args.select, timeout=args.timeout,
                                     backoff_max=args.backoff_max, note=note,
                                     connect_timeout=args.connect_timeout)
-        publisher = None
         if args.publish:
             from xiaonet.cli.options import mqtt_options_from_args
             from xiaonet.realtime.mqtt import MqttPickSink, parse_broker_url
@@ -149,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         source.start()
     except (ValueError, FileNotFoundError, RuntimeError, TypeError) as error:
         print(f"xiaonet stream: {error}", file=sys.stderr)
+        if publisher is not None:
+            publisher.close()
         return 2
 
     sinks = [JsonLinesSink()] + ([CsvPickSink(args.out)] if args.out else []) + ([publisher] if publisher else [])

@@ -142,7 +142,7 @@ def publish_packet_bytes(topic: str, payload: bytes, qos: int = 1) -> int:
     """Bytes of one MQTT 3.1.1 PUBLISH packet on the wire (TCP/IP headers not counted).
 
     >>> publish_packet_bytes("xiaonet/picks", b"x" * 200)
-    219
+    220
     """
     remaining = 2 + len(topic.encode()) + (2 if qos else 0) + len(payload)
     length_bytes = 1 if remaining < 128 else 2 if remaining < 16384 else 3 if remaining < 2097152 else 4

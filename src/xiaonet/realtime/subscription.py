@@ -173,7 +173,7 @@ class PickSubscription:
 
     def _forget(self, t: float) -> None:
         """Keep ``memory_s`` seconds of pick times for the repeat check (a bounded memory)."""
-        if t <= self._newest:
+        if t <= self._newest + 10.0:  # a sweep over every station now and then, not per pick
             return
         self._newest = t
         cut = t - self.memory_s
