@@ -160,7 +160,7 @@ def test_detect_subscribe_declares_the_events_of_three_publishers(broker, tmp_pa
     url = f"{broker.url}/net/picks"
     codes = []
     command = threading.Thread(target=lambda: codes.append(main([
-        "detect", "--subscribe", url, "--stations", str(station_csv), "--vp", "6.0", "--vs", "3.47",
+        "detect", "--subscribe", url, "--stations", str(station_csv), "--velocity", "6.0,3.47",
         "--clock", "picks", "--delay", "10", "--idle-exit", "3", "--duration", "40", "--publish-events",
         "--out", str(tmp_path / "events.xml"), "--picks-out", str(tmp_path / "received.csv")])))
     address = parse_broker_url(url)

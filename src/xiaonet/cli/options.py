@@ -79,8 +79,8 @@ def add_mqtt_options(parser: argparse.ArgumentParser) -> None:
                        "kept off the command line)")
     group.add_argument("--mqtt-cafile", default=None, metavar="PEM",
                        help="mqtts://: CA certificate(s) of the broker (default: the system's)")
-    group.add_argument("--mqtt-backoff-max", type=float, default=30.0,
-                       help="longest wait between reconnect attempts (s, default 30)")
+    group.add_argument("--mqtt-backoff-max", type=float, default=10.0,
+                       help="longest wait between reconnect attempts (s, default 10)")
 
 
 def mqtt_options_from_args(args: argparse.Namespace):

@@ -87,6 +87,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--publish-buffer", type=int, default=100_000,
                         help="--publish: picks kept while the broker is away; beyond, the oldest are dropped "
                         "and counted (default 100000)")
+    parser.add_argument("--publish-drain", type=float, default=30.0,
+                        help="--publish: at the end, wait this long for the broker to acknowledge the last picks "
+                        "(s, default 30; those still unacknowledged are counted, exit status 1)")
     add_mqtt_options(parser)
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many wall-clock seconds (default: until Ctrl-C / end of replay)")
@@ -145,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
             from xiaonet.realtime.mqtt import MqttPickSink, parse_broker_url
 
             publisher = MqttPickSink(parse_broker_url(args.publish), mqtt_options_from_args(args),
-                                     publisher=args.publisher_id, max_buffer=args.publish_buffer, note=note)
+                                     publisher=args.publisher_id, max_buffer=args.publish_buffer,
+                                     drain_s=args.publish_drain, note=note)
         source.start()
     except (ValueError, FileNotFoundError, RuntimeError, TypeError) as error:
         print(f"xiaonet stream: {error}", file=sys.stderr)

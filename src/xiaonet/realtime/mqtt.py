@@ -101,7 +101,7 @@ class ConnectionOptions:
     password: str | None = None
     cafile: str | None = None
     keepalive_s: int = 30
-    backoff_max_s: float = 30.0
+    backoff_max_s: float = 10.0
 
 
 def require_paho():
