@@ -7,8 +7,9 @@ broker URL ``mqtt://HOST:PORT/TOPIC``:
 - ``TOPIC``: one JSON pick per message, QoS 1: the streamed pick row (every field, so fields
   added to pick rows flow through) plus ``publisher``, ``seq`` (a per-publisher counter) and
   ``software`` (``xiaonet VERSION``).
-- ``TOPIC/status``: a publisher's ``{"publisher", "state", "last_seq"}`` when it connects and
-  closes; the broker sends ``state: "offline"`` for it (its will) when it vanishes.
+- ``TOPIC/status``: a publisher's ``{"publisher", "state", "last_seq", "oldest_seq"}`` (the
+  range it can still resend) when it connects, a few
+  seconds after each burst of picks, and when it closes; the broker sends ``state: "offline"`` for it (its will) when it vanishes.
 - ``TOPIC/replay``: a subscriber's ``{"marks": {publisher: seq}}`` asking every publisher to
   resend its picks after that seq (all it keeps, for a publisher not named).
 - ``TOPIC/events``: events the associator declared, when it is asked to publish them.
@@ -17,7 +18,8 @@ QoS 1 is "at least once": a pick may arrive twice (a publisher resends what the 
 acknowledge, and answers replay requests), so the subscriber drops repeats by ``publisher`` +
 ``seq`` and by station, phase and time. What QoS 1 does not cover, a broker that acknowledged a
 pick and died before passing it on, the replay request covers: a subscriber asks for one on
-every (re)connect, and whenever a publisher's ``seq`` skips or its status names a later seq.
+every (re)connect and, with back-off, while a publisher's ``seq`` has a gap or its status names
+a later seq; what a publisher no longer holds is counted as lost and named, never waited for.
 
 paho-mqtt is an optional dependency (``pip install 'xiaonet[mqtt]'``), imported on first use.
 """
@@ -164,7 +166,10 @@ class MqttPickSink:
     on each reconnect, so a broker that is away (paho reconnects with back-off up to
     ``options.backoff_max_s``) delays picks and loses none. :attr:`pending` holds at most
     ``max_buffer`` picks; beyond that the oldest is dropped, counted in ``dropped`` and named on
-    ``note`` (never silently). The last ``history`` picks are kept to answer replay requests.
+    ``note`` (never silently). The last ``history`` picks are kept to answer replay requests, and
+    ``announce_after_s`` seconds after a burst of picks (or of resends) the publisher's status says
+    its last seq: a subscriber whose broker dropped the end of the burst (Mosquitto drops what
+    overflows a slow client's queue) learns of it and asks for a replay.
 
     Threads: paho's network thread only puts what happened (acks, connects, replay requests) into
     queues; the session's thread acts on them in :meth:`flush` (called after every batch), so
@@ -173,7 +178,8 @@ class MqttPickSink:
 
     def __init__(self, address: BrokerAddress, options: ConnectionOptions = ConnectionOptions(),
                  publisher: str | None = None, max_buffer: int = 100_000, history: int = 20_000,
-                 drain_s: float = 30.0, note: Callable[[str], None] = logger.warning):
+                 drain_s: float = 30.0, announce_after_s: float = 300.0,
+                 note: Callable[[str], None] = logger.warning):
         self.address, self.note = address, note
         self.publisher = publisher or default_client_name()
         self.max_buffer, self.drain_s = int(max_buffer), float(drain_s)
@@ -185,8 +191,13 @@ class MqttPickSink:
         self._mid_seq: dict[int, int] = {}
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # ("ack", mid) / ("up", None) / ("replay", bytes)
         self._online = threading.Event()
+        self._sending = False
         self._down_noted = False
         self._refused: str | None = None
+        # the last seq told to subscribers (status), so one that missed the end of a burst asks for it
+        self.announce_after_s = float(announce_after_s)
+        self._announced_seq: int | None = None
+        self._last_activity = time.monotonic()
         self.client = new_client(address, options, unique_client_id("pub", self.publisher))
         self.client.will_set(address.status_topic, json.dumps({"publisher": self.publisher, "state": "offline"}),
                              qos=1)
@@ -217,13 +228,14 @@ class MqttPickSink:
         self._next_seq += 1
         payload = pick_message(row, self.publisher, seq)
         self.counters["picks"] += 1
+        self._last_activity = time.monotonic()
         self.pending[seq] = payload
         self.history.append((seq, payload))
         if len(self.pending) > self.max_buffer:
             lost, _ = self.pending.popitem(last=False)
             self.counters["dropped"] += 1
             self.note(f"MQTT {self.address}: buffer full ({self.max_buffer} picks), pick {lost} dropped")
-        if self._online.is_set():
+        if self._sending:
             self._send(seq, payload)
         self.flush()
 
@@ -247,14 +259,21 @@ class MqttPickSink:
                 if self.counters["connections"] > 1 or self.pending:
                     self.note(f"MQTT {self.address}: connected; sending {len(self.pending)} buffered pick(s)")
                 self._down_noted, self._refused = False, None
+                self._sending = True  # from here on, new picks go out at once
                 self._status("online")
                 for seq, payload in list(self.pending.items()):
                     self._send(seq, payload, resend=True)
             elif kind == "replay":
                 self._answer_replay(value)
+                self._announced_seq = None  # say again where we are once the resends are out
             elif kind == "refused" and value != self._refused:  # paho keeps retrying: say it once
                 self._refused = value
                 self.note(f"MQTT {self.address}: connection refused ({value})")
+        if not self._online.is_set():
+            self._sending = False  # until the next "up" has resent what is pending
+        quiet = time.monotonic() - self._last_activity >= self.announce_after_s
+        if quiet and self._online.is_set() and self._announced_seq != self._next_seq - 1:
+            self._status("online")
         if not self._online.is_set() and self.pending and not self._down_noted:
             self._down_noted = True
             self.note(f"MQTT {self.address}: broker not reachable; buffering picks (up to {self.max_buffer})")
@@ -286,8 +305,11 @@ class MqttPickSink:
 
     def _status(self, state: str) -> None:
         if self._online.is_set():
+            self._announced_seq = self._next_seq - 1
+            oldest = self.history[0][0] if self.history else self._next_seq
             self.client.publish(self.address.status_topic, json.dumps(
-                {"publisher": self.publisher, "state": state, "last_seq": self._next_seq - 1}), qos=1)
+                {"publisher": self.publisher, "state": state, "last_seq": self._next_seq - 1,
+                 "oldest_seq": oldest}), qos=1)
 
     def _answer_replay(self, payload: bytes) -> None:
         try:
@@ -302,3 +324,4 @@ class MqttPickSink:
         for seq, message in self.history:
             if seq > after:
                 self._send(seq, message, resend=True)
+        self._last_activity = time.monotonic()

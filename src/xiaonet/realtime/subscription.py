@@ -63,12 +63,19 @@ def decode_pick(payload: bytes) -> dict:
 
 @dataclass
 class _Publisher:
-    """The seqs received from one publisher: all up to ``mark``, and those in ``above``."""
+    """The seqs received from one publisher: all up to ``mark``, and those in ``above``;
+    ``last_known``: the highest seq it is known to have sent (received, or named in its status)."""
 
     mark: int = -1
     above: set = field(default_factory=set)
+    last_known: int = -1
     last_request: float = float("-inf")
+    retry_s: float = 1.0
     requested_at_mark: int | None = None
+
+    @property
+    def gap(self) -> bool:
+        return self.mark < self.last_known
 
     def seen(self, seq: int) -> bool:
         return seq <= self.mark or seq in self.above
@@ -97,7 +104,7 @@ class PickSubscription:
         self._recent: dict[tuple[str, str], list[float]] = {}  # (station id, phase) -> sorted times
         self._newest = float("-inf")
         self.counters = {"messages": 0, "picks": 0, "repeated_seq": 0, "same_pick_other_sender": 0,
-                         "malformed": 0, "replay_requests": 0, "connections": 0}
+                         "malformed": 0, "lost": 0, "replay_requests": 0, "connections": 0}
         self._messages: queue.SimpleQueue = queue.SimpleQueue()
         self._online = threading.Event()
         self._refused: str | None = None
@@ -124,6 +131,7 @@ class PickSubscription:
             try:
                 topic, payload = self._messages.get(timeout=wait) if wait else self._messages.get_nowait()
             except queue.Empty:
+                self._ask_for_gaps()
                 return rows
             wait = 0
             if topic is None:
@@ -152,13 +160,11 @@ class PickSubscription:
             self.note(f"MQTT {self.address.topic}: malformed message skipped ({error}): {payload[:120]!r}")
             return None
         sender = self.publishers.setdefault(str(row["publisher"]), _Publisher())
+        sender.last_known = max(sender.last_known, row["seq"])
         if sender.seen(row["seq"]):
             self.counters["repeated_seq"] += 1
             return None
-        gap = row["seq"] > sender.mark + 1  # something before it was lost on the way (or is late)
         sender.record(row["seq"])
-        if gap:
-            self.request_replay(str(row["publisher"]))
         key = (f"{row['network']}.{row['station']}", row["phase"])
         times = self._recent.setdefault(key, [])
         i = bisect_left(times, row["_t"] - self.same_pick_s)
@@ -186,26 +192,42 @@ class PickSubscription:
     def _status(self, payload: bytes) -> None:
         try:
             status = json.loads(payload)
-            name, last = str(status["publisher"]), status.get("last_seq")
+            name, last, oldest = str(status["publisher"]), status.get("last_seq"), status.get("oldest_seq")
+            last = int(last) if last is not None else -1
+            oldest = int(oldest) if oldest is not None else 0
         except (ValueError, KeyError, TypeError):
             self.counters["malformed"] += 1
             self.note(f"MQTT {self.address.status_topic}: malformed status skipped: {payload[:120]!r}")
             return
         sender = self.publishers.setdefault(name, _Publisher())
-        if last is not None and int(last) > sender.mark:
-            self.request_replay(name)
+        sender.last_known = max(sender.last_known, last)
+        lost = [seq for seq in range(sender.mark + 1, oldest) if seq not in sender.above]
+        if lost:  # the publisher no longer holds them: say so, and stop asking
+            self.counters["lost"] += len(lost)
+            self.note(f"MQTT {self.address}: {len(lost)} pick(s) of publisher {name} (seq {lost[0]} to {lost[-1]}) "
+                      "were lost: it no longer holds them")
+            for seq in lost:
+                sender.record(seq)
+
+    def _ask_for_gaps(self) -> None:
+        """A gap stays open until filled: ask again, waiting 1 s, then twice as long each time the
+        answer did not move it (up to 30 s); the request or its answer may be lost too."""
+        for name, sender in self.publishers.items():
+            if sender.gap:
+                self.request_replay(name)
 
     def request_replay(self, publisher: str | None = None) -> None:
         """Ask publishers to resend what follows the last seq received without a gap (all of it
-        for a publisher not heard from); for one publisher at most once a second, and once per
-        gap (again after 30 s while it stays open)."""
+        for a publisher not heard from); for one publisher with back-off (:meth:`_ask_for_gaps`)."""
         if not self._online.is_set():
             return
         now = time.monotonic()
-        if publisher is not None:  # the same gap is asked for again only after 30 s
+        if publisher is not None:
             sender = self.publishers[publisher]
-            if now - sender.last_request < (30.0 if sender.requested_at_mark == sender.mark else 1.0):
+            if now - sender.last_request < sender.retry_s:
                 return
+            moved = sender.requested_at_mark != sender.mark
+            sender.retry_s = 1.0 if moved else min(2 * sender.retry_s, 30.0)
             sender.last_request, sender.requested_at_mark = now, sender.mark
         self.counters["replay_requests"] += 1
         marks = {name: p.mark for name, p in self.publishers.items()}
