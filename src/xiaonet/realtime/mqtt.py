@@ -11,7 +11,8 @@ broker URL ``mqtt://HOST:PORT/TOPIC``:
   range it can still resend) when it connects, a few
   seconds after each burst of picks, and when it closes; the broker sends ``state: "offline"`` for it (its will) when it vanishes.
 - ``TOPIC/replay``: a subscriber's ``{"marks": {publisher: seq}}`` asking every publisher to
-  resend its picks after that seq (all it keeps, for a publisher not named).
+  resend its picks after that seq (all it keeps, for a publisher not named); with
+  ``"only": true``, only the publishers named answer (a gap in one publisher's seq).
 - ``TOPIC/events``: events the associator declared, when it is asked to publish them.
 
 QoS 1 is "at least once": a pick may arrive twice (a publisher resends what the broker did not
@@ -313,11 +314,14 @@ class MqttPickSink:
 
     def _answer_replay(self, payload: bytes) -> None:
         try:
-            marks = json.loads(payload).get("marks", {})
+            request = json.loads(payload)
+            marks = request.get("marks", {})
             after = int(marks.get(self.publisher, -1))
         except (ValueError, AttributeError, TypeError):
             self.note(f"MQTT {self.address.replay_topic}: malformed replay request skipped: {payload[:80]!r}")
             return
+        if request.get("only") and self.publisher not in marks:
+            return  # a gap of another publisher
         self.counters["replay_requests"] += 1
         if not self._online.is_set():
             return

@@ -70,7 +70,7 @@ class _Publisher:
     above: set = field(default_factory=set)
     last_known: int = -1
     last_request: float = float("-inf")
-    retry_s: float = 1.0
+    retry_s: float = 2.0
     requested_at_mark: int | None = None
 
     @property
@@ -210,7 +210,7 @@ class PickSubscription:
                 sender.record(seq)
 
     def _ask_for_gaps(self) -> None:
-        """A gap stays open until filled: ask again, waiting 1 s, then twice as long each time the
+        """A gap stays open until filled: ask again, waiting 2 s, then twice as long each time the
         answer did not move it (up to 30 s); the request or its answer may be lost too."""
         for name, sender in self.publishers.items():
             if sender.gap:
@@ -227,11 +227,14 @@ class PickSubscription:
             if now - sender.last_request < sender.retry_s:
                 return
             moved = sender.requested_at_mark != sender.mark
-            sender.retry_s = 1.0 if moved else min(2 * sender.retry_s, 30.0)
+            sender.retry_s = 2.0 if moved else min(2 * sender.retry_s, 30.0)
             sender.last_request, sender.requested_at_mark = now, sender.mark
         self.counters["replay_requests"] += 1
-        marks = {name: p.mark for name, p in self.publishers.items()}
-        self.client.publish(self.address.replay_topic, json.dumps({"marks": marks}), qos=1)
+        if publisher is None:  # (re)connected: everyone, and all of it from those not heard from
+            request = {"marks": {name: p.mark for name, p in self.publishers.items()}}
+        else:  # a gap: only that publisher answers
+            request = {"marks": {publisher: self.publishers[publisher].mark}, "only": True}
+        self.client.publish(self.address.replay_topic, json.dumps(request), qos=1)
 
     def publish_event(self, line: dict) -> None:
         self.client.publish(self.address.events_topic, json.dumps(line), qos=1)

@@ -12,8 +12,8 @@ def run_subscription_command(url: str, options: ConnectionOptions, stations_path
                              delay_s: float = 40.0, clock: str = "wall", publish_events: bool = False,
                              duration_s: float | None = None, idle_exit_s: float | None = None,
                              quakeml: str | None = None, picks_csv: str | None = None) -> int:
-    """Returns the exit status: 0, 1 when picks came from stations not in ``stations_path`` or
-    messages were malformed, 2 for bad arguments."""
+    """Returns the exit status: 0, 1 when picks came from stations not in ``stations_path``, messages
+    were malformed or picks were lost (a publisher no longer held them), 2 for bad arguments."""
     from xiaonet.data.outputs import output_path_problem
     from xiaonet.detect.association import associate
     from xiaonet.detect.online import OnlineAssociator
@@ -46,10 +46,10 @@ def run_subscription_command(url: str, options: ConnectionOptions, stations_path
           f"{len(subscription.picks_per_publisher)} publisher(s) {subscription.picks_per_publisher}; "
           f"{summary.events} event(s) declared", file=sys.stderr)
     print(f"messages {c['messages']}: repeats dropped {c['repeated_seq']} (same publisher and seq), "
-          f"{c['same_pick_other_sender']} (same station, phase and time); malformed {c['malformed']}; "
+          f"{c['same_pick_other_sender']} (same station, phase and time); malformed {c['malformed']}; lost {c['lost']}; "
           f"late {summary.late}; replay requests {c['replay_requests']}; connections {c['connections']}",
           file=sys.stderr)
-    status = 1 if c["malformed"] else 0
+    status = 1 if c["malformed"] or c["lost"] else 0
     if detector.missing:
         print(f"error: {sum(detector.missing.values())} pick(s) at station(s) not in {stations_path}: "
               f"{sorted(detector.missing)}", file=sys.stderr)
