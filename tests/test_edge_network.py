@@ -56,6 +56,18 @@ def collect(subscription, until, timeout: float = 15.0, service=()) -> list[dict
     return rows
 
 
+def close_while_polling(publishers, subscription) -> list[dict]:
+    """Close publishers (each waits for a subscriber it has heard from to confirm its last pick)
+    while the subscription is polled, as ``detect --subscribe`` polls."""
+    rows: list[dict] = []
+    closers = [threading.Thread(target=publisher.close) for publisher in publishers]
+    for closer in closers:
+        closer.start()
+    while any(closer.is_alive() for closer in closers):
+        rows += subscription.next_picks(timeout=0.05)
+    return rows
+
+
 def connected(subscription, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not subscription._online.is_set() and time.monotonic() < deadline:
@@ -93,13 +105,13 @@ def test_a_broker_killed_and_restarted_mid_stream_loses_no_pick_and_repeats_none
                 broker.start()
         rows += collect(subscription, lambda got: len(rows) + len(got) >= 150 and not publisher.pending,
                         service=[publisher])
-        publisher.close()
-        rows += collect(subscription, lambda got: False, timeout=1.0)
+        rows += close_while_polling([publisher], subscription)
         subscription.stop()
     assert broker.starts == 2
     seqs = sorted(r["seq"] for r in rows)
     assert seqs == list(range(150)), f"lost {sorted(set(range(150)) - set(seqs))}, repeated {len(seqs) - len(set(seqs))}"
     assert publisher.counters["acknowledged"] == 150 and publisher.counters["undelivered"] == 0
+    assert publisher.counters["unconfirmed"] == 0
     assert publisher.counters["connections"] == 2 and publisher.counters["resent"] > 0
     assert subscription.counters["picks"] == 150 and subscription.counters["connections"] == 2
 
@@ -127,7 +139,7 @@ def test_a_slow_subscriber_gets_every_pick(tmp_path):
             publisher.flush()  # a live publisher answers replay requests
             rows += subscription.next_picks(timeout=0.05)
             time.sleep(0.02)  # and the subscriber reads slowly
-        publisher.close()
+        rows += close_while_polling([publisher], subscription)
         subscription.stop()
     assert sorted(r["seq"] for r in rows) == list(range(600))
     if broker.kind == "mosquitto":  # the broker dropped some: recovered by asking again
@@ -150,9 +162,8 @@ def test_two_publishers_of_one_station_and_malformed_messages(broker):
         second.pick(pick_row(i, "OWN"))
     raw.publish(address.topic, b"{not json", qos=1).wait_for_publish(5)
     raw.publish(address.topic, json.dumps({"station": "X"}), qos=1).wait_for_publish(5)
-    first.close()
-    second.close()
-    rows = collect(subscription, lambda got: len(got) >= 40 and subscription.counters["malformed"] >= 2)
+    rows = close_while_polling([first, second], subscription)
+    rows += collect(subscription, lambda got: len(rows) + len(got) >= 40 and subscription.counters["malformed"] >= 2)
     raw.disconnect()
     raw.loop_stop()
     subscription.stop()
@@ -222,12 +233,21 @@ def test_stream_replay_publishes_its_picks(broker, tmp_path, capsys):
     address = parse_broker_url(f"{broker.url}/replay/picks")
     subscription = PickSubscription(address)
     connected(subscription)
+    received: list[dict] = []
+    done = threading.Event()
+    poller = threading.Thread(target=lambda: [received.extend(subscription.next_picks(timeout=0.05))
+                                              for _ in iter(lambda: done.is_set(), True)])
+    poller.start()
     code = main(["stream", "--replay", str(path), "--picker", "stalta", "--publish", str(address),
                  "--publisher-id", "rjob"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     printed = [json.loads(line) for line in captured.out.splitlines()]
-    received = collect(subscription, lambda got: len(got) >= len(printed))
+    deadline = time.monotonic() + 10
+    while len(received) < len(printed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done.set()
+    poller.join()
     subscription.stop()
     assert printed and [{k: r[k] for k in printed[0]} for r in received] == printed
     assert {r["publisher"] for r in received} == {"rjob"} and received[0]["software"].startswith("xiaonet ")

@@ -174,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
     if publisher is not None:
         c = publisher.counters
         print(f"published to {args.publish} as {publisher.publisher}: {c['picks']} picks, {c['acknowledged']} "
-              f"acknowledged, {c['undelivered']} undelivered, {c['dropped']} dropped (buffer full); "
+              f"acknowledged, {c['undelivered']} undelivered, {c['unconfirmed']} unconfirmed by a subscriber, "
+              f"{c['dropped']} dropped (buffer full); "
               f"{c['messages_sent']} messages ({c['resent']} resent), {c['publish_bytes']} bytes of MQTT PUBLISH, "
               f"{c['connections']} connection(s)", file=sys.stderr)
     if getattr(source, "malformed", 0):
@@ -188,6 +189,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"xiaonet stream: {source.failure or f'never connected to SeedLink {args.seedlink}'}; "
               "nothing was picked", file=sys.stderr)
         return 1
-    if publisher is not None and (publisher.counters["undelivered"] or publisher.counters["dropped"]):
+    if publisher is not None and any(publisher.counters[k] for k in ("undelivered", "unconfirmed", "dropped")):
         return 1
     return report_failures("xiaonet stream", getattr(source, "failures", []))

@@ -187,12 +187,15 @@ class MqttPickSink:
         self.pending: OrderedDict[int, bytes] = OrderedDict()
         self.history: deque[tuple[int, bytes]] = deque(maxlen=int(history))
         self.counters = {"picks": 0, "messages_sent": 0, "resent": 0, "acknowledged": 0, "dropped": 0,
-                         "replay_requests": 0, "connections": 0, "publish_bytes": 0, "undelivered": 0}
+                         "replay_requests": 0, "connections": 0, "publish_bytes": 0, "undelivered": 0,
+                         "unconfirmed": 0}
         self._next_seq = 0
         self._mid_seq: dict[int, int] = {}
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # ("ack", mid) / ("up", None) / ("replay", bytes)
         self._online = threading.Event()
         self._sending = False
+        self._subscriber_seen = False  # a subscriber asked for a replay: it confirms what it has
+        self._confirmed = -1  # the highest seq a subscriber said it has, with all before it
         self._down_noted = False
         self._refused: str | None = None
         # the last seq told to subscribers (status), so one that missed the end of a burst asks for it
@@ -280,20 +283,35 @@ class MqttPickSink:
             self.note(f"MQTT {self.address}: broker not reachable; buffering picks (up to {self.max_buffer})")
 
     def close(self) -> None:
-        """Wait up to ``drain_s`` for the broker to acknowledge every pick, then disconnect; what
-        is still unacknowledged is counted in ``undelivered`` and named on ``note``."""
+        """Wait up to ``drain_s`` for the broker to acknowledge every pick and, once a subscriber
+        has been heard from (a replay request), for it to confirm the last one: a broker passes a
+        pick only to subscribers connected at that moment, so one restarting must still be able
+        to ask. Then disconnect. What the broker did not acknowledge is counted in
+        ``undelivered``, what no subscriber confirmed in ``unconfirmed``; both are named."""
         deadline = time.monotonic() + self.drain_s
         self.flush()
         while self.pending and time.monotonic() < deadline:
             time.sleep(0.05)
             self.flush()
-        self._status("finished")
-        time.sleep(0.1)
-        self.flush()
+        last, next_status = self._next_seq - 1, 0.0
+        while self._subscriber_seen and self._confirmed < last and time.monotonic() < deadline:
+            if time.monotonic() >= next_status:  # say again that we are done, until confirmed
+                self._status("finished")
+                next_status = time.monotonic() + 2.0
+            time.sleep(0.05)
+            self.flush()
+        if next_status == 0.0:
+            self._status("finished")
+            time.sleep(0.1)
+            self.flush()
         self.counters["undelivered"] = len(self.pending)
         if self.pending:
             self.note(f"MQTT {self.address}: {len(self.pending)} pick(s) not acknowledged by the broker after "
                       f"{self.drain_s:g} s; they were not delivered")
+        elif self._subscriber_seen and self._confirmed < last:
+            self.counters["unconfirmed"] = last - self._confirmed
+            self.note(f"MQTT {self.address}: no subscriber confirmed picks after seq {self._confirmed} of "
+                      f"{last} within {self.drain_s:g} s; a subscriber away when they were sent missed them")
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -322,6 +340,8 @@ class MqttPickSink:
             return
         if request.get("only") and self.publisher not in marks:
             return  # a gap of another publisher
+        self._subscriber_seen = True
+        self._confirmed = max(self._confirmed, after)
         self.counters["replay_requests"] += 1
         if not self._online.is_set():
             return

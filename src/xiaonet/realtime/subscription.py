@@ -77,6 +77,11 @@ class _Publisher:
     def gap(self) -> bool:
         return self.mark < self.last_known
 
+    @property
+    def missing(self) -> int:
+        """Picks it is known to have sent and that never arrived."""
+        return max(0, self.last_known - self.mark - len(self.above))
+
     def seen(self, seq: int) -> bool:
         return seq <= self.mark or seq in self.above
 
@@ -192,6 +197,8 @@ class PickSubscription:
     def _status(self, payload: bytes) -> None:
         try:
             status = json.loads(payload)
+            if not isinstance(status, dict):
+                raise TypeError("not a JSON object")
             name, last, oldest = str(status["publisher"]), status.get("last_seq"), status.get("oldest_seq")
             last = int(last) if last is not None else -1
             oldest = int(oldest) if oldest is not None else 0
@@ -208,7 +215,10 @@ class PickSubscription:
                       "were lost: it no longer holds them")
             for seq in lost:
                 sender.record(seq)
-
+        if status.get("state") == "finished" and self._online.is_set():
+            # confirm what we have (and ask for the rest): it waits for this before it leaves
+            self.client.publish(self.address.replay_topic,
+                                json.dumps({"marks": {name: sender.mark}, "only": True}), qos=1)
     def _ask_for_gaps(self) -> None:
         """A gap stays open until filled: ask again, waiting 2 s, then twice as long each time the
         answer did not move it (up to 30 s); the request or its answer may be lost too."""
