@@ -44,7 +44,7 @@ mqtt-broker:
 	else echo "note: no apt-get; the MQTT tests use amqtt instead of mosquitto"; fi
 
 # The shipped students' ONNX files (src/xiaonet/weights/NAME.onnx, what a torch-free install
-# picks with); rerun after shipping new weights (tests/test_picker_factory.py checks they match).
+# picks with); rerun after shipping new weights (tests/picking/test_loading.py checks they match).
 onnx-weights: $(STAMP)
 	$(BIN)/python -m xiaonet.picking.student_onnx
 

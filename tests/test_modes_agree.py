@@ -124,7 +124,7 @@ def test_half_sample_components_one_microsecond_apart_land_on_one_sample():
 def half_sample_file(tmp_path_factory) -> Path:
     """40 minutes of three components with P and S arrivals every 75 s, EHE starting at
     .005000 and EHN / EHZ at .004999, as the O2.WILZ recorder stamps them."""
-    from test_streaming import synthetic_stream
+    from tests.stream.test_engine import synthetic_stream
 
     stream = synthetic_stream(2400, "HALF", seed=3, events=tuple(np.arange(40.0, 2380.0, 75.0)))
     start = obspy.UTCDateTime("2024-02-03T05:14:28.004999")
@@ -137,7 +137,7 @@ def half_sample_file(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
 def test_plain_archive_and_stream_give_the_same_picks_on_half_sample_data(half_sample_file, runtime, tmp_path):
-    from test_streaming import sharp_student
+    from tests.stream.test_engine import sharp_student
 
     picker = sharp_student()
     if runtime == "onnx":

@@ -1,6 +1,6 @@
 """A run that finds nothing to pick says so in one line and exits non-zero; a SeedLink server
 never reached is an error after a bounded time. (Ctrl-C of an archive run, one line saying
-how to resume: tests/test_archive.py.)"""
+how to resume: tests/archive/test_command.py.)"""
 
 from __future__ import annotations
 

@@ -196,20 +196,20 @@ def test_record_too_short_and_low_rate_get_a_note():
 
 @pytest.fixture(scope="module")
 def sharp():
-    from test_streaming import sharp_student
+    from tests.stream.test_engine import sharp_student
 
     return sharp_student()
 
 
 @pytest.fixture(scope="module")
 def record():
-    from test_streaming import synthetic_stream
+    from tests.stream.test_engine import synthetic_stream
 
     return synthetic_stream(200, "REL", seed=3, events=(40.0, 130.0))
 
 
 def _streamed(picker, packets, **config):
-    from test_streaming import stream_all
+    from tests.stream.test_engine import stream_all
 
     from xiaonet.stream.settings import StreamingConfig
     from xiaonet.stream.engine import StreamingPicker
@@ -219,13 +219,13 @@ def _streamed(picker, packets, **config):
 
 
 def _packets(stream, seed=0, **kwargs):
-    from test_streaming import cut_packets
+    from tests.stream.test_engine import cut_packets
 
     return cut_packets(stream, np.random.default_rng(seed), **kwargs)
 
 
 def test_swapped_and_shuffled_packets_are_used_not_dropped(sharp, record):
-    from test_streaming import assert_same_picks
+    from tests.stream.test_engine import assert_same_picks
 
     offline = sharp.pick(record)
     packets = _packets(record, low=100, high=100, max_delay=0)
@@ -248,7 +248,7 @@ def test_swapped_and_shuffled_packets_are_used_not_dropped(sharp, record):
 
 
 def test_station_at_200_hz_streams_its_offline_picks(sharp, record):
-    from test_streaming import assert_same_picks
+    from tests.stream.test_engine import assert_same_picks
 
     fast = record.copy()
     for trace in fast:
@@ -276,7 +276,7 @@ def test_components_at_different_rates_stream_like_offline(sharp, record):
 
 
 def test_sub_sample_component_offsets_and_short_records_stream_like_offline(sharp, record):
-    from test_streaming import assert_same_picks
+    from tests.stream.test_engine import assert_same_picks
 
     shifted = record.copy()
     shifted.select(channel="HHN")[0].stats.starttime += 0.004
@@ -322,7 +322,7 @@ def _after(picks, start, window_s=61.0):
 
 @pytest.mark.parametrize("cut", [1, 137, 5555])
 def test_picks_do_not_move_when_the_record_start_moves(sharp, cut):
-    from test_streaming import synthetic_stream
+    from tests.stream.test_engine import synthetic_stream
 
     record = synthetic_stream(300, "GRD", seed=9, events=(40.0, 130.0, 220.0))
     reference = sharp.pick(record)
@@ -340,7 +340,7 @@ def test_picks_do_not_move_when_the_record_start_moves(sharp, cut):
 
 def test_edge_runtime_and_streaming_use_the_same_absolute_window_grid(sharp, tmp_path):
     pytest.importorskip("onnxruntime")
-    from test_streaming import assert_same_picks, synthetic_stream
+    from tests.stream.test_engine import assert_same_picks, synthetic_stream
 
     from xiaonet.edge import EdgePicker
     from xiaonet.export.onnx_files import export_onnx

@@ -236,7 +236,7 @@ class CPicker(EdgePicker):
 
 
 #: Largest |C - ONNX Runtime| probability difference accepted: fp32 as the ONNX export's own
-#: check, int8 as the project's int8 tolerance (tests/test_export.py).
+#: check, int8 as the project's int8 tolerance (tests/export/test_onnx_files.py).
 TOLERANCE = {"fp32": 1e-4, "int8": 0.1}
 
 

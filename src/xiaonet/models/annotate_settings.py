@@ -3,7 +3,7 @@ thresholds, shortest record): what ``model.annotate`` would use, for the runtime
 window the data themselves (streaming, the ONNX edge runtime).
 
 This is the one module that reads SeisBench's private attributes (``_annotate_args``,
-``_grouping``); ``tests/test_model.py`` checks them against the installed SeisBench, so a
+``_grouping``); ``tests/models/test_model.py`` checks them against the installed SeisBench, so a
 SeisBench release that renames them fails there, not in the field.
 """
 

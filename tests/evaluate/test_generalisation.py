@@ -9,7 +9,7 @@ import numpy as np
 import obspy
 import pytest
 
-from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
+from tests.distill.test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
 from xiaonet.data.config_files import ConfigError
 from xiaonet.distill.config import validate_config
 from xiaonet.data.records import DataError

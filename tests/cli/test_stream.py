@@ -10,8 +10,8 @@ import obspy
 import pytest
 import torch
 
-from seedlink_server import SeedLinkTestServer, records_from_stream
-from test_streaming import sharp_student, synthetic_stream
+from tests.seedlink_server import SeedLinkTestServer, records_from_stream
+from tests.stream.test_engine import sharp_student, synthetic_stream
 from xiaonet.cli import main
 from xiaonet.stream.packet_sources import ReplaySource, cut_into_packets, parse_address, parse_selection
 from xiaonet.data.picktable import PICK_COLUMNS

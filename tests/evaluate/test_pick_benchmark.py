@@ -8,7 +8,7 @@ import numpy as np
 import obspy
 import pytest
 import seisbench.util as sbu
-from test_evaluation import make_dataset
+from tests.evaluate.test_evaluation import make_dataset
 
 from xiaonet.evaluate.traces import LabelledDataset
 from xiaonet.picking.specs import build_picker, parse_picker_spec

@@ -14,7 +14,7 @@ from xiaonet.stream.settings import early_warning_config
 from xiaonet.stream.settings import StreamingConfig
 from xiaonet.stream.engine import StreamingPicker
 
-from test_streaming import assert_same_picks, cut_packets, stream_all, synthetic_stream
+from tests.stream.test_engine import assert_same_picks, cut_packets, stream_all, synthetic_stream
 
 
 def run_trigger(values, chunks, confirm):

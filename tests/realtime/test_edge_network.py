@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is in the test extra: pip install -e '.[test]'")
 
-from mqtt_broker import MqttTestBroker, broker_kind, free_port  # noqa: E402
+from tests.mqtt_broker import MqttTestBroker, broker_kind, free_port  # noqa: E402
 from xiaonet.cli import main  # noqa: E402
 from xiaonet.detect.synthetic import random_events, synthetic_network, synthetic_picks  # noqa: E402
 from xiaonet.detect.velocity import HomogeneousModel  # noqa: E402

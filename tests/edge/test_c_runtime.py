@@ -8,7 +8,7 @@ import numpy as np
 import obspy
 import pytest
 
-from test_export import write_example
+from tests.export.test_onnx_files import write_example
 from xiaonet.edge import EdgeModel, EdgePicker
 from xiaonet.edge.c_export import CExportError, write_c_model
 from xiaonet.edge.c_runtime import CModel, CPicker, CRuntimeError
@@ -47,7 +47,7 @@ def test_c_forward_equals_onnx_runtime_fp32(exported):
 
 
 def test_c_forward_int8_within_the_int8_tolerance(exported):
-    """The project's int8 tolerance (tests/test_export.py): probabilities within 0.1."""
+    """The project's int8 tolerance (tests/export/test_onnx_files.py): probabilities within 0.1."""
     c_model, reference = CModel(exported["c8"]), EdgeModel(exported["int8"])
     assert c_model.metadata.precision == "int8"
     for window in synthetic_windows([6001, 999, 100], np.random.default_rng(2)):

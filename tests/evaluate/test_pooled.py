@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_network_protocol import attach, protocol_config, protocol_data  # noqa: F401  (fixture)
-from test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
+from tests.evaluate.test_generalisation import attach, protocol_config, protocol_data  # noqa: F401  (fixture)
+from tests.distill.test_training import FakeTeacher, tiny_config, tiny_data  # noqa: F401  (fixture)
 from xiaonet.distill.splits import load_data
 from xiaonet.distill.selection import score_records
 from xiaonet.evaluate.pooled import RecordScore, pool, pooled_table, score_each_record

@@ -11,7 +11,7 @@ from xiaonet.data.config_files import ConfigError
 
 from xiaonet.distill.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict, load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_unknown_top_level_key_lists_the_valid_ones():

@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from test_evaluation import make_dataset
+from tests.evaluate.test_evaluation import make_dataset
 
 from xiaonet.cli import main
 
@@ -129,7 +129,7 @@ def test_shipped_study_configs_load():
 
     from xiaonet.evaluate.studies import load_study
 
-    paths = sorted((Path(__file__).resolve().parents[1] / "configs" / "studies").glob("*.json"))
+    paths = sorted((Path(__file__).resolve().parents[2] / "configs" / "studies").glob("*.json"))
     assert {load_study(p).kind for p in paths} == {"baseline", "size", "window", "distillation", "generalisation"}
 
 

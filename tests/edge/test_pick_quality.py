@@ -90,7 +90,7 @@ def test_p_is_measured_on_the_vertical_and_s_on_both_horizontals():
 
 
 def test_hh_and_hn_of_one_station_give_two_pick_sets_told_apart(tmp_path):
-    from test_streaming import sharp_student, synthetic_stream
+    from tests.stream.test_engine import sharp_student, synthetic_stream
 
     from xiaonet.archive.command import pick_files
 
@@ -190,7 +190,7 @@ def test_archive_chunks_keep_the_quality_columns_and_read_older_ones():
 
 
 def test_stalta_picks_carry_channel_and_rise_time_offline_and_streamed():
-    from test_streaming import synthetic_stream
+    from tests.stream.test_engine import synthetic_stream
 
     from xiaonet.picking.stalta import StaLtaPicker
     from xiaonet.stream.streaming_stalta import StreamingStaLta
@@ -210,8 +210,8 @@ def test_early_warning_picks_carry_the_same_quality_offline_and_streamed_without
     """An early-warning student (lookahead 0.2 s) measures its signal window over its
     lookahead, which the engine holds when a pick is final: same values whatever the
     packets, every pick measured."""
-    from test_early_warning import early_warning_student
-    from test_streaming import synthetic_stream
+    from tests.stream.test_early_warning import early_warning_student
+    from tests.stream.test_engine import synthetic_stream
 
     from xiaonet.picking.pickers import ModelPicker
     from xiaonet.stream.engine import StreamingPicker

@@ -97,7 +97,7 @@ def test_each_shipped_onnx_file_is_its_weights(name):
 
 def test_package_data_ships_the_onnx_files():
     tomllib = pytest.importorskip("tomllib")
-    data = tomllib.loads(Path(__file__).parents[1].joinpath("pyproject.toml").read_text())
+    data = tomllib.loads(Path(__file__).parents[2].joinpath("pyproject.toml").read_text())
     assert "weights/*.onnx" in data["tool"]["setuptools"]["package-data"]["xiaonet"]
 
 
