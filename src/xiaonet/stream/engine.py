@@ -39,17 +39,16 @@ Windows from all stations that are ready are predicted in one batch per call of
 :meth:`StreamingPicker.feed_many` (or :meth:`StreamingPicker.process`), so a thousand
 stations cost one model call per batch, not one per station.
 
-Why this module is longer than ~400 lines: the engine is one state machine over the station
-buffers (packets in, frontier, segments, windows, stacking, triggers, emitted picks); the
-buffers, the trigger, the predictors and the settings live in their own modules, and what
-is left here shares the engine's state on every step.
+This module holds steps 1-2 (packets in, the frontier); steps 3-4 are
+:class:`xiaonet.stream.segments.SegmentWindows` and step 5
+:class:`xiaonet.stream.emission.PickEmission`, parts of the one engine class that share its
+state. The buffers, the trigger, the predictors and the settings live in their own modules.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from typing import Callable, Iterable
 
 import numpy as np
@@ -57,13 +56,14 @@ import obspy
 
 from xiaonet.data.streams import component_index
 from xiaonet.stream.consumer import PacketConsumer
+from xiaonet.stream.emission import PickEmission
+from xiaonet.stream.segments import SegmentWindows
 from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model
 from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
-from xiaonet.edge.pick_quality import signal_seconds, snr_components, snr_db, snr_span, uncertainty_from_width
-from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger, run_width
+from xiaonet.edge.pick_quality import signal_seconds, snr_components, snr_span
 from xiaonet.stream.resampling import ChannelResampler
-from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
+from xiaonet.stream.station import PendingWindow, StationBuffer
 from xiaonet.edge.windowing import STACKING_METHODS
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ logger = logging.getLogger(__name__)
 # --- The engine --------------------------------------------------------------------------
 
 
-class StreamingPicker(PacketConsumer):
+class StreamingPicker(SegmentWindows, PickEmission, PacketConsumer):
     """Per-station streaming picking with any picker of the project's interface.
 
     :param picker: a :class:`xiaonet.picking.pickers.ModelPicker` (student or teacher), an ONNX
@@ -385,264 +385,3 @@ class StreamingPicker(PacketConsumer):
         station.stopped[component] = False
         self.note(f"{station.key}: component {self.predictor.component_order[component]} "
                   "sends data again")
-
-    def _window_start(self, seg: Segment) -> int:
-        """Oldest absolute sample the segment's next window needs."""
-        if seg.end is not None:  # its last windows are predicted in the same call
-            return seg.final_upto
-        return min(self._offset(seg, seg.next_window), seg.final_upto)
-
-    def _offset(self, seg: Segment, k: int) -> int:
-        """Absolute start of the segment's ``k``-th regular window."""
-        if seg.phase == 0:
-            return seg.start + k * self.step
-        return seg.start if k == 0 else seg.start + seg.phase + (k - 1) * self.step
-
-    # --- frontier, segments, windows ---------------------------------------------------
-
-    def _advance(self, station: StationBuffer, flush: bool) -> list[PendingWindow]:
-        rate = station.sampling_rate
-        seen = station.seen
-        if not seen.any():
-            return []
-        newest = int(station.end[seen].max())
-        timeout = int(self.config.channel_timeout * rate)
-        for c in np.flatnonzero(~station.stopped):
-            if newest - int(station.end[c]) > timeout and self._lag(station, c, newest) > timeout:
-                station.stopped[c] = True
-                self.counters["channels_stopped"] += 1
-                what = "is more than" if seen[c] else "has sent nothing for"
-                self.note(f"{station.key}: component {self.predictor.component_order[c]} {what} "
-                          f"{self.config.channel_timeout:g} s behind; treated as missing (zeros)")
-        live = ~station.stopped
-        if flush or not live.any():
-            frontier = newest
-        else:
-            # A hole in a live channel is waited for (a reordered packet may fill it) until the
-            # channel has sent reorder_window seconds of newer data; then it is missing data.
-            reorder = int(self.config.reorder_window * rate)
-            frontier = min(max(station.contiguous_end(int(c)), int(station.end[c]) - reorder)
-                           for c in np.flatnonzero(live))
-        windows: list[PendingWindow] = []
-        if frontier > station.processed:
-            lo, hi = station.processed - station.base, frontier - station.base
-            any_present = station.present[:, lo:hi].any(axis=0)
-            consumed, new_windows = self._segment_runs(station, any_present, station.processed, flush)
-            windows += new_windows
-            station.processed = consumed
-        if flush and station.segments and station.segments[-1].end is None:
-            windows += self._close(station, station.segments[-1], station.processed)
-        for seg in station.segments:
-            if seg.end is None:
-                windows += self._regular_windows(station, seg, station.processed)
-        return windows
-
-    @staticmethod
-    def _lag(station: StationBuffer, component: int, newest: int) -> int:
-        """Samples the other components delivered after this one's last (gaps not counted)."""
-        lo = max(int(station.end[component]), station.base) - station.base
-        return int(station.present[:, lo : newest - station.base].any(axis=0).sum())
-
-    def _segment_runs(self, station: StationBuffer, any_present: np.ndarray, offset: int,
-                      flush: bool) -> tuple[int, list[PendingWindow]]:
-        """Open and close records along runs of received / missing samples.
-
-        Returns the absolute index up to which the span was consumed (a trailing run of
-        missing samples is left for later unless flushing: its length is not known yet).
-        """
-        windows: list[PendingWindow] = []
-        if any_present.all():  # the usual case: data on some channel at every sample
-            if not station.segments or station.segments[-1].end is not None:
-                station.segments.append(self._new_segment(station, offset))
-            return offset + any_present.size, windows
-        change = np.flatnonzero(np.diff(any_present.astype(np.int8))) + 1
-        bounds = np.concatenate([[0], change, [any_present.size]])
-        max_fill = int(self.config.max_fill * station.sampling_rate)
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            a_abs, b_abs = offset + int(a), offset + int(b)
-            segs = station.segments
-            current = segs[-1] if segs and segs[-1].end is None else None
-            if any_present[a]:
-                if current is None:
-                    station.segments.append(self._new_segment(station, a_abs))
-                continue
-            closed_run = b < any_present.size
-            if not closed_run and not flush:
-                return a_abs, windows
-            if current is None:
-                continue
-            if self.config.gap_policy == "zero-fill" and closed_run and b_abs - a_abs <= max_fill:
-                current.filled.append((a_abs, b_abs))
-                self.counters["zero_filled_samples"] += b_abs - a_abs
-                continue
-            if closed_run:
-                self.counters["gaps"] += 1
-            windows += self._close(station, current, a_abs)
-        return offset + any_present.size, windows
-
-    def _new_segment(self, station: StationBuffer, start: int) -> Segment:
-        triggers = [TriggerState(ph, self.predictor.thresholds.get(ph, 0.3)) for ph in self.phase_channels]
-        phase = 0
-        if self.config.mode == "offline" and getattr(self.predictor, "window_grid", "record") == "absolute":
-            # the offline grid: absolute index of the record's first sample
-            phase = (-(station.epoch_index + start)) % self.step
-        return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start, phase=phase)
-
-    def _regular_windows(self, station: StationBuffer, seg: Segment, until: int) -> list[PendingWindow]:
-        windows = []
-        while self._offset(seg, seg.next_window) + self.in_samples <= until:
-            offset = self._offset(seg, seg.next_window)
-            owns = None
-            if self.config.mode == "low-latency":
-                owned_end = offset + self.in_samples - self.lookahead
-                owns = (seg.owned_upto, owned_end)
-                seg.owned_upto = owned_end
-            windows.append(PendingWindow(station, seg, offset, self.in_samples, owns))
-            seg.next_window += 1
-        return windows
-
-    def _close(self, station: StationBuffer, seg: Segment, end: int) -> list[PendingWindow]:
-        """End a record at absolute ``end`` and schedule its remaining windows."""
-        windows = self._regular_windows(station, seg, end)
-        seg.end = end
-        n = end - seg.start
-        if n < self.in_samples:
-            # Shorter than one window: a fully convolutional model predicts it whole (records
-            # under min_record_s are dropped, as offline); other models give nothing.
-            if (self.predictor.dynamic_length and n > 0
-                    and (n - 1) / station.sampling_rate >= self.predictor.min_record_s):
-                windows.append(PendingWindow(station, seg, seg.start, n, (seg.start, end)))
-        elif self.config.mode == "offline":
-            last_regular = self._offset(seg, seg.next_window - 1)
-            if last_regular + self.in_samples < end:
-                windows.append(PendingWindow(station, seg, end - self.in_samples, self.in_samples))
-        elif seg.owned_upto < end:
-            windows.append(PendingWindow(station, seg, end - self.in_samples, self.in_samples,
-                                   (seg.owned_upto, end)))
-        seg.owned_upto = end
-        return windows
-
-    # --- prediction and stacking -------------------------------------------------------
-
-    def _predict(self, windows: list[PendingWindow]) -> None:
-        if not windows:
-            return
-        by_length: dict[int, list[PendingWindow]] = defaultdict(list)
-        for w in windows:
-            by_length[w.length].append(w)
-        predictions: dict[int, np.ndarray] = {}
-        for length, group in by_length.items():
-            for i in range(0, len(group), self.config.batch_size):
-                chunk = group[i : i + self.config.batch_size]
-                batch = np.stack([
-                    w.station.data[:, w.offset - w.station.base : w.offset - w.station.base + length]
-                    for w in chunk
-                ])
-                started = time.process_time()
-                out = self.predictor.predict(batch)
-                self.model_seconds += time.process_time() - started
-                self.counters["model_calls"] += 1
-                for w, pred in zip(chunk, out):
-                    predictions[id(w)] = pred
-        self.counters["windows"] += len(windows)
-        # Stack in the order the windows were cut (ascending offsets per station), as offline.
-        for w in windows:
-            self._stack(w, predictions[id(w)])
-
-    def _stack(self, w: PendingWindow, prediction: np.ndarray) -> None:
-        st = w.station
-        prediction = np.asarray(prediction, dtype=np.float32)[self.phase_rows]
-        if self.config.mode == "low-latency":
-            a, b = w.owns
-            a, b = max(a, w.offset), min(b, w.offset + w.length)
-            if b > a:
-                lo, hi = a - st.base, b - st.base
-                st.prob_sum[:, lo:hi] = prediction[:, a - w.offset : b - w.offset]
-                st.prob_count[:, lo:hi] = ~np.isnan(prediction[:, a - w.offset : b - w.offset])
-            return
-        lo, hi = w.offset - st.base, w.offset - st.base + w.length
-        valid = ~np.isnan(prediction)
-        if self.predictor.stacking == "max":
-            current = np.where(st.prob_count[:, lo:hi] > 0, st.prob_sum[:, lo:hi], np.nan)
-            st.prob_sum[:, lo:hi] = np.nan_to_num(np.fmax(current, prediction), nan=0.0)
-        else:
-            st.prob_sum[:, lo:hi] += np.where(valid, prediction, np.float32(0))
-        st.prob_count[:, lo:hi] += valid
-
-    # --- final samples, triggers, emission ---------------------------------------------
-
-    def _final_boundary(self, station: StationBuffer, seg: Segment) -> int:
-        """Absolute index below which the segment's probabilities can no longer change."""
-        if seg.end is not None:
-            return seg.end
-        if self.config.mode == "low-latency":
-            return seg.owned_upto
-        # Regular windows are cut as soon as their data is in, so no future regular window
-        # covers samples before the processed frontier minus one window, and the end-of-record
-        # window (offset = record length - in_samples >= frontier - in_samples) cannot either.
-        return max(seg.start, min(self._offset(seg, seg.next_window),
-                                  station.processed - self.in_samples))
-
-    def _finalize(self, station: StationBuffer) -> list[EmittedPick]:
-        emitted: list[EmittedPick] = []
-        for seg in list(station.segments):
-            boundary = self._final_boundary(station, seg)
-            if boundary > seg.final_upto:
-                lo, hi = seg.final_upto - station.base, boundary - station.base
-                count = station.prob_count[:, lo:hi].astype(np.float32)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    if self.predictor.stacking == "max" or self.config.mode == "low-latency":
-                        values = np.where(count > 0, station.prob_sum[:, lo:hi], np.float32(np.nan))
-                    else:
-                        values = np.where(count > 0, station.prob_sum[:, lo:hi] / np.maximum(count, 1),
-                                          np.float32(np.nan))
-                for trig in seg.triggers:
-                    ch = self.phase_channels[trig.phase]
-                    for on, off, peak, value, width in advance_trigger(trig, values[ch], seg.final_upto,
-                                                                       confirm=self.config.confirm):
-                        emitted += self._emit(station, seg, trig.phase, on, off, peak, value, width)
-                seg.final_upto = boundary
-            if seg.end is not None and seg.final_upto >= seg.end:
-                for trig in seg.triggers:
-                    if trig.on is not None and not trig.confirmed:
-                        emitted += self._emit(station, seg, trig.phase, trig.on, seg.end - 1,
-                                              trig.peak, trig.peak_value, run_width(trig, seg.end - 1))
-                    trig.run_start, trig.on, trig.confirmed, trig.run_values = None, None, False, []
-                station.segments.remove(seg)
-        return emitted
-
-    def _emit(self, station: StationBuffer, seg: Segment, phase: str, on: int, off: int,
-              peak: int, value: float, width: int) -> list[EmittedPick]:
-        guard = int(self.config.fill_guard * station.sampling_rate)
-        for a, b in seg.filled:
-            if on < b + guard and off >= a:
-                self.counters["suppressed_picks"] += 1
-                return []
-        pick = EdgePick(
-            trace_id=station.trace_id,
-            start_time=station.pick_time_of(on),
-            end_time=station.pick_time_of(off),
-            peak_time=station.pick_time_of(peak),
-            peak_value=float(value),
-            phase=phase,
-            channel=station.key.rsplit(".", 1)[-1] + "?",
-            uncertainty_s=uncertainty_from_width(width, station.sampling_rate),
-            snr_db=self._snr(station, seg, phase, peak),
-        )
-        self.counters["picks"] += 1
-        return [EmittedPick(pick, self.picker_name, obspy.UTCDateTime(), station.newest_time())]
-
-    def _snr(self, station: StationBuffer, seg: Segment, phase: str, peak: int) -> float:
-        """The pick's SNR on the record's samples as offline picking sees them (the record from
-        ``seg.start``; NaN where the windows leave it, as offline at a block's edge). Its
-        signal window is always received by now, so no pick waits for it: a final sample is a
-        window behind the data (offline mode) or ``lookahead`` (low-latency mode, whose signal
-        window is at most that long: :func:`xiaonet.edge.pick_quality.signal_seconds`)."""
-        rate = station.sampling_rate
-        before, after = snr_span(rate, self.signal_s)
-        end = seg.end if seg.end is not None else station.processed
-        if peak - before < seg.start or peak + after > end or peak - before < station.base:
-            return float("nan")
-        rows = self._snr_rows[phase]
-        lo = peak - before - station.base
-        return snr_db(station.data[rows, lo: lo + before + after], before, rate, self.signal_s)
