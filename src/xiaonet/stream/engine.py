@@ -372,6 +372,9 @@ class StreamingPicker(PacketConsumer):
         if not station.seen[component]:
             station.seen[component] = True
             station.end[component] = stop
+            # Before a component's first packet there is nothing to wait for: the buffer's start
+            # margin is no hole (else a new station would wait reorder_window before any window)
+            station.contiguous[component] = max(int(station.contiguous[component]), first)
         else:
             station.end[component] = max(int(station.end[component]), stop)
         if station.stopped[component]:
