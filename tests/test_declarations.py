@@ -244,3 +244,49 @@ def test_the_session_counts_the_replay_latency_in_after_origin(scene):
         declared = obspy.UTCDateTime(line["declared_at"])
         assert line["after_origin_s"] == pytest.approx(declared + 3.0 - obspy.UTCDateTime(line["time"]), abs=2e-3)
         assert declared.timestamp <= max(times) + 15.0 and line["magnitude"] is None
+
+
+def test_records_from_the_index_hold_their_own_picks_and_negative_latency_is_refused(tmp_path, capsys):
+    from xiaonet.cli import main
+    from xiaonet.data.picktable import write_csv
+    from xiaonet.speed.declarations import records_from_index
+
+    index = tmp_path / "index.csv"
+    index.write_text("dataset,file,network,station,start,end\n"
+                     "a,a/XX.AAA.1.mseed,XX,AAA,2020-01-01T00:00:00Z,2020-01-01T01:00:00Z\n"
+                     "a,a/XX.AAA.2.mseed,XX,AAA,2020-02-01T00:00:00Z,2020-02-01T02:00:00Z\n"
+                     "b,b/YY.BBB.mseed,YY,BBB,2020-01-01T00:00:00Z,2020-01-01T01:00:00Z\n")
+    row = {"network": "XX", "station": "AAA", "location": "", "phase": "P", "probability": "0.9", "picker": "x"}
+    write_csv([dict(row, time="2020-01-01T00:10:00.000000Z"), dict(row, time="2020-02-01T01:30:00.000000Z"),
+               dict(row, time="2020-02-01T01:40:00.000000Z")], tmp_path / "picks.csv")
+    records = records_from_index(index, [str(tmp_path / "picks.csv")])
+    assert sorted(records) == ["a/XX.AAA.1.mseed", "a/XX.AAA.2.mseed"]  # BBB has no picks: not in
+    assert [len(records[k][0]) for k in sorted(records)] == [1, 2]
+    segments = cut_segments(records)
+    assert [s.seconds for s in segments] == [3600.0, 3600.0, 3600.0]
+    assert [len(s.offsets) for s in segments] == [1, 0, 2]
+    assert records_from_index(index, [str(tmp_path / "picks.csv")], datasets={"b"}) == {
+        "b/YY.BBB.mseed": ([], obspy.UTCDateTime("2020-01-01").timestamp, obspy.UTCDateTime("2020-01-01T01").timestamp)}
+
+    paths = two_station_files(tmp_path)
+    assert main(["stream", "--replay", *paths, "--latency", "-1"]) == 2
+    assert "--latency must be zero or positive" in capsys.readouterr().err
+
+
+def test_alert_timeline_figure_is_written(tmp_path):
+    from xiaonet.speed.declarations import EventFolder, plot_alert_timeline
+
+    stations = synthetic_network(6, extent_km=20.0, seed=2)
+    path = tmp_path / "stations.csv"
+    path.write_text("id,latitude,longitude,elevation\n" + "".join(
+        f"{sid},{lat},{lon},{el}\n" for sid, lat, lon, el in
+        zip(stations.ids, stations.latitude, stations.longitude, stations.elevation)))
+    origin = START + 10.0
+    event = EventFolder([], str(path), "6.0,3.5", origin, float(stations.latitude[0]), float(stations.longitude[0]),
+                        3.0)
+    picks = [{"network": "XX", "station": sid.split(".")[1], "phase": "P", "time": str(origin + 1.0 + i * 0.3),
+              "delay_s": 1.2} for i, sid in enumerate(stations.ids)]
+    versions = [{"event": 0, "version": 1, "status": "new", "declared_at": str(origin + 2.8), "n_stations": 5},
+                {"event": 0, "version": 2, "status": "final", "declared_at": str(origin + 25.0), "n_stations": 6}]
+    plot_alert_timeline(event, {"picks": picks, "versions": versions}, tmp_path / "timeline.png", latency_s=0.5)
+    assert (tmp_path / "timeline.png").stat().st_size > 10_000

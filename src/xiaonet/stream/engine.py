@@ -61,7 +61,7 @@ from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model
 from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
 from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
-from xiaonet.stream.resampling import ChannelResampler
+from xiaonet.stream.resampling import LOW_LATENCY_MARGIN_S, ChannelResampler
 from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
 from xiaonet.edge.windowing import STACKING_METHODS
 
@@ -257,11 +257,15 @@ class StreamingPicker(PacketConsumer):
         # Another rate: resampled to the model's as it arrives, as offline picking resamples
         resampler = self._resamplers.get(ids)
         if resampler is None:
-            resampler = self._resamplers[ids] = ChannelResampler(rate, model_rate, self.config.reorder_window)
+            # offline mode: the offline result's context; low-latency: a short one (latency)
+            margin = None if self.config.mode == "offline" else LOW_LATENCY_MARGIN_S
+            resampler = self._resamplers[ids] = ChannelResampler(rate, model_rate, self.config.reorder_window,
+                                                                 margin_s=margin)
             low = " (little of the model's band survives: expect fewer picks)" if (
                 rate * LOW_RATE_FACTOR <= model_rate) else ""
+            how = "as offline" if margin is None else f"with {margin:g} s of context"
             self._warn_once(key, f"resample {rate}", f"{packet.id}: {rate:g} Hz resampled to "
-                            f"{model_rate:g} Hz for {self.picker_name}, as offline{low}")
+                            f"{model_rate:g} Hz for {self.picker_name}, {how}{low}")
         self.counters["resampled_packets"] += 1
         duplicates = resampler.duplicates
         for piece in resampler.feed(packet):
