@@ -122,7 +122,7 @@ def test_cli_writes_quakeml_events_and_assignments(scene, tmp_path, capsys):
     (tmp_path / "ref.json").write_text(json.dumps({"evla": truth.latitude, "evlo": truth.longitude,
                                                    "evdp": truth.depth_km, "evt0": str(truth.time)}))
     code = main(["detect", str(tmp_path / "picks.csv"), "--stations", str(tmp_path / "stations.csv"),
-                 "--vp", "6.0", "--vs", "3.5", "--out", str(tmp_path / "cat.xml"), "--csv", str(tmp_path / "ev.csv"),
+                 "--velocity", "6.0,3.5", "--out", str(tmp_path / "cat.xml"), "--csv", str(tmp_path / "ev.csv"),
                  "--assignments", str(tmp_path / "as.csv"), "--plot", str(tmp_path / "maps"),
                  "--reference", str(tmp_path / "ref.json")])
     assert code == 0
@@ -161,7 +161,7 @@ def test_picks_at_unknown_stations_are_listed_counted_and_the_rest_associated(sc
     write_csv(rows, tmp_path / "picks.csv")
     write_stations_csv(known, tmp_path / "stations.csv")
     code = main(["detect", str(tmp_path / "picks.csv"), "--stations", str(tmp_path / "stations.csv"),
-                 "--csv", str(tmp_path / "ev.csv"), "--vp", "6.0", "--vs", "3.5"])
+                 "--csv", str(tmp_path / "ev.csv"), "--velocity", "6.0,3.5"])
     assert code == 1
     err = capsys.readouterr().err
     lost = [r for r in rows if f"{r['network']}.{r['station']}" in stations.ids[-2:]]
@@ -248,7 +248,7 @@ def test_stream_detect_gives_the_events_of_detect_on_the_same_picks(shared_dir, 
     files = [str(p) for p in sorted(tmp_path.glob("*.mseed"))]
     stations, velocity = str(folder / "station-okl.xml"), str(folder / "okl.tvel")
     code = main(["stream", "--replay", *files, "--picker", "xiaonet-s", "--mode", "low-latency",
-                 "--detect", stations, "--detect-velocity", velocity, "--detect-delay", "20",
+                 "--detect", stations, "--velocity", velocity, "--detect-delay", "20",
                  "--out", str(tmp_path / "picks.csv")])
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

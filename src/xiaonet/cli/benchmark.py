@@ -50,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed (calibration windows, synthetic data)")
     parser.add_argument("--weights", default="original", help="teacher weights name")
     parser.add_argument("--workdir", default=None, help="folder for the exported ONNX files (default: temp)")
-    parser.add_argument("--out", default=None, help="write the full report as JSON")
+    parser.add_argument("--out", default=None, metavar="JSON", help="write the full report as JSON")
     return parser
 
 

@@ -24,10 +24,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="*", help="pick tables (.csv) or waveform files, folders or globs")
     parser.add_argument("--stations", help="StationXML (any inventory ObsPy reads) or a CSV with columns "
                         "id (NET.STA), latitude, longitude, elevation (m)")
-    velocity = parser.add_argument_group("velocity model (default: 0D, --vp 6.0, --vs = vp / 1.73)")
-    velocity.add_argument("--velocity", metavar="FILE", help="1D model: a .tvel file or a CSV with columns depth, vp, vs")
-    velocity.add_argument("--vp", type=float, default=None, help="0D model: P velocity (km/s)")
-    velocity.add_argument("--vs", type=float, default=None, help="0D model: S velocity (km/s)")
+    parser.add_argument("--velocity", metavar="VP,VS|FILE", default=None,
+                        help="velocity model: VP,VS in km/s (0D) or a 1D model file (.tvel, or a CSV with columns "
+                        "depth, vp, vs); default 0D 6.0,3.47")
     out = parser.add_argument_group("outputs")
     out.add_argument("--out", metavar="QUAKEML", help="QuakeML catalog (events, origins, arrivals, picks)")
     out.add_argument("--csv", metavar="FILE", help="events CSV (default: printed to stdout)")
@@ -61,19 +60,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--benchmark-picks", type=int, default=10_000, help="picks in the benchmark (default 10000)")
     parser.add_argument("--repeats", type=int, default=5, help="benchmark runs; the median is reported")
     return parser
-
-
-def _model(args):
-    from xiaonet.detect.velocity import HomogeneousModel, VelocityModelError, read_velocity_model
-
-    if args.velocity and (args.vp or args.vs):
-        raise VelocityModelError("give either --velocity FILE (1D) or --vp/--vs (0D), not both")
-    if args.velocity:
-        return read_velocity_model(args.velocity)
-    vp, vs = args.vp or 6.0, args.vs or (args.vp or 6.0) / 1.73
-    if not 0 < vs < vp:
-        raise VelocityModelError(f"--vp {vp} --vs {vs}: need 0 < vs < vp")
-    return HomogeneousModel(vp, vs)
 
 
 def _pick_files(args, destination: Path) -> int:
@@ -111,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.detect.association import AssociationConfig, PickTableError, associate
     from xiaonet.detect.reference import ReferenceEventError, parse_reference
     from xiaonet.detect.stations import StationError, read_stations
-    from xiaonet.detect.velocity import VelocityModelError
+    from xiaonet.detect.velocity import DEFAULT_VELOCITY, VelocityModelError, velocity_model
     from xiaonet.data.picktable import read_csv
 
     try:
-        model = _model(args)
+        model = velocity_model(args.velocity or DEFAULT_VELOCITY)
     except VelocityModelError as error:
         print(f"xiaonet detect: {error}", file=sys.stderr)
         return 2

@@ -61,7 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "penalised), one table row per network")
     parser.add_argument("--tolerance", type=float, default=0.5,
                         help="a pick within this many seconds of the analyst pick is a hit (0.5)")
-    parser.add_argument("--out", default="evaluation", help="output folder (default: evaluation)")
+    parser.add_argument("--out", default="evaluation", metavar="DIR", help="output folder (default: evaluation)")
     parser.add_argument("--gain", type=float, action="append", default=[], metavar="FACTOR",
                         help="also evaluate every dataset multiplied by FACTOR, named DATASETxFACTOR "
                         "(e.g. 1e-20 imitates data stored in m/s); the stored data is always evaluated")
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
-    import torch
+    from xiaonet.models.model import set_torch_threads
 
     from xiaonet.evaluate.evaluation import evaluate, EvaluationSettings
     from xiaonet.data.records import DataError
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.evaluate.pick_benchmark import BenchmarkSettings, benchmark_pickers
     from xiaonet.evaluate.reports import write_evaluation_outputs
 
-    torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args.threads)
     problems: list[str] = []
     try:
         from xiaonet.cli.options import picker_texts
@@ -184,13 +184,13 @@ def run_protocol(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    import torch
+    from xiaonet.models.model import set_torch_threads
 
     from xiaonet.cli.options import picker_texts, split_picker_list
     from xiaonet.evaluate.pooled import SPLITS, evaluate_protocol, pooled_table, source_table, write_pooled
     from xiaonet.picking.specs import build_picker, parse_picker_spec
 
-    torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args.threads)
     splits = [s for text in (args.split or ["validation"]) for s in split_picker_list(text)]
     unknown = [s for s in splits if s not in SPLITS]
     if unknown or args.gain or args.exclude_training or args.reference != "analyst" or args.dataset:

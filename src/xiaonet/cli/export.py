@@ -29,7 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--format", default="onnx", choices=["onnx", "c"],
                         help="onnx (default), or c: a folder with the C99 runtime (header, source, weights, "
                         "README) generated from the exported ONNX file (with --int8: from the int8 one)")
-    parser.add_argument("--out", required=True, help="output file (fp32 ONNX; int8 goes to OUT with .int8.onnx); "
+    parser.add_argument("--out", required=True, metavar="ONNX_FILE|C_DIR", help="output file (fp32 ONNX; int8 goes to OUT with .int8.onnx); "
                         "with --format c an output folder")
     parser.add_argument("--window", type=int, default=None,
                         help="--format c: samples per window of the C runtime (default: the model's, 6001 for "
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "c":
         return run_c(args)
     import numpy as np
-    import torch
+    from xiaonet.models.model import set_torch_threads
 
     from xiaonet.export.onnx_files import (
         ExportError,
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from xiaonet.edge.windowing import synthetic_windows
     from xiaonet.evaluate.exported_models import compare_picks_on_dataset
 
-    torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args.threads)
     out = Path(args.out)
     try:
         from xiaonet.edge.picks import parse_thresholds

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="pick ObsPy's bundled example event (BW.RJOB, 2009-08-24) instead of files",
     )
     add_picker_options(parser)
-    parser.add_argument("--out", default=None, help="CSV pick table (default: print to stdout)")
+    parser.add_argument("--out", default=None, metavar="CSV", help="CSV pick table (default: print to stdout)")
     parser.add_argument("--quakeml", default=None, help="also write picks as QuakeML")
     parser.add_argument("--plot", default=None, metavar="DIR", help="one figure per station into DIR")
     parser.add_argument("--threads", type=int, default=1, help="threads of the model runtime (default 1)")

@@ -68,15 +68,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="SeedLink: longest wait between reconnect attempts (s)")
     parser.add_argument("--connect-timeout", type=float, default=60.0,
                         help="SeedLink: give up (exit status 1) when no connection was made in this long (s)")
-    parser.add_argument("--out", dest="out", default=None,
+    parser.add_argument("--out", default=None, metavar="CSV",
                         help="append picks to this CSV pick table (the columns of xiaonet pick --out, plus "
                         "emitted_at)")
     parser.add_argument("--detect", metavar="STATIONS", default=None,
                         help="also associate the picks into events (xiaonet detect; StationXML or station "
                         "CSV) and print each event version as a JSON line with \"type\": \"event\": declared "
                         "as soon as --detect-min-stations P picks fit, updated as picks arrive, then final")
-    parser.add_argument("--detect-velocity", metavar="VP,VS|FILE", default="6.0,3.47",
-                        help="--detect: 0D VP,VS in km/s or a 1D model file (.tvel, depth,vp,vs CSV)")
+    parser.add_argument("--velocity", metavar="VP,VS|FILE", default=None,
+                        help="--detect: velocity model, VP,VS in km/s (0D) or a 1D model file (.tvel, or a CSV "
+                        "with columns depth, vp, vs); default 0D 6.0,3.47")
     parser.add_argument("--detect-delay", type=float, default=40.0,
                         help="--detect: the final version of an event this many data seconds after its last "
                         "pick (default 40)")
@@ -120,11 +121,12 @@ def run(args: argparse.Namespace) -> int:
         engine = make_streaming_picker(picker, config, note=note)
         detector = None
         if args.detect:
-            from xiaonet.detect.online import DeclarationRule, OnlineAssociator, model_from_spec
+            from xiaonet.detect.online import DeclarationRule, OnlineAssociator
             from xiaonet.detect.stations import read_stations
+            from xiaonet.detect.velocity import DEFAULT_VELOCITY, velocity_model
 
             rule = DeclarationRule(min_p_stations=args.detect_min_stations, max_rms_s=args.detect_max_rms)
-            detector = OnlineAssociator(read_stations(args.detect), model_from_spec(args.detect_velocity),
+            detector = OnlineAssociator(read_stations(args.detect), velocity_model(args.velocity or DEFAULT_VELOCITY),
                                         delay_s=args.detect_delay, interval_s=args.detect_interval, rule=rule)
         if args.replay:
             source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,

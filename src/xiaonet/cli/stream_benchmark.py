@@ -146,14 +146,14 @@ def print_declarations(args, runs, config_for) -> None:
 def print_false_alerts(args) -> None:
     """The --false-alerts figures."""
     from xiaonet.detect.false_alerts import cut_segments, measure_false_declarations
-    from xiaonet.detect.online import model_from_spec
+    from xiaonet.detect.velocity import velocity_model
     from xiaonet.detect.stations import read_stations
     from xiaonet.speed.declarations import records_from_index
 
     records = records_from_index(args.false_alert_index, args.false_alerts)
     segments = cut_segments(records)
     layout = read_stations(args.false_alert_layout)
-    result = measure_false_declarations(segments, layout, model_from_spec(args.false_alert_velocity),
+    result = measure_false_declarations(segments, layout, velocity_model(args.false_alert_velocity),
                                         realisations=args.realisations, delay_s=20.0)
     print(f"false alerts: {len(records)} records, {result.segments} segments of <= 1 h at stations of "
           f"{args.false_alert_layout}, each shifted by its own random offset; {result.realisations} draws")
@@ -164,9 +164,9 @@ def print_false_alerts(args) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from xiaonet.models.model import set_torch_threads
 
-    torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args.threads)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = sorted(set(modes) - set(BENCHMARK_MODES))
     if unknown:

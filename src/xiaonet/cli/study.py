@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     import platform
     import subprocess
 
-    import torch
+    from xiaonet.models.model import set_torch_threads
 
-    torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args.threads)
     try:
         configs = [load_study(path) for path in args.configs]
     except ConfigError as error:

@@ -209,22 +209,6 @@ class OnlineAssociator:
         return version
 
 
-def model_from_spec(spec: str):
-    """``VP,VS`` (km/s) for a 0D model, or a .tvel / depth,vp,vs CSV file for a 1D model."""
-    from xiaonet.detect.velocity import HomogeneousModel, VelocityModelError, read_velocity_model
-
-    parts = spec.split(",")
-    if len(parts) == 2:
-        try:
-            vp, vs = float(parts[0]), float(parts[1])
-        except ValueError:
-            raise VelocityModelError(f"--detect-velocity {spec!r}: expected VP,VS or a model file") from None
-        if not 0 < vs < vp:
-            raise VelocityModelError(f"--detect-velocity {spec!r}: need 0 < vs < vp")
-        return HomogeneousModel(vp, vs)
-    return read_velocity_model(spec)
-
-
 def event_json(version: EventVersion, latency_s: float = 0.0) -> str:
     """One event version as a JSON line.
 

@@ -185,3 +185,26 @@ def travel_time_table(model: LayeredModel, delta: float, xdist: float, zdist: fl
         depth, velocity = model.depth[:keep], model.velocity(phase)[:keep]
         tables.append(np.stack([_first_arrivals(depth, velocity, zi, x) for zi in z], axis=1))
     return TravelTimeTable(delta, tables[0], tables[1])
+
+
+#: The 0D model every command uses without ``--velocity`` (km/s; vs = vp / 1.73).
+DEFAULT_VELOCITY = "6.0,3.47"
+
+
+def velocity_model(spec: str):
+    """The one ``--velocity`` grammar: ``VP,VS`` (km/s) for a 0D model, or a .tvel /
+    depth,vp,vs CSV file for a 1D model.
+
+    >>> velocity_model("6.0,3.5").describe()
+    '0D vp=6 km/s vs=3.5 km/s'
+    """
+    parts = spec.split(",")
+    if len(parts) == 2 and not Path(spec).is_file():
+        try:
+            vp, vs = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise VelocityModelError(f"--velocity {spec!r}: expected VP,VS (km/s) or a model file") from None
+        if not 0 < vs < vp:
+            raise VelocityModelError(f"--velocity {spec!r}: need 0 < vs < vp")
+        return HomogeneousModel(vp, vs)
+    return read_velocity_model(spec)

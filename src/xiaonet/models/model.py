@@ -411,6 +411,14 @@ class XiaoNet(WaveformModel):
 
 
 # size and cost live in xiaonet.models.cost (one counter for every network); importable here too
+
+
+def set_torch_threads(threads: int) -> None:
+    """Threads of every torch model in this process (at least 1): the one place the command
+    line's ``--threads`` reaches torch."""
+    torch.set_num_threads(max(1, int(threads)))
+
+
 from xiaonet.models.cost import count_macs, count_parameters  # noqa: E402,F401
 
 __all__ = ["XiaoNet", "normalize_window", "count_parameters", "count_macs", "PHASE_LABELS"]

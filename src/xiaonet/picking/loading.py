@@ -87,10 +87,11 @@ def _load(name, weights, thresholds, stalta_options, runtime, threads):
         if runtime not in (None, "torch"):
             raise ValueError(f"{lowered} runs with torch (SeisBench); for --runtime {runtime} export it "
                              f"first (`xiaonet export {lowered} --out {lowered}.onnx`) and pick with that file")
+        from xiaonet.models.model import set_torch_threads
         from xiaonet.models.teachers import load_teacher
         from xiaonet.picking.pickers import ModelPicker
 
-        _torch_threads(threads)
+        set_torch_threads(threads)
         return ModelPicker(load_teacher(lowered, weights), name=f"{lowered}:{weights}",
                            thresholds=thresholds or {"P": 0.3, "S": 0.3})
     if name.endswith(".onnx") or (runtime == "c" and Path(name).is_dir()):
@@ -114,10 +115,11 @@ def _load(name, weights, thresholds, stalta_options, runtime, threads):
         runtime = "onnx" if prefix is not None and onnxruntime_available() and not _early_warning(prefix) \
             else "torch"
     if runtime == "torch" or prefix is None:
+        from xiaonet.models.model import set_torch_threads
         from xiaonet.models.presets import load_student
         from xiaonet.picking.pickers import ModelPicker
 
-        _torch_threads(threads)
+        set_torch_threads(threads)
         return ModelPicker(load_student(name), name=label, thresholds=thresholds)
     from xiaonet.picking.student_onnx import cache_dir, student_onnx
 
@@ -153,12 +155,6 @@ def _early_warning(prefix: Path) -> bool:
     except (OSError, ValueError, AttributeError):
         return False  # load_student reports what is wrong with the file
     return model_args.get("lookahead_s") is not None
-
-
-def _torch_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def make_streaming_picker(picker, config=None, note=None):

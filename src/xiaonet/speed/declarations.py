@@ -79,8 +79,9 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
     """
     from obspy.geodetics import gps2dist_azimuth
 
-    from xiaonet.detect.online import OnlineAssociator, model_from_spec
+    from xiaonet.detect.online import OnlineAssociator
     from xiaonet.detect.stations import read_stations
+    from xiaonet.detect.velocity import velocity_model
     from xiaonet.picking.loading import make_streaming_picker
     from xiaonet.realtime.session import run_session
     from xiaonet.stream.packet_sources import ReplaySource
@@ -90,7 +91,7 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
                           note=lambda message: None)
     source.start()
     engine = make_streaming_picker(picker, config, note=lambda message: None)
-    detector = OnlineAssociator(read_stations(event.stations), model_from_spec(event.velocity), delay_s=delay_s,
+    detector = OnlineAssociator(read_stations(event.stations), velocity_model(event.velocity), delay_s=delay_s,
                                 rule=rule)
     sink = _Collect()
     run_session(source, engine, [sink], detector)
