@@ -290,3 +290,21 @@ def test_alert_timeline_figure_is_written(tmp_path):
                 {"event": 0, "version": 2, "status": "final", "declared_at": str(origin + 25.0), "n_stations": 6}]
     plot_alert_timeline(event, {"picks": picks, "versions": versions}, tmp_path / "timeline.png", latency_s=0.5)
     assert (tmp_path / "timeline.png").stat().st_size > 10_000
+
+
+def test_the_travel_time_table_of_a_1d_model_is_built_once_not_every_run(scene, monkeypatch, tmp_path):
+    import xiaonet.detect.association as association
+    from xiaonet.detect.velocity import read_velocity_model
+
+    (tmp_path / "m.tvel").write_text("m - P\nm - S\n 0.0 5.0 2.9 2.6\n 5.0 6.0 3.5 2.7\n40.0 6.5 3.7 2.8\n"
+                                     "40.0 8.0 4.5 3.3\n200.0 8.1 4.6 3.3\n")
+    layered = read_velocity_model(str(tmp_path / "m.tvel"))
+    stations, events, _ = scene
+    rows = synthetic_picks(stations, events, layered, seed=4, miss=0.05)
+    built = []
+    original = association._pyocto_model
+    monkeypatch.setattr(association, "_pyocto_model", lambda *a: built.append(a[2]) or original(*a))
+    online = OnlineAssociator(stations, layered, delay_s=10.0)
+    versions = replay_picks(rows, online)
+    assert sorted({v.event_id for v in versions}) == [0, 1] and online.runs >= 10
+    assert len(built) == 1  # sized for the whole network at once

@@ -213,10 +213,14 @@ def run(args: argparse.Namespace) -> int:
         return {"mode": mode, "hop": args.hop, "lookahead": args.lookahead, "window": window,
                 "confirm": args.confirm}
 
-    if args.event_replay:
-        print_declarations(args, runs, config_for)
-    if args.false_alerts:
-        print_false_alerts(args)
+    try:
+        if args.event_replay:
+            print_declarations(args, runs, config_for)
+        if args.false_alerts:
+            print_false_alerts(args)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        print(f"xiaonet stream-benchmark: {error}", file=sys.stderr)
+        return 2
     if args.declarations_only:
         return 0
 

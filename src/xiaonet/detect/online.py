@@ -35,6 +35,7 @@ from typing import Callable
 import obspy
 
 from xiaonet.detect.association import AssociationConfig, DetectedEvent, associate, picks_frame
+from xiaonet.detect.catalog import KM_PER_DEGREE
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -82,6 +83,17 @@ class _Tracked:
         return self.versions[-1]
 
 
+def _search_diagonal_km(stations, margin_km: float) -> float:
+    """The diagonal of the search volume around all ``stations`` (km; flat earth, for sizing a table)."""
+    import numpy as np
+
+    if not len(stations):
+        return 0.0
+    north = float(np.ptp(stations.latitude)) * KM_PER_DEGREE
+    east = float(np.ptp(stations.longitude)) * KM_PER_DEGREE * float(np.cos(np.radians(np.mean(stations.latitude))))
+    return 1.05 * float(np.hypot(north + 2 * margin_km, east + 2 * margin_km))  # 5 %: the projection differs
+
+
 def _pick_keys(frame, rows) -> frozenset:
     """The picks of an event as (station id, phase, time): how versions of it are recognised."""
     part = frame.loc[rows]
@@ -119,6 +131,8 @@ class OnlineAssociator:
         self.closed: list[_Tracked] = []
         self.missing: dict[str, int] = {}
         self.runs = 0
+        # the velocity model's travel-time table, kept between runs, large enough for every station
+        self._tables: dict = {"at_least_km": _search_diagonal_km(stations, self.config.margin_km)}
 
     @property
     def declared(self) -> list[_Tracked]:
@@ -169,8 +183,9 @@ class OnlineAssociator:
         out: list[EventVersion] = []
         found = []
         if self.rows:
-            detection = associate([{k: v for k, v in r.items() if k not in ("_t", "_key")} for r in self.rows], self.stations,
-                                  self.model, self.config, source="stream")
+            picks = [{k: v for k, v in r.items() if k not in ("_t", "_key")} for r in self.rows]
+            detection = associate(picks, self.stations,
+                                  self.model, self.config, source="stream", tables=self._tables)
             frame = detection.picks
             found = [(e, _pick_keys(frame, e.pick_rows)) for e in detection.events]
         for tracked in self.open:
