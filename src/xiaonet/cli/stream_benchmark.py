@@ -101,6 +101,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        "358 LASSO nodes) and velocity model --false-alert-velocity")
     early.add_argument("--false-alert-velocity", metavar="VP,VS|FILE",
                        default=str(shared / "data/continuous/okla_YW_lasso_seisscan/okl.tvel"))
+    early.add_argument("--false-alert-segment", type=float, default=1200.0, metavar="S",
+                       help="--false-alerts: records are cut into segments of this many seconds, each at its "
+                       "own station (default 1200: about 300 of 100 station-hours live at once, as dense as "
+                       "the LASSO array)")
     early.add_argument("--realisations", type=int, default=10,
                        help="--false-alerts: draws of stations and offsets (default 10)")
     early.add_argument("--declarations-only", action="store_true",
@@ -151,11 +155,13 @@ def print_false_alerts(args) -> None:
     from xiaonet.speed.declarations import records_from_index
 
     records = records_from_index(args.false_alert_index, args.false_alerts)
-    segments = cut_segments(records)
+    segments = cut_segments(records, segment_s=args.false_alert_segment,
+                            min_segment_s=min(600.0, args.false_alert_segment))
     layout = read_stations(args.false_alert_layout)
     result = measure_false_declarations(segments, layout, velocity_model(args.false_alert_velocity),
                                         realisations=args.realisations, delay_s=20.0)
-    print(f"false alerts: {len(records)} records, {result.segments} segments of <= 1 h at stations of "
+    print(f"false alerts: {len(records)} records, {result.segments} segments of <= {args.false_alert_segment:g} s "
+          f"at stations of "
           f"{args.false_alert_layout}, each shifted by its own random offset; {result.realisations} draws")
     print(f"  {result.data_station_hours:.1f} station-hours of data, {result.station_hours:.1f} over all draws, "
           f"{result.picks} picks: {result.declared} event(s) declared ({result.withdrawn} later withdrawn) = "
