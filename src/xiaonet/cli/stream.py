@@ -85,6 +85,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="--detect: P picks at this many stations declare an event (default 5)")
     parser.add_argument("--detect-max-rms", type=float, default=0.3,
                         help="--detect: largest RMS pick residual (s) of a first declaration (default 0.3)")
+    parser.add_argument("--detect-max-gap", type=float, default=180.0,
+                        help="--detect: largest azimuthal gap (degrees) of a first declaration (default 180: "
+                        "the epicentre inside the stations that picked it)")
+    parser.add_argument("--detect-min-fraction", type=float, default=0.5,
+                        help="--detect: share of the stations within reach that must have picked for a first "
+                        "declaration (default 0.5)")
     parser.add_argument("--detect-interval", type=float, default=1.0,
                         help="--detect: associate at most every this many data seconds (default 1)")
     parser.add_argument("--duration", type=float, default=None,
@@ -125,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
             from xiaonet.detect.stations import read_stations
             from xiaonet.detect.velocity import DEFAULT_VELOCITY, velocity_model
 
-            rule = DeclarationRule(min_p_stations=args.detect_min_stations, max_rms_s=args.detect_max_rms)
+            rule = DeclarationRule(min_p_stations=args.detect_min_stations, max_rms_s=args.detect_max_rms,
+                                   max_gap_deg=args.detect_max_gap, min_station_fraction=args.detect_min_fraction)
             detector = OnlineAssociator(read_stations(args.detect), velocity_model(args.velocity or DEFAULT_VELOCITY),
                                         delay_s=args.detect_delay, interval_s=args.detect_interval, rule=rule)
         if args.replay:
