@@ -310,3 +310,16 @@ def test_the_travel_time_table_of_a_1d_model_is_built_once_not_every_run(scene, 
     versions = replay_picks(rows, online)
     assert sorted({v.event_id for v in versions}) == [0, 1] and online.runs >= 10
     assert len(built) == 1  # sized for the whole network at once
+
+
+def test_an_event_outside_the_network_is_no_alert_but_is_declared_final_once():
+    """Epicentre 16 km east of the centre of a 20 km network: every station picks it, but from one side
+    (gap > 180 deg), so no early declaration; once its picks are in, one final line."""
+    from xiaonet.detect.synthetic import SyntheticEvent
+
+    stations = synthetic_network(12, extent_km=20.0, seed=6)
+    event = SyntheticEvent(START + 5.0, 16.0, 0.0, 8.0)
+    rows = synthetic_picks(stations, [event], MODEL, seed=6, jitter_s=0.02)
+    lines, _ = stream_lines(stations, rows, delay_s=10.0)
+    assert [(line["version"], line["status"]) for line, _ in lines] == [(1, "final")]
+    assert lines[0][0]["azimuthal_gap_deg"] > 180.0 and lines[0][0]["n_s"] >= 2

@@ -164,8 +164,9 @@ def print_false_alerts(args) -> None:
           f"at stations of "
           f"{args.false_alert_layout}, each shifted by its own random offset; {result.realisations} draws")
     print(f"  {result.data_station_hours:.1f} station-hours of data, {result.station_hours:.1f} over all draws, "
-          f"{result.picks} picks: {result.declared} event(s) declared ({result.withdrawn} later withdrawn) = "
-          f"{result.per_1000_station_hours:.2f} per 1,000 station-hours")
+          f"{result.picks} picks: {result.declared} alert(s) declared ({result.withdrawn} later withdrawn) = "
+          f"{result.per_1000_station_hours:.2f} per 1,000 station-hours; {result.final_only} event(s) declared "
+          "only once final (no alert)")
     print()
 
 

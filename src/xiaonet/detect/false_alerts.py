@@ -110,8 +110,9 @@ class FalseAlertResult:
     realisations: int
     segments: int
     picks: int
-    declared: int  # first declarations (each one an alert, even if later withdrawn)
+    declared: int  # first declarations that were alerts (status new), even if later withdrawn
     withdrawn: int
+    final_only: int  # events declared only once final (never met the alert rule)
     versions: list = field(default_factory=list)
 
     @property
@@ -123,7 +124,7 @@ def measure_false_declarations(segments: list[Segment], layout: StationTable, mo
                                seed: int = 0, **associator_options) -> FalseAlertResult:
     """Declarations on ``realisations`` shuffles of ``segments`` (see the module docstring)."""
     hours = sum(s.seconds for s in segments) / 3600.0
-    declared = withdrawn = picks = 0
+    declared = withdrawn = final_only = picks = 0
     versions = []
     for r in range(realisations):
         rows = shifted_picks(segments, layout, seed + r)
@@ -131,7 +132,8 @@ def measure_false_declarations(segments: list[Segment], layout: StationTable, mo
         associator = OnlineAssociator(layout, model, **associator_options)
         found = replay_picks(rows, associator)
         versions += found
-        declared += sum(v.version == 1 for v in found)
+        declared += sum(v.version == 1 and v.status == "new" for v in found)
+        final_only += sum(v.version == 1 and v.status == "final" for v in found)
         withdrawn += sum(v.status == "withdrawn" for v in found)
     return FalseAlertResult(hours * realisations, hours, realisations, len(segments), picks, declared, withdrawn,
-                            versions)
+                            final_only, versions)

@@ -142,6 +142,7 @@ class OnlineAssociator:
         self.closed: list[_Tracked] = []
         self.missing: dict[str, int] = {}
         self.runs = 0
+        self._undeclared_due = float("inf")  # when an event found without an alert can be final
         # the velocity model's travel-time table, kept between runs, large enough for every station
         self._tables: dict = {"at_least_km": _search_diagonal_km(stations, self.config.margin_km)}
 
@@ -166,7 +167,8 @@ class OnlineAssociator:
         self._new_picks = True
 
     def _due(self) -> bool:
-        return any(self.clock >= t.latest.last_pick + self.delay_s for t in self.open)
+        return self.clock >= self._undeclared_due or any(
+            self.clock >= t.latest.last_pick + self.delay_s for t in self.open)
 
     def advance(self, data_time) -> list[EventVersion]:
         """The newest data time seen; returns the versions declared now."""
@@ -189,6 +191,7 @@ class OnlineAssociator:
 
     def _run(self, end: bool) -> list[EventVersion]:
         self._last_run, self._new_picks = self.clock, False
+        self._undeclared_due = float("inf")
         self.runs += 1
         self.rows = [r for r in self.rows if r["_t"] >= self.clock - self.window_s]
         out: list[EventVersion] = []
@@ -222,6 +225,8 @@ class OnlineAssociator:
                 out.append(self._version(tracked, "final", event, last, frame))
                 self.closed.append(tracked)
                 self.rows = [r for r in self.rows if r["_key"] not in tracked.picks]
+            else:
+                self._undeclared_due = min(self._undeclared_due, last + self.delay_s)  # look again then
         for tracked in list(self.open):
             if end or self.clock >= tracked.latest.last_pick + self.delay_s:
                 out.append(self._close(tracked, "final" if tracked.found_last_run else "withdrawn"))
