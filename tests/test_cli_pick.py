@@ -41,6 +41,10 @@ def test_example_with_stalta_writes_csv_quakeml_and_plot(tmp_path):
     assert abs(obspy.UTCDateTime(rows[0]["time"]) - obspy.UTCDateTime("2009-08-24T00:20:07.7")) < 0.25
     catalog = obspy.read_events(str(quakeml))
     assert len(catalog[0].picks) == 1 and catalog[0].picks[0].phase_hint == "P"
+    # picks alone: the container event says what it is and has no origin
+    assert not catalog[0].origins and catalog[0].event_type is None
+    assert "not associated" in catalog.description and "not an earthquake" in catalog[0].comments[0].text
+    assert str(catalog[0].resource_id).startswith("smi:xiaonet/unassociated-picks")
     quakeml_pick = catalog[0].picks[0]
     assert str(quakeml_pick.method_id) == "smi:xiaonet/picker/stalta"
     assert abs(quakeml_pick.time - obspy.UTCDateTime(rows[0]["time"])) < 1e-5  # the same pick as the CSV row

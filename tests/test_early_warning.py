@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from xiaonet.edge.picks import TriggerState, advance_trigger, trigger_onset
+from xiaonet.edge.picks import TriggerState, advance_trigger, run_width, trigger_onset
 from xiaonet.models.presets import build_student, load_student
 from xiaonet.picking.pickers import ModelPicker
 from xiaonet.stream.settings import early_warning_config
@@ -23,7 +23,7 @@ def run_trigger(values, chunks, confirm):
         out += list(advance_trigger(trig, values[position:position + size], position, confirm=confirm))
         position += size
     if trig.on is not None and not trig.confirmed:
-        out.append((trig.on, values.size - 1, trig.peak, trig.peak_value))
+        out.append((trig.on, values.size - 1, trig.peak, trig.peak_value, run_width(trig, values.size - 1)))
     return out
 
 
@@ -38,17 +38,17 @@ def test_the_trigger_gives_the_same_picks_over_any_split_of_the_samples(confirm)
         assert run_trigger(values, np.diff(np.concatenate([[0], cuts, [values.size]])), confirm) == whole
         assert run_trigger(values, [1] * values.size, confirm) == whole
         if confirm is None:
-            assert [[on, off] for on, off, _, _ in whole] == trigger_onset(values, 0.3, 0.15).tolist()
-        for on, off, peak, value in whole:
-            assert on <= peak <= off and values[peak] == value >= 0.3
+            assert [[on, off] for on, off, _, _, _ in whole] == trigger_onset(values, 0.3, 0.15).tolist()
+        for on, off, peak, value, width in whole:
+            assert on <= peak <= off and values[peak] == value >= 0.3 and 1 <= width <= off - on + 1 + 9
 
 
 def test_confirm_emits_at_the_first_fall_below_the_ratio_and_never_twice():
     values = np.array([0.0, 0.4, 0.9, 0.6, 0.4, 0.95, 0.5, 0.1, 0.0])
     # confirmed at sample 4 (0.4 < 0.5 x 0.9): the later, higher 0.95 makes no second pick
-    assert run_trigger(values, [values.size], 0.5) == [(1, 4, 2, 0.9)]
+    assert run_trigger(values, [values.size], 0.5) == [(1, 4, 2, 0.9, 2)]
     # without confirm the trigger closes at sample 6 with the highest value as the pick
-    assert run_trigger(values, [values.size], None) == [(1, 6, 5, 0.95)]
+    assert run_trigger(values, [values.size], None) == [(1, 6, 5, 0.95, 2)]
 
 
 def early_warning_student(lookahead_s=0.2, hop_s=0.1):

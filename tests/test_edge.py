@@ -9,6 +9,7 @@ import obspy
 import pytest
 
 from xiaonet.edge import EdgeModelError, EdgePicker, trigger_onset, window_offsets
+from xiaonet.data.picktable import PICK_COLUMNS
 from xiaonet.edge.filters import bandpass
 
 THRESHOLDS = {"P": 0.3, "S": 0.3}
@@ -200,7 +201,7 @@ def test_edge_command_writes_the_pick_table_and_names_bad_files(student_onnx, tm
     assert code == 1
     assert "broken.mseed" in capsys.readouterr().err
     lines = out.read_text().splitlines()
-    assert lines[0] == "network,station,location,phase,time,probability,picker"
+    assert lines[0] == ",".join(PICK_COLUMNS)
     assert len(lines) > 1 and all(",BW,RJOB," in "," + line for line in lines[1:])
 
 

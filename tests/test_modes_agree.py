@@ -1,6 +1,7 @@
 """One answer in every mode: plain ``xiaonet pick`` (block-wise), archive chunks and streaming
 place windows on the same absolute grid with the same normalisation context, so a file of
-hours gives the same picks in each, whatever the block, chunk and packet lengths.
+hours gives the same picks in each, whatever the block, chunk and packet lengths, with the
+same channel, uncertainty_s and snr_db.
 
 The data that broke it: components half a sample off the grid whose starts differ by a
 microsecond (O2.WILZ: EHE at .005000, EHN / EHZ at .004999). Rounded one by one, one
@@ -77,7 +78,26 @@ def agreement(a: list, b: list, seconds: float = 0.011, probability: float = 1e-
     return found / max(1, len(a))
 
 
+def quality_mismatches(a: list, b: list) -> list[str]:
+    """Picks of ``a`` whose twin in ``b`` (same station and phase, same peak sample) has another
+    channel, uncertainty_s or snr_db (NaN equals NaN; SNR to 1e-3 dB)."""
+    twins = {(q.trace_id, q.phase, round(float(q.peak_time), 2)): q for q in b}
+    bad = []
+    for pick in a:
+        twin = twins.get((pick.trace_id, pick.phase, round(float(pick.peak_time), 2)))
+        if twin is None:
+            continue
+        same = (pick.channel == twin.channel and np.isclose(pick.uncertainty_s, twin.uncertainty_s, rtol=0,
+                                                             atol=1e-9, equal_nan=True)
+                and np.isclose(pick.snr_db, twin.snr_db, rtol=0, atol=1e-3, equal_nan=True))
+        if not same:
+            bad.append(f"{pick.trace_id} {pick.phase} {pick.peak_time}: {pick.channel} {pick.uncertainty_s} "
+                       f"{pick.snr_db} vs {twin.channel} {twin.uncertainty_s} {twin.snr_db}")
+    return bad
+
+
 def assert_one_answer(tables: dict[str, list], at_least: float) -> None:
+    """The same picks (``at_least`` of them) in every table, and the same quality fields."""
     names = list(tables)
     assert len(tables[names[0]]) > 10, "too few picks: the comparison would say little"
     for i, a in enumerate(names):
@@ -85,6 +105,8 @@ def assert_one_answer(tables: dict[str, list], at_least: float) -> None:
             for x, y in ((a, b), (b, a)):
                 share = agreement(tables[x], tables[y])
                 assert share >= at_least, f"{x} vs {y}: {share:.3f} of {len(tables[x])} picks agree"
+            mismatches = quality_mismatches(tables[a], tables[b])
+            assert len(mismatches) <= (1 - at_least) * len(tables[a]), f"{a} vs {b}: {mismatches[:3]}"
 
 
 def test_half_sample_components_one_microsecond_apart_land_on_one_sample():
@@ -135,6 +157,7 @@ def test_plain_archive_and_stream_give_the_same_picks_on_half_sample_data(half_s
     }
     assert_one_answer(tables, at_least=1.0)
     assert {len(t) for t in tables.values()} == {len(whole)}
+    assert np.mean([np.isfinite(p.uncertainty_s) and np.isfinite(p.snr_db) for p in whole]) >= 0.95
 
 
 def test_the_two_hour_wilz_file_gives_one_answer_in_every_mode(shared_dir):
@@ -157,3 +180,6 @@ def test_the_two_hour_wilz_file_gives_one_answer_in_every_mode(shared_dir):
         "stream": picks_streamed(picker, path, np.random.default_rng(11)),
     }
     assert_one_answer(tables, at_least=0.99)
+    for name, picks in tables.items():  # the quality fields are measured, not left empty
+        finite = np.mean([np.isfinite(p.uncertainty_s) and np.isfinite(p.snr_db) for p in picks])
+        assert finite >= 0.95 and {p.channel for p in picks} == {"EH?"}, (name, finite)

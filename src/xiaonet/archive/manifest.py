@@ -25,15 +25,17 @@ import obspy
 
 from xiaonet.archive.chunks import pick_time
 
-PICK_FIELDS = ("network", "station", "location", "phase", "time", "probability", "picker")
+PICK_FIELDS = ("network", "station", "location", "channel", "phase", "time", "probability", "uncertainty_s",
+               "snr_db", "picker")
 
 
 def _schema():
     import pyarrow as pa
 
     return pa.schema([("network", pa.string()), ("station", pa.string()), ("location", pa.string()),
-                      ("phase", pa.string()), ("time", pa.timestamp("ns", tz="UTC")),
-                      ("probability", pa.float64()), ("picker", pa.string())])
+                      ("channel", pa.string()), ("phase", pa.string()), ("time", pa.timestamp("ns", tz="UTC")),
+                      ("probability", pa.float64()), ("uncertainty_s", pa.float64()), ("snr_db", pa.float64()),
+                      ("picker", pa.string())])
 
 
 def pick_columns(picks: Iterable, picker: str) -> dict[str, list]:
@@ -44,25 +46,32 @@ def pick_columns(picks: Iterable, picker: str) -> dict[str, list]:
         columns["network"].append(network)
         columns["station"].append(station)
         columns["location"].append(location)
+        columns["channel"].append(getattr(pick, "channel", ""))
         columns["phase"].append(pick.phase)
         columns["time"].append(obspy.UTCDateTime(pick_time(pick)).ns)
         columns["probability"].append(None if pick.peak_value is None else float(pick.peak_value))
+        columns["uncertainty_s"].append(float(getattr(pick, "uncertainty_s", float("nan"))))
+        columns["snr_db"].append(float(getattr(pick, "snr_db", float("nan"))))
         columns["picker"].append(picker)
     return columns
 
 
 def picks_from_table(table) -> list:
-    """A chunk's Parquet table back as pick objects (``EdgePick``) for the pick-table writers."""
+    """A chunk's Parquet table back as pick objects (``EdgePick``) for the pick-table writers
+    (a chunk written before the channel and quality columns gives them empty)."""
     import pyarrow as pa
 
     from xiaonet.edge.picks import EdgePick
 
+    nan = float("nan")
     times = table.column("time").cast(pa.int64()).to_pylist()
     picks = []
     for row, ns in zip(table.drop_columns(["time"]).to_pylist(), times):
         time = obspy.UTCDateTime(ns=ns)
         trace_id = f"{row['network']}.{row['station']}.{row['location']}"
-        picks.append(EdgePick(trace_id, time, time, time, row["probability"], row["phase"]))
+        quality = [nan if row.get(name) is None else row[name] for name in ("uncertainty_s", "snr_db")]
+        picks.append(EdgePick(trace_id, time, time, time, row["probability"], row["phase"], row.get("channel") or "",
+                              *quality))
     return picks
 
 

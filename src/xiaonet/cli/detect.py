@@ -32,9 +32,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out.add_argument("--csv", metavar="FILE", help="events CSV (default: printed to stdout)")
     out.add_argument("--assignments", metavar="FILE", help="every pick with its event and residual (CSV)")
     out.add_argument("--picks-out", metavar="FILE", help="waveform inputs: keep the pick table made from them")
-    out.add_argument("--plot", metavar="DIR", help="one map per event into DIR")
-    out.add_argument("--reference", metavar="EVENT", help="catalog event(s) to compare with and draw: "
-                     "LAT,LON[,DEPTH_KM[,TIME]], a JSON event or a QuakeML file")
+    out.add_argument("--plot", metavar="DIR", help="one map per event into DIR (and its station magnitudes "
+                     "against distance; the --reference comparison)")
+    out.add_argument("--reference", metavar="CATALOG", help="catalog to compare with and draw: "
+                     "LAT,LON[,DEPTH_KM[,TIME]], a JSON event, a CSV (time, latitude, longitude[, depth, mag]) "
+                     "or a QuakeML file; prints matched / missed / new events and their differences")
+    out.add_argument("--match-time", type=float, default=5.0, metavar="S", help="--reference: largest origin-time "
+                     "difference of a match (s, default 5)")
+    out.add_argument("--match-distance", type=float, default=25.0, metavar="KM", help="--reference: largest epicentral "
+                     "distance of a match (km, default 25)")
+    out.add_argument("--comparison", metavar="FILE", help="--reference: the comparison table as CSV")
+    magnitude = parser.add_argument_group("local magnitude (ML, from the horizontals' Wood-Anderson peaks)")
+    magnitude.add_argument("--waveforms", nargs="+", metavar="FILE", help="pick-table inputs: the waveform "
+                           "files, folders or globs to measure amplitudes on (waveform inputs are used directly)")
+    magnitude.add_argument("--responses", metavar="FILE", help="instrument responses (StationXML, RESP, ...; "
+                           "default: --stations when it is not a CSV)")
+    magnitude.add_argument("--ml-correction", default="luckett", metavar="NAME|N,K[,C]",
+                           help="distance correction: luckett (default: IASPEI / Hutton & Boore 1987 plus Luckett "
+                           "et al. 2019's short-distance term, equal to IASPEI beyond ~20 km), iaspei (the plain "
+                           "formula, calibrated from 10 km), bakun-joyner, or N,K[,C] "
+                           "for -log A0 = N log10(r/100) + K (r-100) + C")
     assoc = parser.add_argument_group("association (PyOcto)")
     assoc.add_argument("--margin", type=float, default=10.0, help="search area beyond the stations (km, default 10)")
     assoc.add_argument("--max-depth", type=float, default=30.0, help="deepest event (km, default 30)")
@@ -50,6 +67,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        "distance of its farthest pick (default 0.25; 0 keeps every PyOcto event)")
     assoc.add_argument("--phases", default="PS", choices=["PS", "P", "S"],
                        help="associate only these phases' picks (default PS; e.g. P for a P-only picker)")
+    assoc.add_argument("--locate-phases", default="auto", choices=["auto", "P", "PS"],
+                       help="picks that locate each event (all associated picks keep residuals): auto (default) "
+                       "takes P alone when 8 or more P picks surround the epicentre (gap <= 180 deg), else P and S")
     assoc.add_argument("--no-relocate", action="store_true",
                        help="keep PyOcto's grid locations (no least-squares refinement)")
     add_picker_options(parser, extra_help=" (waveform inputs only)")
@@ -95,6 +115,7 @@ def _pick_files(args, destination: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from xiaonet.detect.association import AssociationConfig, PickTableError, associate
+    from xiaonet.detect.magnitude import MagnitudeError, distance_correction
     from xiaonet.detect.reference import ReferenceEventError, parse_reference
     from xiaonet.detect.stations import StationError, read_stations
     from xiaonet.detect.velocity import DEFAULT_VELOCITY, VelocityModelError, velocity_model
@@ -117,13 +138,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         stations = read_stations(args.stations)
         references = parse_reference(args.reference) if args.reference else []
-    except (StationError, ReferenceEventError) as error:
+        distance_correction(args.ml_correction)
+    except (StationError, ReferenceEventError, MagnitudeError) as error:
         print(f"xiaonet detect: {error}", file=sys.stderr)
         return 2
 
     status = 0
     rows: list[dict] = []
     tables = [p for p in args.inputs if p.lower().endswith(".csv")]
+    waveforms = args.waveforms or ([] if tables else args.inputs)
     with tempfile.TemporaryDirectory(prefix="xiaonet-detect-") as folder:
         if tables and len(tables) != len(args.inputs):
             print("xiaonet detect: give either pick tables (.csv) or waveform files, not both", file=sys.stderr)
@@ -151,25 +174,54 @@ def run(args: argparse.Namespace) -> int:
                                pick_match_tolerance=args.pick_tolerance, n_picks=args.min_picks,
                                n_p_picks=args.min_p, n_s_picks=args.min_s, n_p_and_s_picks=args.min_ps,
                                n_threads=max(1, args.threads), relocate=not args.no_relocate,
-                               min_station_fraction=args.min_station_fraction)
+                               min_station_fraction=args.min_station_fraction, locate_phases=args.locate_phases)
     try:
         detection = associate(rows, stations, model, config, source=", ".join(tables))
     except PickTableError as error:
         print(f"xiaonet detect: {error}", file=sys.stderr)
         return 2
-    return max(status, _write(args, detection, references))
+    try:
+        magnitudes = _magnitudes(args, detection, model, waveforms) if waveforms and detection.events else {}
+    except MagnitudeError as error:
+        print(f"xiaonet detect: {error}", file=sys.stderr)
+        return 2
+    return max(status, _write(args, detection, references, magnitudes))
 
 
-def _write(args, detection, references) -> int:
+def _magnitudes(args, detection, model, waveforms) -> dict:
+    """ML of every event, or {} with a one-line note when there are no responses to measure with."""
+    from xiaonet.data.waveforms import expand_inputs
+    from xiaonet.detect.magnitude import detection_magnitudes, read_responses
+
+    source = args.responses or (None if args.stations.lower().endswith(".csv") else args.stations)
+    if source is None:
+        print(f"note: no magnitude: {args.stations} has no instrument responses (give --responses STATIONXML)",
+              file=sys.stderr)
+        return {}
+    notes: list[str] = []
+    files = expand_inputs(waveforms, unmatched=notes.append)
+    results = detection_magnitudes(detection, files, read_responses(source), model, args.ml_correction,
+                                   note=notes.append)
+    for message in notes:
+        print(f"note: {message}", file=sys.stderr)
+    return results
+
+
+def _write(args, detection, references, magnitudes) -> int:
     from xiaonet.detect.catalog import (ASSIGNMENT_COLUMNS, EVENT_COLUMNS, assignment_rows, event_rows,
                                         write_quakeml, write_rows)
-    from xiaonet.detect.reference import compare
+    from xiaonet.detect.calibration import epicentre_offset_km, inside_ellipse
+    from xiaonet.detect.magnitude import near_source_note
+    from xiaonet.detect.reference import match_catalog
+    from xiaonet.detect.uncertainty import CONFIDENCE
 
-    write_rows(event_rows(detection), EVENT_COLUMNS, args.csv or sys.stdout)
+    write_rows(event_rows(detection, magnitudes), EVENT_COLUMNS, args.csv or sys.stdout)
     if args.out:
-        write_quakeml(detection, args.out)
+        write_quakeml(detection, args.out, magnitudes)
     if args.assignments:
         write_rows(assignment_rows(detection), ASSIGNMENT_COLUMNS, args.assignments)
+    comparison = match_catalog(detection.events, references, {n: m.ml for n, m in magnitudes.items()},
+                               args.match_time, args.match_distance)
     n_assigned = int((detection.picks["event"] >= 0).sum())
     print(f"{len(detection.events)} event(s) from {len(detection.picks)} picks ({n_assigned} associated); "
           f"velocity model {detection.model}", file=sys.stderr)
@@ -180,21 +232,65 @@ def _write(args, detection, references) -> int:
     for event in detection.events:
         e = event.errors
         line = (f"  event {event.number}: {event.time} {event.latitude:.4f} {event.longitude:.4f} "
-                f"depth {event.depth_km:.2f} km (±{e.time_s:.3f} s, ±{e.major_km:.2f} km horizontal, "
-                f"±{e.depth_km:.2f} km depth), {event.n_p} P + {event.n_s} S, RMS {e.rms_s:.3f} s")
-        reference = None
-        if references:
-            reference, km, dt = compare(event, references)
-            line += f"; vs reference: {km:.3f} km" + (f", {dt:+.3f} s" if dt is not None else "")
+                f"depth {event.depth_km:.2f} km ({CONFIDENCE:.0%}: ±{e.time_interval_s:.3f} s, ±{e.major_km:.2f} km "
+                f"horizontal, ±{e.depth_interval_km:.2f} km depth), {event.n_p} P + {event.n_s} S, "
+                f"located with {' and '.join(event.located_with)} ({event.location_reason}), RMS {e.rms_s:.3f} s")
+        magnitude = magnitudes.get(event.number)
+        if magnitude is not None:
+            line += f"; {magnitude.summary()}"
+        match = comparison.match_of(event) if references else None
+        if match:
+            line += f"; vs reference: {match.epicentre_km:.3f} km" + (
+                f", {match.time_s:+.3f} s" if match.time_s is not None else "") + (
+                f", magnitude {match.magnitude:+.2f}" if match.magnitude is not None else "")
+            inside = inside_ellipse(e, *epicentre_offset_km(event, match.reference.latitude,
+                                                             match.reference.longitude))
+            line += f" ({'inside' if inside else 'OUTSIDE'} the {CONFIDENCE:.0%} ellipse)"
+        elif references:
+            line += f"; no reference within {args.match_time:g} s and {args.match_distance:g} km"
         print(line, file=sys.stderr)
+        if magnitude is not None and near_source_note(magnitude):
+            print(f"    note: {near_source_note(magnitude)}", file=sys.stderr)
+        if event.poorly_constrained:
+            print(f"    poorly constrained: azimuthal gap {event.azimuthal_gap:.0f} deg, stations within "
+                  f"{event.max_distance_km:.1f} km, {CONFIDENCE:.0%} ellipse {e.major_km:.1f} x {e.minor_km:.1f} km "
+                  f"(a linear estimate; the location may lie anywhere along the major axis)", file=sys.stderr)
         if args.plot:
             from xiaonet.detect.event_maps import plot_event
 
-            path = plot_event(detection, event, Path(args.plot) / f"event_{event.number:04d}.png", reference)
+            path = plot_event(detection, event, Path(args.plot) / f"event_{event.number:04d}.png",
+                              match.reference if match else None)
             print(f"    map: {path}", file=sys.stderr)
+            if magnitude is not None and magnitude.ml is not None:
+                from xiaonet.detect.magnitude_plots import plot_station_magnitudes
+
+                path = plot_station_magnitudes(magnitude, Path(args.plot) / f"event_{event.number:04d}_ml.png",
+                                               reference_magnitude=match.reference.magnitude if match else None)
+                print(f"    station magnitudes: {path}", file=sys.stderr)
+    if references:
+        _report_comparison(args, comparison, detection)
     if detection.missing:
         listed = ", ".join(f"{sid} ({n})" for sid, n in detection.missing.items())
         print(f"error: {detection.n_missing_picks} pick(s) at {len(detection.missing)} station(s) not in "
               f"{args.stations} were left out (the rest associated): {listed}", file=sys.stderr)
         return 1
     return 0
+
+
+def _report_comparison(args, comparison, detection) -> None:
+    from xiaonet.detect.catalog import write_rows
+    from xiaonet.detect.reference import COMPARISON_COLUMNS
+
+    print(f"reference {args.reference}: {comparison.summary()}", file=sys.stderr)
+    rows = comparison.rows()
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in COMPARISON_COLUMNS}
+    for row in [dict(zip(COMPARISON_COLUMNS, COMPARISON_COLUMNS)), *rows]:
+        print("  " + " ".join(str(row.get(c, "")).ljust(widths[c]) for c in COMPARISON_COLUMNS).rstrip(),
+              file=sys.stderr)
+    if args.comparison:
+        write_rows(rows, COMPARISON_COLUMNS, args.comparison)
+    if args.plot:
+        from xiaonet.detect.magnitude_plots import plot_comparison
+
+        path = plot_comparison(comparison, Path(args.plot) / "reference_comparison.png", detection.stations)
+        print(f"  figure: {path}", file=sys.stderr)

@@ -26,7 +26,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_picker_options(parser)
     parser.add_argument("--out", default=None, metavar="CSV", help="CSV pick table (default: print to stdout)")
     parser.add_argument("--quakeml", default=None, help="also write picks as QuakeML")
-    parser.add_argument("--plot", default=None, metavar="DIR", help="one figure per station into DIR")
+    parser.add_argument("--plot", default=None, metavar="DIR", help="one figure per station into DIR (records "
+                        "over 5 min: an overview and the strongest events, each scaled to its own window)")
+    parser.add_argument("--plot-window", default=None, metavar="START/END", help="--plot: draw only this part "
+                        "of each record (seconds after its start, or UTC times)")
     parser.add_argument("--threads", type=int, default=1, help="threads of the model runtime (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_archive_options(parser)
@@ -73,6 +76,15 @@ def run(args: argparse.Namespace) -> int:
 
     from xiaonet.data.outputs import output_path_problem, report_failures
 
+    window = None
+    if args.plot_window:
+        from xiaonet.picking.station_figures import PlotWindowError, parse_plot_window
+
+        try:
+            window = parse_plot_window(args.plot_window)
+        except PlotWindowError as error:
+            print(f"xiaonet pick: {error}", file=sys.stderr)
+            return 2
     if args.plot:  # --plot DIR is created (figures are written there), so --out may go into it
         Path(args.plot).mkdir(parents=True, exist_ok=True)
     for path, option in ((args.out, "--out"), (args.quakeml, "--quakeml")):
@@ -94,13 +106,13 @@ def run(args: argparse.Namespace) -> int:
     for key, station_stream in stations.items():  # --example: one minute, in memory
         all_picks.extend(picker.pick(station_stream, note=notes.append))
         if args.plot:
-            _plot(picker, station_stream, all_picks, key, args.plot, notes)
+            _plot(picker, station_stream, all_picks, key, args.plot, notes, window)
 
     def plot_chunk(chunk, picks) -> None:  # the figure needs the whole record: read it again
         from xiaonet.data.archive_sources import read_span
 
         stream = read_span(chunk.files, chunk.key, chunk.data[0], chunk.data[1], chunk.owned, notes.append)
-        _plot(picker, stream, picks, chunk.key, args.plot, notes)
+        _plot(picker, stream, picks, chunk.key, args.plot, notes, window)
 
     picks, n_files_stations = pick_files(picker, files, failures, notes, not args.no_progress,
                                          on_station=plot_chunk if args.plot else None)
@@ -129,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     return report_failures("xiaonet pick", failures)
 
 
-def _plot(picker, station_stream, picks, key, folder, notes) -> None:
+def _plot(picker, station_stream, picks, key, folder, notes, window=None) -> None:
     from pathlib import Path
 
     from xiaonet.picking.station_figures import plot_station
@@ -138,6 +150,7 @@ def _plot(picker, station_stream, picks, key, folder, notes) -> None:
     try:
         prepared = prepare_station(station_stream)
         annotations = picker.annotate(prepared.copy())
-        plot_station(prepared, annotations, picks, Path(folder) / f"{key}.png", title=f"{key} - {picker.name}")
+        plot_station(prepared, annotations, picks, Path(folder) / f"{key}.png", title=f"{key} - {picker.name}",
+                     window=window)
     except Exception as error:
         notes.append(f"{key}: plot failed: {type(error).__name__}: {error}")

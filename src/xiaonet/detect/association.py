@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import obspy
 
-from xiaonet.detect.location import relocate
+from xiaonet.detect.location import choose_location_phases, relocate
 from xiaonet.detect.stations import StationTable, station_id
-from xiaonet.detect.uncertainty import LocationErrors, TravelTimes, location_errors
+from xiaonet.detect.uncertainty import LocationErrors, TravelTimes, arrival_sigma, location_errors
 from xiaonet.detect.velocity import HomogeneousModel, LayeredModel, travel_time_table
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class AssociationConfig:
     table_step_km: float = 0.25
     n_threads: int = 1
     relocate: bool = True  # least-squares refinement of PyOcto's grid location (xiaonet.detect.location)
+    locate_phases: str = "auto"  # "P", "PS" or "auto" (xiaonet.detect.location.choose_location_phases)
 
 
 @dataclass
@@ -79,7 +80,16 @@ class DetectedEvent:
     min_distance_km: float
     max_distance_km: float
     station_fraction: float = 1.0
+    located_with: str = "PS"  # the phases of the picks that located it (all assigned picks keep residuals)
+    location_reason: str = ""
     last_pick: float | None = None  # timestamp of its latest pick (set while streaming)
+
+    @property
+    def poorly_constrained(self) -> bool:
+        """Stations on one side (gap over 180 degrees) or an ellipse larger than the distance to
+        the farthest station: the location trades off along a direction the stations cannot
+        resolve, and the linearised ellipse is only a rough guide."""
+        return self.azimuthal_gap > 180.0 or not self.errors.major_km <= self.max_distance_km
 
 
 @dataclass
@@ -103,8 +113,19 @@ def picks_frame(rows: list[dict], source: str = "picks"):
     """Pick-table rows as a data frame with ``id`` (NET.STA) and ``timestamp`` (float s)."""
     import pandas as pd
 
-    frame = pd.DataFrame(list(rows), columns=["network", "station", "location", "phase", "time",
-                                              "probability", "picker"])
+    from xiaonet.data.picktable import PICK_COLUMNS
+
+    frame = pd.DataFrame(list(rows), columns=list(PICK_COLUMNS))
+    frame["channel"] = frame["channel"].fillna("").astype(str)
+    # uncertainty_s empty: the phase's default (xiaonet.detect.uncertainty)
+    given = frame["uncertainty_s"].fillna("").astype(str).str.strip().replace("nan", "")
+    values = pd.to_numeric(given.replace("", np.nan), errors="coerce")
+    bad = ((given != "") & values.isna()) | (values <= 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise PickTableError(f"{source}, pick {row + 1}: uncertainty_s must be seconds > 0 or empty, "
+                             f"got {given[row]!r}")
+    frame["uncertainty_s"] = values
     frame["phase"] = frame["phase"].astype(str).str.upper()
     bad = ~frame["phase"].isin(["P", "S"])
     if bad.any():
@@ -118,6 +139,32 @@ def picks_frame(rows: list[dict], source: str = "picks"):
     frame["id"] = [station_id(n, s) for n, s in zip(frame["network"].fillna(""), frame["station"].fillna(""))]
     frame["location"] = frame["location"].fillna("")
     return frame
+
+
+#: Rank of an instrument code (the channel's second letter), lower preferred: high-gain
+#: seismometer, low-gain seismometer, anything else (2), strong-motion accelerometer last.
+INSTRUMENT_RANK = {"H": 0, "L": 1, "N": 3}
+#: Band codes from most to least preferred among instruments of one kind.
+BAND_PREFERENCE = "HBESCDMLV"
+
+
+def instrument_rank(channel: str) -> tuple:
+    """Sort key of a pick's ``channel`` (``HH?``): lower is preferred (see :func:`preferred_instrument`)."""
+    band, instrument = (channel + "  ")[:2]
+    band_rank = BAND_PREFERENCE.find(band) if band in BAND_PREFERENCE else len(BAND_PREFERENCE)
+    return INSTRUMENT_RANK.get(instrument, 2), band_rank, channel
+
+
+def preferred_instrument(picks) -> "pandas.Series":
+    """True for the picks of each station's preferred instrument, so a station with a broadband
+    (HH/BH) or short-period (EH) seismometer and a strong-motion accelerometer (HN) beside it
+    gives one pick per arrival, not one per instrument (PyOcto then takes whichever came
+    first, an accelerometer's among a seismometer's picks): the high-gain
+    seismometer is preferred (it resolves small onsets), the accelerometer is kept only where
+    it is the station's one instrument. The other picks stay in the table, unassigned. A table
+    without channels (older CSVs) keeps every pick."""
+    best = picks.groupby("id")["channel"].transform(lambda codes: min(set(codes), key=instrument_rank))
+    return picks["channel"] == best
 
 
 def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | LayeredModel,
@@ -139,7 +186,7 @@ def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | L
     picks["residual"] = np.nan
     known = picks["id"].isin(set(stations.ids))
     missing = picks.loc[~known, "id"].value_counts().sort_index().to_dict()
-    used = picks[known]
+    used = picks[known & preferred_instrument(picks)]
     if used.empty:
         return Detection([], picks, stations, missing, model.describe())
 
@@ -192,7 +239,8 @@ def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | L
             rows = used_rows[mine["pick_idx"].to_numpy()]
             picks.loc[rows, "residual"] = mine["residual"].to_numpy()
             bounds = (xlim, ylim, zlim) if config.relocate else None
-            located = _event(len(events), event, rows, picks, station_frame, where, times, transformer, bounds)
+            located = _event(len(events), event, rows, picks, station_frame, where, times, transformer, bounds,
+                             config.locate_phases)
             if located.station_fraction < config.min_station_fraction:
                 picks.loc[rows, "residual"] = np.nan
                 rejected.append(located)
@@ -223,21 +271,27 @@ def _pyocto_model(model, config: AssociationConfig, diagonal_km: float, folder: 
     return octo, TravelTimes(model, table)
 
 
-def _event(number, event, rows, picks, station_frame, where, times, transformer, bounds) -> DetectedEvent:
+def _event(number, event, rows, picks, station_frame, where, times, transformer, bounds,
+           locate_phases="auto") -> DetectedEvent:
     mine = picks.loc[rows]
     index = [where[sid] for sid in mine["id"]]
     sx = station_frame["x"].to_numpy()[index]
     sy = station_frame["y"].to_numpy()[index]
     sz = station_frame["z"].to_numpy()[index]
+    phases, observed = mine["phase"].to_numpy(), mine["timestamp"].to_numpy()
     x, y, z, t0 = float(event.x), float(event.y), float(event.z), float(event.time)
+    located_with, reason = choose_location_phases(phases, sx, sy, x, y, locate_phases)
+    use = np.isin(phases, list(located_with))
+    uncertainty = mine["uncertainty_s"].to_numpy()[use] if "uncertainty_s" in mine else None
     if bounds is not None:
-        fit = relocate(times, (x, y, z, t0), sx, sy, sz, mine["phase"].to_numpy(), mine["timestamp"].to_numpy(),
-                       bounds)
-        (x, y, z, t0), residuals = fit.solution, fit.residuals
-        picks.loc[rows, "residual"] = residuals
+        sigma = arrival_sigma(times, x, y, z, sx[use], sy[use], sz[use], phases[use], uncertainty)
+        fit = relocate(times, (x, y, z, t0), sx[use], sy[use], sz[use], phases[use], observed[use], bounds, sigma)
+        x, y, z, t0 = fit.solution
+        picks.loc[rows, "residual"] = observed - t0 - times.many(phases, x, y, z, sx, sy, sz)
         mine = picks.loc[rows]
     lat, lon = transformer.transform(x, y, direction="INVERSE")
-    errors = location_errors(times, x, y, z, sx, sy, sz, mine["phase"].to_numpy(), mine["residual"].to_numpy())
+    errors = location_errors(times, x, y, z, sx[use], sy[use], sz[use], phases[use],
+                             mine["residual"].to_numpy()[use], uncertainty, weighted=bounds is not None)
     azimuths = np.sort(np.degrees(np.arctan2(sx - x, sy - y)) % 360.0)
     gap = float(np.max(np.diff(np.append(azimuths, azimuths[0] + 360.0)))) if len(azimuths) else 360.0
     distances = np.hypot(sx - x, sy - y)
@@ -250,5 +304,5 @@ def _event(number, event, rows, picks, station_frame, where, times, transformer,
         pick_rows=[int(r) for r in rows], n_p=int((mine["phase"] == "P").sum()),
         n_s=int((mine["phase"] == "S").sum()), n_stations=int(mine["id"].nunique()), azimuthal_gap=gap,
         min_distance_km=float(distances.min()), max_distance_km=float(distances.max()),
-        station_fraction=float(fraction),
+        station_fraction=float(fraction), located_with=located_with, location_reason=reason,
     )

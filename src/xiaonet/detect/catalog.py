@@ -4,9 +4,11 @@ the event it belongs to, empty when none, and its residual).
 
 QuakeML: one ``Event`` per detection holding its picks (phase hint, the picker as
 ``method_id``, as :func:`xiaonet.data.picktable.quakeml_pick` makes them), one ``Origin``
-(time, latitude, longitude, depth with one-sigma errors, the horizontal error ellipse,
+(time, latitude, longitude, depth with one-sigma errors, the 90 % epicentre error ellipse,
 quality: phase and station counts, RMS, azimuthal gap, distances) and one ``Arrival`` per
-pick referring to it (phase, residual, distance, azimuth).
+pick referring to it (phase, residual, distance, azimuth). Where a local magnitude was measured
+(:mod:`xiaonet.detect.magnitude`) the event also holds its ``Amplitude``, ``StationMagnitude``
+and ``Magnitude`` objects, and the events CSV its ``ml``, ``ml_spread`` and ``ml_channels``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import numpy as np
 import obspy
 
 from xiaonet.data.picktable import PICK_COLUMNS, quakeml_pick
+from xiaonet.detect.uncertainty import CONFIDENCE
 
 EVENT_COLUMNS = ("event", "time", "latitude", "longitude", "depth_km", "time_error_s", "latitude_error_km",
                  "longitude_error_km", "depth_error_km", "horizontal_error_km", "rms_s", "n_picks", "n_p",
-                 "n_s", "n_stations", "station_fraction", "azimuthal_gap", "min_distance_km", "max_distance_km")
+                 "n_s", "located_with", "n_stations", "station_fraction", "azimuthal_gap", "min_distance_km",
+                 "max_distance_km", "ml", "ml_spread", "ml_channels")
 ASSIGNMENT_COLUMNS = (*PICK_COLUMNS, "event", "residual_s")
 KM_PER_DEGREE = 111.195
 
@@ -35,9 +39,13 @@ def _fmt(value, digits: int) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def event_rows(detection) -> list[dict]:
+def event_rows(detection, magnitudes: dict | None = None) -> list[dict]:
+    """One row per event; ``magnitudes`` (event number -> :class:`~xiaonet.detect.magnitude.EventMagnitude`)
+    fills ``ml``, ``ml_spread`` and ``ml_channels`` (empty without a magnitude)."""
     rows = []
     for event in detection.events:
+        magnitude = (magnitudes or {}).get(event.number)
+        has_ml = magnitude is not None and magnitude.ml is not None
         e = event.errors
         rows.append({
             "event": event.number, "time": _iso(event.time), "latitude": f"{event.latitude:.5f}",
@@ -45,10 +53,13 @@ def event_rows(detection) -> list[dict]:
             "time_error_s": _fmt(e.time_s, 3), "latitude_error_km": _fmt(e.y_km, 3),
             "longitude_error_km": _fmt(e.x_km, 3), "depth_error_km": _fmt(e.depth_km, 3),
             "horizontal_error_km": _fmt(e.major_km, 3), "rms_s": _fmt(e.rms_s, 3),
-            "n_picks": len(event.pick_rows), "n_p": event.n_p, "n_s": event.n_s, "n_stations": event.n_stations,
+            "n_picks": len(event.pick_rows), "n_p": event.n_p, "n_s": event.n_s,
+            "located_with": event.located_with, "n_stations": event.n_stations,
             "station_fraction": f"{event.station_fraction:.3f}",
             "azimuthal_gap": f"{event.azimuthal_gap:.1f}", "min_distance_km": f"{event.min_distance_km:.3f}",
             "max_distance_km": f"{event.max_distance_km:.3f}",
+            "ml": f"{magnitude.ml:.2f}" if has_ml else "", "ml_spread": f"{magnitude.spread:.2f}" if has_ml else "",
+            "ml_channels": len(magnitude.stations) if has_ml else "",
         })
     return rows
 
@@ -78,7 +89,7 @@ def write_rows(rows: list[dict], columns, destination: str | Path | TextIO) -> N
     writer.writerows(rows)
 
 
-def to_catalog(detection, method: str = "pyocto") -> obspy.core.event.Catalog:
+def to_catalog(detection, method: str = "pyocto", magnitudes: dict | None = None) -> obspy.core.event.Catalog:
     from obspy.core.event import (Arrival, Catalog, Comment, CreationInfo, Event, Origin, OriginQuality,
                                   OriginUncertainty, ResourceIdentifier)
     from obspy.geodetics import gps2dist_azimuth
@@ -99,29 +110,37 @@ def to_catalog(detection, method: str = "pyocto") -> obspy.core.event.Catalog:
             method_id=ResourceIdentifier(f"smi:xiaonet/associator/{method}"),
             earth_model_id=ResourceIdentifier("smi:xiaonet/velocity/" + detection.model.split(" ")[0]),
             evaluation_mode="automatic", creation_info=info,
-            comments=[Comment(text=f"velocity model: {detection.model}")],
+            comments=[Comment(text=f"velocity model: {detection.model}"),
+                      Comment(text=f"located with {event.located_with} picks: {event.location_reason}")],
         )
         if np.isfinite(e.major_km):
             origin.origin_uncertainty = OriginUncertainty(
                 max_horizontal_uncertainty=e.major_km * 1000.0, min_horizontal_uncertainty=e.minor_km * 1000.0,
                 azimuth_max_horizontal_uncertainty=e.major_azimuth, preferred_description="uncertainty ellipse",
-                confidence_level=68.3)
+                confidence_level=100 * CONFIDENCE)
         for pick in picks.itertuples():
             qpick = quakeml_pick(pick.network, pick.station, pick.location, pick.phase, pick.time,
-                                 None if _missing(pick.probability) else pick.probability, pick.picker)
+                                 None if _missing(pick.probability) else pick.probability, pick.picker,
+                                 pick.channel, pick.uncertainty_s, pick.snr_db)
             out.picks.append(qpick)
             lat, lon = coordinates[pick.id]
             metres, azimuth, _ = gps2dist_azimuth(event.latitude, event.longitude, lat, lon)
             origin.arrivals.append(Arrival(pick_id=qpick.resource_id, phase=pick.phase,
                                            time_residual=float(pick.residual), distance=metres / 1000.0 / KM_PER_DEGREE,
-                                           azimuth=azimuth))
+                                           azimuth=azimuth,
+                                           time_weight=float(pick.phase in event.located_with)))
         origin.quality = OriginQuality(
-            associated_phase_count=len(picks), used_phase_count=len(picks),
+            associated_phase_count=len(picks),
+            used_phase_count=int(picks["phase"].isin(list(event.located_with)).sum()),
             associated_station_count=event.n_stations, used_station_count=event.n_stations,
             standard_error=e.rms_s if np.isfinite(e.rms_s) else None, azimuthal_gap=event.azimuthal_gap,
             minimum_distance=event.min_distance_km / KM_PER_DEGREE, maximum_distance=event.max_distance_km / KM_PER_DEGREE)
         out.origins.append(origin)
         out.preferred_origin_id = origin.resource_id
+        if magnitudes and event.number in magnitudes:
+            from xiaonet.detect.magnitude import add_to_quakeml
+
+            add_to_quakeml(out, origin, magnitudes[event.number], info)
         catalog.events.append(out)
     return catalog
 
@@ -132,6 +151,6 @@ def _error(value: float, scale: float):
     return QuantityError(uncertainty=float(value) * scale) if np.isfinite(value) else QuantityError()
 
 
-def write_quakeml(detection, path: str | Path) -> None:
+def write_quakeml(detection, path: str | Path, magnitudes: dict | None = None) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    to_catalog(detection).write(str(path), format="QUAKEML")
+    to_catalog(detection, magnitudes=magnitudes).write(str(path), format="QUAKEML")

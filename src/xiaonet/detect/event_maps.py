@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from xiaonet.detect.catalog import KM_PER_DEGREE
+from xiaonet.detect.uncertainty import CONFIDENCE
 
 
 def plot_event(detection, event, path: str | Path, reference=None, title: str = "") -> Path:
@@ -52,7 +53,7 @@ def plot_event(detection, event, path: str | Path, reference=None, title: str = 
         # the ellipse is drawn in degrees; its axes are km, the azimuth from north
         ax.add_patch(Ellipse((event.longitude, event.latitude), width=2 * errors.minor_km / scale_lon,
                              height=2 * errors.major_km / KM_PER_DEGREE, angle=-errors.major_azimuth,
-                             fill=False, color="red", linewidth=1.0))
+                             fill=False, color="red", linewidth=1.0, label=f"{CONFIDENCE:.0%} error ellipse"))
     ax.plot(event.longitude, event.latitude, "*", color="red", markersize=16, markeredgecolor="k",
             label=f"epicentre, depth {event.depth_km:.1f} km")
     if reference is not None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from xiaonet.edge.onnx_model import EdgeModel, EdgeModelError, EdgeModelMetadata
+from xiaonet.edge.pick_quality import snr_components, snr_db
 from xiaonet.edge.picker import EdgePicker
 from xiaonet.edge.picks import EdgePick
 from xiaonet.edge.windowing import absolute_index
@@ -214,7 +215,9 @@ class CPicker(EdgePicker):
         self.name = f"{model.metadata.name}-c-{model.metadata.precision}"
 
     def pick_array(self, data: np.ndarray, start_time: Any = 0.0, trace_id: str = "",
-                   filtered: bool = False) -> list[EdgePick]:
+                   filtered: bool = False, channel: str = "") -> list[EdgePick]:
+        """Picks as :meth:`EdgePicker.pick_array` gives them, with ``channel`` and ``snr_db``;
+        ``uncertainty_s`` stays NaN: the C library's trigger does not measure its peak's width."""
         meta = self.model.metadata
         data = np.asarray(data)
         if data.ndim != 2 or data.shape[0] != len(meta.component_order):
@@ -225,7 +228,8 @@ class CPicker(EdgePicker):
         picks = [
             EdgePick(trace_id=trace_id, start_time=start_time + float(s0) / rate,
                      end_time=start_time + float(s1) / rate, peak_time=start_time + float(peak) / rate,
-                     peak_value=value, phase=phase)
+                     peak_value=value, phase=phase, channel=channel,
+                     snr_db=snr_db(data[snr_components(phase, meta.component_order)], peak, rate))
             for phase, s0, s1, peak, value in self.model.stream_picks(data, self.thresholds, first_index)
         ]
         return sorted(picks)

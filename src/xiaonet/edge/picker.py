@@ -16,7 +16,8 @@ import numpy as np
 
 from xiaonet.edge.filters import apply_stream_filter
 from xiaonet.edge.onnx_model import EdgeModel
-from xiaonet.edge.picks import EdgePick, picks_from_curve
+from xiaonet.edge.pick_quality import snr_components
+from xiaonet.edge.picks import EdgePick, instrument_channel, picks_from_curve
 from xiaonet.edge.windowing import (WindowStack, absolute_index, covered_span, grid_window_offsets, overlap_samples,
                                     stream_to_grid_array)
 
@@ -107,26 +108,29 @@ class EdgePicker:
         return probabilities[:, begin:end], begin
 
     def pick_array(self, data: np.ndarray, start_time: Any = 0.0, trace_id: str = "",
-                   filtered: bool = False) -> list[EdgePick]:
+                   filtered: bool = False, channel: str = "") -> list[EdgePick]:
         """Picks in one contiguous (components, samples) record sampled at the model's rate.
 
         ``start_time`` may be seconds (float) or an ObsPy ``UTCDateTime``; pick times are of
-        the same kind.
+        the same kind. The SNR of each pick is measured on ``data`` as the model sees it
+        (filtered when the model filters), ``channel`` names the instrument.
         """
         meta = self.model.metadata
         if meta.early_warning:  # streaming takes the model itself (xiaonet.stream)
             raise ValueError(f"{self.model.path}: an early-warning student picks as it streams; run it with "
                              f"`xiaonet stream --picker {self.model.path}` (whole files: --replay FILES)")
-        probabilities, first = self.annotate_array(data, filtered=filtered, labels=PICK_PHASES,
+        if not filtered:
+            data = apply_stream_filter(np.asarray(data), meta.stream_filter, meta.sampling_rate)
+        probabilities, first = self.annotate_array(data, filtered=True, labels=PICK_PHASES,
                                                    start=_seconds(start_time))
         if probabilities.shape[-1] == 0:
             return []
         start = start_time + first / meta.sampling_rate
         picks: list[EdgePick] = []
         for phase, curve in zip(PICK_PHASES, probabilities):
-            picks += picks_from_curve(
-                curve, start, meta.sampling_rate, self.thresholds[phase], phase, trace_id
-            )
+            waveform = data[snr_components(phase, meta.component_order)]
+            picks += picks_from_curve(curve, start, meta.sampling_rate, self.thresholds[phase], phase, trace_id,
+                                      channel, waveform, first)
         return sorted(picks)
 
     # --- ObsPy streams (ObsPy needed) --------------------------------------------------------
@@ -158,7 +162,7 @@ class EdgePicker:
         if converted is None:
             return []
         start_time, data, trace_id = converted
-        return self.pick_array(data, start_time, trace_id, filtered=True)
+        return self.pick_array(data, start_time, trace_id, filtered=True, channel=instrument_channel(block))
 
     def _block_array(self, block):
         """``(start_time, data, trace_id)`` of a cleaned block, filtered and at the model's rate

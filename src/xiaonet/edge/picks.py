@@ -7,20 +7,28 @@ ObsPy's ``obspy.signal.trigger.trigger_onset`` for ``thres1 >= thres2`` and no m
 :func:`picks_from_curve` follows SeisBench's ``WaveformModel.picks_from_annotations``:
 trigger on at the threshold, off at half of it, the pick at the highest probability inside
 the trigger. :class:`EdgePick` has the attribute names of ``seisbench.util.Pick`` so the
-pick table writers and :mod:`xiaonet.scoring.matching` accept it unchanged.
+pick table writers and :mod:`xiaonet.scoring.matching` accept it unchanged, plus the pick's
+instrument and quality (:mod:`xiaonet.edge.pick_quality`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from xiaonet.edge.pick_quality import half_maximum_width, snr_db, uncertainty_from_width
+
 
 @dataclass(frozen=True)
 class EdgePick:
-    """One P or S pick; times are whatever the record's start time was (UTCDateTime or seconds)."""
+    """One P or S pick; times are whatever the record's start time was (UTCDateTime or seconds).
+
+    ``channel``: the instrument it was picked on (band + instrument code and ``?``, e.g.
+    ``HH?``), so picks of a station's HH and HN instruments stay apart; ``uncertainty_s`` and
+    ``snr_db`` as :mod:`xiaonet.edge.pick_quality` defines them (NaN: not measured).
+    """
 
     trace_id: str
     start_time: Any
@@ -28,6 +36,9 @@ class EdgePick:
     peak_time: Any
     peak_value: float
     phase: str
+    channel: str = ""
+    uncertainty_s: float = float("nan")
+    snr_db: float = float("nan")
 
     def __lt__(self, other: "EdgePick") -> bool:
         # seisbench.util.Pick's order: start time, then end time, then trace id.
@@ -52,15 +63,19 @@ class TriggerState:
     peak_value: float = -np.inf
     #: The trigger's pick was already given out by the ``confirm`` rule (see advance_trigger).
     confirmed: bool = False
+    #: The current run's values (pieces), for the peak's half-maximum width.
+    run_values: list = field(default_factory=list)
 
 
 def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_level: float | None = None,
                     confirm: float | None = None):
-    """Feed final values to a trigger; yield (on, off, peak, value) of closed triggers.
+    """Feed final values to a trigger; yield (on, off, peak, value, width) of closed triggers.
 
     Same result as ``obspy.signal.trigger.trigger_onset(values, on, off)`` (``off`` defaults
     to half the threshold, SeisBench's rule) followed by SeisBench's peak search inside the
-    trigger, over any split of the samples into chunks. ``first`` is the absolute index of
+    trigger, over any split of the samples into chunks; ``width`` is the peak's half-maximum
+    width in samples (:func:`xiaonet.edge.pick_quality.half_maximum_width`) over the run's
+    values up to ``off``. ``first`` is the absolute index of
     ``values[0]``. NaN never triggers. A trigger still on after the last value stays open in
     ``trig`` (the caller closes it at the end of the record).
 
@@ -84,7 +99,10 @@ def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_leve
             if trig.run_start is None:
                 trig.run_start, trig.on, trig.peak, trig.peak_value = first + a, None, -1, -np.inf
                 trig.confirmed = False
+                trig.run_values = []
             chunk = values[a:b]
+            if not trig.confirmed:
+                trig.run_values.append(np.array(chunk))
             if trig.on is None:
                 hits = np.flatnonzero(chunk >= on_level)
                 if hits.size:
@@ -97,8 +115,15 @@ def advance_trigger(trig: TriggerState, values: np.ndarray, first: int, off_leve
                     trig.peak, trig.peak_value = first + a + i, float(chunk[i])
         elif trig.run_start is not None:
             if trig.on is not None and not trig.confirmed:
-                yield trig.on, first + a - 1, trig.peak, trig.peak_value
+                yield trig.on, first + a - 1, trig.peak, trig.peak_value, run_width(trig, first + a - 1)
             trig.run_start, trig.on, trig.confirmed = None, None, False
+            trig.run_values = []
+
+
+def run_width(trig: TriggerState, last: int) -> int:
+    """Half-maximum width (samples) of the trigger's peak over its run up to sample ``last``."""
+    values = np.concatenate(trig.run_values)[: last - trig.run_start + 1]
+    return half_maximum_width(values, trig.peak - trig.run_start)
 
 
 def _confirm(trig: TriggerState, chunk: np.ndarray, start: int, ratio: float):
@@ -121,7 +146,7 @@ def _confirm(trig: TriggerState, chunk: np.ndarray, start: int, ratio: float):
             trig.peak, trig.peak_value = start + begin + i, float(tail[i])
     if below.size:
         trig.confirmed = True
-        yield trig.on, start + begin + stop, trig.peak, trig.peak_value
+        yield trig.on, start + begin + stop, trig.peak, trig.peak_value, run_width(trig, start + begin + stop)
 
 
 def trigger_onset(charfct: np.ndarray, thres1: float, thres2: float) -> np.ndarray:
@@ -142,7 +167,7 @@ def trigger_onset(charfct: np.ndarray, thres1: float, thres2: float) -> np.ndarr
     if charfct.size == 0 or not np.nanmax(charfct, initial=-np.inf) >= thres1:
         return np.empty((0, 2), dtype=np.int64)  # the usual case for an hour of noise
     trig = TriggerState("", thres1)
-    pairs = [(on, off) for on, off, _, _ in advance_trigger(trig, charfct, 0, off_level=thres2)]
+    pairs = [(on, off) for on, off, _, _, _ in advance_trigger(trig, charfct, 0, off_level=thres2)]
     if trig.on is not None:
         pairs.append((trig.on, charfct.size - 1))
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -155,12 +180,19 @@ def picks_from_curve(
     threshold: float,
     phase: str,
     trace_id: str,
+    channel: str = "",
+    waveform: np.ndarray | None = None,
+    waveform_first: int = 0,
 ) -> list[EdgePick]:
-    """Picks of one phase from its probability curve that starts at ``start_time``."""
+    """Picks of one phase from its probability curve that starts at ``start_time``, with their
+    uncertainty and, given ``waveform`` (the record's rows of the phase's components, see
+    :func:`xiaonet.edge.pick_quality.snr_components`; curve sample ``i`` is its sample
+    ``waveform_first + i``), their SNR."""
     picks = []
     for s0, s1 in trigger_onset(probability, threshold, threshold / 2):
         segment = probability[s0 : s1 + 1]
         s_peak = s0 + int(np.argmax(segment))
+        snr = float("nan") if waveform is None else snr_db(waveform, waveform_first + s_peak, sampling_rate)
         picks.append(
             EdgePick(
                 trace_id=trace_id,
@@ -169,9 +201,26 @@ def picks_from_curve(
                 peak_time=start_time + float(s_peak) / sampling_rate,
                 peak_value=float(segment.max()),
                 phase=phase,
+                channel=channel,
+                uncertainty_s=uncertainty_from_width(half_maximum_width(probability, s_peak), sampling_rate),
+                snr_db=snr,
             )
         )
     return picks
+
+
+def stalta_uncertainty(on: int, peak: int, sampling_rate: float) -> float:
+    """An STA/LTA pick's ``uncertainty_s``: the rise time of its ratio from trigger on (the
+    pick) to its maximum, at least one sample. Its ratio has no probability peak to measure a
+    half-maximum width on; a sharp onset rises in a few samples, an emergent one over seconds."""
+    return max(int(peak) - int(on), 1) / float(sampling_rate)
+
+
+def instrument_channel(traces) -> str:
+    """The instrument of one instrument's traces as a pick's ``channel``: band + instrument
+    code and ``?`` (``HH?`` for HHZ/HHN/HHE), "" when there are no traces."""
+    codes = sorted({trace.stats.channel[:-1] for trace in traces})
+    return f"{codes[0]}?" if codes else ""
 
 
 def parse_thresholds(pairs: list[str], flag: str = "--threshold") -> dict[str, float]:

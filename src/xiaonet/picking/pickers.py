@@ -108,8 +108,13 @@ class ModelPicker(Picker):
             resample_stream(stream, self.model.sampling_rate, zerophase=True)
         if getattr(self.model, "early_warning", None):
             return self._pick_as_streamed(stream)
-        output = self.model.classify(stream, **self._args())
-        return [p for p in output.picks if p.phase in ("P", "S")]
+        # SeisBench's classify (annotate, then classify_aggregate), with the curves kept for
+        # the picks' uncertainty
+        argdict = {**self.model.default_args, **self._args()}
+        annotations = self.model.annotate(self.model.classify_stream_pre(stream, argdict), **argdict)
+        output = self.model.classify_aggregate(annotations, argdict)
+        picks = [p for p in output.picks if p.phase in ("P", "S")]
+        return with_quality(picks, annotations, stream, self.model.component_order, self.model.sampling_rate)
 
     def _pick_as_streamed(self, stream: obspy.Stream) -> list:
         """An early-warning student picks offline exactly as it streams: windows every
@@ -118,6 +123,38 @@ class ModelPicker(Picker):
         from xiaonet.stream.settings import early_warning_config
 
         return StreamedPicker(self, early_warning_config(self.model.early_warning)).pick_block(stream)
+
+
+def with_quality(picks: list, annotations: obspy.Stream, stream: obspy.Stream, component_order: str,
+                 sampling_rate: float) -> list:
+    """SeisBench picks of one instrument's block as ``EdgePick`` with its channel, the
+    uncertainty from the peak's width on its probability curve and the SNR on the block at the
+    model's rate (:mod:`xiaonet.edge.pick_quality`), as the ONNX picker measures them."""
+    from xiaonet.data.streams import resample_stream
+    from xiaonet.edge.pick_quality import half_maximum_width, snr_components, snr_db, uncertainty_from_width
+    from xiaonet.edge.picks import EdgePick, instrument_channel
+    from xiaonet.edge.windowing import stream_to_grid_array
+
+    channel = instrument_channel(stream)
+    if any(tr.stats.sampling_rate != sampling_rate for tr in stream):
+        stream = stream.copy()
+        resample_stream(stream, sampling_rate, zerophase=True)
+    grid = stream_to_grid_array(stream, component_order, sampling_rate)
+    curves = {trace.stats.channel.rsplit("_", 1)[-1]: trace for trace in annotations}
+    out = []
+    for pick in picks:
+        curve = curves.get(pick.phase)
+        uncertainty = snr = float("nan")
+        if curve is not None:
+            index = int(round((pick.peak_time - curve.stats.starttime) * curve.stats.sampling_rate))
+            uncertainty = uncertainty_from_width(half_maximum_width(curve.data, index), curve.stats.sampling_rate)
+        if grid is not None:
+            start, data, _ = grid
+            index = int(round((pick.peak_time - start) * sampling_rate))
+            snr = snr_db(data[snr_components(pick.phase, component_order)], index, sampling_rate)
+        out.append(EdgePick(pick.trace_id, pick.start_time, pick.end_time, pick.peak_time, pick.peak_value,
+                            pick.phase, channel, uncertainty, snr))
+    return out
 
 
 class StreamedPicker(Picker):

@@ -18,7 +18,7 @@ import numpy as np
 import obspy
 
 from xiaonet.edge.filters import bandpass
-from xiaonet.edge.picks import EdgePick, trigger_onset
+from xiaonet.edge.picks import EdgePick, instrument_channel, stalta_uncertainty, trigger_onset
 from xiaonet.picking.pickers import Picker
 
 
@@ -142,13 +142,15 @@ class StaLtaPicker(Picker):
 
     def pick_block(self, stream: obspy.Stream) -> list[EdgePick]:
         cfg = self.config
+        channel = instrument_channel(stream)
         picks = []
         for cf in self.annotate(stream):
             s = cf.stats
             trace_id = f"{s.network}.{s.station}.{s.location}"
             for on, off in trigger_onset(cf.data, cfg.trigger_on, cfg.trigger_off):
                 off = max(on, min(off, s.npts - 1))
-                peak_ratio = float(cf.data[on : off + 1].max())
+                peak = on + int(np.argmax(cf.data[on : off + 1]))
+                peak_ratio = float(cf.data[peak])
                 t_on = s.starttime + on * s.delta
                 picks.append(
                     EdgePick(
@@ -158,6 +160,8 @@ class StaLtaPicker(Picker):
                         peak_time=t_on,
                         peak_value=1.0 - cfg.trigger_on / max(peak_ratio, cfg.trigger_on),
                         phase="P",
+                        channel=channel,
+                        uncertainty_s=stalta_uncertainty(on, peak, s.sampling_rate),
                     )
                 )
         return picks

@@ -60,7 +60,8 @@ from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model
 from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
-from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
+from xiaonet.edge.pick_quality import signal_seconds, snr_components, snr_db, snr_span, uncertainty_from_width
+from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger, run_width
 from xiaonet.stream.resampling import LOW_LATENCY_MARGIN_S, ChannelResampler
 from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
 from xiaonet.edge.windowing import STACKING_METHODS
@@ -109,6 +110,8 @@ class StreamingPicker(PacketConsumer):
         self.phase_rows = [self.labels.index(ph) for ph in phases]
         self.phase_channels = {ph: i for i, ph in enumerate(phases)}
         self.component_index = component_index(p.component_order)
+        self._snr_rows = {ph: snr_components(ph, p.component_order) for ph in phases}
+        self.signal_s = signal_seconds(self.config.lookahead if self.config.mode == "low-latency" else None)
         self.in_samples = int(p.in_samples)
         if self.config.mode == "offline":
             self.step = self.in_samples - int(p.overlap)
@@ -309,7 +312,8 @@ class StreamingPicker(PacketConsumer):
         capacity = self.in_samples + self.step + 1024
         station = StationBuffer(key, f"{stats.network}.{stats.station}.{stats.location}", rate,
                            obspy.UTCDateTime(stats.starttime), len(self.predictor.component_order),
-                           len(self.phase_rows), capacity, start_margin=int(round(rate)))
+                           len(self.phase_rows), capacity, start_margin=int(round(rate)),
+                           history=snr_span(rate)[0])
         self.stations[key] = station
         return station
 
@@ -601,21 +605,21 @@ class StreamingPicker(PacketConsumer):
                                           np.float32(np.nan))
                 for trig in seg.triggers:
                     ch = self.phase_channels[trig.phase]
-                    for on, off, peak, value in advance_trigger(trig, values[ch], seg.final_upto,
-                                                                confirm=self.config.confirm):
-                        emitted += self._emit(station, seg, trig.phase, on, off, peak, value)
+                    for on, off, peak, value, width in advance_trigger(trig, values[ch], seg.final_upto,
+                                                                       confirm=self.config.confirm):
+                        emitted += self._emit(station, seg, trig.phase, on, off, peak, value, width)
                 seg.final_upto = boundary
             if seg.end is not None and seg.final_upto >= seg.end:
                 for trig in seg.triggers:
                     if trig.on is not None and not trig.confirmed:
                         emitted += self._emit(station, seg, trig.phase, trig.on, seg.end - 1,
-                                              trig.peak, trig.peak_value)
-                    trig.run_start, trig.on, trig.confirmed = None, None, False
+                                              trig.peak, trig.peak_value, run_width(trig, seg.end - 1))
+                    trig.run_start, trig.on, trig.confirmed, trig.run_values = None, None, False, []
                 station.segments.remove(seg)
         return emitted
 
     def _emit(self, station: StationBuffer, seg: Segment, phase: str, on: int, off: int,
-              peak: int, value: float) -> list[EmittedPick]:
+              peak: int, value: float, width: int) -> list[EmittedPick]:
         guard = int(self.config.fill_guard * station.sampling_rate)
         for a, b in seg.filled:
             if on < b + guard and off >= a:
@@ -628,6 +632,24 @@ class StreamingPicker(PacketConsumer):
             peak_time=station.pick_time_of(peak),
             peak_value=float(value),
             phase=phase,
+            channel=station.key.rsplit(".", 1)[-1] + "?",
+            uncertainty_s=uncertainty_from_width(width, station.sampling_rate),
+            snr_db=self._snr(station, seg, phase, peak),
         )
         self.counters["picks"] += 1
         return [EmittedPick(pick, self.picker_name, obspy.UTCDateTime(), station.newest_time())]
+
+    def _snr(self, station: StationBuffer, seg: Segment, phase: str, peak: int) -> float:
+        """The pick's SNR on the record's samples as offline picking sees them (the record from
+        ``seg.start``; NaN where the windows leave it, as offline at a block's edge). Its
+        signal window is always received by now, so no pick waits for it: a final sample is a
+        window behind the data (offline mode) or ``lookahead`` (low-latency mode, whose signal
+        window is at most that long: :func:`xiaonet.edge.pick_quality.signal_seconds`)."""
+        rate = station.sampling_rate
+        before, after = snr_span(rate, self.signal_s)
+        end = seg.end if seg.end is not None else station.processed
+        if peak - before < seg.start or peak + after > end or peak - before < station.base:
+            return float("nan")
+        rows = self._snr_rows[phase]
+        lo = peak - before - station.base
+        return snr_db(station.data[rows, lo: lo + before + after], before, rate, self.signal_s)

@@ -95,10 +95,13 @@ class EmittedPick:
     data_time: obspy.UTCDateTime
 
     def as_row(self) -> dict:
-        """The pick-table row of :mod:`xiaonet.data.picktable`, plus when it was emitted."""
-        from xiaonet.data.picktable import pick_rows
+        """The pick-table row of :mod:`xiaonet.data.picktable`, plus when it was emitted; the
+        quality fields as numbers (None when not measured), so a JSON line carries numbers
+        and a CSV row the same figures as ``xiaonet pick`` writes."""
+        from xiaonet.data.picktable import pick_rows, quality_numbers
 
-        return {**pick_rows([self.pick], self.picker)[0], "emitted_at": format_time(self.emitted_at)}
+        return {**pick_rows([self.pick], self.picker)[0], **quality_numbers(self.pick),
+                "emitted_at": format_time(self.emitted_at)}
 
 
 def format_time(t) -> str:

@@ -38,8 +38,12 @@ class StationBuffer:
     """Ring buffer and segments of one instrument."""
 
     def __init__(self, key: str, trace_id: str, sampling_rate: float, epoch: obspy.UTCDateTime,
-                 n_components: int, n_labels: int, capacity: int, start_margin: int = 0):
+                 n_components: int, n_labels: int, capacity: int, start_margin: int = 0,
+                 history: int = 0):
         self.key = key
+        # Samples kept before the oldest sample a pick may still be made on (its SNR's noise
+        # window, :func:`xiaonet.edge.pick_quality.snr_span`).
+        self.history = history
         self.trace_id = trace_id
         self.sampling_rate = sampling_rate
         # The sample grid is the absolute one (a hypothetical sample at UTC 0), on which offline
@@ -114,7 +118,10 @@ class StationBuffer:
     def keep_from(self) -> int:
         keep = self.processed
         for seg in self.segments:
-            keep = min(keep, seg.final_upto)
+            keep = min(keep, seg.final_upto - self.history)
+            for trig in seg.triggers:  # an open trigger's pick may lie anywhere in its run
+                if trig.run_start is not None:
+                    keep = min(keep, trig.run_start - self.history)
         return keep
 
     def ensure(self, until: int, window_start: Callable[[Segment], int]) -> None:

@@ -12,7 +12,7 @@ import obspy
 
 from xiaonet.stream.consumer import PacketConsumer
 from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
-from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger
+from xiaonet.edge.picks import EdgePick, TriggerState, advance_trigger, stalta_uncertainty
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +221,11 @@ class StreamingStaLta(PacketConsumer):
         cfg = self.stalta.config
         trig = channel.trigger
         out = []
-        for on, off, _, value in advance_trigger(trig, cf, first, off_level=cfg.trigger_off):
-            out += self._emit(channel, on, off, value)
+        for on, off, peak, value, _ in advance_trigger(trig, cf, first, off_level=cfg.trigger_off):
+            out += self._emit(channel, on, off, value, peak)
         return out
 
-    def _emit(self, channel: _StaLtaChannel, on: int, off: int, peak_ratio: float) -> list[EmittedPick]:
+    def _emit(self, channel: _StaLtaChannel, on: int, off: int, peak_ratio: float, peak: int) -> list[EmittedPick]:
         cfg = self.stalta.config
         t_on = channel.start + on / channel.sampling_rate
         pick = EdgePick(
@@ -235,6 +235,8 @@ class StreamingStaLta(PacketConsumer):
             peak_time=t_on,
             peak_value=1.0 - cfg.trigger_on / max(peak_ratio, cfg.trigger_on),
             phase="P",
+            channel=channel.trace_id.rsplit(".", 1)[-1][:-1] + "?",
+            uncertainty_s=stalta_uncertainty(on, peak, channel.sampling_rate),
         )
         self.counters["picks"] += 1
         newest = channel.start + (channel.next_index - 1) / channel.sampling_rate
@@ -244,4 +246,4 @@ class StreamingStaLta(PacketConsumer):
         trig = channel.trigger
         if trig is None or trig.on is None:
             return []
-        return self._emit(channel, trig.on, channel.next_index - 1, trig.peak_value)
+        return self._emit(channel, trig.on, channel.next_index - 1, trig.peak_value, trig.peak)
