@@ -120,9 +120,9 @@ def print_declarations(args, runs, config_for) -> None:
     event = read_event_folder(args.event_replay)
     print(f"declarations: {args.event_replay} ({len(event.files)} files, origin {event.origin}), packets of "
           f"{args.packet_seconds:g} s, transmission latency {args.transmission_latency:g} s; first = the first "
-          "event declared")
+          "event declared; P out s: median data seconds from a P onset to the packet that brought its pick out")
     print(f"{'picker':<28} {'mode':<13} {'first s':>8} {'stations':>8} {'epi. km':>8} {'t0 err s':>8} "
-          f"{'versions':>8} {'last epi.':>9} {'last t0':>8} {'P delay':>8} {'others':>6}")
+          f"{'versions':>8} {'last epi.':>9} {'last t0':>8} {'P out s':>8} {'others':>6}")
     import numpy as np
 
     last = None
@@ -133,8 +133,8 @@ def print_declarations(args, runs, config_for) -> None:
             last = r = replay_event(event, picker, StreamingConfig(**config_for(mode, picker)), args.packet_seconds,
                                     args.transmission_latency)
             title = f"{Path(args.event_replay).name}: {label}, {mode}"
-            delays = [p["delay_s"] for p in r["picks"] if p["phase"] == "P"]
-            delay = f"{np.median(delays):>8.2f}" if delays else f"{'-':>8}"
+            delays = [p["emitted_after_s"] for p in r["picks"] if p["phase"] == "P"]
+            delay = f"{np.nanmedian(delays):>8.2f}" if delays else f"{'-':>8}"
             if "first_s" not in r:
                 print(f"{label:<28} {mode:<13} {'none':>8} {'':>8} {'':>8} {'':>8} {'':>8} {'':>9} {'':>8} {delay}")
                 continue

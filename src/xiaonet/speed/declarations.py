@@ -69,6 +69,31 @@ class _Collect:
     close = flush
 
 
+class _ClockedEngine:
+    """The engine, noting for each pick the data time of the batch that brought it out (the
+    newest packet's end: when the pick really left, resampling context included)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.emitted_at: dict[tuple, float] = {}
+
+    def _note(self, picks, clock):
+        for e in picks:
+            key = (e.pick.trace_id.rsplit(".", 1)[0], e.pick.phase, round(float(e.pick.peak_time.timestamp), 3))
+            self.emitted_at[key] = clock if clock is not None else float(e.data_time.timestamp)
+        return picks
+
+    def feed_many(self, batch):
+        clock = max(float(p.stats.endtime.timestamp) for p in batch) if batch else None
+        return self._note(self.engine.feed_many(batch), clock)
+
+    def flush(self, *args):
+        return self._note(self.engine.flush(*args), None)
+
+    def flush_idle(self, *args):
+        return self._note(self.engine.flush_idle(*args), None)
+
+
 def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0, latency_s: float = 0.0,
                  delay_s: float = 20.0, rule=None) -> dict:
     """Replay ``event`` through ``picker`` streamed with ``config`` and the online associator.
@@ -90,11 +115,16 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
     source = ReplaySource(event.files, packet_samples=max(1, int(round(packet_seconds * rate))), latency_s=latency_s,
                           note=lambda message: None)
     source.start()
-    engine = make_streaming_picker(picker, config, note=lambda message: None)
+    engine = _ClockedEngine(make_streaming_picker(picker, config, note=lambda message: None))
     detector = OnlineAssociator(read_stations(event.stations), velocity_model(event.velocity), delay_s=delay_s,
                                 rule=rule)
     sink = _Collect()
     run_session(source, engine, [sink], detector)
+    for row in sink.picks:  # data seconds from the onset to the packet that brought the pick out
+        key = (f"{row['network']}.{row['station']}", row["phase"],
+               round(obspy.UTCDateTime(row["time"]).timestamp, 3))
+        row["emitted_after_s"] = round(engine.emitted_at.get(key, float("nan"))
+                                       - obspy.UTCDateTime(row["time"]).timestamp, 3)
     result = {"versions": sink.events, "picks": sink.picks, "associations": detector.runs}
     ours = [v for v in sink.events if v["event"] == (sink.events[0]["event"] if sink.events else None)]
     if not ours:
@@ -167,12 +197,12 @@ def plot_alert_timeline(event: EventFolder, result: dict, path: str | Path, titl
         if not -5.0 < t < 30.0:
             continue
         onset.append(t)
-        emitted.append(t + pick["delay_s"] + latency_s)
+        emitted.append(t + pick.get("emitted_after_s", pick["delay_s"]) + latency_s)
         distance.append(gps2dist_azimuth(stations.latitude[i], stations.longitude[i], event.latitude,
                                          event.longitude)[0] / 1e3)
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.scatter(onset, distance, s=6, color="tab:blue", label="P onset (the pick's time)")
-    ax.scatter(emitted, distance, s=6, color="tab:orange", label="P pick emitted (+ latency)")
+    ax.scatter(emitted, distance, s=6, color="tab:orange", label="P pick out (its packet's end + latency)")
     ax.axvline(0.0, color="black", lw=1.2, label="catalog origin")
     first_event = result["versions"][0]["event"] if result["versions"] else None
     versions = [(obspy.UTCDateTime(v["declared_at"]) + latency_s - event.origin, v)
