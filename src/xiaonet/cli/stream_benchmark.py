@@ -101,10 +101,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        "358 LASSO nodes) and velocity model --false-alert-velocity")
     early.add_argument("--false-alert-velocity", metavar="VP,VS|FILE",
                        default=str(shared / "data/continuous/okla_YW_lasso_seisscan/okl.tvel"))
-    early.add_argument("--false-alert-segment", type=float, default=1200.0, metavar="S",
+    early.add_argument("--false-alert-segment", type=float, default=3600.0, metavar="S",
                        help="--false-alerts: records are cut into segments of this many seconds, each at its "
-                       "own station (default 1200: about 300 of 100 station-hours live at once, as dense as "
-                       "the LASSO array)")
+                       "own station (default 3600; shorter puts more records live at once: 1200 s puts about "
+                       "300 of 100 station-hours on the LASSO nodes, as dense as the array, at far higher cost)")
     early.add_argument("--realisations", type=int, default=10,
                        help="--false-alerts: draws of stations and offsets (default 10)")
     early.add_argument("--declarations-only", action="store_true",
