@@ -380,9 +380,11 @@ class StreamingPicker(PacketConsumer):
         if not station.seen[component]:
             station.seen[component] = True
             station.end[component] = stop
-            # Before a component's first packet there is nothing to wait for: the buffer's start
-            # margin is no hole (else a new station would wait reorder_window before any window)
-            station.contiguous[component] = max(int(station.contiguous[component]), first)
+            if self.config.mode != "offline":
+                # Low latency first: the start margin before a component's first packet is no
+                # hole to wait reorder_window for (a packet older than the first one is late);
+                # offline mode waits, so shuffled first packets are used (its window costs more)
+                station.contiguous[component] = max(int(station.contiguous[component]), first)
         else:
             station.end[component] = max(int(station.end[component]), stop)
         if station.stopped[component]:
