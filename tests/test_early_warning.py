@@ -242,8 +242,10 @@ def test_weights_whose_name_has_a_dot_load_by_path(tmp_path):
     from xiaonet.picking.loading import load_picker
 
     early_warning_student(lookahead_s=0.2).save(str(tmp_path / "ew-L0.2"))
-    picker = load_picker(str(tmp_path / "ew-L0.2"))
-    assert picker.model.early_warning["lookahead_s"] == 0.2
+    from xiaonet.stream.settings import early_warning_settings
+
+    for runtime in ("onnx", "torch"):
+        assert early_warning_settings(load_picker(str(tmp_path / "ew-L0.2"), runtime=runtime))["lookahead_s"] == 0.2
 
 
 def test_real_data_replayed_in_random_packets_gives_final_picks_equal_to_offline(shared_dir, torch_threads):
@@ -271,3 +273,22 @@ def test_real_data_replayed_in_random_packets_gives_final_picks_equal_to_offline
         assert len(keys) == len(set(keys))  # emitted once: no second version of a pick
         for e in emitted:
             assert float(e.data_time - e.pick.peak_time) >= settings["lookahead_s"] - 1e-6
+
+
+def test_an_exported_early_warning_student_picks_files_as_torch_does(tmp_path, torch_threads):
+    """`xiaonet pick` with an early-warning student's ONNX file (the default runtime) or its C
+    library streams it over the file: the same picks as torch, never a refusal."""
+    from xiaonet.export.onnx_files import export_onnx
+    from xiaonet.picking.loading import load_picker
+
+    model = early_warning_student()
+    model.default_args = {"P_threshold": 0.3, "S_threshold": 0.3}
+    model.save(str(tmp_path / "ew"))
+    export_onnx(model, tmp_path / "ew.onnx", "ew")
+    stream = synthetic_stream(120.0, events=(40.0, 90.0))
+    picks = {}
+    for label, spec, runtime in (("torch", str(tmp_path / "ew"), "torch"), ("weights on onnx", str(tmp_path / "ew"), None),
+                                 ("onnx file", str(tmp_path / "ew.onnx"), None)):
+        picker = load_picker(spec, runtime=runtime, thresholds={"P": 0.3, "S": 0.3})
+        picks[label] = sorted((p.phase, round(float(p.peak_time.timestamp), 2)) for p in picker.pick(stream))
+    assert picks["torch"] and picks["torch"] == picks["weights on onnx"] == picks["onnx file"]

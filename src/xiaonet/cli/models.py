@@ -29,7 +29,11 @@ def describe_presets() -> list[dict]:
         model_args = preset.model_args
         if shipped is not None:
             model_args = json.loads(weights_file(shipped, ".json").read_text()).get("model_args", model_args)
-        parameters, macs = student_cost(model_args, 3001)
+        if model_args.get("hop_s"):  # an early-warning student: one window every hop_s
+            parameters, per_window = student_cost(model_args, int(model_args["window_len"]))
+            macs = per_window * round(30.0 / model_args["hop_s"])
+        else:
+            parameters, macs = student_cost(model_args, 3001)
         rows.append(
             {
                 "preset": name,

@@ -235,8 +235,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"low-latency: hop {args.hop:g} s, lookahead {args.lookahead:g} s, student window "
               f"{args.window or 'model default'}")
     if early_warning is not None:
-        ew = early_warning[0].model.early_warning
-        print(f"early-warning: {early_warning[1]}, window {early_warning[0].model.in_samples} samples, hop "
+        from xiaonet.stream.settings import early_warning_settings
+
+        ew, model = early_warning_settings(early_warning[0]), early_warning[0].model
+        in_samples = getattr(model, "in_samples", None) or model.metadata.in_samples
+        print(f"early-warning: {early_warning[1]}, window {in_samples} samples, hop "
               f"{ew['hop_s']:g} s, lookahead {ew['lookahead_s']:g} s, picks final at {ew['confirm']:g} x peak")
     student_offline = student.pick(stream, note=lambda message: None)
     print("latency: onset packet arrival -> pick emission (s); agreement (0.5 s): streamed picks vs the "

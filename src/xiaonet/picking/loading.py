@@ -112,8 +112,7 @@ def _load(name, weights, thresholds, stalta_options, runtime, threads):
         prefix = None  # load_student says what is missing
     label = name if name in PRESETS else Path(name).name
     if runtime is None:
-        runtime = "onnx" if prefix is not None and onnxruntime_available() and not _early_warning(prefix) \
-            else "torch"
+        runtime = "onnx" if prefix is not None and onnxruntime_available() else "torch"
     if runtime == "torch" or prefix is None:
         from xiaonet.models.model import set_torch_threads
         from xiaonet.models.presets import load_student
@@ -133,6 +132,8 @@ def _load(name, weights, thresholds, stalta_options, runtime, threads):
         return _load(name, weights, thresholds, None, "torch", threads)
     picker = _exported_picker(path, runtime, thresholds, threads)
     picker.name = label  # the student's name, as the torch path writes it in pick tables
+    if hasattr(picker, "picker"):  # an early-warning student's StreamedPicker: the engine's picker too
+        picker.picker.name = label
     return picker
 
 
@@ -140,29 +141,32 @@ def _exported_picker(path, runtime: str, thresholds, threads: int):
     if runtime == "c":
         from xiaonet.edge.c_runtime import CPicker
 
-        return CPicker(path, thresholds=thresholds or None)
-    from xiaonet.edge.picker import EdgePicker
+        picker = CPicker(path, thresholds=thresholds or None)
+    else:
+        from xiaonet.edge.picker import EdgePicker
 
-    return EdgePicker(path, thresholds=thresholds or None, threads=threads)
+        picker = EdgePicker(path, thresholds=thresholds or None, threads=threads)
+    from xiaonet.stream.settings import early_warning_config, early_warning_settings
 
+    settings = early_warning_settings(picker)
+    if settings is None:
+        return picker
+    # An early-warning student picks whole files as it streams (windows every hop_s, picks at
+    # confirmation), on ONNX Runtime or C as on torch; the streaming engine takes the inner picker.
+    from xiaonet.picking.pickers import StreamedPicker
 
-def _early_warning(prefix: Path) -> bool:
-    """Whether the weights are an early-warning student (those pick as they stream: torch)."""
-    from xiaonet.models.presets import weights_file
-
-    try:
-        model_args = json.loads(weights_file(prefix, ".json").read_text()).get("model_args", {})
-    except (OSError, ValueError, AttributeError):
-        return False  # load_student reports what is wrong with the file
-    return model_args.get("lookahead_s") is not None
+    return StreamedPicker(picker, early_warning_config(settings), name=picker.name)
 
 
 def make_streaming_picker(picker, config=None, note=None):
     """The streaming engine for any picker: :class:`xiaonet.stream.streaming_stalta.StreamingStaLta`
     for STA/LTA, :class:`xiaonet.stream.engine.StreamingPicker` for a model picker or a
     window predictor (``config`` a :class:`xiaonet.stream.settings.StreamingConfig`)."""
+    from xiaonet.picking.pickers import StreamedPicker
     from xiaonet.picking.stalta import StaLtaPicker
 
+    if isinstance(picker, StreamedPicker):  # an exported early-warning student: the engine runs its model
+        picker = picker.picker
     if isinstance(picker, StaLtaPicker):
         from xiaonet.stream.streaming_stalta import StreamingStaLta
 

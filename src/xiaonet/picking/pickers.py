@@ -168,10 +168,18 @@ class StreamedPicker(Picker):
         self.picker = picker
         self.config = config
         self.name = name or f"{picker.name} ({config.mode})"
-        self.min_duration = picker.min_duration
+        self.min_duration = getattr(picker, "min_duration", None)
+        meta = getattr(getattr(picker, "model", None), "metadata", None)  # an exported model: one window
+        if self.min_duration is None and meta is not None:
+            self.min_duration = (meta.in_samples - 1) / meta.sampling_rate
 
     def __repr__(self) -> str:
         return f"StreamedPicker({self.picker!r}, {self.config})"
+
+    @property
+    def model(self):
+        """The inner picker's model (what :func:`xiaonet.stream.settings.early_warning_settings` reads)."""
+        return self.picker.model
 
     def pick_block(self, stream: obspy.Stream) -> list:
         from xiaonet.stream.engine import StreamingPicker

@@ -48,8 +48,10 @@ def load_early_warning_student(spec: str | None):
     spec = spec or ("xiaonet-ew" if shipped_weights("xiaonet-ew") is not None else None)
     if spec is None:
         return None
+    from xiaonet.stream.settings import early_warning_settings
+
     picker = load_picker(spec)
-    if not getattr(getattr(picker, "model", None), "early_warning", None):
+    if early_warning_settings(picker) is None:
         raise ValueError(f"--ew-picker {spec}: not an early-warning student (its weights have no lookahead_s)")
     return picker, spec
 
