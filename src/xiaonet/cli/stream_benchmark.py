@@ -119,8 +119,8 @@ def print_declarations(args, runs, config_for) -> None:
 
     event = read_event_folder(args.event_replay)
     print(f"declarations: {args.event_replay} ({len(event.files)} files, origin {event.origin}), packets of "
-          f"{args.packet_seconds:g} s, transmission latency {args.transmission_latency:g} s; first = the first "
-          "event declared; P out s: median data seconds from a P onset to the packet that brought its pick out")
+          f"{args.packet_seconds:g} s, transmission latency {args.transmission_latency:g} s; first = the "
+          "first version of the catalog's event; others: events declared that are not it; P out s: median data seconds from a P onset to the packet that brought its pick out")
     print(f"{'picker':<28} {'mode':<13} {'first s':>8} {'stations':>8} {'epi. km':>8} {'t0 err s':>8} "
           f"{'versions':>8} {'last epi.':>9} {'last t0':>8} {'P out s':>8} {'others':>6}")
     import numpy as np
@@ -136,7 +136,8 @@ def print_declarations(args, runs, config_for) -> None:
             delays = [p["emitted_after_s"] for p in r["picks"] if p["phase"] == "P"]
             delay = f"{np.nanmedian(delays):>8.2f}" if delays else f"{'-':>8}"
             if "first_s" not in r:
-                print(f"{label:<28} {mode:<13} {'none':>8} {'':>8} {'':>8} {'':>8} {'':>8} {'':>9} {'':>8} {delay}")
+                print(f"{label:<28} {mode:<13} {'none':>8} {'':>8} {'':>8} {'':>8} {'':>8} {'':>9} {'':>8} {delay} "
+                      f"{r['other_events']:>6}")
                 continue
             print(f"{label:<28} {mode:<13} {r['first_s']:>8.2f} {r['first_stations']:>8} "
                   f"{r['first_epicentre_km']:>8.2f} {r['first_time_s']:>+8.2f} {r['n_versions']:>8} "

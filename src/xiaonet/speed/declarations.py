@@ -94,11 +94,27 @@ class _ClockedEngine:
         return self._note(self.engine.flush_idle(*args), None)
 
 
+def catalog_event(versions: list[dict], origin, within_s: float = 5.0) -> int | None:
+    """The id of the declared event whose first version's origin is nearest the catalog
+    ``origin`` (within ``within_s``); the others are false declarations.
+
+    >>> versions = [{"event": 0, "time": "2020-01-01T00:00:02"}, {"event": 1, "time": "2020-01-01T00:00:31"}]
+    >>> [catalog_event(versions, obspy.UTCDateTime(t)) for t in ("2020-01-01T00:00:30", "2020-01-01T01:00")]
+    [1, None]
+    """
+    first = {}
+    for v in versions:
+        first.setdefault(v["event"], abs(obspy.UTCDateTime(v["time"]) - origin))
+    near = [(gap, number) for number, gap in first.items() if gap <= within_s]
+    return min(near)[1] if near else None
+
+
 def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0, latency_s: float = 0.0,
                  delay_s: float = 20.0, rule=None) -> dict:
     """Replay ``event`` through ``picker`` streamed with ``config`` and the online associator.
 
-    Returns the event lines (``versions``), the picks, and for the first event declared:
+    Returns the event lines (``versions``), the picks, and for the declared event that is the
+    catalog's (:func:`catalog_event`; ``other_events`` counts the rest):
     seconds from the catalog origin to its first version (``first_s``, latency included),
     the epicentre (km) and origin-time (s) errors of its first and last versions.
     """
@@ -126,8 +142,11 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
         row["emitted_after_s"] = round(engine.emitted_at.get(key, float("nan"))
                                        - obspy.UTCDateTime(row["time"]).timestamp, 3)
     result = {"versions": sink.events, "picks": sink.picks, "associations": detector.runs}
-    ours = [v for v in sink.events if v["event"] == (sink.events[0]["event"] if sink.events else None)]
+    match = catalog_event(sink.events, event.origin)
+    result["event"] = match
+    ours = [v for v in sink.events if v["event"] == match]
     if not ours:
+        result["other_events"] = len({v["event"] for v in sink.events})
         return result
 
     def errors(version) -> tuple[float, float]:
@@ -204,7 +223,7 @@ def plot_alert_timeline(event: EventFolder, result: dict, path: str | Path, titl
     ax.scatter(onset, distance, s=6, color="tab:blue", label="P onset (the pick's time)")
     ax.scatter(emitted, distance, s=6, color="tab:orange", label="P pick out (its packet's end + latency)")
     ax.axvline(0.0, color="black", lw=1.2, label="catalog origin")
-    first_event = result["versions"][0]["event"] if result["versions"] else None
+    first_event = result.get("event", result["versions"][0]["event"] if result["versions"] else None)
     versions = [(obspy.UTCDateTime(v["declared_at"]) + latency_s - event.origin, v)
                 for v in result["versions"] if v["event"] == first_event]
     shown = [(at, v) for at, v in versions if at <= 20.0]
