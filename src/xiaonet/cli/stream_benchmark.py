@@ -132,7 +132,7 @@ def print_declarations(args, runs, config_for) -> None:
         for mode in picker_modes:
             last = r = replay_event(event, picker, StreamingConfig(**config_for(mode, picker)), args.packet_seconds,
                                     args.transmission_latency)
-            title = f"{Path(args.event_replay).name}: {label}, {mode}"
+            title = f"{Path(args.event_replay).name}: {Path(label).name}, {mode}"
             delays = [p["emitted_after_s"] for p in r["picks"] if p["phase"] == "P"]
             delay = f"{np.nanmedian(delays):>8.2f}" if delays else f"{'-':>8}"
             if "first_s" not in r:
