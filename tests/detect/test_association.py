@@ -210,12 +210,12 @@ def test_lasso_subset_with_the_student(shared_dir, tmp_path, capsys):
     assert int(event["n_stations"]) >= 0.8 * len(files)
 
 
-def test_online_associator_declares_the_offline_events_with_bounded_delay(scene):
+def test_online_associator_finals_are_the_offline_events_with_bounded_delay(scene):
     from xiaonet.detect.online import OnlineAssociator
 
     stations, _, rows = scene
-    offline = associate(rows, stations, MODEL)
     online = OnlineAssociator(stations, MODEL, delay_s=10.0, interval_s=1.0)
+    offline = associate(rows, stations, MODEL, online.config)  # the settings it declares with
     declared = []
     times = [obspy.UTCDateTime(r["time"]).timestamp for r in rows]
     clock = times[0]
@@ -227,17 +227,17 @@ def test_online_associator_declares_the_offline_events_with_bounded_delay(scene)
             batch.append(rows[i])
             i += 1
         online.add(batch)
-        for event in online.advance(clock):
-            declared.append((event, clock))
+        declared += [(v, clock) for v in online.advance(clock) if v.status == "final"]
     for step in range(60):  # the stream goes on without picks
-        for event in online.advance(clock + 0.5 * (step + 1)):
-            declared.append((event, clock + 0.5 * (step + 1)))
+        at = clock + 0.5 * (step + 1)
+        declared += [(v, at) for v in online.advance(at) if v.status == "final"]
     assert online.flush() == []
     assert len(declared) == len(offline.events) == 2
-    for (event, at), reference in zip(declared, offline.events):
+    for (version, at), reference in zip(declared, offline.events):
+        event = version.event
         assert abs(event.time - reference.time) < 1e-3 and len(event.pick_rows) == len(reference.pick_rows)
         assert abs(event.latitude - reference.latitude) < 1e-5
-        assert 10.0 <= at - event.last_pick <= 10.0 + 1.0 + 0.5
+        assert 10.0 <= at - version.last_pick <= 10.0 + 1.0 + 0.5
 
 
 def test_stream_detect_gives_the_events_of_detect_on_the_same_picks(shared_dir, tmp_path, capsys):
@@ -259,9 +259,11 @@ def test_stream_detect_gives_the_events_of_detect_on_the_same_picks(shared_dir, 
                  "--out", str(tmp_path / "picks.csv")])
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    events = [line for line in lines if line.get("type") == "event"]
-    assert len(events) == 1
-    # declared 20 s (--detect-delay) after the last pick, or at once when the picks came later
+    versions = [line for line in lines if line.get("type") == "event"]
+    assert {v["event"] for v in versions} == {0} and versions[0]["status"] == "new"
+    events = [v for v in versions if v["status"] == "final"]
+    assert len(events) == 1 and events[0] == versions[-1]
+    # final 20 s (--detect-delay) after the last pick, or at once when the picks came later
     # than that (the engine's own start-up latency), plus one association interval and one batch
     picks = [line for line in lines if line.get("type") != "event"]
     last_pick = max(obspy.UTCDateTime(p["time"]) for p in picks)

@@ -456,3 +456,20 @@ def test_idle_station_is_flushed_without_touching_active_ones(student):
     assert flushed  # the last window's picks come out only through the idle flush
     assert_same_picks(student.pick(quiet), emitted + flushed)
     assert engine.stations == {}  # its buffers are freed
+
+
+def test_a_new_station_is_windowed_as_soon_as_one_window_is_in(student):
+    """The buffer's start margin before a station's first packet is no hole to wait for: in
+    low-latency mode the first window runs when its data is in, not reorder_window later."""
+    stream = synthetic_stream(40.0, "NEW", seed=8)
+    config = StreamingConfig(mode="low-latency", hop=0.5, lookahead=1.0, window=10.0, reorder_window=30.0)
+    engine = StreamingPicker(student, config)
+    start = min(tr.stats.starttime for tr in stream)
+    first = None
+    from xiaonet.stream.packet_sources import cut_into_packets
+
+    for packet in cut_into_packets(stream, 100):
+        engine.feed_many([packet])
+        if first is None and engine.counters["windows"]:
+            first = packet.stats.endtime - start
+    assert first is not None and first <= 10.0 + 0.5 + 0.02

@@ -39,6 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="replay speed, x real time (default: as fast as possible)")
     parser.add_argument("--packet-samples", type=int, default=512,
                         help="samples per replayed packet (default 512)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="S",
+                        help="replay: simulated transmission delay, each packet reaches the engine S s after "
+                        "its last sample (counted in each event's after_origin_s; default 0)")
     add_picker_options(parser)
     parser.add_argument("--threads", type=int, default=1, help="threads of the model runtime (default 1)")
     parser.add_argument("--mode", choices=["offline", "low-latency", "early-warning"], default=None,
@@ -50,6 +53,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--hop", type=float, default=0.5, help="low-latency: seconds between windows")
     parser.add_argument("--lookahead", type=float, default=1.0,
                         help="low-latency: seconds of data after a sample before it is final")
+    parser.add_argument("--confirm", type=float, default=None, metavar="F",
+                        help="low-latency: emit a pick as soon as its probability falls below F x its peak "
+                        "(early-warning emission, e.g. 0.5; default: when the trigger closes)")
     parser.add_argument("--window", type=float, default=None,
                         help="low-latency with the student: window length in seconds (default: 30 s)")
     parser.add_argument("--gap-policy", choices=["reset", "zero-fill"], default="reset",
@@ -73,12 +79,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "emitted_at)")
     parser.add_argument("--detect", metavar="STATIONS", default=None,
                         help="also associate the picks into events (xiaonet detect; StationXML or station "
-                        "CSV) and print each event as a JSON line with \"type\": \"event\"")
+                        "CSV) and print each event version as a JSON line with \"type\": \"event\": declared "
+                        "as soon as --detect-min-stations P picks fit, updated as picks arrive, then final")
     parser.add_argument("--velocity", metavar="VP,VS|FILE", default=None,
                         help="--detect: velocity model, VP,VS in km/s (0D) or a 1D model file (.tvel, or a CSV "
                         "with columns depth, vp, vs); default 0D 6.0,3.47")
     parser.add_argument("--detect-delay", type=float, default=40.0,
-                        help="--detect: declare an event this many data seconds after its last pick (default 40)")
+                        help="--detect: the final version of an event this many data seconds after its last "
+                        "pick (default 40)")
+    parser.add_argument("--detect-min-stations", type=int, default=5,
+                        help="--detect: P picks at this many stations declare an event (default 5)")
+    parser.add_argument("--detect-max-rms", type=float, default=0.3,
+                        help="--detect: largest RMS pick residual (s) of a first declaration (default 0.3)")
+    parser.add_argument("--detect-max-gap", type=float, default=180.0,
+                        help="--detect: largest azimuthal gap (degrees) of a first declaration (default 180: "
+                        "the epicentre inside the stations that picked it)")
+    parser.add_argument("--detect-min-fraction", type=float, default=0.5,
+                        help="--detect: share of the stations within reach that must have picked for a first "
+                        "declaration (default 0.5)")
+    parser.add_argument("--detect-interval", type=float, default=1.0,
+                        help="--detect: associate at most every this many data seconds (default 1)")
     parser.add_argument("--publish", metavar="mqtt://HOST:PORT/TOPIC", default=None,
                         help="also publish each pick to this MQTT broker topic (QoS 1; mqtts:// for TLS); "
                         "picks wait in a buffer while the broker is away")
@@ -121,24 +141,27 @@ def run(args: argparse.Namespace) -> int:
         spec = args.picker or default_picker_name()
         picker = picker_from_args(args)
         config = streaming_config_for(picker, spec, args.mode, hop=args.hop, lookahead=args.lookahead,
-                                      window=args.window, gap_policy=args.gap_policy, max_fill=args.max_fill,
+                                      window=args.window, confirm=args.confirm, gap_policy=args.gap_policy,
+                                      max_fill=args.max_fill,
                                       channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
         engine = make_streaming_picker(picker, config, note=note)
         detector = None
         if args.detect:
-            from xiaonet.detect.online import OnlineAssociator
+            from xiaonet.detect.online import DeclarationRule, OnlineAssociator
             from xiaonet.detect.stations import read_stations
             from xiaonet.detect.velocity import DEFAULT_VELOCITY, velocity_model
 
+            rule = DeclarationRule(min_p_stations=args.detect_min_stations, max_rms_s=args.detect_max_rms,
+                                   max_gap_deg=args.detect_max_gap, min_station_fraction=args.detect_min_fraction)
             detector = OnlineAssociator(read_stations(args.detect), velocity_model(args.velocity or DEFAULT_VELOCITY),
-                                        delay_s=args.detect_delay)
+                                        delay_s=args.detect_delay, interval_s=args.detect_interval, rule=rule)
         if args.udp is not None:
             from xiaonet.stream.shake_udp import ShakeUdpSource
 
             source = ShakeUdpSource(args.udp, args.udp_station, args.udp_rate, note=note)
         elif args.replay:
             source = ReplaySource(args.replay, speed=args.speed, packet_samples=args.packet_samples,
-                                  note=note)
+                                  latency_s=args.latency, note=note)
         else:
             source = SeedLinkSource(args.seedlink, args.select, timeout=args.timeout,
                                     backoff_max=args.backoff_max, note=note,
@@ -183,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     if counters:
         print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=sys.stderr)
     if detector is not None:
-        print(f"{len(detector.declared)} event(s) declared; picks at stations not in {args.detect}: "
+        print(f"{len(detector.declared)} event(s) declared in {summary.event_versions} version(s); picks at stations not in {args.detect}: "
               f"{sum(detector.missing.values())} {sorted(detector.missing) or ''}", file=sys.stderr)
     if isinstance(source, SeedLinkSource) and source.connections == 0:
         print(f"xiaonet stream: {source.failure or f'never connected to SeedLink {args.seedlink}'}; "

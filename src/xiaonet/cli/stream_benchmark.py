@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from xiaonet.speed.stream_benchmark import (BENCHMARK_MODES, load_benchmark_student,
                                             load_early_warning_student, measure_latency, measure_memory,
@@ -76,7 +77,98 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--lookahead", type=float, default=1.0, help="low-latency: lookahead seconds")
     parser.add_argument("--window", type=float, default=None,
                         help="low-latency, student only: window seconds (default: the model's 30 s)")
+    parser.add_argument("--confirm", type=float, default=None, metavar="F",
+                        help="low-latency: emit a pick once its probability falls below F x its peak "
+                        "(early-warning emission, e.g. 0.5; default: when the trigger closes)")
+    early = parser.add_argument_group("early warning: declarations and false alerts")
+    early.add_argument("--event-replay", metavar="DIR", default=None,
+                       help="replay this recorded event (*.mseed, StationXML, .tvel, event.json; e.g. "
+                       "okla_YW_lasso_seisscan) with --detect for every picker and mode: time from origin "
+                       "to first declaration, epicentre and origin-time errors of the first and last versions")
+    early.add_argument("--timeline", metavar="PNG", default=None,
+                       help="--event-replay: the alert timeline of the last picker and mode measured (the "
+                       "early-warning student when there is one) as a figure")
+    early.add_argument("--transmission-latency", type=float, default=0.0, metavar="S",
+                       help="--event-replay: simulated transmission delay of each packet (s, default 0)")
+    early.add_argument("--false-alerts", nargs="+", metavar="PICKS.csv", default=None,
+                       help="pick tables of continuous single-station records (xiaonet stream --out): events "
+                       "declared per 1,000 station-hours once each record is shifted by its own random offset")
+    early.add_argument("--false-alert-index", metavar="CSV", default=str(shared / "data/continuous/index.csv"),
+                       help="the records' index (file, network, station, start, end; default: ../shared's)")
+    early.add_argument("--false-alert-layout", metavar="STATIONS",
+                       default=str(shared / "data/continuous/okla_YW_lasso_seisscan/station-okl.xml"),
+                       help="station file whose stations the shifted records are placed at (default: the "
+                       "358 LASSO nodes) and velocity model --false-alert-velocity")
+    early.add_argument("--false-alert-velocity", metavar="VP,VS|FILE",
+                       default=str(shared / "data/continuous/okla_YW_lasso_seisscan/okl.tvel"))
+    early.add_argument("--false-alert-segment", type=float, default=3600.0, metavar="S",
+                       help="--false-alerts: records are cut into segments of this many seconds, each at its "
+                       "own station (default 3600; shorter puts more records live at once: 1200 s puts about "
+                       "300 of 100 station-hours on the LASSO nodes, as dense as the array, at far higher cost)")
+    early.add_argument("--realisations", type=int, default=10,
+                       help="--false-alerts: draws of stations and offsets (default 10)")
+    early.add_argument("--declarations-only", action="store_true",
+                       help="only the early-warning figures: skip latency and throughput")
     return parser
+
+
+def print_declarations(args, runs, config_for) -> None:
+    """The --event-replay table: one row per picker and mode."""
+    from xiaonet.speed.declarations import plot_alert_timeline, read_event_folder, replay_event
+    from xiaonet.stream.settings import StreamingConfig
+
+    event = read_event_folder(args.event_replay)
+    print(f"declarations: {args.event_replay} ({len(event.files)} files, origin {event.origin}), packets of "
+          f"{args.packet_seconds:g} s, transmission latency {args.transmission_latency:g} s; first = the "
+          "first version of the catalog's event; others: events declared that are not it; P out s: median data seconds from a P onset to the packet that brought its pick out")
+    print(f"{'picker':<28} {'mode':<13} {'first s':>8} {'stations':>8} {'epi. km':>8} {'t0 err s':>8} "
+          f"{'versions':>8} {'last epi.':>9} {'last t0':>8} {'P out s':>8} {'others':>6}")
+    import numpy as np
+
+    last = None
+    for label, picker, picker_modes in runs:
+        if label == "phasenet":
+            continue
+        for mode in picker_modes:
+            last = r = replay_event(event, picker, StreamingConfig(**config_for(mode, picker)), args.packet_seconds,
+                                    args.transmission_latency)
+            title = f"{Path(args.event_replay).name}: {Path(label).name}, {mode}"
+            delays = [p["emitted_after_s"] for p in r["picks"] if p["phase"] == "P"]
+            delay = f"{np.nanmedian(delays):>8.2f}" if delays else f"{'-':>8}"
+            if "first_s" not in r:
+                print(f"{label:<28} {mode:<13} {'none':>8} {'':>8} {'':>8} {'':>8} {'':>8} {'':>9} {'':>8} {delay} "
+                      f"{r['other_events']:>6}")
+                continue
+            print(f"{label:<28} {mode:<13} {r['first_s']:>8.2f} {r['first_stations']:>8} "
+                  f"{r['first_epicentre_km']:>8.2f} {r['first_time_s']:>+8.2f} {r['n_versions']:>8} "
+                  f"{r['last_epicentre_km']:>9.2f} {r['last_time_s']:>+8.2f} {delay} {r['other_events']:>6}")
+    if args.timeline and last is not None:
+        plot_alert_timeline(event, last, args.timeline, title, args.transmission_latency)
+        print(f"alert timeline: {args.timeline} ({title})")
+    print()
+
+
+def print_false_alerts(args) -> None:
+    """The --false-alerts figures."""
+    from xiaonet.detect.false_alerts import cut_segments, measure_false_declarations
+    from xiaonet.detect.velocity import velocity_model
+    from xiaonet.detect.stations import read_stations
+    from xiaonet.speed.declarations import records_from_index
+
+    records = records_from_index(args.false_alert_index, args.false_alerts)
+    segments = cut_segments(records, segment_s=args.false_alert_segment,
+                            min_segment_s=min(600.0, args.false_alert_segment))
+    layout = read_stations(args.false_alert_layout)
+    result = measure_false_declarations(segments, layout, velocity_model(args.false_alert_velocity),
+                                        realisations=args.realisations, delay_s=20.0)
+    print(f"false alerts: {len(records)} records, {result.segments} segments of <= {args.false_alert_segment:g} s "
+          f"at stations of "
+          f"{args.false_alert_layout}, each shifted by its own random offset; {result.realisations} draws")
+    print(f"  {result.data_station_hours:.1f} station-hours of data, {result.station_hours:.1f} over all draws, "
+          f"{result.picks} picks: {result.declared} alert(s) declared ({result.withdrawn} later withdrawn) = "
+          f"{result.per_1000_station_hours:.2f} per 1,000 station-hours; {result.final_only} event(s) declared "
+          "only once final (no alert)")
+    print()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,7 +218,19 @@ def run(args: argparse.Namespace) -> int:
         if mode != "low-latency":
             return {"mode": mode}
         window = args.window if picker is student else None
-        return {"mode": mode, "hop": args.hop, "lookahead": args.lookahead, "window": window}
+        return {"mode": mode, "hop": args.hop, "lookahead": args.lookahead, "window": window,
+                "confirm": args.confirm}
+
+    try:
+        if args.event_replay:
+            print_declarations(args, runs, config_for)
+        if args.false_alerts:
+            print_false_alerts(args)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        print(f"xiaonet stream-benchmark: {error}", file=sys.stderr)
+        return 2
+    if args.declarations_only:
+        return 0
 
     if "low-latency" in modes:
         print(f"low-latency: hop {args.hop:g} s, lookahead {args.lookahead:g} s, student window "

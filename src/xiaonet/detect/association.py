@@ -168,8 +168,14 @@ def preferred_instrument(picks) -> "pandas.Series":
 
 
 def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | LayeredModel,
-              config: AssociationConfig | None = None, source: str = "picks") -> Detection:
-    """Associate and locate; picks at unknown stations are left out and counted."""
+              config: AssociationConfig | None = None, source: str = "picks",
+              tables: dict | None = None) -> Detection:
+    """Associate and locate; picks at unknown stations are left out and counted.
+
+    ``tables``: a dict the caller keeps between calls (the online associator runs every
+    second) to reuse the travel-time table of a 1D model, which takes about a second to
+    build; it is rebuilt only when a larger search volume needs a larger one. Its
+    ``at_least_km`` sizes the first table (e.g. for the whole network's search volume)."""
     import pandas as pd
     import pyocto
 
@@ -198,8 +204,17 @@ def associate(rows_or_frame, stations: StationTable, model: HomogeneousModel | L
     diagonal = float(np.hypot(xlim[1] - xlim[0], ylim[1] - ylim[0]))
     node = config.min_node_size_km or float(np.clip(min(xlim[1] - xlim[0], ylim[1] - ylim[0]) / 4, 1.0, 10.0))
 
-    with tempfile.TemporaryDirectory(prefix="xiaonet-detect-") as folder:
-        octo_model, times = _pyocto_model(model, config, diagonal, Path(folder))
+    with tempfile.TemporaryDirectory(prefix="xiaonet-detect-") as scratch:
+        if tables is not None and tables.get("diagonal_km", -1.0) >= diagonal:
+            octo_model, times = tables["model"]
+        else:
+            # a kept table's file lives as long as the caller's dict: PyOcto reads it when it associates
+            folder = scratch if tables is None else tables.setdefault(
+                "folder", tempfile.TemporaryDirectory(prefix="xiaonet-detect-")).name
+            size = max(diagonal, tables.get("at_least_km", 0.0)) if tables is not None else diagonal
+            octo_model, times = _pyocto_model(model, config, size, Path(folder))
+            if tables is not None:
+                tables.update(diagonal_km=size, model=(octo_model, times))
         slowest = model.vs if isinstance(model, HomogeneousModel) else float(model.vs.min())
         associator = pyocto.OctoAssociator(
             xlim=xlim, ylim=ylim, zlim=zlim, velocity_model=octo_model,

@@ -84,7 +84,8 @@ class SessionSummary:
     elapsed_s: float = 0.0
     picks: dict[str, int] = field(default_factory=dict)
     stations: set = field(default_factory=set)
-    events: int = 0
+    events: int = 0  # events declared (first versions)
+    event_versions: int = 0  # event lines, every version counted
     interrupted: bool = False
 
 
@@ -102,8 +103,10 @@ def run_session(source, engine, sinks: list, detector=None, duration_s: float | 
                 idle_flush_s: float | None = None) -> SessionSummary:
     """Feed the batches of ``source`` (started) to ``engine`` until the source ends, ``duration_s`` wall
     seconds pass or Ctrl-C; every pick goes to each sink and, with a ``detector``
-    (:class:`xiaonet.detect.online.OnlineAssociator`), into association, whose declared events
-    go to the sinks as they come. ``idle_flush_s``: end the record of a station silent this
+    (:class:`xiaonet.detect.online.OnlineAssociator`), into association, whose event versions
+    go to the sinks as they come; the clock of association is the newest sample's data time.
+    A source with ``latency_s`` (a replay's simulated transmission delay) has it counted in
+    each event's ``after_origin_s``. ``idle_flush_s``: end the record of a station silent this
     long (wall clock; for live sources)."""
     from xiaonet.detect.online import event_json
 
@@ -121,10 +124,13 @@ def run_session(source, engine, sinks: list, detector=None, duration_s: float | 
         for sink in sinks:
             sink.flush()
 
-    def declare(events) -> None:
-        for event in events:
-            summary.events += 1
-            line = json.loads(event_json(event, detector.clock))
+    latency_s = float(getattr(source, "latency_s", 0.0) or 0.0)
+
+    def declare(versions) -> None:
+        for version in versions:
+            summary.events += version.version == 1
+            summary.event_versions += 1
+            line = json.loads(event_json(version, latency_s))
             for sink in sinks:
                 sink.event(line)
         for sink in sinks:

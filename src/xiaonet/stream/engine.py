@@ -62,7 +62,7 @@ from xiaonet.stream.settings import COUNTER_NAMES, EmittedPick, StreamingConfig
 from xiaonet.stream.predictors import predictor_from_edge_model
 from xiaonet.data.waveforms import LOW_RATE_FACTOR, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
 from xiaonet.edge.pick_quality import signal_seconds, snr_components, snr_span
-from xiaonet.stream.resampling import ChannelResampler
+from xiaonet.stream.resampling import LOW_LATENCY_MARGIN_S, ChannelResampler
 from xiaonet.stream.station import PendingWindow, StationBuffer
 from xiaonet.edge.windowing import STACKING_METHODS
 
@@ -260,11 +260,15 @@ class StreamingPicker(SegmentWindows, PickEmission, PacketConsumer):
         # Another rate: resampled to the model's as it arrives, as offline picking resamples
         resampler = self._resamplers.get(ids)
         if resampler is None:
-            resampler = self._resamplers[ids] = ChannelResampler(rate, model_rate, self.config.reorder_window)
+            # offline mode: the offline result's context; low-latency: a short one (latency)
+            margin = None if self.config.mode == "offline" else LOW_LATENCY_MARGIN_S
+            resampler = self._resamplers[ids] = ChannelResampler(rate, model_rate, self.config.reorder_window,
+                                                                 margin_s=margin)
             low = " (little of the model's band survives: expect fewer picks)" if (
                 rate * LOW_RATE_FACTOR <= model_rate) else ""
+            how = "as offline" if margin is None else f"with {margin:g} s of context"
             self._warn_once(key, f"resample {rate}", f"{packet.id}: {rate:g} Hz resampled to "
-                            f"{model_rate:g} Hz for {self.picker_name}, as offline{low}")
+                            f"{model_rate:g} Hz for {self.picker_name}, {how}{low}")
         self.counters["resampled_packets"] += 1
         duplicates = resampler.duplicates
         for piece in resampler.feed(packet):
@@ -376,6 +380,11 @@ class StreamingPicker(SegmentWindows, PickEmission, PacketConsumer):
         if not station.seen[component]:
             station.seen[component] = True
             station.end[component] = stop
+            if self.config.mode != "offline":
+                # Low latency first: the start margin before a component's first packet is no
+                # hole to wait reorder_window for (a packet older than the first one is late);
+                # offline mode waits, so shuffled first packets are used (its window costs more)
+                station.contiguous[component] = max(int(station.contiguous[component]), first)
         else:
             station.end[component] = max(int(station.end[component]), stop)
         if station.stopped[component]:

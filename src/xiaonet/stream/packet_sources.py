@@ -35,7 +35,8 @@ def cut_into_packets(stream: obspy.Stream, packet_samples: int = 512) -> list[ob
     """Cut every trace into packets of ``packet_samples`` samples, in arrival order.
 
     A packet "arrives" when its last sample has been recorded, so packets are ordered by
-    end time (channels of a station interleave as they would from a digitiser).
+    end time: the channels of a station and all stations interleave in data-time order, as a
+    network delivers them.
     """
     if packet_samples < 1:
         raise ValueError(f"packet_samples must be at least 1, got {packet_samples}")
@@ -57,14 +58,20 @@ class ReplaySource:
 
     Files that cannot be read (or only in part: a truncated last record) and inputs that
     match nothing are reported through ``note`` by name, kept in ``failures`` and skipped. The
-    replay clock starts at the arrival (end time) of the first packet; a packet is handed
-    out once ``(its end time - first end time) / speed`` wall-clock seconds have passed.
+    replay clock starts at the end time of the first packet; a packet is handed out once
+    ``(its end time + latency_s - first end time) / speed`` wall-clock seconds have passed.
+
+    ``latency_s`` simulates transmission: every packet reaches the engine that long after its
+    last sample was recorded. One delay for all stations keeps the data-time order, so it
+    shifts when things happen (``xiaonet stream --detect`` counts it in each event's
+    ``after_origin_s``), not what is picked.
     """
 
     files: Iterable[str | Path]
     speed: float | None = None
     packet_samples: int = 512
     batch_seconds: float = 1.0  # data seconds per batch when replaying at full speed
+    latency_s: float = 0.0
     note: Callable[[str], None] = logger.warning
     failures: list = field(default_factory=list)
 
@@ -73,6 +80,8 @@ class ReplaySource:
 
         if self.speed is not None and self.speed <= 0:
             raise ValueError(f"--speed must be positive, got {self.speed}")
+        if not self.latency_s >= 0:
+            raise ValueError(f"--latency must be zero or positive seconds, got {self.latency_s}")
         def fail(message: str) -> None:  # named at the end, exit status 1, as `xiaonet pick`
             self.failures.append(message)
             self.note(message)
@@ -85,7 +94,8 @@ class ReplaySource:
             except WaveformInputError as error:
                 fail(str(error))
         self._packets = cut_into_packets(stream, self.packet_samples)
-        self._arrivals = np.array([p.stats.endtime.timestamp for p in self._packets])
+        self._recorded = np.array([p.stats.endtime.timestamp for p in self._packets])
+        self._arrivals = self._recorded + self.latency_s
         self._next = 0
         self._wall0 = time.monotonic()
 
@@ -99,7 +109,7 @@ class ReplaySource:
     def next_batch(self, timeout: float = 0.2) -> list[obspy.Trace] | None:
         if self._next >= len(self._packets):
             return None
-        first = self._arrivals[0]
+        first = self._recorded[0]
         if self.speed is None:
             due = self._arrivals[self._next] + self.batch_seconds
         else:

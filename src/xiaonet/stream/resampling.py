@@ -13,6 +13,7 @@ resampling: its periodic sinc decays as 1/distance). Output samples are on the g
 channel's record start, as offline. A hole in the channel is waited for up to
 ``reorder_window`` seconds of newer data (reordered packets); after that it is a gap: the
 record ends there and a new one starts, as offline picking splits a record at a gap.
+In low-latency mode the engine asks for :data:`LOW_LATENCY_MARGIN_S` (0.25 s) of context instead.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ import obspy
 #: Context (seconds of input) on each side of the samples handed out, by kind of resampling.
 LOWPASS_MARGIN_S = 2.0
 FFT_MARGIN_S = 10.0
+#: The context of low-latency streaming, where waiting 10 s for FFT context would cost 10 s of
+#: latency on every pick. On a LASSO node (250 Hz -> 100 Hz, FFT) it leaves an RMS difference
+#: from the offline resampling of 0.32 % of the signal's (0.5 s: 0.24 %, 10 s: 0.04 %); with
+#: 1 s packets it lets xiaonet-ew's picks of onsets 1 s before a packet's end out with that
+#: packet (LASSO: 282 stations in the first declaration, against 211 with 0.5 s).
+LOW_LATENCY_MARGIN_S = 0.25
 
 
 def is_decimation(rate_in: float, rate_out: float) -> bool:

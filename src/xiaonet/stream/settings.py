@@ -152,8 +152,8 @@ def early_warning_config(settings: dict, **options) -> StreamingConfig:
 def streaming_config_for(picker, label: str, mode: str | None = None, **options) -> StreamingConfig:
     """How ``picker`` streams: an early-warning student always with the hop, lookahead and
     confirmation it was trained for (``--mode early-warning``, the default for it); any other
-    picker in ``mode`` (default offline) with ``options`` (``hop``, ``lookahead``, ``window``
-    and the fault settings). A mode that does not fit the picker is a ValueError naming
+    picker in ``mode`` (default offline) with ``options`` (``hop``, ``lookahead``, ``window``,
+    ``confirm`` and the fault settings). A mode that does not fit the picker is a ValueError naming
     ``label``."""
     settings = early_warning_settings(picker)
     mode = mode or ("early-warning" if settings else "offline")
@@ -163,6 +163,6 @@ def streaming_config_for(picker, label: str, mode: str | None = None, **options)
                          f"{label} is an early-warning student: it streams in --mode early-warning only "
                          "(the hop and lookahead it was trained for)")
     if settings:
-        faults = {k: v for k, v in options.items() if k not in ("hop", "lookahead", "window")}
+        faults = {k: v for k, v in options.items() if k not in ("hop", "lookahead", "window", "confirm")}
         return early_warning_config(settings, **faults)
     return StreamingConfig(mode=mode, **options)
