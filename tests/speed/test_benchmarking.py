@@ -1,4 +1,4 @@
-"""`xiaonet benchmark` runs in-process on seconds of data and prints every column."""
+"""`xiaonet benchmark runtimes` runs in-process on seconds of data and prints every column."""
 
 import json
 
@@ -93,7 +93,7 @@ def test_synthetic_data_is_labelled_and_seeded():
 def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teacher_cache):
     out = tmp_path / "bench.json"
     code = main([
-        "benchmark", "--picker", "xiaonet-s:torch,xiaonet-s:onnx-fp32,xiaonet-s:onnx-int8",
+        "benchmark", "runtimes", "--picker", "xiaonet-s:torch,xiaonet-s:onnx-fp32,xiaonet-s:onnx-int8",
         "--picker", "phasenet:seisbench,phasenet:onnx-fp32,stalta",
         "--synthetic", "40", "--repeats", "1", "--latency-calls", "3", "--out", str(out),
         "--workdir", str(tmp_path / "work"), "--no-cli",
@@ -130,7 +130,7 @@ def test_benchmark_prints_every_column_against_phasenet(tmp_path, capsys, teache
 
 def test_benchmark_runs_without_shared_data_or_teachers(tmp_path, capsys):
     """Hermetic: student and STA/LTA rows only, so the ratio columns stay empty."""
-    code = main(["benchmark", "--picker", "xiaonet-xs:onnx-int8,stalta", "--synthetic", "40",
+    code = main(["benchmark", "runtimes", "--picker", "xiaonet-xs:onnx-int8,stalta", "--synthetic", "40",
                  "--repeats", "1", "--latency-calls", "2", "--workdir", str(tmp_path), "--no-cli"])
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -144,7 +144,7 @@ def test_benchmark_runs_without_shared_data_or_teachers(tmp_path, capsys):
 
 
 def test_benchmark_without_data_says_what_to_give(capsys):
-    assert main(["benchmark", "--picker", "stalta", "--data", "/nonexistent/*.mseed", "--no-rss"]) == 2
+    assert main(["benchmark", "runtimes", "--picker", "stalta", "--data", "/nonexistent/*.mseed", "--no-rss"]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
@@ -175,7 +175,7 @@ def test_benchmark_times_the_pick_command_as_a_user_runs_it(tmp_path, capsys):
 
     data_file = synthetic_station_file(tmp_path / "XX.SYN.mseed")
     out = tmp_path / "bench.json"
-    code = main(["benchmark", "--picker", f"{DEFAULT_PRESET}:onnx-fp32,stalta", "--data", str(data_file),
+    code = main(["benchmark", "runtimes", "--picker", f"{DEFAULT_PRESET}:onnx-fp32,stalta", "--data", str(data_file),
                  "--repeats", "1", "--latency-calls", "2", "--no-rss", "--workdir", str(tmp_path / "work"),
                  "--out", str(out)])
     printed = capsys.readouterr().out

@@ -161,7 +161,7 @@ def test_stream_benchmark_reports_the_early_warning_mode(tmp_path, capsys, torch
     early_warning_student().save(str(tmp_path / "ew"))
     data = tmp_path / "synthetic.mseed"
     synthetic_stream(60.0, events=(20.0, 45.0)).write(str(data), format="MSEED")
-    code = main(["stream-benchmark", "--data", str(data), "--latency-seconds", "60", "--stations", "2",
+    code = main(["benchmark", "stream", "--data", str(data), "--latency-seconds", "60", "--stations", "2",
                  "--throughput-seconds", "5", "--no-teacher", "--modes", "early-warning",
                  "--ew-picker", str(tmp_path / "ew")])
     out = capsys.readouterr().out
@@ -170,8 +170,8 @@ def test_stream_benchmark_reports_the_early_warning_mode(tmp_path, capsys, torch
     latency = [r for r in rows if len(r) == 10 and r[2] == "P"]
     assert latency and int(latency[0][3]) >= 1  # P picks emitted with a latency
     assert any(len(r) == 11 and r[1] == "early-warning" and r[-1] == "kB" for r in rows)  # throughput
-    assert main(["stream-benchmark", "--data", str(data), "--modes", "sideways"]) == 2
-    assert main(["stream-benchmark", "--data", str(data), "--ew-picker", "xiaonet-s", "--no-teacher",
+    assert main(["benchmark", "stream", "--data", str(data), "--modes", "sideways"]) == 2
+    assert main(["benchmark", "stream", "--data", str(data), "--ew-picker", "xiaonet-s", "--no-teacher",
                  "--modes", "early-warning"]) == 2  # an offline student is refused
 
 

@@ -1,4 +1,4 @@
-"""``python -m xiaonet.archive.benchmark``: throughput, parallel efficiency and memory of archive
+"""``xiaonet benchmark archive``: throughput, parallel efficiency and memory of archive
 picking, and the cost of re-picking 10 years x 1,000 stations, measured (docs/archive.md).
 
 An SDS archive of 24 h, 200 Hz, 3-component station-days is built in a temp folder from real
@@ -12,7 +12,6 @@ SRC``, with another checkout's (whole-file reading).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -112,31 +111,21 @@ def plain_pick_rss(spec: str, path: Path, src: str) -> dict:
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "picks": rows}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xiaonet.archive.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", default=os.environ.get("XIAONET_SHARED", "../shared"))
-    parser.add_argument("--picker", default="xiaonet-s,ONNX,phasenet,stalta",
-                        help="pickers to measure, comma-separated (the grammar of xiaonet pick --picker); "
-                        "ONNX = xiaonet-s exported to ONNX here")
-    parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--stations", type=int, default=2)
-    parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--block", type=float, default=3600.0)
-    parser.add_argument("--before", default=None, metavar="SRC", help="another checkout's src/ for the plain-pick row")
-    parser.add_argument("--json", default=None, help="also write the rows as JSON")
-    parser.add_argument("--archive", default=None, metavar="DIR",
-                        help="build the archive here and keep it (reused when it exists)")
-    args = parser.parse_args(argv)
-
+def run_archive_benchmark(shared: Path, picker: str = "xiaonet-s,ONNX,phasenet,stalta", workers: str = "1,2",
+                          stations: int = 2, days: int = 2, rate: float = 200.0, repeats: int = 3,
+                          block: float = 3600.0, before: str | None = None, json_path: str | None = None,
+                          archive: str | None = None) -> int:
+    """Build (or reuse) an SDS archive of ``stations`` x ``days`` from ``shared``'s records, pick
+    it on Dask with each number of ``workers`` for each picker (comma-separated; ``ONNX`` =
+    xiaonet-s exported here), and a plain ``xiaonet pick`` of one day file in a fresh process;
+    print the tables (``xiaonet benchmark archive``)."""
     with tempfile.TemporaryDirectory(prefix="xiaonet-archive-bench-") as tmp:
         tmp = Path(tmp)
-        root = Path(args.archive) if args.archive else tmp / "sds"
+        root = Path(archive) if archive else tmp / "sds"
         if not root.exists():
-            build_archive(root, Path(args.shared), args.stations, args.days, args.rate)
+            build_archive(root, Path(shared), stations, days, rate)
         pickers = []
-        for name in args.picker.split(","):
+        for name in picker.split(","):
             if name == "ONNX":
                 from xiaonet.export.onnx_files import export_onnx
                 from xiaonet.models.presets import load_student
@@ -145,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             pickers.append(name)
         rows = []
         for picker in pickers:
-            for workers in args.workers.split(","):
-                rows.append(measure(picker, root, int(workers), args.repeats, args.block))
+            for workers in workers.split(","):
+                rows.append(measure(picker, root, int(workers), repeats, block))
                 print(json.dumps({k: v for k, v in rows[-1].items()}), flush=True)
         day_file = sorted(root.rglob("*.D.*"))[0].parent.parent  # one station's folder: 3 components
         one_day = tmp / "day.mseed"
@@ -159,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         del stream
         here = str(Path(__file__).resolve().parents[2])
         plain = [{"picker": p, "code": "this", **plain_pick_rss(p, one_day, here)} for p in pickers]
-        if args.before:
-            plain += [{"picker": p, "code": "before", **plain_pick_rss(p, one_day, args.before)}
+        if before:
+            plain += [{"picker": p, "code": "before", **plain_pick_rss(p, one_day, before)}
                       for p in pickers if not p.endswith(".onnx")]
 
-    print(f"\n{args.stations} stations x {args.days} days, {args.rate:g} Hz, 3 components; medians of "
-          f"{args.repeats} runs; {os.cpu_count()} cores\n")
+    print(f"\n{stations} stations x {days} days, {rate:g} Hz, 3 components; medians of "
+          f"{repeats} runs; {os.cpu_count()} cores\n")
     print("| picker | workers | station-days/min | station-days per CPU-s | parallel efficiency | "
           "peak RSS per worker | core-hours for 10 y x 1,000 stations |")
     print("|---|---|---|---|---|---|---|")
@@ -185,10 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"| {Path(r['picker']).name} | {r['code']} | {r['peak_rss_mb']:.0f} MB | {r['wall_s']:.1f} s "
                   f"| {r['picks']} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "plain": plain}, indent=1))
+    if json_path:
+        Path(json_path).write_text(json.dumps({"rows": rows, "plain": plain}, indent=1))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

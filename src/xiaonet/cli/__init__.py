@@ -12,7 +12,7 @@ import logging
 import sys
 
 # Subcommand modules under xiaonet.cli, in the order `xiaonet --help` lists them.
-COMMANDS = ["pick", "detect", "models", "train", "adapt", "export", "evaluate", "benchmark", "stream", "stream_benchmark", "study"]
+COMMANDS = ["pick", "detect", "models", "train", "adapt", "export", "evaluate", "benchmark", "stream", "study"]
 
 # What the `train` extra adds (pyproject.toml): a command that needs one of them says so in one line.
 TRAIN_PACKAGES = ("torch", "seisbench", "onnx", "onnxscript")

@@ -89,10 +89,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     live.add_argument("--idle-exit", type=float, default=None,
                       help="--subscribe: stop when no new pick came for this many seconds (after the first)")
     add_mqtt_options(parser)
-    parser.add_argument("--benchmark", action="store_true",
-                        help="time the association of a synthetic table of --benchmark-picks picks and exit")
-    parser.add_argument("--benchmark-picks", type=int, default=10_000, help="picks in the benchmark (default 10000)")
-    parser.add_argument("--repeats", type=int, default=5, help="benchmark runs; the median is reported")
     return parser
 
 
@@ -151,12 +147,6 @@ def run(args: argparse.Namespace) -> int:
     except VelocityModelError as error:
         print(f"xiaonet detect: {error}", file=sys.stderr)
         return 2
-    if args.benchmark:
-        from xiaonet.speed.association_timing import run_association_benchmark
-
-        result = run_association_benchmark(args.benchmark_picks, repeats=args.repeats, model=model)
-        print("\n".join(result.lines()))
-        return 0
     if args.subscribe:
         from xiaonet.cli.options import mqtt_options_from_args
         from xiaonet.realtime.subscription_command import run_subscription_command

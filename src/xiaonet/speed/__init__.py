@@ -1,1 +1,1 @@
-"""Speed and memory measurements (``xiaonet benchmark``)."""
+"""Speed and memory measurements (``xiaonet benchmark runtimes``)."""

@@ -1,4 +1,4 @@
-"""Association speed (``xiaonet detect --benchmark``): seconds to associate and locate a
+"""Association speed (``xiaonet benchmark association``): seconds to associate and locate a
 synthetic pick table of ``n_picks`` picks (events on a network, 10 % false picks), the
 median of ``repeats`` runs, with how many of the true events were found."""
 

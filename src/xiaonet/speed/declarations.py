@@ -1,4 +1,4 @@
-"""What an early-warning user judges, measured (``xiaonet stream-benchmark --event-replay`` and
+"""What an early-warning user judges, measured (``xiaonet benchmark stream --event-replay`` and
 ``--false-alerts``): the time from an event's origin to its first declaration and how far
 the first and last versions are from the catalog, on a replay of a recorded event; and how
 many events are declared on records where no event can be coherent across stations.

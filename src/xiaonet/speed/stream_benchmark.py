@@ -1,4 +1,4 @@
-"""``xiaonet stream-benchmark``'s measurements: pick latency from the arrival of the packet
+"""``xiaonet benchmark stream``'s measurements: pick latency from the arrival of the packet
 holding the onset, stations per core, memory per station (the command is
 :mod:`xiaonet.cli.stream_benchmark`)."""
 

@@ -1,4 +1,4 @@
-"""``xiaonet benchmark``: speed and memory of the students, the teachers and STA/LTA in one run."""
+"""``xiaonet benchmark runtimes``: speed and memory of the students, the teachers and STA/LTA in one run."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from xiaonet.speed.benchmarking import DEFAULT_MODELS
 
     parser = subparsers.add_parser(
-        "benchmark",
+        "runtimes",
         help="parameters, MACs, latency, throughput and memory of every picker runtime",
         description=(
             "Measure the student presets (torch, ONNX fp32, ONNX int8), PhaseNet and "
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_benchmark(config, note=lambda message: print(message, file=sys.stderr))
     except BenchmarkError as error:
-        print(f"xiaonet benchmark: {error}", file=sys.stderr)
+        print(f"xiaonet benchmark runtimes: {error}", file=sys.stderr)
         return 2
     print(format_markdown(report))
     if report["cli"]:

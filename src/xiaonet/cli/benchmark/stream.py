@@ -1,4 +1,4 @@
-"""``xiaonet stream-benchmark``: latency, stations per core and memory of the streaming engine.
+"""``xiaonet benchmark stream``: latency, stations per core and memory of the streaming engine.
 
 All figures are measured in one run, for the default student and for PhaseNet:
 
@@ -27,7 +27,7 @@ from xiaonet.speed.stream_benchmark import (BENCHMARK_MODES, load_benchmark_stud
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "stream-benchmark",
+        "stream",
         help="measure streaming latency, stations per core and memory per station",
         description=(
             "Replay real data as packets and report pick latency (median, p95), how many "
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = sorted(set(modes) - set(BENCHMARK_MODES))
     if unknown:
-        print(f"xiaonet stream-benchmark: unknown mode(s) {', '.join(unknown)}; known: "
+        print(f"xiaonet benchmark stream: unknown mode(s) {', '.join(unknown)}; known: "
               f"{', '.join(BENCHMARK_MODES)}", file=sys.stderr)
         return 2
     try:
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         student, student_label = load_benchmark_student(args.picker)
         early_warning = load_early_warning_student(args.ew_picker) if "early-warning" in modes else None
     except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"xiaonet stream-benchmark: {error}", file=sys.stderr)
+        print(f"xiaonet benchmark stream: {error}", file=sys.stderr)
         return 2
     runs = [(student_label, student, [m for m in modes if m != "early-warning"])]
     if early_warning is not None:
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         if args.false_alerts:
             print_false_alerts(args)
     except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"xiaonet stream-benchmark: {error}", file=sys.stderr)
+        print(f"xiaonet benchmark stream: {error}", file=sys.stderr)
         return 2
     if args.declarations_only:
         return 0
