@@ -150,12 +150,17 @@ def test_pick_stream_stalta_models_and_help_run_with_torch_blocked(tmp_path, mon
                  ["pick", str(example), "--workers", "0", "--run-dir", str(tmp_path / "run"),
                   "--out", str(tmp_path / "archive.csv")],
                  ["stream", "--replay", str(example), "--out", str(tmp_path / "stream.csv")],
+                 ["pick", str(example), "--picker", "xiaonet-ew", "--out", str(tmp_path / "ew.csv")],
+                 ["stream", "--replay", str(example), "--picker", "xiaonet-ew", "--out", str(tmp_path / "ew-stream.csv")],
                  ["models"], ["--help"]):
         result = run_without_torch(*argv)
         assert result.returncode == 0, (argv, result.stderr[-2000:])
     tables = [(tmp_path / f"{name}.csv").read_text().splitlines() for name in ("default", "example", "archive")]
     assert len(tables[0]) > 1 and tables[0] == tables[1] == tables[2]
     assert len((tmp_path / "stalta.csv").read_text().splitlines()) > 1
+    # the early-warning student picks a file as it streams, on ONNX Runtime: the same picks
+    ew = [(tmp_path / name).read_text().splitlines()[1:] for name in ("ew.csv", "ew-stream.csv")]
+    assert ew[0] and [line.split(",")[:9] for line in ew[0]] == [line.split(",")[:9] for line in ew[1]]
     assert not (tmp_path / "empty-cache").exists()
     # a command that needs torch says how to get it, in one line
     result = run_without_torch("pick", str(example), "--runtime", "torch", "--out", str(tmp_path / "torch.csv"))

@@ -227,7 +227,7 @@ class MqttPickSink:
 
     # --- the session's thread ---------------------------------------------------------------
 
-    def pick(self, row: dict) -> None:
+    def pick(self, row: dict, table_row: dict | None = None) -> None:
         seq = self._next_seq
         self._next_seq += 1
         payload = pick_message(row, self.publisher, seq)

@@ -2,7 +2,7 @@
 with ``--detect``, the online associator.
 
 The loop is :func:`run_session`; the command line only builds its parts. Picks and events go
-to *sinks*, objects with ``pick(row)`` / ``event(line)`` / ``flush()`` / ``close()`` (see
+to *sinks*, objects with ``pick(row, table_row)`` / ``event(line)`` / ``flush()`` / ``close()`` (see
 :class:`JsonLinesSink`, :class:`CsvPickSink`), so a new destination (a message broker, say)
 is one more sink and no change to the loop.
 
@@ -37,7 +37,7 @@ class JsonLinesSink:
     def _out(self) -> TextIO:
         return self.handle if self.handle is not None else sys.stdout
 
-    def pick(self, row: dict) -> None:
+    def pick(self, row: dict, table_row: dict | None = None) -> None:
         self._out().write(json.dumps(row) + "\n")
 
     def event(self, line: dict) -> None:
@@ -64,8 +64,10 @@ class CsvPickSink:
             self.writer.writeheader()
             self.handle.flush()
 
-    def pick(self, row: dict) -> None:
-        self.writer.writerow(row)
+    def pick(self, row: dict, table_row: dict | None = None) -> None:
+        """``table_row``: the pick as ``xiaonet pick`` writes it (probability to 4 digits), so a
+        streamed table equals the offline one; else ``row``."""
+        self.writer.writerow(table_row if table_row is not None else row)
 
     def event(self, line: dict) -> None:
         pass
@@ -115,10 +117,11 @@ def run_session(source, engine, sinks: list, detector=None, duration_s: float | 
 
     def emit(picks) -> None:
         for emitted in picks:
+            table_row = emitted.as_row()
             row = stream_row(emitted)
             summary.picks[row["phase"]] = summary.picks.get(row["phase"], 0) + 1
             for sink in sinks:
-                sink.pick(row)
+                sink.pick(row, table_row)
             if detector is not None:
                 detector.add([row])
         for sink in sinks:

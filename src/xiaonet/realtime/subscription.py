@@ -260,7 +260,7 @@ class MqttEventSink:
     def __init__(self, subscription: PickSubscription):
         self.subscription = subscription
 
-    def pick(self, row: dict) -> None:
+    def pick(self, row: dict, table_row: dict | None = None) -> None:
         pass
 
     def event(self, line: dict) -> None:
