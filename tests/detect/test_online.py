@@ -228,7 +228,7 @@ def test_the_session_counts_the_replay_latency_in_after_origin(scene):
         def __init__(self):
             self.events = []
 
-        def pick(self, row):
+        def pick(self, row, table_row=None):
             pass
 
         def event(self, line):
