@@ -57,7 +57,7 @@ class _Collect:
         self.events: list[dict] = []
         self.picks: list[dict] = []
 
-    def pick(self, row):
+    def pick(self, row, table_row=None):
         self.picks.append(row)
 
     def event(self, line):
