@@ -91,11 +91,11 @@ class SessionSummary:
     interrupted: bool = False
 
 
-def stream_row(emitted) -> dict:
+def stream_row(emitted, table_row: dict | None = None) -> dict:
     """The JSON line of one emitted pick: the pick-table row with the probability unrounded
     (6 digits) and ``delay_s``, the data seconds between the pick and the newest sample of
     its station when it was emitted."""
-    row = emitted.as_row()
+    row = dict(table_row) if table_row is not None else emitted.as_row()
     row["probability"] = round(float(emitted.pick.peak_value), 6)
     row["delay_s"] = round(float(emitted.data_time - emitted.pick.peak_time), 3)
     return row
@@ -118,7 +118,7 @@ def run_session(source, engine, sinks: list, detector=None, duration_s: float | 
     def emit(picks) -> None:
         for emitted in picks:
             table_row = emitted.as_row()
-            row = stream_row(emitted)
+            row = stream_row(emitted, table_row)
             summary.picks[row["phase"]] = summary.picks.get(row["phase"], 0) + 1
             for sink in sinks:
                 sink.pick(row, table_row)
