@@ -323,3 +323,25 @@ def test_an_event_outside_the_network_is_no_alert_but_is_declared_final_once():
     lines, _ = stream_lines(stations, rows, delay_s=10.0)
     assert [(line["version"], line["status"]) for line, _ in lines] == [(1, "final")]
     assert lines[0][0]["azimuthal_gap_deg"] > 180.0 and lines[0][0]["n_s"] >= 2
+
+
+def test_runs_that_cannot_find_an_event_are_left_out_without_changing_any_line(monkeypatch):
+    """Two events among chance picks on a sparse 100 km network: the versions streamed
+    with the P-pick screen (runs without n_p_picks P picks within the network's P span are
+    left out) are the versions of running association on every new pick, and many runs are
+    left out."""
+    stations = synthetic_network(12, extent_km=100.0, seed=11)
+    events = random_events(2, duration_s=100.0, extent_km=100.0, seed=11)
+    rows = synthetic_picks(stations, events, MODEL, seed=11, miss=0.05, false_picks=40, duration_s=200.0)
+
+    def strip(lines):
+        return [({k: v for k, v in line.items() if k != "emitted_at"}, at) for line, at in lines]
+
+    screened, online = stream_lines(stations, rows, delay_s=10.0)
+    assert online.skipped_runs >= 15 and online.runs < 60
+    assert 100.0 / 6.0 < online.p_span_s < 1.1 * 100.0 * 2 ** 0.5 / 6.0 + 1.0
+    monkeypatch.setattr(OnlineAssociator, "_could_find_event", lambda self: True)
+    every, unscreened = stream_lines(stations, rows, delay_s=10.0)
+    assert unscreened.skipped_runs == 0
+    assert strip(screened) == strip(every)
+    assert [line["status"] for line, _ in screened if line["event"] == 0][0] == "new"
