@@ -21,7 +21,9 @@ A realisation is one draw of stations and offsets; several draws reuse the same 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import obspy
@@ -121,18 +123,26 @@ class FalseAlertResult:
 
 
 def measure_false_declarations(segments: list[Segment], layout: StationTable, model, realisations: int = 1,
-                               seed: int = 0, **associator_options) -> FalseAlertResult:
-    """Declarations on ``realisations`` shuffles of ``segments`` (see the module docstring)."""
+                               seed: int = 0, note: Callable[[str], None] | None = None,
+                               **associator_options) -> FalseAlertResult:
+    """Declarations on ``realisations`` shuffles of ``segments`` (see the module docstring);
+    ``note`` hears each draw's figures as it ends (a long measurement can be stopped early)."""
     hours = sum(s.seconds for s in segments) / 3600.0
     declared = withdrawn = final_only = picks = 0
     versions = []
     for r in range(realisations):
+        started = time.monotonic()
         rows = shifted_picks(segments, layout, seed + r)
         picks += len(rows)
         associator = OnlineAssociator(layout, model, **associator_options)
         found = replay_picks(rows, associator)
         versions += found
-        declared += sum(v.version == 1 and v.status == "new" for v in found)
+        alerts = sum(v.version == 1 and v.status == "new" for v in found)
+        declared += alerts
+        if note is not None:
+            note(f"draw {r + 1}/{realisations} (seed {seed + r}): {len(rows)} picks, {alerts} alert(s), "
+                 f"{associator.runs} association runs ({associator.skipped_runs} left out), "
+                 f"{time.monotonic() - started:.0f} s")
         final_only += sum(v.version == 1 and v.status == "final" for v in found)
         withdrawn += sum(v.status == "withdrawn" for v in found)
     return FalseAlertResult(hours * realisations, hours, realisations, len(segments), picks, declared, withdrawn,

@@ -107,6 +107,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        "300 of 100 station-hours on the LASSO nodes, as dense as the array, at far higher cost)")
     early.add_argument("--realisations", type=int, default=10,
                        help="--false-alerts: draws of stations and offsets (default 10)")
+    early.add_argument("--false-alert-seed", type=int, default=0, metavar="N",
+                       help="--false-alerts: the first draw's seed; draw k uses N + k (default 0), so "
+                       "processes with seeds 0, 10, 20, ... measure disjoint draws side by side")
     early.add_argument("--declarations-only", action="store_true",
                        help="only the early-warning figures: skip latency and throughput")
     return parser
@@ -160,10 +163,13 @@ def print_false_alerts(args) -> None:
                             min_segment_s=min(600.0, args.false_alert_segment))
     layout = read_stations(args.false_alert_layout)
     result = measure_false_declarations(segments, layout, velocity_model(args.false_alert_velocity),
-                                        realisations=args.realisations, delay_s=20.0)
+                                        realisations=args.realisations, seed=args.false_alert_seed,
+                                        delay_s=20.0,
+                                        note=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
     print(f"false alerts: {len(records)} records, {result.segments} segments of <= {args.false_alert_segment:g} s "
           f"at stations of "
-          f"{args.false_alert_layout}, each shifted by its own random offset; {result.realisations} draws")
+          f"{args.false_alert_layout}, each shifted by its own random offset; {result.realisations} draws "
+          f"(seeds {args.false_alert_seed}-{args.false_alert_seed + result.realisations - 1})")
     print(f"  {result.data_station_hours:.1f} station-hours of data, {result.station_hours:.1f} over all draws, "
           f"{result.picks} picks: {result.declared} alert(s) declared ({result.withdrawn} later withdrawn) = "
           f"{result.per_1000_station_hours:.2f} per 1,000 station-hours; {result.final_only} event(s) declared "
