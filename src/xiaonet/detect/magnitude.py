@@ -26,7 +26,9 @@ bad channels).
 Units are checked, not assumed: a channel is used only when its response runs from ground
 motion (m, m/s or m/s**2) to counts, so a record without a response, or one already in m/s,
 never becomes a magnitude in the wrong units. Everything here works on in-memory traces, so
-the same call serves files (:func:`event_magnitude_from_files`) and a stream's buffers.
+the same call serves files (:func:`detection_magnitudes`) and a stream's buffers
+(``data_end``: an event version's ML from the data that had arrived when it was declared,
+each window cut where that record stops, so an early ML is a lower bound until S is in).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ GROUND_MOTION_UNITS = ("M", "M/S", "M/S**2", "M/S/S", "M/S2")
 PRE_FILTER_LOW_HZ = (0.5, 1.0)  # below the Wood-Anderson's 1.25 Hz corner; deconvolving lower amplifies noise
 PAD_S = 5.0  # record kept either side of the window, so the taper and filters settle before P
 MIN_AFTER_S_S = 3.0  # the window runs to S + max(3 s, S - P): the S waves and their first coda
+TAPER_FRACTION = 0.05  # of the record, at each end, at most PAD_S / 2
+# a record cut by the stream's clock: under half the Wood-Anderson's natural period (0.8 s) after
+# P there is no peak to measure yet
+MIN_AFTER_P_S = 0.4
 DEFAULT_MODEL = HomogeneousModel(6.0, 3.46)  # crustal average, for predicted times without a model
 
 
@@ -121,6 +127,7 @@ class StationMagnitude:
     epicentral_km: float
     distance_km: float
     ml: float
+    complete: bool = True  # the window reached S + coda (False: cut where a stream's record stopped)
 
 
 @dataclass
@@ -138,12 +145,26 @@ class EventMagnitude:
     def n_stations(self) -> int:
         return len({".".join(s.seed_id.split(".")[:2]) for s in self.stations})
 
+    @property
+    def n_complete_stations(self) -> int:
+        """Stations with a channel whose window reached S + coda (all of them offline)."""
+        return len({".".join(s.seed_id.split(".")[:2]) for s in self.stations if s.complete})
+
+    @property
+    def after_p_s(self) -> float | None:
+        """Median seconds of data after P in the channels' windows (what an early ML stands on)."""
+        if not self.stations:
+            return None
+        return float(np.median([s.window[1] - s.window[0] for s in self.stations]))
+
     def summary(self) -> str:
-        skipped = "; ".join(f"{len(ids)} {why}" for why, ids in self.skipped.items())
+        skipped = "; ".join(f"{len(ids)} {why}" if ids else why for why, ids in self.skipped.items())
         if self.ml is None:
             return f"no ML: {skipped or 'no horizontal records of its stations'}"
+        partial = self.n_stations - self.n_complete_stations
+        cut = (f", {partial} of them before S + coda (median {self.after_p_s:.1f} s after P)" if partial else "")
         return (f"ML {self.ml:.2f} ± {self.spread:.2f} from {len(self.stations)} channels at {self.n_stations} "
-                f"stations ({self.correction.name})" + (f"; not used: {skipped}" if skipped else ""))
+                f"stations ({self.correction.name}){cut}" + (f"; not used: {skipped}" if skipped else ""))
 
 
 def read_responses(path) -> "obspy.Inventory":
@@ -185,7 +206,7 @@ def wood_anderson_mm(trace: obspy.Trace, inventory) -> obspy.Trace:
     """The trace (counts) as a Wood-Anderson record in mm (magnification 2080)."""
     trace = trace.copy()
     trace.detrend("demean")
-    trace.taper(0.05, max_length=PAD_S / 2)
+    trace.taper(TAPER_FRACTION, max_length=PAD_S / 2)
     nyquist = 0.5 * trace.stats.sampling_rate
     pre_filt = (*PRE_FILTER_LOW_HZ, 0.8 * nyquist, 0.9 * nyquist)
     trace.remove_response(inventory=inventory, output="VEL", pre_filt=pre_filt, water_level=None)
@@ -210,13 +231,19 @@ def predicted_times(model, epicentral_km: np.ndarray, depth_km: float) -> tuple[
 
 def station_magnitudes(stream: obspy.Stream, inventory, origin,
                        arrivals: Mapping[str, Mapping[str, object]] | None = None, model=None,
-                       correction: DistanceCorrection | str = DEFAULT_CORRECTION) -> EventMagnitude:
+                       correction: DistanceCorrection | str = DEFAULT_CORRECTION,
+                       data_end=None) -> EventMagnitude:
     """ML of ``origin`` (anything with ``time``, ``latitude``, ``longitude``, ``depth_km``) from
     the horizontal traces in ``stream`` (counts; in memory: files or a stream's buffers).
 
     ``arrivals`` maps ``NET.STA`` to ``{"P": time, "S": time}`` (either may be missing: it is
     predicted with ``model``); stations absent from it are used with predicted times.
     ``inventory`` (ObsPy ``Inventory``) gives the responses and station coordinates.
+
+    ``data_end`` (a stream's clock when an event version is declared): only data up to then
+    is used, and a window that the record does not reach yet ends where the record's taper
+    begins (``complete`` False; at least :data:`MIN_AFTER_P_S` after P). A record that
+    reaches ``S + coda + PAD_S`` gives what it gives without ``data_end``.
     """
     correction = distance_correction(correction) if isinstance(correction, str) else correction
     arrivals = arrivals or {}
@@ -246,11 +273,23 @@ def station_magnitudes(stream: obspy.Stream, inventory, origin,
         picked = arrivals.get(key, {})
         p = obspy.UTCDateTime(picked["P"]) if picked.get("P") is not None else origin.time + float(tp)
         s = obspy.UTCDateTime(picked["S"]) if picked.get("S") is not None else origin.time + float(ts)
-        end = s + max(MIN_AFTER_S_S, s - p)
-        if trace.stats.starttime > p - PAD_S / 2 or trace.stats.endtime < end:
+        full_end = end = s + max(MIN_AFTER_S_S, s - p)
+        stop = end + PAD_S
+        if data_end is not None:
+            stop = min(stop, obspy.UTCDateTime(data_end), trace.stats.endtime)
+            if stop - p < MIN_AFTER_P_S:
+                skipped.setdefault(f"with under {MIN_AFTER_P_S:g} s of data after P yet", []).append(trace.id)
+                continue
+        if trace.stats.starttime > p - PAD_S / 2 or (data_end is None and trace.stats.endtime < end):
             skipped.setdefault("whose record does not cover P to S + coda", []).append(trace.id)
             continue
-        piece = trace.slice(p - PAD_S, end + PAD_S)
+        piece = trace.slice(p - PAD_S, stop)
+        if data_end is not None:  # the amplitude is never read where the taper scales the record down
+            taper_s = min(TAPER_FRACTION * (piece.stats.endtime - piece.stats.starttime), PAD_S / 2)
+            end = min(end, piece.stats.endtime - taper_s - piece.stats.delta)
+            if end - p < MIN_AFTER_P_S:
+                skipped.setdefault(f"with under {MIN_AFTER_P_S:g} s of data after P yet", []).append(trace.id)
+                continue
         if np.ma.is_masked(piece.data) or not np.all(np.isfinite(piece.data)):
             skipped.setdefault("with gaps in the window", []).append(trace.id)
             continue
@@ -264,7 +303,7 @@ def station_magnitudes(stream: obspy.Stream, inventory, origin,
         distance = max(distance, 1e-3)
         ml = float(np.log10(amplitude) + correction.minus_log_a0(distance))
         results.append(StationMagnitude(trace.id, amplitude, record.stats.starttime + peak * record.stats.delta,
-                                        (p, end), float(epi), distance, ml))
+                                        (p, end), float(epi), distance, ml, complete=end >= full_end))
     return event_magnitude(results, correction, skipped)
 
 
@@ -280,10 +319,11 @@ def event_magnitude(stations: list[StationMagnitude], correction: DistanceCorrec
     return EventMagnitude(median, spread, list(stations), correction, skipped or {})
 
 
-def event_arrivals(detection, event) -> dict[str, dict[str, obspy.UTCDateTime]]:
-    """``NET.STA -> {phase: time}`` of the picks associated with ``event`` (the first per phase)."""
+def event_arrivals(picks, event) -> dict[str, dict[str, obspy.UTCDateTime]]:
+    """``NET.STA -> {phase: time}`` of the picks associated with ``event`` (the first per phase);
+    ``picks``: the associated pick frame (``Detection.picks``)."""
     arrivals: dict[str, dict[str, obspy.UTCDateTime]] = {}
-    for pick in detection.picks.loc[event.pick_rows].sort_values("timestamp").itertuples():
+    for pick in picks.loc[event.pick_rows].sort_values("timestamp").itertuples():
         arrivals.setdefault(pick.id, {}).setdefault(pick.phase, obspy.UTCDateTime(pick.timestamp))
     return arrivals
 
@@ -314,7 +354,7 @@ def detection_magnitudes(detection, files: list, inventory, model,
     """ML of every event of a detection from waveform files: the stations with associated picks."""
     results = {}
     for event in detection.events:
-        arrivals = event_arrivals(detection, event)
+        arrivals = event_arrivals(detection.picks, event)
         times = [t for phases in arrivals.values() for t in phases.values()]
         start = min([event.time, *times]) - 2 * PAD_S
         end = max(times, default=event.time) + 4 * PAD_S + 2 * (max(times, default=event.time) - event.time)
