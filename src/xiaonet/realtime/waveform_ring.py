@@ -1,0 +1,213 @@
+"""The magnitude of each event version of ``xiaonet stream --detect``, from the stream's own data.
+
+The streaming engine keeps only the seconds its picker needs (about 10 s); a local magnitude
+needs each station's record from a few seconds before its P pick to the end of the S coda.
+:class:`WaveformRing` therefore keeps the last ``seconds`` of raw samples (counts, as they
+arrived) of every horizontal channel that has a usable instrument response, one fixed-size
+ring per channel: appending a packet is a copy into it, nothing more, and its memory is
+known in advance (:attr:`WaveformRing.nbytes`). :class:`StreamedMagnitude` is the online
+associator's ``magnitude`` hook: at each event version it takes the records of the stations
+with picks up to the version's ``declared_at`` and measures them with
+:func:`xiaonet.detect.magnitude.station_magnitudes` (``data_end``), the offline code, so a
+final version whose records reach past S + coda has the ML ``xiaonet detect`` gives on the
+same data and picks, and an earlier one says how much data after P it stood on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import obspy
+
+from xiaonet.detect.magnitude import (DEFAULT_CORRECTION, PAD_S, EventMagnitude, distance_correction, is_horizontal,
+                                      response_problem, station_magnitudes)
+from xiaonet.detect.stations import StationTable, read_inventory, read_station_inventory, read_stations
+
+#: Ring length beyond ``--detect-delay``: a final version comes that long after an event's last
+#: pick (S at the farthest station) and needs the records from PAD_S before its first P; 60 s
+#: holds events whose picks span up to about 50 s (S at about 180 km).
+RING_MARGIN_S = 60.0
+
+
+class _Channel:
+    """One channel's ring: ``data`` (fixed size), ``filled`` samples held, the newest at
+    ``head - 1``; sample ``k`` since ``anchor`` was recorded at ``anchor + k / rate``."""
+
+    __slots__ = ("data", "rate", "anchor", "written", "head", "filled")
+
+    def __init__(self, capacity: int, dtype, rate: float, anchor: obspy.UTCDateTime):
+        self.data = np.zeros(capacity, dtype)
+        self.rate, self.anchor = rate, anchor
+        self.written = self.head = self.filled = 0
+
+    @property
+    def next_start(self) -> float:
+        return self.anchor.timestamp + self.written / self.rate
+
+    def write(self, samples: np.ndarray) -> None:
+        if not np.can_cast(samples.dtype, self.data.dtype, "safe"):
+            self.data = self.data.astype(np.promote_types(samples.dtype, self.data.dtype))
+        capacity = len(self.data)
+        self.written += len(samples)
+        samples = samples[-capacity:]
+        first = min(len(samples), capacity - self.head)
+        self.data[self.head:self.head + first] = samples[:first]
+        self.data[:len(samples) - first] = samples[first:]
+        self.head = (self.head + len(samples)) % capacity
+        self.filled = min(capacity, self.filled + len(samples))
+
+    def span(self, start: float, end: float) -> tuple[obspy.UTCDateTime, np.ndarray] | None:
+        """The held samples recorded in [start, end] (timestamps), oldest first."""
+        oldest = self.written - self.filled  # sample count since anchor of the oldest held sample
+        first = max(oldest, math.ceil((start - self.anchor.timestamp) * self.rate - 1e-6))
+        last = min(self.written - 1, math.floor((end - self.anchor.timestamp) * self.rate + 1e-6))
+        if last < first:
+            return None
+        capacity = len(self.data)
+        index = (self.head - (self.written - first) + np.arange(last - first + 1)) % capacity
+        return self.anchor + first / self.rate, self.data[index]
+
+
+class WaveformRing:
+    """The last ``seconds`` of raw samples of each kept channel (see the module docstring).
+
+    ``refuse(packet)`` decides, once per channel, whether it is kept: ``None`` keeps it, a
+    reason leaves it out (a non-empty one is kept in ``refused``, channel id -> reason, so a
+    magnitude can say why a station gave none). A packet that does not
+    follow its channel's last one (a gap, or a new sampling rate) starts the ring again
+    (``counters["restarts"]``); one that overlaps data already held (late or repeated) is
+    dropped (``counters["dropped"]``): the ring holds only contiguous, time-ordered samples.
+    """
+
+    def __init__(self, seconds: float, refuse=None):
+        if not seconds > 0:
+            raise ValueError(f"a waveform ring needs a positive length in seconds, got {seconds}")
+        self.seconds = float(seconds)
+        self.refuse = refuse or (lambda packet: None)
+        self.channels: dict[str, _Channel] = {}
+        self._ignored: set[str] = set()
+        self.refused: dict[str, str] = {}
+        self.counters = {"packets": 0, "restarts": 0, "dropped": 0}
+
+    def append(self, packets) -> None:
+        for packet in packets:
+            key = packet.id
+            if key in self._ignored:
+                continue
+            ring = self.channels.get(key)
+            if ring is None:
+                why = self.refuse(packet)
+                if why is not None:
+                    self._ignored.add(key)
+                    if why:
+                        self.refused[key] = why
+                    continue
+            stats, data = packet.stats, np.asarray(packet.data)
+            if ring is not None and ring.rate == stats.sampling_rate:
+                shift = (stats.starttime.timestamp - ring.next_start) * ring.rate
+                if shift < -0.5:  # overlaps what is held
+                    self.counters["dropped"] += 1
+                    continue
+                if shift > 0.5:  # a gap: start again after it
+                    self.counters["restarts"] += 1
+                    ring = None
+            elif ring is not None:
+                self.counters["restarts"] += 1
+                ring = None
+            if ring is None:
+                capacity = max(1, int(math.ceil(self.seconds * stats.sampling_rate)))
+                ring = self.channels[key] = _Channel(capacity, data.dtype, stats.sampling_rate, stats.starttime)
+            ring.write(data)
+            self.counters["packets"] += 1
+
+    def stream(self, stations, start, end) -> obspy.Stream:
+        """The held records of ``stations`` (``NET.STA``) between ``start`` and ``end`` as traces."""
+        stations = set(stations)
+        start, end = obspy.UTCDateTime(start).timestamp, obspy.UTCDateTime(end).timestamp
+        traces = []
+        for key, ring in self.channels.items():
+            network, station, location, channel = key.split(".")
+            if f"{network}.{station}" not in stations:
+                continue
+            held = ring.span(start, end)
+            if held is None:
+                continue
+            first, data = held
+            traces.append(obspy.Trace(data, header={"network": network, "station": station, "location": location,
+                                                    "channel": channel, "sampling_rate": ring.rate,
+                                                    "starttime": first}))
+        return obspy.Stream(traces)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the rings' samples (fixed once every channel has arrived)."""
+        return sum(ring.data.nbytes for ring in self.channels.values())
+
+    @property
+    def n_stations(self) -> int:
+        return len({key.rsplit(".", 2)[0] for key in self.channels})
+
+
+class StreamedMagnitude:
+    """The :class:`xiaonet.detect.online.OnlineAssociator` ``magnitude`` hook: the ML of an
+    event version from ``ring``'s records of its stations up to ``declared_at``, measured as
+    ``xiaonet detect`` measures it (responses from ``inventory``, arrivals not picked predicted
+    by ``model``, ``correction``). ``seconds``: the wall time of each call."""
+
+    def __init__(self, ring: WaveformRing, inventory, model, correction=DEFAULT_CORRECTION):
+        self.ring, self.inventory, self.model = ring, inventory, model
+        self.correction = distance_correction(correction) if isinstance(correction, str) else correction
+        self.seconds: list[float] = []
+
+    def __call__(self, event, arrivals: dict, declared_at) -> EventMagnitude:
+        started = time.perf_counter()
+        times = [obspy.UTCDateTime(t) for phases in arrivals.values() for t in phases.values()]
+        start = min([event.time, *times]) - 2 * PAD_S
+        records = self.ring.stream(arrivals, start, obspy.UTCDateTime(declared_at))
+        result = station_magnitudes(records, self.inventory, event, arrivals, self.model, self.correction,
+                                    data_end=obspy.UTCDateTime(declared_at))
+        for channel, why in self.ring.refused.items():  # channels never kept say why, as offline
+            if channel.rsplit(".", 2)[0] in arrivals:
+                result.skipped.setdefault(why, []).append(channel)
+        self.seconds.append(time.perf_counter() - started)
+        return result
+
+
+class UnmeasuredMagnitude:
+    """The hook when no magnitude can be measured: every version says why (``reason``)."""
+
+    def __init__(self, reason: str, correction=DEFAULT_CORRECTION):
+        self.reason = reason
+        self.correction = distance_correction(correction) if isinstance(correction, str) else correction
+
+    def __call__(self, event, arrivals: dict, declared_at) -> EventMagnitude:
+        return EventMagnitude(None, None, [], self.correction, {self.reason: []})
+
+
+def detection_magnitude(station_file: str | Path, model, delay_s: float, correction=DEFAULT_CORRECTION,
+                        seconds: float | None = None) -> tuple[StationTable, object, WaveformRing | None]:
+    """What ``--detect STATION_FILE`` needs, from one reading of the file: the stations, the
+    magnitude hook, and the ring to feed every packet (``None`` when nothing is measured).
+
+    A CSV has no responses: every version says so. From StationXML (or any inventory ObsPy
+    reads), the ring keeps the horizontal channels with a response from ground motion, for
+    ``seconds`` (default ``delay_s`` + :data:`RING_MARGIN_S`).
+    """
+    path = Path(station_file)
+    if path.suffix.lower() == ".csv":
+        return (read_stations(path),
+                UnmeasuredMagnitude(f"{path} has no instrument responses (give StationXML)", correction), None)
+    inventory = read_station_inventory(path)
+    stations = read_inventory(inventory, name=str(path))
+    known = set(stations.ids)
+
+    def refuse(packet) -> str | None:
+        if f"{packet.stats.network}.{packet.stats.station}" not in known or not is_horizontal(packet):
+            return ""  # no magnitude is measured there: nothing to say
+        return response_problem(inventory, packet.id, packet.stats.starttime)
+
+    ring = WaveformRing(seconds if seconds is not None else delay_s + RING_MARGIN_S, refuse)
+    return stations, StreamedMagnitude(ring, inventory, model, correction), ring
