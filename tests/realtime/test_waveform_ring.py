@@ -28,19 +28,19 @@ def test_the_ring_keeps_the_last_seconds_exactly_and_restarts_after_a_gap():
     ring = WaveformRing(12.0)
     for packet in packets(trace, 7):  # 7-sample packets wrap the 120-sample ring at odd places
         ring.append([packet])
-    held, = ring.stream({"XX.A"}, trace.stats.starttime, trace.stats.endtime)
+    held, = ring.records({"XX.A"}, trace.stats.starttime, trace.stats.endtime)
     assert held.data.dtype == np.int32 and list(held.data) == list(range(880, 1000))
-    assert held.stats.starttime == trace.stats.starttime + 88.0 and ring.nbytes == 120 * 4
-    part, = ring.stream({"XX.A"}, trace.stats.starttime + 90.0, trace.stats.starttime + 95.0)
+    assert held.start == trace.stats.starttime + 88.0 and ring.nbytes == 120 * 4 and held.seed_id == "XX.A..HHE"
+    part, = ring.records({"XX.A"}, trace.stats.starttime + 90.0, trace.stats.starttime + 95.0)
     assert list(part.data) == list(range(900, 951))
-    assert len(ring.stream({"XX.B"}, trace.stats.starttime, trace.stats.endtime)) == 0
+    assert len(ring.records({"XX.B"}, trace.stats.starttime, trace.stats.endtime)) == 0
     ring.append([packets(trace, 7)[-1]])  # a repeated packet overlaps what is held: dropped
     assert ring.counters["dropped"] == 1
     later = trace.copy()
     later.stats.starttime += 100.0 + 3.0  # 3 s after the record's end: a gap
     ring.append(packets(later, 20)[:2])
-    held, = ring.stream({"XX.A"}, later.stats.starttime - 50.0, later.stats.endtime)
-    assert ring.counters["restarts"] == 1 and held.stats.starttime == later.stats.starttime
+    held, = ring.records({"XX.A"}, later.stats.starttime - 50.0, later.stats.endtime)
+    assert ring.counters["restarts"] == 1 and held.start == later.stats.starttime
     assert list(held.data) == list(range(40))
     refusing = WaveformRing(5.0, refuse=lambda packet: "without an instrument response")
     refusing.append(packets(trace, 100))
@@ -113,16 +113,17 @@ def stream_survey(tmp_path, station_file: str):
 
 def test_final_version_ml_is_the_offline_ml_and_an_earlier_one_a_lower_bound(tmp_path):
     pytest.importorskip("pyocto", reason="association needs pyocto (pip install 'xiaonet[detect]')")
-    from xiaonet.detect.magnitude import read_responses, station_magnitudes
+    from xiaonet.detect.magnitude import Record, read_responses, station_magnitudes
+    from xiaonet.detect.wood_anderson import ChannelResponses
 
     event = _synthetic_survey(tmp_path, ml=2.0)
     lines, detector, magnitude, ring, model = stream_survey(tmp_path, "stations.xml")
     assert [line["event"] for line in lines] == [0] * len(lines) and lines[-1]["status"] == "final"
     final = detector.declared[0].versions[-1]
     # the invariant: the same origin and picks measured offline on the files give the same ML
-    files = obspy.read(str(tmp_path / "waveforms" / "*.mseed"))
-    offline = station_magnitudes(files, read_responses(tmp_path / "stations.xml"), final.event, final.arrivals,
-                                 model, "iaspei")
+    files = [Record.of(trace) for trace in obspy.read(str(tmp_path / "waveforms" / "*.mseed"))]
+    offline = station_magnitudes(files, ChannelResponses(read_responses(tmp_path / "stations.xml")), final.event,
+                                 final.arrivals, model, "iaspei")
     assert final.magnitude.ml == offline.ml and final.magnitude.spread == offline.spread
     assert [(s.seed_id, s.amplitude_mm) for s in final.magnitude.stations] == \
         [(s.seed_id, s.amplitude_mm) for s in offline.stations]
@@ -155,6 +156,24 @@ def test_final_version_ml_is_the_offline_ml_and_an_earlier_one_a_lower_bound(tmp
     # what it costs: 2 horizontals x 70 s (--detect-delay 10 + 60) x 100 Hz x 4 bytes (float32 records)
     assert ring.n_stations == 10 and ring.nbytes == 10 * 2 * 7000 * 4
     assert event is not None
+
+
+def test_a_complete_window_is_measured_once(tmp_path):
+    pytest.importorskip("pyocto", reason="association needs pyocto (pip install 'xiaonet[detect]')")
+    _synthetic_survey(tmp_path, ml=2.0)
+    lines, detector, magnitude, ring, model = stream_survey(tmp_path, "stations.xml")
+    final = detector.declared[0].versions[-1]
+    assert len(magnitude.measured) == 20  # every channel's window reached S + coda + 5 s
+
+    def refuse(*args):
+        raise AssertionError("a complete window was measured twice")
+
+    magnitude.responses.wood_anderson_mm = refuse
+    again = magnitude(final.event, final.arrivals, final.declared_at)
+    assert [(s.seed_id, s.amplitude_mm, s.peak_time, s.ml) for s in again.stations] == \
+        [(s.seed_id, s.amplitude_mm, s.peak_time, s.ml) for s in final.magnitude.stations]
+    # (a call at a clock before the windows were complete measures what had arrived then: the
+    # lower bound of test_final_version_ml_is_the_offline_ml_and_an_earlier_one_a_lower_bound)
 
 
 def test_without_responses_every_version_says_why_and_has_no_magnitude(tmp_path):

@@ -11,6 +11,10 @@ with picks up to the version's ``declared_at`` and measures them with
 :func:`xiaonet.detect.magnitude.station_magnitudes` (``data_end``), the offline code, so a
 final version whose records reach past S + coda has the ML ``xiaonet detect`` gives on the
 same data and picks, and an earlier one says how much data after P it stood on.
+
+What keeps it cheap enough to run inside the packet loop: the responses are looked up and
+evaluated once (:class:`xiaonet.detect.wood_anderson.ChannelResponses`); a window complete to
+S + coda is measured once and its amplitude reused by later versions (``measured``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import obspy
 
-from xiaonet.detect.magnitude import (DEFAULT_CORRECTION, PAD_S, EventMagnitude, distance_correction, is_horizontal,
-                                      response_problem, station_magnitudes)
+from xiaonet.detect.magnitude import (DEFAULT_CORRECTION, PAD_S, EventMagnitude, Record, distance_correction,
+                                      is_horizontal, station_magnitudes)
 from xiaonet.detect.stations import StationTable, read_inventory, read_station_inventory, read_stations
+from xiaonet.detect.wood_anderson import ChannelResponses
 
 #: Ring length beyond ``--detect-delay``: a final version comes that long after an event's last
 #: pick (S at the farthest station) and needs the records from PAD_S before its first P; 60 s
@@ -66,9 +71,11 @@ class _Channel:
         last = min(self.written - 1, math.floor((end - self.anchor.timestamp) * self.rate + 1e-6))
         if last < first:
             return None
-        capacity = len(self.data)
-        index = (self.head - (self.written - first) + np.arange(last - first + 1)) % capacity
-        return self.anchor + first / self.rate, self.data[index]
+        capacity, count = len(self.data), last - first + 1
+        begin = (self.head - (self.written - first)) % capacity
+        if begin + count <= capacity:
+            return self.anchor + first / self.rate, self.data[begin:begin + count].copy()
+        return self.anchor + first / self.rate, np.concatenate((self.data[begin:], self.data[:begin + count - capacity]))
 
 
 class WaveformRing:
@@ -123,23 +130,18 @@ class WaveformRing:
             ring.write(data)
             self.counters["packets"] += 1
 
-    def stream(self, stations, start, end) -> obspy.Stream:
-        """The held records of ``stations`` (``NET.STA``) between ``start`` and ``end`` as traces."""
+    def records(self, stations, start, end) -> list[Record]:
+        """The held records of ``stations`` (``NET.STA``) between ``start`` and ``end``."""
         stations = set(stations)
         start, end = obspy.UTCDateTime(start).timestamp, obspy.UTCDateTime(end).timestamp
-        traces = []
+        records = []
         for key, ring in self.channels.items():
-            network, station, location, channel = key.split(".")
-            if f"{network}.{station}" not in stations:
+            if key.rsplit(".", 2)[0] not in stations:
                 continue
             held = ring.span(start, end)
-            if held is None:
-                continue
-            first, data = held
-            traces.append(obspy.Trace(data, header={"network": network, "station": station, "location": location,
-                                                    "channel": channel, "sampling_rate": ring.rate,
-                                                    "starttime": first}))
-        return obspy.Stream(traces)
+            if held is not None:
+                records.append(Record(key, held[0], ring.rate, held[1]))
+        return records
 
     @property
     def nbytes(self) -> int:
@@ -154,24 +156,29 @@ class WaveformRing:
 class StreamedMagnitude:
     """The :class:`xiaonet.detect.online.OnlineAssociator` ``magnitude`` hook: the ML of an
     event version from ``ring``'s records of its stations up to ``declared_at``, measured as
-    ``xiaonet detect`` measures it (responses from ``inventory``, arrivals not picked predicted
-    by ``model``, ``correction``). ``seconds``: the wall time of each call."""
+    ``xiaonet detect`` measures it (``responses``: :class:`ChannelResponses` of the inventory;
+    arrivals not picked predicted by ``model``; ``correction``). ``seconds``: the wall time of
+    each call."""
 
-    def __init__(self, ring: WaveformRing, inventory, model, correction=DEFAULT_CORRECTION):
-        self.ring, self.inventory, self.model = ring, inventory, model
+    def __init__(self, ring: WaveformRing, responses: ChannelResponses, model, correction=DEFAULT_CORRECTION):
+        self.ring, self.responses, self.model = ring, responses, model
         self.correction = distance_correction(correction) if isinstance(correction, str) else correction
+        self.measured: dict = {}  # (seed id, P, window end) -> amplitude, peak time: complete windows
         self.seconds: list[float] = []
 
     def __call__(self, event, arrivals: dict, declared_at) -> EventMagnitude:
         started = time.perf_counter()
+        declared_at = obspy.UTCDateTime(declared_at)
         times = [obspy.UTCDateTime(t) for phases in arrivals.values() for t in phases.values()]
         start = min([event.time, *times]) - 2 * PAD_S
-        records = self.ring.stream(arrivals, start, obspy.UTCDateTime(declared_at))
-        result = station_magnitudes(records, self.inventory, event, arrivals, self.model, self.correction,
-                                    data_end=obspy.UTCDateTime(declared_at))
+        records = self.ring.records(arrivals, start, declared_at)
+        result = station_magnitudes(records, self.responses, event, arrivals, self.model, self.correction,
+                                    data_end=declared_at, measured=self.measured)
         for channel, why in self.ring.refused.items():  # channels never kept say why, as offline
             if channel.rsplit(".", 2)[0] in arrivals:
                 result.skipped.setdefault(why, []).append(channel)
+        oldest = (declared_at - self.ring.seconds).ns  # what the ring no longer holds is never measured again
+        self.measured = {k: v for k, v in self.measured.items() if k[1] >= oldest}
         self.seconds.append(time.perf_counter() - started)
         return result
 
@@ -202,12 +209,13 @@ def detection_magnitude(station_file: str | Path, model, delay_s: float, correct
                 UnmeasuredMagnitude(f"{path} has no instrument responses (give StationXML)", correction), None)
     inventory = read_station_inventory(path)
     stations = read_inventory(inventory, name=str(path))
+    responses = ChannelResponses(inventory)
     known = set(stations.ids)
 
     def refuse(packet) -> str | None:
-        if f"{packet.stats.network}.{packet.stats.station}" not in known or not is_horizontal(packet):
+        if f"{packet.stats.network}.{packet.stats.station}" not in known or not is_horizontal(packet.id):
             return ""  # no magnitude is measured there: nothing to say
-        return response_problem(inventory, packet.id, packet.stats.starttime)
+        return responses.problem(packet.id, packet.stats.starttime)
 
     ring = WaveformRing(seconds if seconds is not None else delay_s + RING_MARGIN_S, refuse)
-    return stations, StreamedMagnitude(ring, inventory, model, correction), ring
+    return stations, StreamedMagnitude(ring, responses, model, correction), ring
