@@ -92,7 +92,7 @@ class Lines:
     close = flush
 
 
-def stream_survey(tmp_path, station_file: str):
+def stream_survey(tmp_path, station_file: str, nearest: int = 30):
     """The synthetic survey (10 geophones, ML 2.0 by iaspei) replayed in 1 s packets with its picks."""
     from xiaonet.data.picktable import read_csv
     from xiaonet.detect.online import OnlineAssociator
@@ -102,7 +102,7 @@ def stream_survey(tmp_path, station_file: str):
     from xiaonet.stream.packet_sources import ReplaySource
 
     model = HomogeneousModel(6.0, 3.5)
-    stations, magnitude, ring = detection_magnitude(tmp_path / station_file, model, 10.0, "iaspei")
+    stations, magnitude, ring = detection_magnitude(tmp_path / station_file, model, 10.0, "iaspei", nearest=nearest)
     detector = OnlineAssociator(stations, model, delay_s=10.0, magnitude=magnitude)
     source = ReplaySource([str(tmp_path / "waveforms")], packet_samples=100)
     source.start()
@@ -169,11 +169,34 @@ def test_a_complete_window_is_measured_once(tmp_path):
         raise AssertionError("a complete window was measured twice")
 
     magnitude.responses.wood_anderson_mm = refuse
-    again = magnitude(final.event, final.arrivals, final.declared_at)
+    again = magnitude(final.event, final.arrivals, final.declared_at, final=True)
     assert [(s.seed_id, s.amplitude_mm, s.peak_time, s.ml) for s in again.stations] == \
         [(s.seed_id, s.amplitude_mm, s.peak_time, s.ml) for s in final.magnitude.stations]
     # (a call at a clock before the windows were complete measures what had arrived then: the
     # lower bound of test_final_version_ml_is_the_offline_ml_and_an_earlier_one_a_lower_bound)
+
+
+def test_early_versions_measure_the_nearest_stations_and_the_final_one_all(tmp_path):
+    pytest.importorskip("pyocto", reason="association needs pyocto (pip install 'xiaonet[detect]')")
+    from obspy.geodetics import locations2degrees
+
+    _synthetic_survey(tmp_path, ml=2.0)
+    everywhere, *_ = stream_survey(tmp_path, "stations.xml", nearest=0)
+    lines, detector, magnitude, ring, model = stream_survey(tmp_path, "stations.xml", nearest=4)
+    assert lines[-1]["status"] == "final" and len(lines) >= 2
+    for line in lines[:-1]:  # a new or updated version: the 4 nearest stations
+        assert line["n_magnitude_stations"] == 4 and line["n_stations"] > 4
+    # the final version: every station, the ML of every station measured at every version
+    assert lines[-1]["n_magnitude_stations"] == 10 and lines[-1]["magnitude"] == everywhere[-1]["magnitude"]
+    assert lines[-1]["magnitude_spread"] == everywhere[-1]["magnitude_spread"]
+    version = detector.declared[0].versions[0]
+    used = {s.seed_id.rsplit(".", 2)[0] for s in version.magnitude.stations}
+    table = magnitude.stations
+    degrees = {sid: locations2degrees(version.event.latitude, version.event.longitude, la, lo)
+               for sid, la, lo in zip(table.ids, table.latitude, table.longitude) if sid in version.arrivals}
+    assert used == set(sorted(degrees, key=degrees.get)[:4])
+    with pytest.raises(ValueError, match="--ml-stations -1: expected a number of stations"):
+        stream_survey(tmp_path, "stations.xml", nearest=-1)
 
 
 def test_without_responses_every_version_says_why_and_has_no_magnitude(tmp_path):

@@ -21,10 +21,11 @@ the event was declared (the associator's clock). Association (PyOcto on the pick
 last ``window_s`` data seconds) costs tens of milliseconds on hundreds of picks, so it runs
 at most every ``interval_s`` data seconds and only when a pick arrived or a version is due.
 
-``magnitude``: a callable ``(event, arrivals, declared_at) -> EventMagnitude`` (``arrivals``:
-``NET.STA -> {phase: time}`` of the version's picks; ``declared_at``: the clock) called for
-every new, updated and final version, so each line carries the local magnitude of the data
-that had arrived when it was declared (:class:`xiaonet.realtime.waveform_ring.StreamedMagnitude`
+``magnitude``: a callable ``(event, arrivals, declared_at, final) -> EventMagnitude``
+(``arrivals``: ``NET.STA -> {phase: time}`` of the version's picks; ``declared_at``: the clock;
+``final``: whether the version is final, when a hook may measure more than for an early one)
+called for every new, updated and final version, so each line carries the local magnitude of
+the data that had arrived when it was declared (:class:`xiaonet.realtime.waveform_ring.StreamedMagnitude`
 measures it on the stream's own records). Without one the lines say ``"magnitude": null``
 and why.
 """
@@ -187,14 +188,14 @@ class OnlineAssociator:
         """End of stream: what the remaining picks hold, every open event final (or withdrawn)."""
         return self._run(end=True) if self.rows or self.open else []
 
-    def _measure(self, event: DetectedEvent, arrivals: dict) -> EventMagnitude | None:
-        return self.magnitude(event, arrivals, self.clock) if self.magnitude is not None else None
+    def _measure(self, event: DetectedEvent, arrivals: dict, final: bool) -> EventMagnitude | None:
+        return self.magnitude(event, arrivals, self.clock, final) if self.magnitude is not None else None
 
     def _version(self, tracked: _Tracked, status: str, event: DetectedEvent, last_pick: float,
                  frame) -> EventVersion:
         arrivals = event_arrivals(frame, event)
         version = EventVersion(tracked.event_id, len(tracked.versions) + 1, status, event, self.clock, last_pick,
-                               self._measure(event, arrivals), arrivals)
+                               self._measure(event, arrivals, status == "final"), arrivals)
         tracked.versions.append(version)
         return version
 
@@ -261,7 +262,7 @@ class OnlineAssociator:
         """The last version (the latest one's content, now final or withdrawn); its picks leave.
         A final version's magnitude is measured again, on the data that has arrived since."""
         latest = tracked.latest
-        magnitude = self._measure(latest.event, latest.arrivals) if status == "final" else latest.magnitude
+        magnitude = self._measure(latest.event, latest.arrivals, True) if status == "final" else latest.magnitude
         version = dataclasses.replace(latest, version=latest.version + 1, status=status, declared_at=self.clock,
                                       magnitude=magnitude)
         tracked.versions.append(version)

@@ -14,7 +14,9 @@ same data and picks, and an earlier one says how much data after P it stood on.
 
 What keeps it cheap enough to run inside the packet loop: the responses are looked up and
 evaluated once (:class:`xiaonet.detect.wood_anderson.ChannelResponses`); a window complete to
-S + coda is measured once and its amplitude reused by later versions (``measured``).
+S + coda is measured once and its amplitude reused by later versions (``measured``); and a
+new or updated version measures only the ``nearest`` stations to its epicentre (default
+:data:`NEAREST_STATIONS`), the final version all of them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from xiaonet.detect.wood_anderson import ChannelResponses
 #: pick (S at the farthest station) and needs the records from PAD_S before its first P; 60 s
 #: holds events whose picks span up to about 50 s (S at about 180 km).
 RING_MARGIN_S = 60.0
+#: Stations a new or updated version's magnitude is measured at (the nearest to its epicentre,
+#: which also have the most data after P); the final version measures every station.
+NEAREST_STATIONS = 30
 
 
 class _Channel:
@@ -157,18 +162,39 @@ class StreamedMagnitude:
     """The :class:`xiaonet.detect.online.OnlineAssociator` ``magnitude`` hook: the ML of an
     event version from ``ring``'s records of its stations up to ``declared_at``, measured as
     ``xiaonet detect`` measures it (``responses``: :class:`ChannelResponses` of the inventory;
-    arrivals not picked predicted by ``model``; ``correction``). ``seconds``: the wall time of
-    each call."""
+    arrivals not picked predicted by ``model``; ``correction``). A version that is not final
+    is measured at the ``nearest`` stations with picks (``stations``: their coordinates; None
+    or 0: all). ``seconds``: the wall time of each call."""
 
-    def __init__(self, ring: WaveformRing, responses: ChannelResponses, model, correction=DEFAULT_CORRECTION):
+    def __init__(self, ring: WaveformRing, responses: ChannelResponses, model, correction=DEFAULT_CORRECTION,
+                 stations: StationTable | None = None, nearest: int | None = NEAREST_STATIONS):
+        if nearest is not None and nearest < 0:
+            raise ValueError(f"--ml-stations {nearest}: expected a number of stations (0: all)")
         self.ring, self.responses, self.model = ring, responses, model
         self.correction = distance_correction(correction) if isinstance(correction, str) else correction
+        self.stations, self.nearest = stations, nearest
         self.measured: dict = {}  # (seed id, P, window end) -> amplitude, peak time: complete windows
         self.seconds: list[float] = []
 
-    def __call__(self, event, arrivals: dict, declared_at) -> EventMagnitude:
+    def _nearest(self, event, arrivals: dict) -> dict:
+        """The ``nearest`` stations of ``arrivals`` to the epicentre that the ring holds."""
+        from obspy.geodetics import locations2degrees
+
+        held = {key.rsplit(".", 2)[0] for key in self.ring.channels}
+        where = self.stations.index()
+        keys = sorted(k for k in arrivals if k in held and k in where)
+        if len(keys) <= self.nearest:
+            return arrivals
+        rows = [where[k] for k in keys]
+        degrees = locations2degrees(event.latitude, event.longitude, self.stations.latitude[rows],
+                                    self.stations.longitude[rows])
+        return {keys[i]: arrivals[keys[i]] for i in sorted(np.argsort(degrees, kind="stable")[:self.nearest])}
+
+    def __call__(self, event, arrivals: dict, declared_at, final: bool = False) -> EventMagnitude:
         started = time.perf_counter()
         declared_at = obspy.UTCDateTime(declared_at)
+        if not final and self.nearest and self.stations is not None:
+            arrivals = self._nearest(event, arrivals)
         times = [obspy.UTCDateTime(t) for phases in arrivals.values() for t in phases.values()]
         start = min([event.time, *times]) - 2 * PAD_S
         records = self.ring.records(arrivals, start, declared_at)
@@ -190,18 +216,20 @@ class UnmeasuredMagnitude:
         self.reason = reason
         self.correction = distance_correction(correction) if isinstance(correction, str) else correction
 
-    def __call__(self, event, arrivals: dict, declared_at) -> EventMagnitude:
+    def __call__(self, event, arrivals: dict, declared_at, final: bool = False) -> EventMagnitude:
         return EventMagnitude(None, None, [], self.correction, {self.reason: []})
 
 
 def detection_magnitude(station_file: str | Path, model, delay_s: float, correction=DEFAULT_CORRECTION,
-                        seconds: float | None = None) -> tuple[StationTable, object, WaveformRing | None]:
+                        seconds: float | None = None, nearest: int | None = NEAREST_STATIONS
+                        ) -> tuple[StationTable, object, WaveformRing | None]:
     """What ``--detect STATION_FILE`` needs, from one reading of the file: the stations, the
     magnitude hook, and the ring to feed every packet (``None`` when nothing is measured).
 
     A CSV has no responses: every version says so. From StationXML (or any inventory ObsPy
     reads), the ring keeps the horizontal channels with a response from ground motion, for
-    ``seconds`` (default ``delay_s`` + :data:`RING_MARGIN_S`).
+    ``seconds`` (default ``delay_s`` + :data:`RING_MARGIN_S`); versions before the final one are
+    measured at the ``nearest`` stations (0 or None: all).
     """
     path = Path(station_file)
     if path.suffix.lower() == ".csv":
@@ -218,4 +246,4 @@ def detection_magnitude(station_file: str | Path, model, delay_s: float, correct
         return responses.problem(packet.id, packet.stats.starttime)
 
     ring = WaveformRing(seconds if seconds is not None else delay_s + RING_MARGIN_S, refuse)
-    return stations, StreamedMagnitude(ring, responses, model, correction), ring
+    return stations, StreamedMagnitude(ring, responses, model, correction, stations, nearest), ring
