@@ -158,12 +158,33 @@ def test_final_version_ml_is_the_offline_ml_and_an_earlier_one_a_lower_bound(tmp
     assert event is not None
 
 
-def test_a_complete_window_is_measured_once(tmp_path):
+def test_a_complete_window_is_measured_once_and_between_versions(tmp_path, monkeypatch):
     pytest.importorskip("pyocto", reason="association needs pyocto (pip install 'xiaonet[detect]')")
+    from xiaonet.detect.wood_anderson import ChannelResponses
+    from xiaonet.realtime.waveform_ring import StreamedMagnitude
+
+    filtered, per_version = [], []
+    simulate, measure = ChannelResponses.wood_anderson_mm, StreamedMagnitude.__call__
+    monkeypatch.setattr(ChannelResponses, "wood_anderson_mm",
+                        lambda self, *args: filtered.append(args[0]) or simulate(self, *args))
+
+    def counted(self, *args, **kwargs):
+        before = len(filtered)
+        result = measure(self, *args, **kwargs)
+        per_version.append(len(filtered) - before)
+        return result
+
+    monkeypatch.setattr(StreamedMagnitude, "__call__", counted)
     _synthetic_survey(tmp_path, ml=2.0)
     lines, detector, magnitude, ring, model = stream_survey(tmp_path, "stations.xml")
     final = detector.declared[0].versions[-1]
     assert len(magnitude.measured) == 20  # every channel's window reached S + coda + 5 s
+    # between the versions the complete windows were measured as they came in (the last S pick
+    # + coda + 5 s is before the final version, --detect-delay 10 s after it): the final
+    # version filters nothing
+    assert per_version[-1] == 0 and len(per_version) == len(lines) and magnitude.settle_seconds
+    assert final.magnitude.n_complete_stations == 10
+    monkeypatch.setattr(StreamedMagnitude, "__call__", measure)
 
     def refuse(*args):
         raise AssertionError("a complete window was measured twice")

@@ -235,6 +235,12 @@ def predicted_times(model, epicentral_km: np.ndarray, depth_km: float) -> tuple[
     return table.time("P", epicentral_km, max(depth_km, 0.0)), table.time("S", epicentral_km, max(depth_km, 0.0))
 
 
+def window_end(p: obspy.UTCDateTime, s: obspy.UTCDateTime) -> obspy.UTCDateTime:
+    """Where a channel's amplitude window ends: ``S + max(MIN_AFTER_S_S, S - P)``, the S waves
+    and their first coda (its record runs PAD_S beyond)."""
+    return s + max(MIN_AFTER_S_S, s - p)
+
+
 @lru_cache(maxsize=4096)
 def _epicentral_m(latitude: float, longitude: float, station_latitude: float, station_longitude: float) -> float:
     """Metres on the ellipsoid (each channel of a station, each call of a stream's versions: once)."""
@@ -284,7 +290,7 @@ def station_magnitudes(records: Iterable[Record], responses: ChannelResponses, o
     for i, ((record, channel), epi, picked) in enumerate(zip(channels, epicentral, picks)):
         p = obspy.UTCDateTime(picked["P"]) if picked.get("P") is not None else origin.time + float(travel[i][0])
         s = obspy.UTCDateTime(picked["S"]) if picked.get("S") is not None else origin.time + float(travel[i][1])
-        full_end = end = s + max(MIN_AFTER_S_S, s - p)
+        full_end = end = window_end(p, s)
         stop = end + PAD_S
         if data_end is not None:
             stop = min(stop, data_end, record.end)

@@ -21,13 +21,15 @@ the event was declared (the associator's clock). Association (PyOcto on the pick
 last ``window_s`` data seconds) costs tens of milliseconds on hundreds of picks, so it runs
 at most every ``interval_s`` data seconds and only when a pick arrived or a version is due.
 
-``magnitude``: a callable ``(event, arrivals, declared_at, final) -> EventMagnitude``
-(``arrivals``: ``NET.STA -> {phase: time}`` of the version's picks; ``declared_at``: the clock;
-``final``: whether the version is final, when a hook may measure more than for an early one)
-called for every new, updated and final version, so each line carries the local magnitude of
-the data that had arrived when it was declared (:class:`xiaonet.realtime.waveform_ring.StreamedMagnitude`
-measures it on the stream's own records). Without one the lines say ``"magnitude": null``
-and why.
+``magnitude``: the hook that measures each version's magnitude, called ``(event, arrivals,
+declared_at, final) -> EventMagnitude`` (``arrivals``: ``NET.STA -> {phase: time}`` of the
+version's picks; ``declared_at``: the clock; ``final``: whether the version is final, when a
+hook may measure more than for an early one) for every new, updated and final version, so
+each line carries the local magnitude of the data that had arrived when it was declared
+(:class:`xiaonet.realtime.waveform_ring.StreamedMagnitude` measures it on the stream's own
+records); its ``settle(event, arrivals, clock)`` is called as the clock advances with each
+open event's latest version (work it can do between versions). Without one the lines say
+``"magnitude": null`` and why.
 """
 
 from __future__ import annotations
@@ -180,9 +182,13 @@ class OnlineAssociator:
     def advance(self, data_time) -> list[EventVersion]:
         """The newest data time seen; returns the versions declared now."""
         self.clock = max(self.clock, obspy.UTCDateTime(data_time).timestamp)
+        out = []
         if (self._new_picks or self._due()) and self.clock - self._last_run >= self.interval_s:
-            return self._run(end=False)
-        return []
+            out = self._run(end=False)
+        if self.magnitude is not None:
+            for tracked in self.open:
+                self.magnitude.settle(tracked.latest.event, tracked.latest.arrivals, self.clock)
+        return out
 
     def flush(self) -> list[EventVersion]:
         """End of stream: what the remaining picks hold, every open event final (or withdrawn)."""

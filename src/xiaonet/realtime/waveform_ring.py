@@ -14,9 +14,11 @@ same data and picks, and an earlier one says how much data after P it stood on.
 
 What keeps it cheap enough to run inside the packet loop: the responses are looked up and
 evaluated once (:class:`xiaonet.detect.wood_anderson.ChannelResponses`); a window complete to
-S + coda is measured once and its amplitude reused by later versions (``measured``); and a
-new or updated version measures only the ``nearest`` stations to its epicentre (default
-:data:`NEAREST_STATIONS`), the final version all of them.
+S + coda is measured once and its amplitude reused by later versions (``measured``); a new
+or updated version measures only the ``nearest`` stations to its epicentre (default
+:data:`NEAREST_STATIONS`), the final version all of them; and between versions
+(:meth:`StreamedMagnitude.settle`, as the clock advances) the windows that have become
+complete are measured a few stations at a time, so the final version finds them measured.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 import obspy
 
 from xiaonet.detect.magnitude import (DEFAULT_CORRECTION, PAD_S, EventMagnitude, Record, distance_correction,
-                                      is_horizontal, station_magnitudes)
+                                      is_horizontal, station_magnitudes, window_end)
 from xiaonet.detect.stations import StationTable, read_inventory, read_station_inventory, read_stations
 from xiaonet.detect.wood_anderson import ChannelResponses
 
@@ -164,7 +166,8 @@ class StreamedMagnitude:
     ``xiaonet detect`` measures it (``responses``: :class:`ChannelResponses` of the inventory;
     arrivals not picked predicted by ``model``; ``correction``). A version that is not final
     is measured at the ``nearest`` stations with picks (``stations``: their coordinates; None
-    or 0: all). ``seconds``: the wall time of each call."""
+    or 0: all). ``seconds``: the wall time of each call; ``settle_seconds``: of each
+    :meth:`settle` that measured something."""
 
     def __init__(self, ring: WaveformRing, responses: ChannelResponses, model, correction=DEFAULT_CORRECTION,
                  stations: StationTable | None = None, nearest: int | None = NEAREST_STATIONS):
@@ -174,7 +177,9 @@ class StreamedMagnitude:
         self.correction = distance_correction(correction) if isinstance(correction, str) else correction
         self.stations, self.nearest = stations, nearest
         self.measured: dict = {}  # (seed id, P, window end) -> amplitude, peak time: complete windows
+        self._settling: dict = {}  # id(arrivals) -> (arrivals, clock seen, [(complete at, station)] still to do)
         self.seconds: list[float] = []
+        self.settle_seconds: list[float] = []
 
     def _nearest(self, event, arrivals: dict) -> dict:
         """The ``nearest`` stations of ``arrivals`` to the epicentre that the ring holds."""
@@ -195,17 +200,44 @@ class StreamedMagnitude:
         declared_at = obspy.UTCDateTime(declared_at)
         if not final and self.nearest and self.stations is not None:
             arrivals = self._nearest(event, arrivals)
-        times = [obspy.UTCDateTime(t) for phases in arrivals.values() for t in phases.values()]
-        start = min([event.time, *times]) - 2 * PAD_S
-        records = self.ring.records(arrivals, start, declared_at)
-        result = station_magnitudes(records, self.responses, event, arrivals, self.model, self.correction,
-                                    data_end=declared_at, measured=self.measured)
+        result = self._measure(event, arrivals, declared_at)
         for channel, why in self.ring.refused.items():  # channels never kept say why, as offline
             if channel.rsplit(".", 2)[0] in arrivals:
                 result.skipped.setdefault(why, []).append(channel)
-        oldest = (declared_at - self.ring.seconds).ns  # what the ring no longer holds is never measured again
-        self.measured = {k: v for k, v in self.measured.items() if k[1] >= oldest}
         self.seconds.append(time.perf_counter() - started)
+        return result
+
+    def settle(self, event, arrivals: dict, clock) -> None:
+        """Between versions (called as the clock advances, with each open event's latest
+        version): measure the windows of ``arrivals`` that have become complete (S + coda +
+        PAD_S in the ring), at most ``nearest`` stations a call, so that the final version finds
+        them measured instead of measuring every station at once. Only stations with a P and an
+        S pick: a predicted window waits for the final version."""
+        clock = obspy.UTCDateTime(clock)
+        if id(arrivals) not in self._settling:
+            due = sorted(((window_end(obspy.UTCDateTime(phases["P"]), obspy.UTCDateTime(phases["S"])) + PAD_S).ns,
+                          station) for station, phases in arrivals.items() if "P" in phases and "S" in phases)
+            self._settling[id(arrivals)] = (arrivals, clock.ns, due)
+        due = self._settling[id(arrivals)][2]
+        ready = []
+        while due and due[0][0] <= clock.ns and len(ready) < (self.nearest or len(due)):
+            ready.append(due.pop(0)[1])
+        if ready:
+            started = time.perf_counter()
+            self._measure(event, {station: arrivals[station] for station in ready}, clock)
+            self.settle_seconds.append(time.perf_counter() - started)
+        oldest = (clock - self.ring.seconds).ns  # versions whose records the ring no longer holds
+        self._settling = {k: v for k, v in self._settling.items() if v[1] >= oldest}
+
+    def _measure(self, event, arrivals: dict, clock: obspy.UTCDateTime) -> EventMagnitude:
+        """station_magnitudes of the ring's records of ``arrivals`` up to ``clock``."""
+        times = [obspy.UTCDateTime(t) for phases in arrivals.values() for t in phases.values()]
+        start = min([event.time, *times]) - 2 * PAD_S
+        records = self.ring.records(arrivals, start, clock)
+        result = station_magnitudes(records, self.responses, event, arrivals, self.model, self.correction,
+                                    data_end=clock, measured=self.measured)
+        oldest = (clock - self.ring.seconds).ns  # what the ring no longer holds is never measured again
+        self.measured = {k: v for k, v in self.measured.items() if k[1] >= oldest}
         return result
 
 
@@ -218,6 +250,9 @@ class UnmeasuredMagnitude:
 
     def __call__(self, event, arrivals: dict, declared_at, final: bool = False) -> EventMagnitude:
         return EventMagnitude(None, None, [], self.correction, {self.reason: []})
+
+    def settle(self, event, arrivals: dict, clock) -> None:
+        """Nothing to measure between versions."""
 
 
 def detection_magnitude(station_file: str | Path, model, delay_s: float, correction=DEFAULT_CORRECTION,
