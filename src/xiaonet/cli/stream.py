@@ -228,11 +228,13 @@ def run(args: argparse.Namespace) -> int:
         if waveforms is not None:
             import numpy as np
 
-            timed = detector.magnitude.seconds
+            timed, settled = detector.magnitude.seconds, detector.magnitude.settle_seconds
             print(f"magnitudes: {waveforms.nbytes / 1e6:.1f} MB of raw data kept ({waveforms.seconds:g} s of "
                   f"{len(waveforms.channels)} channels at {waveforms.n_stations} stations, "
                   f"{waveforms.nbytes / max(1, waveforms.n_stations) / 1e3:.0f} kB per station); "
-                  f"{len(timed)} measured, median {np.median(timed) if timed else 0.0:.2f} s each", file=sys.stderr)
+                  f"{len(timed)} measured, median {np.median(timed) if timed else 0.0:.3f} s each, longest "
+                  f"{max(timed, default=0.0):.3f} s; {len(settled)} measurements between versions, longest "
+                  f"{max(settled, default=0.0):.3f} s", file=sys.stderr)
     if isinstance(source, SeedLinkSource) and source.connections == 0:
         print(f"xiaonet stream: {source.failure or f'never connected to SeedLink {args.seedlink}'}; "
               "nothing was picked", file=sys.stderr)

@@ -118,8 +118,8 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
     seconds from the catalog origin to its first version (``first_s``, latency included),
     the epicentre (km) and origin-time (s) errors of its first and last versions, and their
     magnitudes (``first_ml``, ``last_ml``: the line's magnitude fields). ``magnitude_s``: the
-    wall seconds each version's magnitude took; ``ring_bytes`` / ``ring_stations``: the raw
-    data kept for them.
+    wall seconds each version's magnitude took (``settle_s``: each measurement between
+    versions); ``ring_bytes`` / ``ring_stations``: the raw data kept for them.
     """
     from obspy.geodetics import gps2dist_azimuth
 
@@ -147,6 +147,7 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
                                        - obspy.UTCDateTime(row["time"]).timestamp, 3)
     result = {"versions": sink.events, "picks": sink.picks, "associations": detector.runs,
               "magnitude_s": list(getattr(magnitude, "seconds", [])),
+              "settle_s": list(getattr(magnitude, "settle_seconds", [])),
               "ring_bytes": ring.nbytes if ring is not None else 0, "ring_stations": ring.n_stations if ring is not None else 0}
     match = catalog_event(sink.events, event.origin)
     result["event"] = match

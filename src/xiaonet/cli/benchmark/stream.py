@@ -164,7 +164,10 @@ def _magnitude_cost(r: dict) -> str:
 
     timed = r["magnitude_s"]
     per_station = r["ring_bytes"] / max(1, r["ring_stations"]) / 1e3
-    return (f"{np.median(timed) if timed else 0.0:.2f} s per version (median of {len(timed)}), ring "
+    each = ", ".join(f"{t:.3f}" for t in timed)
+    settled = r["settle_s"]
+    between = (f", between versions {len(settled)} x at most {max(settled):.3f} s" if settled else "")
+    return (f"{np.median(timed) if timed else 0.0:.3f} s per version (median of {len(timed)}: {each}){between}, ring "
             f"{r['ring_bytes'] / 1e6:.1f} MB = {per_station:.0f} kB per station ({r['ring_stations']} stations)")
 
 
