@@ -92,7 +92,7 @@ class Lines:
     close = flush
 
 
-def stream_survey(tmp_path, station_file: str, nearest: int = 30):
+def stream_survey(tmp_path, station_file: str, early_stations: int = 30):
     """The synthetic survey (10 geophones, ML 2.0 by iaspei) replayed in 1 s packets with its picks."""
     from xiaonet.data.picktable import read_csv
     from xiaonet.detect.online import OnlineAssociator
@@ -102,7 +102,8 @@ def stream_survey(tmp_path, station_file: str, nearest: int = 30):
     from xiaonet.stream.packet_sources import ReplaySource
 
     model = HomogeneousModel(6.0, 3.5)
-    stations, magnitude, ring = detection_magnitude(tmp_path / station_file, model, 10.0, "iaspei", nearest=nearest)
+    stations, magnitude, ring = detection_magnitude(tmp_path / station_file, model, 10.0, "iaspei",
+                                                    early_stations=early_stations)
     detector = OnlineAssociator(stations, model, delay_s=10.0, magnitude=magnitude)
     source = ReplaySource([str(tmp_path / "waveforms")], packet_samples=100)
     source.start()
@@ -197,15 +198,15 @@ def test_a_complete_window_is_measured_once_and_between_versions(tmp_path, monke
     # lower bound of test_final_version_ml_is_the_offline_ml_and_an_earlier_one_a_lower_bound)
 
 
-def test_early_versions_measure_the_nearest_stations_and_the_final_one_all(tmp_path):
+def test_early_versions_measure_stations_spread_over_distance_and_the_final_one_all(tmp_path):
     pytest.importorskip("pyocto", reason="association needs pyocto (pip install 'xiaonet[detect]')")
     from obspy.geodetics import locations2degrees
 
     _synthetic_survey(tmp_path, ml=2.0)
-    everywhere, *_ = stream_survey(tmp_path, "stations.xml", nearest=0)
-    lines, detector, magnitude, ring, model = stream_survey(tmp_path, "stations.xml", nearest=4)
+    everywhere, *_ = stream_survey(tmp_path, "stations.xml", early_stations=0)
+    lines, detector, magnitude, ring, model = stream_survey(tmp_path, "stations.xml", early_stations=4)
     assert lines[-1]["status"] == "final" and len(lines) >= 2
-    for line in lines[:-1]:  # a new or updated version: the 4 nearest stations
+    for line in lines[:-1]:  # a new or updated version: 4 stations
         assert line["n_magnitude_stations"] == 4 and line["n_stations"] > 4
     # the final version: every station, the ML of every station measured at every version
     assert lines[-1]["n_magnitude_stations"] == 10 and lines[-1]["magnitude"] == everywhere[-1]["magnitude"]
@@ -215,9 +216,12 @@ def test_early_versions_measure_the_nearest_stations_and_the_final_one_all(tmp_p
     table = magnitude.stations
     degrees = {sid: locations2degrees(version.event.latitude, version.event.longitude, la, lo)
                for sid, la, lo in zip(table.ids, table.latitude, table.longitude) if sid in version.arrivals}
-    assert used == set(sorted(degrees, key=degrees.get)[:4])
+    by_distance = sorted(degrees, key=degrees.get)  # the nearest, the farthest and two evenly between
+    n = len(by_distance)
+    assert used == {by_distance[0], by_distance[round((n - 1) / 3)], by_distance[round(2 * (n - 1) / 3)],
+                    by_distance[-1]}
     with pytest.raises(ValueError, match="--ml-stations -1: expected a number of stations"):
-        stream_survey(tmp_path, "stations.xml", nearest=-1)
+        stream_survey(tmp_path, "stations.xml", early_stations=-1)
 
 
 def test_without_responses_every_version_says_why_and_has_no_magnitude(tmp_path):

@@ -103,9 +103,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="--detect: distance correction of each event version's local magnitude, as "
                         "xiaonet detect --ml-correction (default: detect's, luckett)")
     parser.add_argument("--ml-stations", type=int, default=None, metavar="K",
-                        help="--detect: a new or updated version's magnitude is measured at the K stations with "
-                        "picks nearest its epicentre (n_magnitude_stations says how many), the final version's at "
-                        "all (default 30; 0: all, each version costs more)")
+                        help="--detect: a new or updated version's magnitude is measured at K of the stations with "
+                        "picks, spread over their distances to its epicentre (n_magnitude_stations says how many), "
+                        "the final version's at all (default 30; 0: all, each version costs more)")
     parser.add_argument("--detect-buffer", type=float, default=None, metavar="S",
                         help="--detect: seconds of raw data kept per horizontal channel with a response, for "
                         "the magnitudes (default: --detect-delay + 60)")
@@ -161,14 +161,14 @@ def run(args: argparse.Namespace) -> int:
             from xiaonet.detect.magnitude import DEFAULT_CORRECTION
             from xiaonet.detect.online import DeclarationRule, OnlineAssociator
             from xiaonet.detect.velocity import DEFAULT_VELOCITY, velocity_model
-            from xiaonet.realtime.waveform_ring import NEAREST_STATIONS, detection_magnitude
+            from xiaonet.realtime.waveform_ring import EARLY_STATIONS, detection_magnitude
 
             rule = DeclarationRule(min_p_stations=args.detect_min_stations, max_rms_s=args.detect_max_rms,
                                    max_gap_deg=args.detect_max_gap, min_station_fraction=args.detect_min_fraction)
             model = velocity_model(args.velocity or DEFAULT_VELOCITY)
             stations, magnitude, waveforms = detection_magnitude(
                 args.detect, model, args.detect_delay, args.ml_correction or DEFAULT_CORRECTION, args.detect_buffer,
-                NEAREST_STATIONS if args.ml_stations is None else args.ml_stations)
+                EARLY_STATIONS if args.ml_stations is None else args.ml_stations)
             detector = OnlineAssociator(stations, model, delay_s=args.detect_delay, interval_s=args.detect_interval,
                                         rule=rule, magnitude=magnitude)
         if args.udp is not None:
