@@ -116,9 +116,9 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
     Returns the event lines (``versions``), the picks, and for the declared event that is the
     catalog's (:func:`catalog_event`; ``other_events`` counts the rest):
     seconds from the catalog origin to its first version (``first_s``, latency included),
-    the epicentre (km) and origin-time (s) errors of its first and last versions, and their
-    magnitudes (``first_ml``, ``last_ml``: the line's magnitude fields). ``magnitude_s``: the
-    wall seconds each version's magnitude took (``settle_s``: each measurement between
+    the epicentre (km) and origin-time (s) errors of its first and last versions (each
+    version's magnitude is on its line). ``magnitude_s``: the wall seconds each version's
+    magnitude took (``settle_s``: each measurement between
     versions); ``ring_bytes`` / ``ring_stations``: the raw data kept for them.
     """
     from obspy.geodetics import gps2dist_azimuth
@@ -166,14 +166,8 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
         first_stations=first["n_stations"], first_epicentre_km=errors(first)[0], first_time_s=errors(first)[1],
         last_epicentre_km=errors(last)[0], last_time_s=errors(last)[1], last_status=last["status"],
         n_versions=len(ours), other_events=len({v["event"] for v in sink.events}) - 1,
-        first_ml=_magnitude(first), last_ml=_magnitude(last),
     )
     return result
-
-
-def _magnitude(version: dict) -> dict:
-    """The magnitude fields of an event line (``magnitude``, stations, seconds after P, ...)."""
-    return {key: value for key, value in version.items() if "magnitude" in key}
 
 
 def records_from_index(index_csv: str | Path, pick_tables: list[str], datasets: set[str] | None = None) -> dict:

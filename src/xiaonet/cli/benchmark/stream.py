@@ -142,8 +142,10 @@ def print_declarations(args, runs, config_for) -> None:
             print(f"{label:<28} {mode:<13} {r['first_s']:>8.2f} {r['first_stations']:>8} "
                   f"{r['first_epicentre_km']:>8.2f} {r['first_time_s']:>+8.2f} {r['n_versions']:>8} "
                   f"{r['last_epicentre_km']:>9.2f} {r['last_time_s']:>+8.2f} {delay} {r['other_events']:>6}")
-            print(f"{'':<28} {'':<13} ML first {_ml(r['first_ml'])}; last {_ml(r['last_ml'])}; "
-                  f"{_magnitude_cost(r)}")
+            print(f"{'':<28} {'':<13} magnitudes: {_magnitude_cost(r)}")
+            for version in (v for v in r["versions"] if v["event"] == r["event"]):
+                print(f"{'':<28} {'':<13}   version {version['version']} ({version['status']}, "
+                      f"{version['after_origin_s']:.2f} s, {version['n_stations']} stations): ML {_ml(version)}")
     if args.timeline and last is not None:
         plot_alert_timeline(event, last, args.timeline, title, args.transmission_latency)
         print(f"alert timeline: {args.timeline} ({title})")
@@ -156,7 +158,7 @@ def _ml(fields: dict) -> str:
         return f"none ({fields.get('magnitude_note')})"
     return (f"{fields['magnitude']:.2f} ± {fields['magnitude_spread']:.2f} at {fields['n_magnitude_stations']} "
             f"stations ({fields['magnitude_complete_stations']} to S + coda), median "
-            f"{fields['magnitude_after_p_s']:.1f} s after P")
+            f"{fields['magnitude_after_p_s']:.2f} s after P")
 
 
 def _magnitude_cost(r: dict) -> str:
