@@ -14,9 +14,9 @@ once and kept; channels with equal responses (a network of one sensor type) shar
 One difference: the FFT length is the power of two at or above ObsPy's (twice the samples),
 so that records of different lengths share those arrays (a few lengths per network instead
 of one per record). A longer FFT only pads more zeros; the Wood-Anderson peaks differ from
-ObsPy's by tens of parts per million at most (on 120 LASSO channels at most 3e-6 of the peak for windows
-complete to S + coda, 7e-5 for windows cut 2.4 s after P; tests/detect/test_wood_anderson.py
-holds them under 1e-4 and checks bit-for-bit equality where ObsPy's length is a power of two).
+ObsPy's by tens of parts per million at most (on 120 LASSO channels: 3e-6 of the peak for
+windows complete to S + coda, 7e-5 for windows cut 2.4 s after P). tests/detect/test_wood_anderson.py
+holds them under 1e-4 and checks bit-for-bit equality where ObsPy's length is a power of two.
 """
 
 from __future__ import annotations
