@@ -170,8 +170,8 @@ class StreamedMagnitude:
     ``xiaonet detect`` measures it (``responses``: :class:`ChannelResponses` of the inventory;
     arrivals not picked predicted by ``model``; ``correction``). A version that is not final
     is measured at ``early_stations`` stations with picks spread over their distances to the
-    epicentre (``stations``: their coordinates; None or 0: all). ``seconds``: the wall time of each call; ``settle_seconds``: of each
-    :meth:`settle` that measured something."""
+    epicentre (``stations``: their coordinates; None or 0: all). ``seconds``: the wall time
+    of each call; ``settle_seconds``: of each :meth:`settle` that measured something."""
 
     def __init__(self, ring: WaveformRing, responses: ChannelResponses, model, correction=DEFAULT_CORRECTION,
                  stations: StationTable | None = None, early_stations: int | None = EARLY_STATIONS):
