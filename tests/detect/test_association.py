@@ -242,7 +242,7 @@ def test_online_associator_finals_are_the_offline_events_with_bounded_delay(scen
 
 def test_stream_detect_gives_the_events_of_detect_on_the_same_picks(shared_dir, tmp_path, capsys):
     """LASSO nodes replayed (resampled to 100 Hz, as the streaming engine needs) with --detect:
-    the event JSON line is the event `xiaonet detect` finds in the stream's own pick table."""
+    the event JSON line is the event `xiaonet detect` finds in the stream's own pick table, with its ML."""
     folder = shared_dir / "data" / "continuous" / "okla_YW_lasso_seisscan"
     if not folder.is_dir():
         pytest.skip(f"{folder} not found")
@@ -272,8 +272,12 @@ def test_stream_detect_gives_the_events_of_detect_on_the_same_picks(shared_dir, 
     # (times and delays are written rounded to the millisecond: allow one sample, 0.01 s)
     assert max(last_pick + 20.0, arrived) - 0.01 <= declared <= max(last_pick + 20.0, arrived) + 2.0 + 1.0
     assert main(["detect", str(tmp_path / "picks.csv"), "--stations", stations, "--velocity", velocity,
-                 "--csv", str(tmp_path / "ev.csv")]) == 0
+                 "--csv", str(tmp_path / "ev.csv"), "--waveforms", *files]) == 0
     offline = read_rows(tmp_path / "ev.csv")
     assert len(offline) == 1
     assert offline[0]["time"] == events[0]["time"] and int(offline[0]["n_picks"]) == events[0]["n_picks"]
     assert abs(float(offline[0]["latitude"]) - events[0]["latitude"]) < 1e-4
+    # and its magnitude, measured on the stream's own records, is detect's on the same files and picks
+    assert events[0]["magnitude"] == float(offline[0]["ml"]) and events[0]["magnitude_type"] == "ML"
+    assert events[0]["magnitude_spread"] == float(offline[0]["ml_spread"])
+    assert events[0]["magnitude_complete_stations"] == events[0]["n_magnitude_stations"] == events[0]["n_stations"]

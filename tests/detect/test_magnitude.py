@@ -17,8 +17,9 @@ from obspy.core.inventory import Channel, Inventory, Network, Station
 from obspy.core.inventory.response import Response
 from obspy.geodetics import gps2dist_azimuth
 
-from xiaonet.detect.magnitude import (DISTANCE_CORRECTIONS, MagnitudeError, distance_correction, event_magnitude,
-                                      station_magnitudes)
+from xiaonet.detect.magnitude import (DISTANCE_CORRECTIONS, MagnitudeError, Record, distance_correction,
+                                      event_magnitude, station_magnitudes)
+from xiaonet.detect.wood_anderson import ChannelResponses
 from xiaonet.detect.reference import ReferenceEvent, ReferenceEventError, match_catalog, parse_reference
 
 RATE = 100.0
@@ -83,6 +84,11 @@ def burst(amplitude_m: float, start_s: float, n: int = 6000) -> np.ndarray:
     return amplitude_m * envelope * np.sin(2 * np.pi * FREQUENCY_HZ * t) + noise
 
 
+def measure(stream: obspy.Stream, inventory, *args, **kwargs):
+    """station_magnitudes of ObsPy traces with an ObsPy inventory."""
+    return station_magnitudes([Record.of(t) for t in stream], ChannelResponses(inventory), *args, **kwargs)
+
+
 class Origin:
     time, latitude, longitude, depth_km = ORIGIN, 36.6, -97.7, 5.0
 
@@ -107,7 +113,7 @@ def test_known_ground_motion_gives_the_ml_of_the_definition_whatever_the_sensor(
     displacement = burst(1.0e-6, start_s=16.0)
     stream = obspy.Stream([record(inventory, f"XX.A..HH{c}", displacement) for c in "EN"])
     arrivals = {"XX.A": {"P": ORIGIN + 3.5, "S": ORIGIN + 6.0}}
-    result = station_magnitudes(stream, inventory, Origin, arrivals)
+    result = measure(stream, inventory, Origin, arrivals)
     truth = expected_ml(1.0e-6, lat, lon)
     assert len(result.stations) == 2 and result.skipped == {}
     assert abs(result.ml - truth) < 0.03, (sensor, result.ml, truth)
@@ -123,7 +129,7 @@ def test_a_response_not_from_ground_motion_gives_no_magnitude():
     for channel in volts[0][0]:
         channel.response.instrument_sensitivity.input_units = "V"
     stream = obspy.Stream([record(inventory, f"XX.A..HH{c}", burst(1e-6, 16.0)) for c in "ENZ"])
-    result = station_magnitudes(stream, volts, Origin)
+    result = measure(stream, volts, Origin)
     assert result.ml is None and result.stations == []
     assert result.skipped == {"with a response from V, not ground motion (m, m/s, m/s**2)": ["XX.A..HHE", "XX.A..HHN"]}
     assert "no ML: 2 with a response from V" in result.summary()
@@ -134,7 +140,7 @@ def test_missing_responses_give_no_magnitude_and_say_why():
     stream = obspy.Stream([record(with_response, f"XX.A..HH{c}", burst(1e-6, 16.0)) for c in "EN"])
     for inventory in (inventory_for({"A": (36.7, -97.7)}, None), inventory_for({"B": (36.7, -97.7)}, "geophone"),
                       None):
-        result = station_magnitudes(stream, inventory, Origin)
+        result = measure(stream, inventory, Origin)
         assert result.ml is None and result.spread is None
         assert result.skipped == {"without an instrument response": ["XX.A..HHE", "XX.A..HHN"]}
         assert result.summary() == "no ML: 2 without an instrument response"
@@ -144,11 +150,27 @@ def test_window_that_the_record_does_not_cover_is_skipped_and_predicted_arrivals
     lat, lon = 36.6 + 20.0 / 111.195, -97.7
     inventory = inventory_for({"A": (lat, lon)}, "geophone")
     stream = obspy.Stream([record(inventory, f"XX.A..HH{c}", burst(1.0e-6, 16.0)) for c in "EN"])
-    predicted = station_magnitudes(stream, inventory, Origin)  # no picks: 0D 6.0 / 3.46 km/s times
+    predicted = measure(stream, inventory, Origin)  # no picks: 0D 6.0 / 3.46 km/s times
     assert abs(predicted.ml - expected_ml(1.0e-6, lat, lon)) < 0.03
     short = stream.copy().trim(ORIGIN - 10.0, ORIGIN + 7.0)
-    result = station_magnitudes(short, inventory, Origin, {"XX.A": {"P": ORIGIN + 3.5, "S": ORIGIN + 6.0}})
+    result = measure(short, inventory, Origin, {"XX.A": {"P": ORIGIN + 3.5, "S": ORIGIN + 6.0}})
     assert result.ml is None and list(result.skipped) == ["whose record does not cover P to S + coda"]
+
+
+def test_a_record_is_sliced_and_ends_as_obspy_slices_a_trace():
+    trace = obspy.Trace(np.arange(500, dtype=np.int32), header={"sampling_rate": 250.0, "channel": "DP1",
+                                                                "starttime": ORIGIN + 0.0015})
+    piece = Record.of(trace)
+    assert piece.end == trace.stats.endtime and piece.seed_id == trace.id
+    for start, end in [(0.3, 1.2), (0.3021, 1.2019), (-1.0, 0.5), (1.0, 9.0), (0.5, 0.5), (1.0, 0.99), (3.0, 4.0)]:
+        expected = trace.slice(ORIGIN + start, ORIGIN + end) if end >= start else None
+        got = piece.slice(ORIGIN + start, ORIGIN + end)
+        if expected is None:
+            assert len(got.data) == 0
+            continue
+        assert list(got.data) == list(expected.data), (start, end)
+        if len(expected.data):
+            assert got.start == expected.stats.starttime and got.end == expected.stats.endtime
 
 
 def test_distance_corrections_and_event_median():

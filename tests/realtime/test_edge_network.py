@@ -224,6 +224,10 @@ def test_detect_subscribe_declares_the_events_of_three_publishers(broker, tmp_pa
         km = obspy.geodetics.gps2dist_azimuth(line["latitude"], line["longitude"], event.latitude,
                                               event.longitude)[0] / 1000
         assert km < 2.0, (line, event)
+    for version in versions:  # seconds from the origin to the declaration, on the picks' clock
+        since_origin = obspy.UTCDateTime(version["declared_at"]) - obspy.UTCDateTime(version["time"])
+        assert version["after_origin_s"] == pytest.approx(since_origin, abs=0.002), version
+        assert 0.0 < version["after_origin_s"] < 130.0, version  # the picks span 120 s
     assert f"{len(rows)} picks from 3 publisher(s)" in captured.err
     assert len(obspy.read_events(str(tmp_path / "events.xml"))) == len(events)
     assert sum(1 for _ in open(tmp_path / "received.csv")) == len(rows) + 1

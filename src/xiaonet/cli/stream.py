@@ -99,6 +99,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "declaration (default 0.5)")
     parser.add_argument("--detect-interval", type=float, default=1.0,
                         help="--detect: associate at most every this many data seconds (default 1)")
+    parser.add_argument("--ml-correction", default=None, metavar="NAME|N,K[,C]",
+                        help="--detect: distance correction of each event version's local magnitude, as "
+                        "xiaonet detect --ml-correction (default: detect's, luckett)")
+    parser.add_argument("--ml-stations", type=int, default=None, metavar="K",
+                        help="--detect: a new or updated version's magnitude is measured at K of the stations with "
+                        "picks, spread over their distances to its epicentre (n_magnitude_stations says how many), "
+                        "the final version's at all (default 30; 0: all, each version costs more)")
+    parser.add_argument("--detect-buffer", type=float, default=None, metavar="S",
+                        help="--detect: seconds of raw data kept per horizontal channel with a response, for "
+                        "the magnitudes (default: --detect-delay + 60)")
     parser.add_argument("--publish", metavar="mqtt://HOST:PORT/TOPIC", default=None,
                         help="also publish each pick to this MQTT broker topic (QoS 1; mqtts:// for TLS); "
                         "picks wait in a buffer while the broker is away")
@@ -146,15 +156,21 @@ def run(args: argparse.Namespace) -> int:
                                       channel_timeout=args.channel_timeout, reorder_window=args.reorder_window)
         engine = make_streaming_picker(picker, config, note=note)
         detector = None
+        waveforms = None
         if args.detect:
+            from xiaonet.detect.magnitude import DEFAULT_CORRECTION
             from xiaonet.detect.online import DeclarationRule, OnlineAssociator
-            from xiaonet.detect.stations import read_stations
             from xiaonet.detect.velocity import DEFAULT_VELOCITY, velocity_model
+            from xiaonet.realtime.waveform_ring import EARLY_STATIONS, detection_magnitude
 
             rule = DeclarationRule(min_p_stations=args.detect_min_stations, max_rms_s=args.detect_max_rms,
                                    max_gap_deg=args.detect_max_gap, min_station_fraction=args.detect_min_fraction)
-            detector = OnlineAssociator(read_stations(args.detect), velocity_model(args.velocity or DEFAULT_VELOCITY),
-                                        delay_s=args.detect_delay, interval_s=args.detect_interval, rule=rule)
+            model = velocity_model(args.velocity or DEFAULT_VELOCITY)
+            stations, magnitude, waveforms = detection_magnitude(
+                args.detect, model, args.detect_delay, args.ml_correction or DEFAULT_CORRECTION, args.detect_buffer,
+                EARLY_STATIONS if args.ml_stations is None else args.ml_stations)
+            detector = OnlineAssociator(stations, model, delay_s=args.detect_delay, interval_s=args.detect_interval,
+                                        rule=rule, magnitude=magnitude)
         if args.udp is not None:
             from xiaonet.stream.shake_udp import ShakeUdpSource
 
@@ -182,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
 
     sinks = [JsonLinesSink()] + ([CsvPickSink(args.out)] if args.out else []) + ([publisher] if publisher else [])
     summary = run_session(source, engine, sinks, detector, duration_s=args.duration,
-                          idle_flush_s=args.idle_flush if (args.seedlink or args.udp is not None) else None)
+                          idle_flush_s=args.idle_flush if (args.seedlink or args.udp is not None) else None,
+                          waveforms=waveforms)
     n_picks = summary.picks
     counters = {k: v for k, v in engine.counters.items() if v}
     how = "interrupted" if summary.interrupted else "finished"
@@ -208,6 +225,16 @@ def run(args: argparse.Namespace) -> int:
     if detector is not None:
         print(f"{len(detector.declared)} event(s) declared in {summary.event_versions} version(s); picks at stations not in {args.detect}: "
               f"{sum(detector.missing.values())} {sorted(detector.missing) or ''}", file=sys.stderr)
+        if waveforms is not None:
+            import numpy as np
+
+            timed, settled = detector.magnitude.seconds, detector.magnitude.settle_seconds
+            print(f"magnitudes: {waveforms.nbytes / 1e6:.1f} MB of raw data kept ({waveforms.seconds:g} s of "
+                  f"{len(waveforms.channels)} channels at {waveforms.n_stations} stations, "
+                  f"{waveforms.nbytes / max(1, waveforms.n_stations) / 1e3:.0f} kB per station); "
+                  f"{len(timed)} measured, median {np.median(timed) if timed else 0.0:.3f} s each, longest "
+                  f"{max(timed, default=0.0):.3f} s; {len(settled)} measurements between versions, longest "
+                  f"{max(settled, default=0.0):.3f} s", file=sys.stderr)
     if isinstance(source, SeedLinkSource) and source.connections == 0:
         print(f"xiaonet stream: {source.failure or f'never connected to SeedLink {args.seedlink}'}; "
               "nothing was picked", file=sys.stderr)

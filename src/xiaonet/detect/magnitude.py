@@ -25,26 +25,35 @@ bad channels).
 
 Units are checked, not assumed: a channel is used only when its response runs from ground
 motion (m, m/s or m/s**2) to counts, so a record without a response, or one already in m/s,
-never becomes a magnitude in the wrong units. Everything here works on in-memory traces, so
-the same call serves files (:func:`event_magnitude_from_files`) and a stream's buffers.
+never becomes a magnitude in the wrong units. The response removal and the Wood-Anderson are
+:mod:`xiaonet.detect.wood_anderson`'s (ObsPy's chain with what depends only on the channel
+kept between calls). Everything here works on in-memory :class:`Record` s, so the same call
+serves files (:func:`detection_magnitudes`) and a stream's buffers (``data_end``: an event
+version's ML from the data that had arrived when it was declared, each window cut where that
+record stops, so an early ML is a lower bound until S is in; ``measured``: amplitudes of
+windows complete at an earlier version, not measured again).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Mapping
 
 import numpy as np
 import obspy
+from obspy.core.compatibility import round_away
 from obspy.geodetics import gps2dist_azimuth
 from obspy.signal.invsim import WOODANDERSON
 
 from xiaonet.detect.velocity import HomogeneousModel, LayeredModel, travel_time_table
+from xiaonet.detect.wood_anderson import TAPER_FRACTION, TAPER_MAX_S, ChannelResponses
 
-GROUND_MOTION_UNITS = ("M", "M/S", "M/S**2", "M/S/S", "M/S2")
-PRE_FILTER_LOW_HZ = (0.5, 1.0)  # below the Wood-Anderson's 1.25 Hz corner; deconvolving lower amplifies noise
-PAD_S = 5.0  # record kept either side of the window, so the taper and filters settle before P
+PAD_S = 2 * TAPER_MAX_S  # record kept either side of the window, so the taper and filters settle before P
 MIN_AFTER_S_S = 3.0  # the window runs to S + max(3 s, S - P): the S waves and their first coda
+# a record cut by the stream's clock: under half the Wood-Anderson's natural period (0.8 s) after
+# P there is no peak to measure yet
+MIN_AFTER_P_S = 0.4
 DEFAULT_MODEL = HomogeneousModel(6.0, 3.46)  # crustal average, for predicted times without a model
 
 
@@ -121,6 +130,7 @@ class StationMagnitude:
     epicentral_km: float
     distance_km: float
     ml: float
+    complete: bool = True  # the window reached S + coda (False: cut where a stream's record stopped)
 
 
 @dataclass
@@ -138,12 +148,26 @@ class EventMagnitude:
     def n_stations(self) -> int:
         return len({".".join(s.seed_id.split(".")[:2]) for s in self.stations})
 
+    @property
+    def n_complete_stations(self) -> int:
+        """Stations with a channel whose window reached S + coda (all of them offline)."""
+        return len({".".join(s.seed_id.split(".")[:2]) for s in self.stations if s.complete})
+
+    @property
+    def after_p_s(self) -> float | None:
+        """Median seconds of data after P in the channels' windows (what an early ML stands on)."""
+        if not self.stations:
+            return None
+        return float(np.median([s.window[1] - s.window[0] for s in self.stations]))
+
     def summary(self) -> str:
-        skipped = "; ".join(f"{len(ids)} {why}" for why, ids in self.skipped.items())
+        skipped = "; ".join(f"{len(ids)} {why}" if ids else why for why, ids in self.skipped.items())
         if self.ml is None:
             return f"no ML: {skipped or 'no horizontal records of its stations'}"
+        partial = self.n_stations - self.n_complete_stations
+        cut = (f", {partial} of them before S + coda (median {self.after_p_s:.1f} s after P)" if partial else "")
         return (f"ML {self.ml:.2f} ± {self.spread:.2f} from {len(self.stations)} channels at {self.n_stations} "
-                f"stations ({self.correction.name})" + (f"; not used: {skipped}" if skipped else ""))
+                f"stations ({self.correction.name}){cut}" + (f"; not used: {skipped}" if skipped else ""))
 
 
 def read_responses(path) -> "obspy.Inventory":
@@ -159,39 +183,40 @@ def read_responses(path) -> "obspy.Inventory":
                              f"{type(error).__name__}: {error}") from None
 
 
-def is_horizontal(trace: obspy.Trace) -> bool:
+def is_horizontal(seed_id: str) -> bool:
     """Components N/E, 1/2 (unrotated) or R/T; Z and anything else is left out."""
-    return trace.stats.channel[-1:].upper() in "NE12RT" and len(trace.stats.channel) == 3
+    channel = seed_id.rsplit(".", 1)[-1]
+    return channel[-1:].upper() in "NE12RT" and len(channel) == 3
 
 
-def response_problem(inventory, seed_id: str, time) -> str | None:
-    """Why the channel's response cannot make ground motion (None when it can)."""
-    if inventory is None:
-        return "without an instrument response"
-    try:
-        response = inventory.get_response(seed_id, time)
-    except Exception:  # ObsPy raises a bare Exception when the channel is not in the inventory
-        return "without an instrument response"
-    sensitivity = response.instrument_sensitivity
-    if sensitivity is None or not sensitivity.value or not response.response_stages:
-        return "without an instrument response"
-    units = (sensitivity.input_units or "").upper().replace(" ", "")
-    if units not in GROUND_MOTION_UNITS:
-        return f"with a response from {sensitivity.input_units or 'unknown units'}, not ground motion (m, m/s, m/s**2)"
-    return None
+@dataclass(frozen=True)
+class Record:
+    """One channel's samples (``data``, counts) from ``start`` at ``sampling_rate``: a trace
+    without ObsPy's header, which costs more to copy than a window costs to filter."""
 
+    seed_id: str
+    start: obspy.UTCDateTime
+    sampling_rate: float
+    data: np.ndarray
 
-def wood_anderson_mm(trace: obspy.Trace, inventory) -> obspy.Trace:
-    """The trace (counts) as a Wood-Anderson record in mm (magnification 2080)."""
-    trace = trace.copy()
-    trace.detrend("demean")
-    trace.taper(0.05, max_length=PAD_S / 2)
-    nyquist = 0.5 * trace.stats.sampling_rate
-    pre_filt = (*PRE_FILTER_LOW_HZ, 0.8 * nyquist, 0.9 * nyquist)
-    trace.remove_response(inventory=inventory, output="VEL", pre_filt=pre_filt, water_level=None)
-    trace.simulate(paz_remove=None, paz_simulate=WOODANDERSON)  # m/s in, metres on the drum x 2080 out
-    trace.data *= 1000.0
-    return trace
+    @classmethod
+    def of(cls, trace: obspy.Trace) -> "Record":
+        return cls(trace.id, trace.stats.starttime, trace.stats.sampling_rate, trace.data)
+
+    @property
+    def end(self) -> obspy.UTCDateTime:
+        """The last sample's time (as ObsPy's ``Stats.endtime``)."""
+        span = float(len(self.data) - 1) * (1.0 / self.sampling_rate) if len(self.data) else 0.0
+        return obspy.UTCDateTime(ns=self.start.ns + int(round(span * 1e9)))
+
+    def slice(self, start, end) -> "Record":
+        """The samples nearest ``start`` to ``end``, as ``Trace.slice`` picks them."""
+        first = max(0, round_away((start - self.start) * self.sampling_rate))
+        begins = self.start + first * (1.0 / self.sampling_rate) if first else self.start
+        if first >= len(self.data) or end < begins:
+            return Record(self.seed_id, begins, self.sampling_rate, self.data[:0])
+        count = 1 if end == begins else round_away((end - begins) * self.sampling_rate) + 1
+        return Record(self.seed_id, begins, self.sampling_rate, self.data[first:first + count])
 
 
 def predicted_times(model, epicentral_km: np.ndarray, depth_km: float) -> tuple[np.ndarray, np.ndarray]:
@@ -202,69 +227,110 @@ def predicted_times(model, epicentral_km: np.ndarray, depth_km: float) -> tuple[
         return hypocentral / model.vp, hypocentral / model.vs
     if not isinstance(model, LayeredModel):
         raise MagnitudeError(f"predicted arrivals need a 0D or 1D velocity model, got {type(model).__name__}")
+    if not len(epicentral_km):  # every arrival picked: no table to build
+        return epicentral_km, epicentral_km
     delta = 0.25
     table = travel_time_table(model, delta, float(epicentral_km.max(initial=0.0)) + 2 * delta,
                               max(depth_km, 0.0) + 2 * delta)
     return table.time("P", epicentral_km, max(depth_km, 0.0)), table.time("S", epicentral_km, max(depth_km, 0.0))
 
 
-def station_magnitudes(stream: obspy.Stream, inventory, origin,
+def window_end(p: obspy.UTCDateTime, s: obspy.UTCDateTime) -> obspy.UTCDateTime:
+    """Where a channel's amplitude window ends: ``S + max(MIN_AFTER_S_S, S - P)``, the S waves
+    and their first coda (its record runs PAD_S beyond)."""
+    return s + max(MIN_AFTER_S_S, s - p)
+
+
+@lru_cache(maxsize=4096)
+def _epicentral_m(latitude: float, longitude: float, station_latitude: float, station_longitude: float) -> float:
+    """Metres on the ellipsoid (each channel of a station, each call of a stream's versions: once)."""
+    return gps2dist_azimuth(latitude, longitude, station_latitude, station_longitude)[0]
+
+
+def station_magnitudes(records: Iterable[Record], responses: ChannelResponses, origin,
                        arrivals: Mapping[str, Mapping[str, object]] | None = None, model=None,
-                       correction: DistanceCorrection | str = DEFAULT_CORRECTION) -> EventMagnitude:
+                       correction: DistanceCorrection | str = DEFAULT_CORRECTION,
+                       data_end=None, measured: dict | None = None) -> EventMagnitude:
     """ML of ``origin`` (anything with ``time``, ``latitude``, ``longitude``, ``depth_km``) from
-    the horizontal traces in ``stream`` (counts; in memory: files or a stream's buffers).
+    the horizontal ``records`` (counts; in memory: files or a stream's buffers).
 
     ``arrivals`` maps ``NET.STA`` to ``{"P": time, "S": time}`` (either may be missing: it is
     predicted with ``model``); stations absent from it are used with predicted times.
-    ``inventory`` (ObsPy ``Inventory``) gives the responses and station coordinates.
+    ``responses`` (:class:`ChannelResponses` of the inventory) gives the responses and station
+    coordinates.
+
+    ``data_end`` (a stream's clock when an event version is declared): only data up to then
+    is used, and a window that the record does not reach yet ends where the record's taper
+    begins (``complete`` False; at least :data:`MIN_AFTER_P_S` after P). A record that
+    reaches ``S + coda + PAD_S`` gives what it gives without ``data_end``; with ``measured``
+    (a dict kept between the calls of one stream) such a window's amplitude is kept there
+    under (seed id, P, window end) and not measured again by a later call.
     """
     correction = distance_correction(correction) if isinstance(correction, str) else correction
     arrivals = arrivals or {}
     skipped: dict[str, list[str]] = {}
     channels = []
-    for trace in stream:
-        if not is_horizontal(trace):
+    for record in records:
+        if not is_horizontal(record.seed_id):
             continue
-        problem = response_problem(inventory, trace.id, trace.stats.starttime)
-        if problem is None:
-            try:
-                coordinates = inventory.get_coordinates(trace.id, trace.stats.starttime)
-            except Exception:  # same bare Exception as get_response
-                problem = "without station coordinates"
+        problem = responses.problem(record.seed_id, record.start)
         if problem:
-            skipped.setdefault(problem, []).append(trace.id)
+            skipped.setdefault(problem, []).append(record.seed_id)
             continue
-        channels.append((trace, coordinates))
+        channels.append((record, responses.channel(record.seed_id, record.start)))
     if not channels:
         return EventMagnitude(None, None, [], correction, skipped)
-    epicentral = np.array([gps2dist_azimuth(origin.latitude, origin.longitude, c["latitude"], c["longitude"])[0]
+    epicentral = np.array([_epicentral_m(origin.latitude, origin.longitude, c.latitude, c.longitude)
                            for _, c in channels]) / 1000.0
-    p_travel, s_travel = predicted_times(model or DEFAULT_MODEL, epicentral, origin.depth_km)
+    picks = [arrivals.get(record.seed_id.rsplit(".", 2)[0], {}) for record, _ in channels]
+    unpicked = [i for i, picked in enumerate(picks) if picked.get("P") is None or picked.get("S") is None]
+    travel = dict(zip(unpicked, zip(*predicted_times(model or DEFAULT_MODEL, epicentral[unpicked], origin.depth_km))))
+    data_end = None if data_end is None else obspy.UTCDateTime(data_end)
     results = []
-    for (trace, coordinates), epi, tp, ts in zip(channels, epicentral, p_travel, s_travel):
-        key = f"{trace.stats.network}.{trace.stats.station}"
-        picked = arrivals.get(key, {})
-        p = obspy.UTCDateTime(picked["P"]) if picked.get("P") is not None else origin.time + float(tp)
-        s = obspy.UTCDateTime(picked["S"]) if picked.get("S") is not None else origin.time + float(ts)
-        end = s + max(MIN_AFTER_S_S, s - p)
-        if trace.stats.starttime > p - PAD_S / 2 or trace.stats.endtime < end:
-            skipped.setdefault("whose record does not cover P to S + coda", []).append(trace.id)
+    for i, ((record, channel), epi, picked) in enumerate(zip(channels, epicentral, picks)):
+        p = obspy.UTCDateTime(picked["P"]) if picked.get("P") is not None else origin.time + float(travel[i][0])
+        s = obspy.UTCDateTime(picked["S"]) if picked.get("S") is not None else origin.time + float(travel[i][1])
+        full_end = end = window_end(p, s)
+        stop = end + PAD_S
+        if data_end is not None:
+            stop = min(stop, data_end, record.end)
+            if stop - p < MIN_AFTER_P_S:
+                skipped.setdefault(f"with under {MIN_AFTER_P_S:g} s of data after P yet", []).append(record.seed_id)
+                continue
+        if record.start > p - PAD_S / 2 or (data_end is None and record.end < end):
+            skipped.setdefault("whose record does not cover P to S + coda", []).append(record.seed_id)
             continue
-        piece = trace.slice(p - PAD_S, end + PAD_S)
-        if np.ma.is_masked(piece.data) or not np.all(np.isfinite(piece.data)):
-            skipped.setdefault("with gaps in the window", []).append(trace.id)
-            continue
-        record = wood_anderson_mm(piece, inventory).slice(p, end)
-        peak = int(np.argmax(np.abs(record.data)))
-        amplitude = float(abs(record.data[peak]))
+        # the whole window is there (S + coda + PAD_S): a later call measures the same samples
+        whole = measured is not None and min(stop, record.end) == full_end + PAD_S
+        known = (record.seed_id, p.ns, full_end.ns)
+        if whole and known in measured:
+            amplitude, peak_time = measured[known]
+        else:
+            piece = record.slice(p - PAD_S, stop)
+            if data_end is not None:  # the amplitude is never read where the taper scales the record down
+                taper_s = min(TAPER_FRACTION * (piece.end - piece.start), TAPER_MAX_S)
+                end = min(end, piece.end - taper_s - 1.0 / piece.sampling_rate)
+                if end - p < MIN_AFTER_P_S:
+                    skipped.setdefault(f"with under {MIN_AFTER_P_S:g} s of data after P yet", []).append(record.seed_id)
+                    continue
+            if np.ma.is_masked(piece.data) or not np.all(np.isfinite(piece.data)):
+                skipped.setdefault("with gaps in the window", []).append(record.seed_id)
+                continue
+            simulated = responses.wood_anderson_mm(record.seed_id, record.start, piece.data, piece.sampling_rate)
+            window = Record(record.seed_id, piece.start, piece.sampling_rate, simulated).slice(p, end)
+            peak = int(np.argmax(np.abs(window.data)))
+            amplitude = float(abs(window.data[peak]))
+            peak_time = window.start + peak * (1.0 / window.sampling_rate)
+            if whole:
+                measured[known] = (amplitude, peak_time)
         if not amplitude > 0:
-            skipped.setdefault("with a flat record", []).append(trace.id)
+            skipped.setdefault("with a flat record", []).append(record.seed_id)
             continue
-        distance = float(np.hypot(epi, origin.depth_km + coordinates.get("elevation", 0.0) / 1000.0))
+        distance = float(np.hypot(epi, origin.depth_km + (channel.elevation or 0.0) / 1000.0))
         distance = max(distance, 1e-3)
         ml = float(np.log10(amplitude) + correction.minus_log_a0(distance))
-        results.append(StationMagnitude(trace.id, amplitude, record.stats.starttime + peak * record.stats.delta,
-                                        (p, end), float(epi), distance, ml))
+        results.append(StationMagnitude(record.seed_id, amplitude, peak_time, (p, end), float(epi), distance, ml,
+                                        complete=end >= full_end))
     return event_magnitude(results, correction, skipped)
 
 
@@ -280,15 +346,16 @@ def event_magnitude(stations: list[StationMagnitude], correction: DistanceCorrec
     return EventMagnitude(median, spread, list(stations), correction, skipped or {})
 
 
-def event_arrivals(detection, event) -> dict[str, dict[str, obspy.UTCDateTime]]:
-    """``NET.STA -> {phase: time}`` of the picks associated with ``event`` (the first per phase)."""
+def event_arrivals(picks, event) -> dict[str, dict[str, obspy.UTCDateTime]]:
+    """``NET.STA -> {phase: time}`` of the picks associated with ``event`` (the first per phase);
+    ``picks``: the associated pick frame (``Detection.picks``)."""
     arrivals: dict[str, dict[str, obspy.UTCDateTime]] = {}
-    for pick in detection.picks.loc[event.pick_rows].sort_values("timestamp").itertuples():
+    for pick in picks.loc[event.pick_rows].sort_values("timestamp").itertuples():
         arrivals.setdefault(pick.id, {}).setdefault(pick.phase, obspy.UTCDateTime(pick.timestamp))
     return arrivals
 
 
-def read_event_waveforms(files: Iterable, stations: set[str], start, end, note=None) -> obspy.Stream:
+def read_event_waveforms(files: Iterable, stations: set[str], start, end, note=None) -> list[Record]:
     """The horizontal records of ``stations`` (``NET.STA``) between ``start`` and ``end`` from
     waveform files; a file ObsPy cannot read is passed to ``note`` (raised without one)."""
     from xiaonet.data.waveforms import WaveformInputError, read_waveform_file
@@ -303,23 +370,25 @@ def read_event_waveforms(files: Iterable, stations: set[str], start, end, note=N
             note(str(error))
             continue
         for trace in traces:
-            if f"{trace.stats.network}.{trace.stats.station}" in stations and is_horizontal(trace):
+            if f"{trace.stats.network}.{trace.stats.station}" in stations and is_horizontal(trace.id):
                 stream.append(trace)
     stream.merge(method=0)  # overlapping records at the same channel become gaps, never summed
-    return stream
+    return [Record.of(trace) for trace in stream]
 
 
 def detection_magnitudes(detection, files: list, inventory, model,
                          correction: DistanceCorrection | str = DEFAULT_CORRECTION, note=None) -> dict[int, EventMagnitude]:
-    """ML of every event of a detection from waveform files: the stations with associated picks."""
+    """ML of every event of a detection from waveform files: the stations with associated picks
+    (``inventory``: ObsPy's, for the responses and coordinates)."""
+    responses = ChannelResponses(inventory)
     results = {}
     for event in detection.events:
-        arrivals = event_arrivals(detection, event)
+        arrivals = event_arrivals(detection.picks, event)
         times = [t for phases in arrivals.values() for t in phases.values()]
         start = min([event.time, *times]) - 2 * PAD_S
         end = max(times, default=event.time) + 4 * PAD_S + 2 * (max(times, default=event.time) - event.time)
-        stream = read_event_waveforms(files, set(arrivals), start, end, note)
-        results[event.number] = station_magnitudes(stream, inventory, event, arrivals, model, correction)
+        records = read_event_waveforms(files, set(arrivals), start, end, note)
+        results[event.number] = station_magnitudes(records, responses, event, arrivals, model, correction)
     return results
 
 

@@ -21,8 +21,15 @@ the event was declared (the associator's clock). Association (PyOcto on the pick
 last ``window_s`` data seconds) costs tens of milliseconds on hundreds of picks, so it runs
 at most every ``interval_s`` data seconds and only when a pick arrived or a version is due.
 
-``magnitude``: a callable ``(event, picks_frame) -> float | None`` that fills the
-``magnitude`` field of each line (``None`` until a magnitude module gives one).
+``magnitude``: the hook that measures each version's magnitude, called ``(event, arrivals,
+declared_at, final) -> EventMagnitude`` (``arrivals``: ``NET.STA -> {phase: time}`` of the
+version's picks; ``declared_at``: the clock; ``final``: whether the version is final, when a
+hook may measure more than for an early one) for every new, updated and final version, so
+each line carries the local magnitude of the data that had arrived when it was declared
+(:class:`xiaonet.realtime.waveform_ring.StreamedMagnitude` measures it on the stream's own
+records); its ``settle(event, arrivals, clock)`` is called as the clock advances with each
+open event's latest version (work it can do between versions). Without one the lines say
+``"magnitude": null`` and why.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import obspy
 
 from xiaonet.detect.association import AssociationConfig, DetectedEvent, associate, picks_frame
 from xiaonet.detect.catalog import KM_PER_DEGREE
+from xiaonet.detect.magnitude import EventMagnitude, event_arrivals
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -78,7 +86,8 @@ class EventVersion:
     event: DetectedEvent
     declared_at: float  # data time (timestamp) of the newest sample when declared
     last_pick: float
-    magnitude: float | None = None
+    magnitude: EventMagnitude | None = None  # of the data up to declared_at (None: not measured)
+    arrivals: dict = field(default_factory=dict, repr=False)  # NET.STA -> {phase: time}, what it is measured at
 
 
 @dataclass
@@ -189,11 +198,16 @@ class OnlineAssociator:
     def advance(self, data_time) -> list[EventVersion]:
         """The newest data time seen; returns the versions declared now."""
         self.clock = max(self.clock, obspy.UTCDateTime(data_time).timestamp)
+        out = []
         if (self._new_picks or self._due()) and self.clock - self._last_run >= self.interval_s:
             if not self.open and not self._due() and not self._could_find_event():
-                return self._skip_run()
-            return self._run(end=False)
-        return []
+                out = self._skip_run()
+            else:
+                out = self._run(end=False)
+        if self.magnitude is not None:
+            for tracked in self.open:
+                self.magnitude.settle(tracked.latest.event, tracked.latest.arrivals, self.clock)
+        return out
 
     def _could_find_event(self) -> bool:
         """Whether the window holds ``n_p_picks`` P picks within :attr:`p_span_s` of each other.
@@ -219,11 +233,14 @@ class OnlineAssociator:
         """End of stream: what the remaining picks hold, every open event final (or withdrawn)."""
         return self._run(end=True) if self.rows or self.open else []
 
+    def _measure(self, event: DetectedEvent, arrivals: dict, final: bool) -> EventMagnitude | None:
+        return self.magnitude(event, arrivals, self.clock, final) if self.magnitude is not None else None
+
     def _version(self, tracked: _Tracked, status: str, event: DetectedEvent, last_pick: float,
                  frame) -> EventVersion:
-        magnitude = self.magnitude(event, frame) if self.magnitude is not None else None
+        arrivals = event_arrivals(frame, event)
         version = EventVersion(tracked.event_id, len(tracked.versions) + 1, status, event, self.clock, last_pick,
-                               magnitude)
+                               self._measure(event, arrivals, status == "final"), arrivals)
         tracked.versions.append(version)
         return version
 
@@ -287,9 +304,12 @@ class OnlineAssociator:
                 and both >= c.n_p_and_s_picks)
 
     def _close(self, tracked: _Tracked, status: str) -> EventVersion:
-        """The last version (the latest one's content, now final or withdrawn); its picks leave."""
+        """The last version (the latest one's content, now final or withdrawn); its picks leave.
+        A final version's magnitude is measured again, on the data that has arrived since."""
         latest = tracked.latest
-        version = dataclasses.replace(latest, version=latest.version + 1, status=status, declared_at=self.clock)
+        magnitude = self._measure(latest.event, latest.arrivals, True) if status == "final" else latest.magnitude
+        version = dataclasses.replace(latest, version=latest.version + 1, status=status, declared_at=self.clock,
+                                      magnitude=magnitude)
         tracked.versions.append(version)
         self.open.remove(tracked)
         self.closed.append(tracked)
@@ -303,9 +323,9 @@ def event_json(version: EventVersion, latency_s: float = 0.0) -> str:
     ``declared_at``: data time of the newest sample when declared; ``after_origin_s``: seconds
     from the origin to the declaration, counting ``latency_s`` (a replay's simulated
     transmission delay: the newest sample reached the engine that much after it was recorded);
-    ``delay_s``: data seconds from the event's last pick to the declaration; ``magnitude``:
-    ``None`` until a magnitude is computed; ``azimuthal_gap_deg`` and ``station_fraction``:
-    what the :class:`DeclarationRule` judged.
+    ``delay_s``: data seconds from the event's last pick to the declaration;
+    ``azimuthal_gap_deg`` and ``station_fraction``: what the :class:`DeclarationRule` judged;
+    the magnitude fields: :func:`magnitude_fields`.
     """
     event, e = version.event, version.event.errors
     return json.dumps({
@@ -316,9 +336,25 @@ def event_json(version: EventVersion, latency_s: float = 0.0) -> str:
         "latitude": round(event.latitude, 5), "longitude": round(event.longitude, 5),
         "depth_km": round(event.depth_km, 3), "time_error_s": round(e.time_s, 3),
         "horizontal_error_km": round(e.major_km, 3), "depth_error_km": round(e.depth_km, 3),
-        "magnitude": None if version.magnitude is None else round(float(version.magnitude), 2),
+        **magnitude_fields(version.magnitude),
         "n_picks": len(event.pick_rows), "n_p": event.n_p, "n_s": event.n_s, "n_stations": event.n_stations,
         "azimuthal_gap_deg": round(event.azimuthal_gap, 1), "station_fraction": round(event.station_fraction, 3),
         "emitted_at": obspy.UTCDateTime().strftime(TIME_FORMAT),
         "delay_s": round(version.declared_at - version.last_pick, 3),
     })
+
+
+def magnitude_fields(result: EventMagnitude | None) -> dict:
+    """An event line's magnitude: ``magnitude`` (ML, the median of the channel magnitudes),
+    ``magnitude_spread`` (1.4826 x their median absolute deviation: ``xiaonet detect``'s
+    ``ml_spread``), ``magnitude_type``, ``n_magnitude_stations``, ``magnitude_after_p_s`` (median
+    seconds of data after P the channels' windows held), ``magnitude_complete_stations`` (stations
+    whose window reached S + coda: below ``n_magnitude_stations``, the ML is a lower bound) and
+    ``magnitude_note`` (why there is none, else null). A null magnitude is never a made-up one."""
+    if result is None or result.ml is None:
+        return {"magnitude": None, "magnitude_spread": None, "magnitude_type": None, "n_magnitude_stations": 0,
+                "magnitude_after_p_s": None, "magnitude_complete_stations": 0,
+                "magnitude_note": "not measured (no waveforms)" if result is None else result.summary()}
+    return {"magnitude": round(result.ml, 2), "magnitude_spread": round(result.spread, 2), "magnitude_type": "ML",
+            "n_magnitude_stations": result.n_stations, "magnitude_after_p_s": round(result.after_p_s, 2),
+            "magnitude_complete_stations": result.n_complete_stations, "magnitude_note": None}

@@ -95,15 +95,22 @@ def read_inventory(inventory, name: str = "inventory") -> StationTable:
 def read_stations(path: str | Path) -> StationTable:
     """Stations from a CSV (``.csv``) or anything ObsPy reads as an inventory (StationXML, ...)."""
     path = Path(path)
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise StationError(f"{path}: station file not found")
+        return read_stations_csv(path)
+    return read_inventory(read_station_inventory(path), name=str(path))
+
+
+def read_station_inventory(path: str | Path):
+    """The ObsPy ``Inventory`` of a station file that is not a CSV (its responses too)."""
+    path = Path(path)
     if not path.is_file():
         raise StationError(f"{path}: station file not found")
-    if path.suffix.lower() == ".csv":
-        return read_stations_csv(path)
     import obspy
 
     try:
-        inventory = obspy.read_inventory(str(path))
+        return obspy.read_inventory(str(path))
     except Exception as error:  # ObsPy raises many types for unreadable files
         raise StationError(f"{path}: expected StationXML (or a CSV with columns "
                            f"{', '.join(CSV_COLUMNS)}): {type(error).__name__}: {error}") from None
-    return read_inventory(inventory, name=str(path))

@@ -102,14 +102,16 @@ def stream_row(emitted, table_row: dict | None = None) -> dict:
 
 
 def run_session(source, engine, sinks: list, detector=None, duration_s: float | None = None,
-                idle_flush_s: float | None = None) -> SessionSummary:
+                idle_flush_s: float | None = None, waveforms=None) -> SessionSummary:
     """Feed the batches of ``source`` (started) to ``engine`` until the source ends, ``duration_s`` wall
     seconds pass or Ctrl-C; every pick goes to each sink and, with a ``detector``
     (:class:`xiaonet.detect.online.OnlineAssociator`), into association, whose event versions
     go to the sinks as they come; the clock of association is the newest sample's data time.
     A source with ``latency_s`` (a replay's simulated transmission delay) has it counted in
     each event's ``after_origin_s``. ``idle_flush_s``: end the record of a station silent this
-    long (wall clock; for live sources)."""
+    long (wall clock; for live sources). ``waveforms``
+    (:class:`xiaonet.realtime.waveform_ring.WaveformRing`) gets every packet before association
+    runs: the records the magnitude of each event version is measured on."""
     from xiaonet.detect.online import event_json
 
     summary = SessionSummary()
@@ -148,6 +150,8 @@ def run_session(source, engine, sinks: list, detector=None, duration_s: float | 
                 break
             summary.stations.update((p.stats.network, p.stats.station, p.stats.location) for p in batch)
             emit(engine.feed_many(batch))
+            if waveforms is not None:
+                waveforms.append(batch)
             if detector is not None and batch:
                 declare(detector.advance(max(p.stats.endtime for p in batch)))
             if idle_flush_s is not None:

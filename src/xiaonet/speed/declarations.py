@@ -116,15 +116,18 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
     Returns the event lines (``versions``), the picks, and for the declared event that is the
     catalog's (:func:`catalog_event`; ``other_events`` counts the rest):
     seconds from the catalog origin to its first version (``first_s``, latency included),
-    the epicentre (km) and origin-time (s) errors of its first and last versions.
+    the epicentre (km) and origin-time (s) errors of its first and last versions (each
+    version's magnitude is on its line). ``magnitude_s``: the wall seconds each version's
+    magnitude took (``settle_s``: each measurement between
+    versions); ``ring_bytes`` / ``ring_stations``: the raw data kept for them.
     """
     from obspy.geodetics import gps2dist_azimuth
 
     from xiaonet.detect.online import OnlineAssociator
-    from xiaonet.detect.stations import read_stations
     from xiaonet.detect.velocity import velocity_model
     from xiaonet.picking.loading import make_streaming_picker
     from xiaonet.realtime.session import run_session
+    from xiaonet.realtime.waveform_ring import detection_magnitude
     from xiaonet.stream.packet_sources import ReplaySource
 
     rate = obspy.read(event.files[0], headonly=True)[0].stats.sampling_rate
@@ -132,16 +135,20 @@ def replay_event(event: EventFolder, picker, config, packet_seconds: float = 1.0
                           note=lambda message: None)
     source.start()
     engine = _ClockedEngine(make_streaming_picker(picker, config, note=lambda message: None))
-    detector = OnlineAssociator(read_stations(event.stations), velocity_model(event.velocity), delay_s=delay_s,
-                                rule=rule)
+    model = velocity_model(event.velocity)
+    stations, magnitude, ring = detection_magnitude(event.stations, model, delay_s)
+    detector = OnlineAssociator(stations, model, delay_s=delay_s, rule=rule, magnitude=magnitude)
     sink = _Collect()
-    run_session(source, engine, [sink], detector)
+    run_session(source, engine, [sink], detector, waveforms=ring)
     for row in sink.picks:  # data seconds from the onset to the packet that brought the pick out
         key = (f"{row['network']}.{row['station']}", row["phase"],
                round(obspy.UTCDateTime(row["time"]).timestamp, 3))
         row["emitted_after_s"] = round(engine.emitted_at.get(key, float("nan"))
                                        - obspy.UTCDateTime(row["time"]).timestamp, 3)
-    result = {"versions": sink.events, "picks": sink.picks, "associations": detector.runs}
+    result = {"versions": sink.events, "picks": sink.picks, "associations": detector.runs,
+              "magnitude_s": list(getattr(magnitude, "seconds", [])),
+              "settle_s": list(getattr(magnitude, "settle_seconds", [])),
+              "ring_bytes": ring.nbytes if ring is not None else 0, "ring_stations": ring.n_stations if ring is not None else 0}
     match = catalog_event(sink.events, event.origin)
     result["event"] = match
     ours = [v for v in sink.events if v["event"] == match]

@@ -145,10 +145,35 @@ def print_declarations(args, runs, config_for) -> None:
             print(f"{label:<28} {mode:<13} {r['first_s']:>8.2f} {r['first_stations']:>8} "
                   f"{r['first_epicentre_km']:>8.2f} {r['first_time_s']:>+8.2f} {r['n_versions']:>8} "
                   f"{r['last_epicentre_km']:>9.2f} {r['last_time_s']:>+8.2f} {delay} {r['other_events']:>6}")
+            print(f"{'':<28} {'':<13} magnitudes: {_magnitude_cost(r)}")
+            for version in (v for v in r["versions"] if v["event"] == r["event"]):
+                print(f"{'':<28} {'':<13}   version {version['version']} ({version['status']}, "
+                      f"{version['after_origin_s']:.2f} s, {version['n_stations']} stations): ML {_ml(version)}")
     if args.timeline and last is not None:
         plot_alert_timeline(event, last, args.timeline, title, args.transmission_latency)
         print(f"alert timeline: {args.timeline} ({title})")
     print()
+
+
+def _ml(fields: dict) -> str:
+    """An event line's magnitude in words: ML, spread, stations (complete to S + coda), data after P."""
+    if fields.get("magnitude") is None:
+        return f"none ({fields.get('magnitude_note')})"
+    return (f"{fields['magnitude']:.2f} ± {fields['magnitude_spread']:.2f} at {fields['n_magnitude_stations']} "
+            f"stations ({fields['magnitude_complete_stations']} to S + coda), median "
+            f"{fields['magnitude_after_p_s']:.2f} s after P")
+
+
+def _magnitude_cost(r: dict) -> str:
+    import numpy as np
+
+    timed = r["magnitude_s"]
+    per_station = r["ring_bytes"] / max(1, r["ring_stations"]) / 1e3
+    each = ", ".join(f"{t:.3f}" for t in timed)
+    settled = r["settle_s"]
+    between = (f", between versions {len(settled)} x at most {max(settled):.3f} s" if settled else "")
+    return (f"{np.median(timed) if timed else 0.0:.3f} s per version (median of {len(timed)}: {each}){between}, ring "
+            f"{r['ring_bytes'] / 1e6:.1f} MB = {per_station:.0f} kB per station ({r['ring_stations']} stations)")
 
 
 def print_false_alerts(args) -> None:
