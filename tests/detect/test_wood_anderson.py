@@ -83,3 +83,11 @@ def test_the_channel_of_the_epoch_and_why_one_is_unusable():
     assert responses.problem("XX.B..HHE", obspy.UTCDateTime(2019, 6, 1)) == "without an instrument response"
     assert ChannelResponses(None).problem("XX.A..HHE", obspy.UTCDateTime(2019, 6, 1)) == \
         "without an instrument response"
+
+
+def test_the_sensitivity_is_obspys_wood_anderson():
+    from obspy.signal.invsim import WOODANDERSON
+
+    from xiaonet.detect.wood_anderson import WOOD_ANDERSON_SENSITIVITY
+
+    assert WOOD_ANDERSON_SENSITIVITY == WOODANDERSON["sensitivity"]

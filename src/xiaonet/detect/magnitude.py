@@ -44,10 +44,9 @@ import numpy as np
 import obspy
 from obspy.core.compatibility import round_away
 from obspy.geodetics import gps2dist_azimuth
-from obspy.signal.invsim import WOODANDERSON
 
 from xiaonet.detect.velocity import HomogeneousModel, LayeredModel, travel_time_table
-from xiaonet.detect.wood_anderson import TAPER_FRACTION, TAPER_MAX_S, ChannelResponses
+from xiaonet.detect.wood_anderson import TAPER_FRACTION, TAPER_MAX_S, WOOD_ANDERSON_SENSITIVITY, ChannelResponses
 
 PAD_S = 2 * TAPER_MAX_S  # record kept either side of the window, so the taper and filters settle before P
 MIN_AFTER_S_S = 3.0  # the window runs to S + max(3 s, S - P): the S waves and their first coda
@@ -408,7 +407,7 @@ def add_to_quakeml(event, origin, result: EventMagnitude, creation_info=None) ->
     for station in result.stations:
         waveform = WaveformStreamID(seed_string=station.seed_id)
         amplitude = Amplitude(
-            generic_amplitude=station.amplitude_mm / 1000.0 / WOODANDERSON["sensitivity"], type="IAML", unit="m",
+            generic_amplitude=station.amplitude_mm / 1000.0 / WOOD_ANDERSON_SENSITIVITY, type="IAML", unit="m",
             category="point", magnitude_hint="ML", waveform_id=waveform, filter_id=wood_anderson,
             time_window=TimeWindow(begin=float(station.peak_time - station.window[0]),
                                    end=float(station.window[1] - station.peak_time), reference=station.peak_time),

@@ -28,7 +28,11 @@ from functools import lru_cache
 import numpy as np
 import obspy
 import scipy.signal
-from obspy.signal.invsim import WOODANDERSON, cosine_sac_taper, cosine_taper, paz_to_freq_resp
+
+#: Trace.simulate's Wood-Anderson sensitivity (obspy.signal.invsim.WOODANDERSON; a test checks
+#: they agree). obspy.signal is imported only where a response is evaluated: xiaonet stream
+#: without --detect loads this module through the online associator and must stay light.
+WOOD_ANDERSON_SENSITIVITY = 2080
 
 GROUND_MOTION_UNITS = ("M", "M/S", "M/S**2", "M/S/S", "M/S2")
 PRE_FILTER_LOW_HZ = (0.5, 1.0)  # below the Wood-Anderson's 1.25 Hz corner; deconvolving lower amplifies noise
@@ -51,6 +55,8 @@ def _time_tapers(npts: int, sampling_rate: float) -> tuple[np.ndarray, np.ndarra
     """The three time-domain tapers of the ObsPy chain for ``npts`` samples: ``Trace.taper``'s
     Hann (TAPER_FRACTION, at most TAPER_MAX_S), remove_response's SAC cosine taper and
     simulate's cosine taper (both 5 %)."""
+    from obspy.signal.invsim import cosine_taper
+
     half = min(int(TAPER_FRACTION * npts), int(TAPER_MAX_S * sampling_rate), int(npts / 2))
     sides = scipy.signal.windows.hann(2 * half if 2 * half == npts else 2 * half + 1)
     hann = np.hstack((sides[:half], np.ones(npts - 2 * half), sides[len(sides) - half:]))
@@ -61,6 +67,8 @@ def _time_tapers(npts: int, sampling_rate: float) -> tuple[np.ndarray, np.ndarra
 def _shared_transfer(delta: float, nfft: int) -> tuple[np.ndarray, np.ndarray]:
     """The pre-filter (a cosine taper from PRE_FILTER_LOW_HZ to 0.8-0.9 x Nyquist) and the
     Wood-Anderson's frequency response at the FFT's frequencies: the same for every channel."""
+    from obspy.signal.invsim import WOODANDERSON, cosine_sac_taper, paz_to_freq_resp
+
     nyquist = 0.5 / delta
     frequencies = np.linspace(0, 1 / (delta * 2.0), nfft // 2 + 1)  # as Response.get_evalresp_response
     pre_filter = cosine_sac_taper(frequencies, flimit=(*PRE_FILTER_LOW_HZ, 0.8 * nyquist, 0.9 * nyquist))
@@ -174,6 +182,6 @@ class ChannelResponses:
         spectrum[-1] = abs(spectrum[-1]) + 0.0j
         record = np.fft.irfft(spectrum)[0:npts]
         record -= record[0] + np.arange(npts) * (record[-1] - record[0]) / float(npts - 1)  # PITSA's detrend
-        record *= WOODANDERSON["sensitivity"]
+        record *= WOOD_ANDERSON_SENSITIVITY
         record *= 1000.0
         return record
