@@ -276,7 +276,8 @@ class MqttEventSink:
 @dataclass
 class SubscriptionSummary:
     elapsed_s: float = 0.0
-    rows: list = field(default_factory=list)  # every pick handed out (for the catalog on exit)
+    picks: int = 0  # picks handed out
+    rows: list = field(default_factory=list)  # every pick handed out, when kept (for the catalog on exit)
     events: int = 0
     late: int = 0
     interrupted: bool = False
@@ -311,11 +312,12 @@ def run_subscription(subscription: PickSubscription, detector, pick_sinks: list,
             now = time.monotonic()
             if duration_s is not None and now - started > duration_s:
                 break
-            if idle_exit_s is not None and summary.rows and now - last_pick > idle_exit_s:
+            if idle_exit_s is not None and summary.picks and now - last_pick > idle_exit_s:
                 break
             rows = subscription.next_picks(timeout=0.2)
             if rows:
                 last_pick = time.monotonic()
+                summary.picks += len(rows)
                 horizon = detector.clock - detector.window_s
                 late = [r for r in rows if r["_t"] < horizon]
                 if late and not summary.late:
