@@ -1,5 +1,6 @@
 """The publishing pick sink on a real broker (Mosquitto, else amqtt): picks batched per engine step
-or per S seconds, each one still acknowledged, resent and handed out once."""
+or per S seconds, each one still acknowledged, resent and handed out once; a publisher that
+comes back before the associator after a broker restart waits for it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is in the test extra: 
 
 from tests.mqtt_broker import MqttTestBroker, broker_kind  # noqa: E402
 from tests.realtime.test_edge_network import close_while_polling, collect, connected, pick_row  # noqa: E402
-from xiaonet.realtime.mqtt import parse_broker_url  # noqa: E402
+from xiaonet.realtime.mqtt import ConnectionOptions, parse_broker_url  # noqa: E402
 from xiaonet.realtime.publisher import MqttPickSink  # noqa: E402
 from xiaonet.realtime.subscription import PickSubscription  # noqa: E402
 
 if broker_kind() is None:
     pytest.skip("no MQTT broker: install mosquitto or amqtt (the test extra)", allow_module_level=True)
+
+FAST = ConnectionOptions(backoff_max_s=1)
+
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
@@ -24,12 +28,19 @@ def broker(tmp_path_factory):
         yield running
 
 
-def online(publisher: MqttPickSink, timeout: float = 10.0) -> None:
+def online(publisher: MqttPickSink, subscription: PickSubscription | None = None, timeout: float = 10.0) -> None:
+    """Wait until the publisher is connected and, with a ``subscription`` (polled meanwhile), has
+    heard from it (its answer to the publisher's status)."""
     deadline = time.monotonic() + timeout
-    while not publisher._sending and time.monotonic() < deadline:
+    heard = subscription is None
+    while not (publisher._sending and (publisher._subscriber_seen or heard)) and time.monotonic() < deadline:
         publisher.flush()
-        time.sleep(0.02)
+        if subscription is not None:
+            assert subscription.next_picks(timeout=0.02) == []
+        else:
+            time.sleep(0.02)
     assert publisher._sending, "the publisher never connected"
+    assert publisher._subscriber_seen or heard, "the subscriber did not answer the publisher's status"
 
 
 def test_the_picks_of_one_step_go_in_one_message_and_a_batch_waits_its_seconds(broker):
@@ -39,7 +50,7 @@ def test_the_picks_of_one_step_go_in_one_message_and_a_batch_waits_its_seconds(b
     per_step = MqttPickSink(address, publisher="step")
     batched = MqttPickSink(address, publisher="batch", batch_s=10.0)
     for publisher in (per_step, batched):
-        online(publisher)
+        online(publisher, subscription)
     sent = {"step": [], "batch": []}
     for step in range(12):  # 3 picks a step, one step a data second
         for publisher in (per_step, batched):
@@ -73,3 +84,36 @@ def test_a_batch_waits_its_seconds_on_the_wall_clock_when_no_data_comes(broker):
     assert publisher.counters["messages_sent"] == 1
     publisher.close()
     assert publisher.counters["acknowledged"] == 1
+
+
+def test_a_publisher_back_before_the_subscriber_after_a_broker_restart_waits_for_it(tmp_path):
+    """After a restart the broker acknowledges what the publisher resends though no subscriber is
+    back to receive it. The publisher, which has heard from the subscriber (its answer to the
+    publisher's status), waits at the end until the subscriber confirms it has every pick."""
+    with MqttTestBroker(tmp_path / "broker") as broker:
+        address = parse_broker_url(f"{broker.url}/order/picks")
+        subscription = PickSubscription(address, FAST, note=print)
+        connected(subscription)
+        publisher = MqttPickSink(address, FAST, publisher="dev", drain_s=20)
+        online(publisher)  # (not waiting to hear from the subscriber: the picks below are its sign)
+        for i in range(10):
+            publisher.pick(pick_row(i))
+            publisher.flush()
+        rows = collect(subscription, lambda got: len(got) >= 10, service=[publisher])
+        subscription.client.loop_stop()  # the associator is slow to come back
+        broker.kill()
+        for i in range(10, 30):
+            publisher.pick(pick_row(i))
+            publisher.flush()
+        broker.start()
+        deadline = time.monotonic() + 15
+        while (publisher.pending or publisher.counters["connections"] < 2) and time.monotonic() < deadline:
+            publisher.flush()  # back, resent, acknowledged by a broker with no subscriber
+            time.sleep(0.02)
+        assert not publisher.pending and publisher.counters["connections"] == 2
+        subscription.client.loop_start()
+        rows += close_while_polling([publisher], subscription)
+        subscription.stop()
+    assert sorted(r["seq"] for r in rows) == list(range(30))
+    assert publisher.counters["unconfirmed"] == 0 and publisher.counters["undelivered"] == 0
+    assert subscription.counters["connections"] == 2

@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 #: Picks in one message at most (a reconnect's resend, a replay, a long batch are cut in pieces).
 MAX_PICKS_PER_MESSAGE = 100
+#: At the end, a publisher that has heard from no subscriber waits this long after its
+#: ``finished`` status for one to answer.
+FINISHED_GRACE_S = 0.5
 #: At the end, the ``finished`` status is said again this often until a subscriber confirms.
 FINISHED_REPEAT_S = 2.0
 
@@ -40,8 +43,8 @@ class MqttPickSink:
     the oldest is dropped, counted in ``dropped`` and named on ``note`` (never silently). A broker
     passes a message only to the subscribers connected at that moment, so the broker's
     acknowledgement is not delivery: the last ``history`` picks are kept to answer a subscriber's
-    replay request (it asks on every connect and for gaps), and :meth:`close` waits for a
-    subscriber it has heard from to confirm the last seq.
+    replay request (it asks on every connect, when it sees this publisher's status, and for gaps),
+    and :meth:`close` waits for a subscriber it has heard from to confirm the last seq.
     ``announce_after_s`` seconds after a burst of picks (or of resends) the status says the last
     seq, so a subscriber whose broker dropped the end of a burst learns of it.
 
@@ -198,29 +201,34 @@ class MqttPickSink:
 
     def close(self) -> None:
         """Send what waits, then wait up to ``drain_s`` for the broker to acknowledge every pick
-        and, once a subscriber has been heard from (a replay request), for it to confirm the last
-        one: a broker passes a pick only to subscribers connected at that moment, so one
-        restarting must still be able to ask. Then disconnect. What the broker did not acknowledge
-        is counted in ``undelivered``, what no subscriber confirmed in ``unconfirmed``; both are
-        named."""
+        and, once a subscriber has been heard from, for it to confirm the last one (a broker
+        restarted with this publisher back before the subscriber acknowledges picks nobody
+        receives; the subscriber asks for them when it is back). A publisher that has heard from
+        no subscriber says it is finished and leaves once the broker has everything. Then
+        disconnect. What the broker did not acknowledge is counted in ``undelivered``, what no
+        subscriber confirmed in ``unconfirmed``; both are named."""
         deadline = time.monotonic() + self.drain_s
+        last, next_status, grace_until = self._next_seq - 1, 0.0, None
         self.flush()
-        while (self.pending or self._unsent) and time.monotonic() < deadline:
+        while True:
             self._act()
             if self._sending and self._unsent:
                 self._release()
+            now = time.monotonic()
+            delivered = not self.pending and not self._unsent
+            confirmed = self._subscriber_seen and self._confirmed >= last
+            if delivered and self._online.is_set() and now >= next_status and not confirmed:
+                self._status("finished")  # say again that we are done, until confirmed
+                next_status = now + FINISHED_REPEAT_S
+                grace_until = grace_until or now + FINISHED_GRACE_S
+            unheard = not self._subscriber_seen and (not self._online.is_set() or (grace_until and now >= grace_until))
+            if delivered and (confirmed or unheard):
+                break
+            if now >= deadline:
+                break
             time.sleep(0.05)
-        last, next_status = self._next_seq - 1, 0.0
-        while self._subscriber_seen and self._confirmed < last and time.monotonic() < deadline:
-            if time.monotonic() >= next_status:  # say again that we are done, until confirmed
-                self._status("finished")
-                next_status = time.monotonic() + FINISHED_REPEAT_S
-            time.sleep(0.05)
-            self._act()
         if next_status == 0.0:
             self._status("finished")
-            time.sleep(0.1)
-            self._act()
         self.counters["undelivered"] = len(self.pending)
         if self.pending:
             self.note(f"MQTT {self.address}: {len(self.pending)} pick(s) not acknowledged by the broker after "

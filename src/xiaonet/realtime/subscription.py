@@ -185,8 +185,10 @@ class PickSubscription:
                       "were lost: it no longer holds them")
             for seq in lost:
                 sender.record(seq)
-        if status.get("state") == "finished" and self._online.is_set():
-            # confirm what we have (and ask for the rest): it waits for this before it leaves
+        if status.get("state") in ("online", "finished") and self._online.is_set():
+            # confirm what we have and ask for the rest: a publisher that connects learns that a
+            # subscriber listens (it then waits for this confirmation before it leaves), and one
+            # back after a broker restart resends what that broker acknowledged and lost
             self.client.publish(self.address.replay_topic, json.dumps(
                 {"marks": {name: sender.mark}, "upto": {name: sender.last_known}, "only": True}), qos=1)
 
