@@ -40,6 +40,7 @@ PUBLISHED = re.compile(r"published to \S+ as (\S+): (\d+) picks, (\d+) acknowled
                        r"(\d+) unconfirmed by a subscriber, (\d+) dropped.*?; (\d+) messages \((\d+) resent\), "
                        r"(\d+) bytes of MQTT PUBLISH, (\d+) connection")
 RECEIVED = re.compile(r"(\d+) picks from (\d+) publisher\(s\) (\{.*?\});")
+HELD = re.compile(r"picks held ([\d.]+) s on average, ([\d.]+) s at most")
 REPEATS = re.compile(r"messages (\d+): repeats dropped (\d+) \(same publisher and seq\), (\d+) \(same station")
 
 
@@ -56,7 +57,9 @@ def shares(records: Path, n: int) -> list[list[str]]:
 
 
 def restart_try(records: Path, publishers: int, down_s: float, folder: Path, extra: list[str],
-                kill: bool = True) -> dict:
+                kill: bool = True, subscriber_late_s: float | None = None) -> dict:
+    """One try; ``subscriber_late_s``: the subscriber is stopped (SIGSTOP) with the broker and
+    resumed that long after the broker is back, so the publishers reconnect first."""
     folder.mkdir(parents=True, exist_ok=True)
     broker = MqttTestBroker(folder / "broker", mosquitto_options="allow_anonymous true\nlog_type all\n").start()
     url = f"{broker.url}/lasso/picks"
@@ -71,26 +74,37 @@ def restart_try(records: Path, publishers: int, down_s: float, folder: Path, ext
                                          "--publisher-id", f"lasso-{k}", *extra],
                               stdout=open(folder / f"picks-{k}.jsonl", "w"), stderr=open(folder / f"publisher-{k}.err", "w"))
              for k, share in enumerate(shares(records, publishers))]
-    killed_at = restarted_at = None
+    killed_at = restarted_at = resumed_at = None
     while any(p.poll() is None for p in procs):
         if kill and killed_at is None and any((folder / f"picks-{k}.jsonl").stat().st_size for k in range(publishers)):
             broker.kill()
             killed_at = time.monotonic() - started
+            if subscriber_late_s is not None:
+                subscriber.send_signal(signal.SIGSTOP)
         if killed_at is not None and restarted_at is None and time.monotonic() - started >= killed_at + down_s:
             broker.start()
             restarted_at = time.monotonic() - started
+        if (subscriber_late_s is not None and restarted_at is not None and resumed_at is None
+                and time.monotonic() - started >= restarted_at + subscriber_late_s):
+            subscriber.send_signal(signal.SIGCONT)
+            resumed_at = time.monotonic() - started
         time.sleep(0.05)
     if killed_at is not None and restarted_at is None:  # the publishers gave up before the broker was back
         broker.start()
         restarted_at = time.monotonic() - started
+    if subscriber_late_s is not None and resumed_at is None:
+        subscriber.send_signal(signal.SIGCONT)
+        resumed_at = time.monotonic() - started
     published_done = time.monotonic() - started
     try:
-        subscriber.wait(timeout=180)
+        subscriber.wait(timeout=120)
     except subprocess.TimeoutExpired:
         subscriber.send_signal(signal.SIGINT)
         subscriber.wait(timeout=60)
     broker.kill()
-    row = {"killed_at_s": killed_at, "restarted_at_s": restarted_at, "publishers_done_s": round(published_done, 1),
+    row = {"killed_at_s": _tenths(killed_at), "restarted_at_s": _tenths(restarted_at),
+           "subscriber_resumed_at_s": _tenths(resumed_at),
+           "publishers_done_s": round(published_done, 1),
            "exit": [p.returncode for p in procs] + [subscriber.returncode], "sent": {}, "messages": 0, "resent": 0}
     for k in range(publishers):
         text = (folder / f"publisher-{k}.err").read_text()
@@ -110,9 +124,38 @@ def restart_try(records: Path, publishers: int, down_s: float, folder: Path, ext
     lines = (folder / "received.csv").read_text().splitlines()[1:] if (folder / "received.csv").exists() else []
     keys = [tuple(line.split(",")[:6]) for line in lines]
     row["handed_out"], row["handed_out_twice"] = len(keys), len(keys) - len(set(keys))
+    row["event"] = catalog_match(folder / "events.jsonl", records / "event.json")
     row["ok"] = (row["received"] == row["sent"] and row["handed_out_twice"] == 0
                  and row["handed_out"] == sum(v or 0 for v in row["sent"].values()))
     return row
+
+
+def _tenths(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
+def catalog_match(events_jsonl: Path, catalog_json: Path) -> dict | None:
+    """The final version of the declared event nearest the catalog's (``event.json``: evt0, evla,
+    evlo, evdp): its time and epicentre differences, depth and picks."""
+    import obspy
+    from obspy.geodetics import gps2dist_azimuth
+
+    if not catalog_json.exists() or not events_jsonl.exists():
+        return None
+    catalog = json.loads(catalog_json.read_text())
+    origin = obspy.UTCDateTime(catalog["evt0"])
+    finals = {}
+    for line in events_jsonl.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("type") == "event" and event.get("status") == "final":
+            finals[event["event"]] = event
+    if not finals:
+        return None
+    best = min(finals.values(), key=lambda e: abs(obspy.UTCDateTime(e["time"]) - origin))
+    km = gps2dist_azimuth(catalog["evla"], catalog["evlo"], best["latitude"], best["longitude"])[0] / 1000
+    return {"dt_s": round(obspy.UTCDateTime(best["time"]) - origin, 3), "km": round(km, 2),
+            "depth_km": best["depth_km"], "n_picks": best["n_picks"], "n_stations": best["n_stations"],
+            "events_declared": len(finals)}
 
 
 class ByteRelay:
@@ -181,7 +224,7 @@ def bytes_run(records: Path, folder: Path, extra: list[str]) -> dict:
     poller.join()
     subscription.stop()
     broker.kill()
-    match = PUBLISHED.search(result.stderr)
+    match, held = PUBLISHED.search(result.stderr), HELD.search(result.stderr)
     hours = _record_hours(files)
     mseed = sum(os.path.getsize(f) for f in files)
     mqtt = relay.totals["up"] + relay.totals["down"]
@@ -190,6 +233,7 @@ def bytes_run(records: Path, folder: Path, extra: list[str]) -> dict:
     picks = sum(1 for _ in open(folder / "picks.jsonl"))
     return {"exit": result.returncode, "picks": picks, "received": len(received),
             "received_unique": len({(r["publisher"], r["seq"]) for r in received}),
+            "held_s_mean": float(held.group(1)) if held else None, "held_s_max": float(held.group(2)) if held else None,
             "messages": int(match.group(7)) if match else None, "publish_bytes": int(match.group(9)) if match else None,
             "hours": round(hours, 3), "mseed_bytes": mseed, "mqtt_bytes": mqtt, "segments": segments,
             "with_headers": with_headers, "mqtt_per_station_hour": round(mqtt / hours),
@@ -220,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tries", type=int, default=1)
     parser.add_argument("--down", type=float, default=10.0, help="restart: seconds the broker stays down")
     parser.add_argument("--no-kill", action="store_true", help="restart: leave the broker up (the baseline)")
+    parser.add_argument("--subscriber-late", type=float, default=None, metavar="S",
+                        help="restart: stop the subscriber with the broker and resume it S s after the broker "
+                        "is back (the publishers reconnect first)")
     parser.add_argument("--folder", type=Path, default=None, help="where logs go (default: a temp folder)")
     args = parser.parse_args(argv)
     folder = args.folder or Path(tempfile.mkdtemp(prefix=f"edge-{args.run}-"))
@@ -229,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     failures = 0
     for k in range(args.tries):
-        row = restart_try(args.records, args.publishers, args.down, folder / f"try-{k}", extra, kill=not args.no_kill)
+        row = restart_try(args.records, args.publishers, args.down, folder / f"try-{k}", extra, kill=not args.no_kill,
+                          subscriber_late_s=args.subscriber_late)
         failures += not row["ok"]
         print(json.dumps({"try": k, **row}), flush=True)
     return int(failures > 0)
