@@ -56,10 +56,20 @@ def shares(records: Path, n: int) -> list[list[str]]:
     return out
 
 
+def wait_for_log(log: Path, text: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def restart_try(records: Path, publishers: int, down_s: float, folder: Path, extra: list[str],
-                kill: bool = True, subscriber_late_s: float | None = None) -> dict:
+                kill: bool = True, subscriber_late_s: float | None = None, associator_first: bool = True) -> dict:
     """One try; ``subscriber_late_s``: the subscriber is stopped (SIGSTOP) with the broker and
-    resumed that long after the broker is back, so the publishers reconnect first."""
+    resumed that long after the broker is back, so the publishers reconnect first;
+    ``associator_first``: the publishers start once the subscriber has connected."""
     folder.mkdir(parents=True, exist_ok=True)
     broker = MqttTestBroker(folder / "broker", mosquitto_options="allow_anonymous true\nlog_type all\n").start()
     url = f"{broker.url}/lasso/picks"
@@ -68,7 +78,12 @@ def restart_try(records: Path, publishers: int, down_s: float, folder: Path, ext
                    "--velocity", str(records / "okl.tvel"), "--clock", "picks", "--delay", "20",
                    "--idle-exit", "60", "--picks-out", str(folder / "received.csv")],
         stdout=open(folder / "events.jsonl", "w"), stderr=open(folder / "subscriber.err", "w"))
-    time.sleep(3.0)  # subscribed before the first pick
+    if associator_first:  # up (subscribed, its first replay request out) before the devices start
+        connected = wait_for_log(folder / "broker" / "broker-0.log", "as xiaonet-sub-", 60.0)
+        assert connected, f"detect --subscribe did not connect within 60 s: {(folder / 'subscriber.err').read_text()}"
+        time.sleep(1.0)
+    else:  # started 3 s before the devices: slower to start, it connects after them
+        time.sleep(3.0)
     started = time.monotonic()
     procs = [subprocess.Popen(XIAONET + ["stream", "--replay", *share, "--publish", url,
                                          "--publisher-id", f"lasso-{k}", *extra],
@@ -264,9 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tries", type=int, default=1)
     parser.add_argument("--down", type=float, default=10.0, help="restart: seconds the broker stays down")
     parser.add_argument("--no-kill", action="store_true", help="restart: leave the broker up (the baseline)")
-    parser.add_argument("--subscriber-late", type=float, default=None, metavar="S",
+    parser.add_argument("--associator-late", type=float, default=None, metavar="S",
                         help="restart: stop the subscriber with the broker and resume it S s after the broker "
                         "is back (the publishers reconnect first)")
+    parser.add_argument("--associator-first", action=argparse.BooleanOptionalAction, default=True,
+                        help="restart: start the publishers once detect --subscribe has connected (default); "
+                        "--no-associator-first starts them 3 s after it, before it connects")
     parser.add_argument("--folder", type=Path, default=None, help="where logs go (default: a temp folder)")
     args = parser.parse_args(argv)
     folder = args.folder or Path(tempfile.mkdtemp(prefix=f"edge-{args.run}-"))
@@ -277,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for k in range(args.tries):
         row = restart_try(args.records, args.publishers, args.down, folder / f"try-{k}", extra, kill=not args.no_kill,
-                          subscriber_late_s=args.subscriber_late)
+                          subscriber_late_s=args.associator_late, associator_first=args.associator_first)
         failures += not row["ok"]
         print(json.dumps({"try": k, **row}), flush=True)
     return int(failures > 0)
