@@ -234,7 +234,7 @@ def test_the_session_counts_the_replay_latency_in_after_origin(scene):
         def event(self, line):
             self.events.append(line)
 
-        def flush(self):
+        def flush(self, data_time=None):
             pass
 
         close = flush

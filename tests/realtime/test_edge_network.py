@@ -23,8 +23,10 @@ from tests.mqtt_broker import MqttTestBroker, broker_kind, free_port  # noqa: E4
 from xiaonet.cli import main  # noqa: E402
 from xiaonet.detect.synthetic import random_events, synthetic_network, synthetic_picks  # noqa: E402
 from xiaonet.detect.velocity import HomogeneousModel  # noqa: E402
-from xiaonet.realtime.mqtt import MqttPickSink, new_client, parse_broker_url, ConnectionOptions  # noqa: E402
-from xiaonet.realtime.subscription import PickSubscription, decode_pick, MalformedPick  # noqa: E402
+from xiaonet.realtime.mqtt import ConnectionOptions, new_client, parse_broker_url  # noqa: E402
+from xiaonet.realtime.pick_messages import MalformedPick, decode_picks  # noqa: E402
+from xiaonet.realtime.publisher import MqttPickSink  # noqa: E402
+from xiaonet.realtime.subscription import PickSubscription  # noqa: E402
 from xiaonet.stream.shake_udp import ShakeUdpSource, parse_shake_packet, shake_packet  # noqa: E402
 
 if broker_kind() is None:
@@ -68,6 +70,18 @@ def close_while_polling(publishers, subscription) -> list[dict]:
     return rows
 
 
+def assert_same_pick(got: dict, sent: dict) -> None:
+    """A pick as received is the pick as printed, with its times to the millisecond and its
+    probability to 4 digits (:mod:`xiaonet.realtime.pick_messages`)."""
+    for key, value in sent.items():
+        if key in ("time", "emitted_at"):
+            assert abs(obspy.UTCDateTime(got[key]) - obspy.UTCDateTime(value)) <= 0.0005, (key, got, sent)
+        elif key == "probability":
+            assert abs(got[key] - value) <= 0.00005, (got, sent)
+        else:
+            assert got[key] == value, (key, got, sent)
+
+
 def connected(subscription, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not subscription._online.is_set() and time.monotonic() < deadline:
@@ -86,7 +100,7 @@ def test_broker_urls_and_messages_are_checked():
     for bad in (b"not json", b"[1, 2]", json.dumps({"station": "A"}).encode(),
                 json.dumps({**pick_row(0), "publisher": "p", "seq": 0, "time": "yesterday"}).encode()):
         with pytest.raises(MalformedPick):
-            decode_pick(bad)
+            decode_picks(bad)
 
 
 def test_a_broker_killed_and_restarted_mid_stream_loses_no_pick_and_repeats_none(tmp_path):
@@ -170,7 +184,8 @@ def test_two_publishers_of_one_station_and_malformed_messages(broker):
     # one pick per arrival at the shared station, whichever device's came first
     same = sorted(obspy.UTCDateTime(r["time"]) for r in rows if r["station"] == "SAME")
     assert len(same) == 20 and all(abs(t - obspy.UTCDateTime(pick_row(i)["time"])) <= 0.031 for i, t in enumerate(same))
-    assert sorted(r["time"] for r in rows if r["station"] == "OWN") == [pick_row(i)["time"] for i in range(20)]
+    own = sorted(obspy.UTCDateTime(r["time"]) for r in rows if r["station"] == "OWN")
+    assert own == [obspy.UTCDateTime(pick_row(i)["time"]) for i in range(20)]
     assert subscription.counters["same_pick_other_sender"] == 20
     assert subscription.counters["malformed"] == 2 and sum("malformed message skipped" in n for n in notes) == 2
     counts = subscription.picks_per_publisher  # "two" sent all 20 OWN picks; the SAME ones went to who came first
@@ -256,7 +271,9 @@ def test_stream_replay_publishes_its_picks(broker, tmp_path, capsys):
     done.set()
     poller.join()
     subscription.stop()
-    assert printed and [{k: r[k] for k in printed[0]} for r in received] == printed
+    assert printed and len(received) == len(printed)
+    for got, sent in zip(received, printed):  # every field, times to the ms and probability to 4 digits
+        assert_same_pick(got, sent)
     assert {r["publisher"] for r in received} == {"rjob"} and received[0]["software"].startswith("xiaonet ")
     assert f"{len(printed)} acknowledged, 0 undelivered" in captured.err
 

@@ -119,7 +119,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "and counted (default 100000)")
     parser.add_argument("--publish-drain", type=float, default=30.0,
                         help="--publish: at the end, wait this long for the broker to acknowledge the last picks "
-                        "(s, default 30; those still unacknowledged are counted, exit status 1)")
+                        "and a subscriber to confirm them (s, default 30; those still unacknowledged or "
+                        "unconfirmed are counted, exit status 1)")
+    parser.add_argument("--publish-batch-s", type=float, default=0.0, metavar="S",
+                        help="--publish: hold picks up to S seconds (data or wall clock, whichever passes first) "
+                        "and send them in one message: fewer bytes, S s more latency (default 0: the picks of "
+                        "one engine step go out together at once)")
     add_mqtt_options(parser)
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many wall-clock seconds (default: until Ctrl-C / end of replay)")
@@ -184,11 +189,14 @@ def run(args: argparse.Namespace) -> int:
                                     connect_timeout=args.connect_timeout)
         if args.publish:
             from xiaonet.cli.options import mqtt_options_from_args
-            from xiaonet.realtime.mqtt import MqttPickSink, parse_broker_url
+            from xiaonet.realtime.mqtt import parse_broker_url
+            from xiaonet.realtime.publisher import MqttPickSink
 
+            if args.publish_batch_s < 0:
+                raise ValueError(f"--publish-batch-s must be 0 or more, got {args.publish_batch_s}")
             publisher = MqttPickSink(parse_broker_url(args.publish), mqtt_options_from_args(args),
                                      publisher=args.publisher_id, max_buffer=args.publish_buffer,
-                                     drain_s=args.publish_drain, note=note)
+                                     drain_s=args.publish_drain, batch_s=args.publish_batch_s, note=note)
         source.start()
     except (ValueError, FileNotFoundError, RuntimeError, TypeError) as error:
         print(f"xiaonet stream: {error}", file=sys.stderr)
@@ -217,7 +225,8 @@ def run(args: argparse.Namespace) -> int:
               f"acknowledged, {c['undelivered']} undelivered, {c['unconfirmed']} unconfirmed by a subscriber, "
               f"{c['dropped']} dropped (buffer full); "
               f"{c['messages_sent']} messages ({c['resent']} resent), {c['publish_bytes']} bytes of MQTT PUBLISH, "
-              f"{c['connections']} connection(s)", file=sys.stderr)
+              f"{c['connections']} connection(s); picks held {c['held_s_total'] / max(1, c['held_picks']):.2f} s "
+              f"on average, {c['held_s_max']:.2f} s at most (data clock)", file=sys.stderr)
     if getattr(source, "malformed", 0):
         print(f"{source.malformed} malformed UDP packet(s) skipped", file=sys.stderr)
     if counters:

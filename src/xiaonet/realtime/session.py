@@ -2,7 +2,8 @@
 with ``--detect``, the online associator.
 
 The loop is :func:`run_session`; the command line only builds its parts. Picks and events go
-to *sinks*, objects with ``pick(row, table_row)`` / ``event(line)`` / ``flush()`` / ``close()`` (see
+to *sinks*, objects with ``pick(row, table_row)`` / ``event(line)`` / ``flush(data_time=None)`` /
+``close()`` (``flush`` after each step of the engine, with the data clock when known: see
 :class:`JsonLinesSink`, :class:`CsvPickSink`), so a new destination (a message broker, say)
 is one more sink and no change to the loop.
 
@@ -43,7 +44,7 @@ class JsonLinesSink:
     def event(self, line: dict) -> None:
         self._out().write(json.dumps(line) + "\n")
 
-    def flush(self) -> None:
+    def flush(self, data_time: float | None = None) -> None:
         self._out().flush()
 
     def close(self) -> None:
@@ -72,7 +73,7 @@ class CsvPickSink:
     def event(self, line: dict) -> None:
         pass
 
-    def flush(self) -> None:
+    def flush(self, data_time: float | None = None) -> None:
         self.handle.flush()
 
     def close(self) -> None:
@@ -117,7 +118,7 @@ def run_session(source, engine, sinks: list, detector=None, duration_s: float | 
     summary = SessionSummary()
     started = time.monotonic()
 
-    def emit(picks) -> None:
+    def emit(picks, data_time: float | None = None) -> None:
         for emitted in picks:
             table_row = emitted.as_row()
             row = stream_row(emitted, table_row)
@@ -127,7 +128,7 @@ def run_session(source, engine, sinks: list, detector=None, duration_s: float | 
             if detector is not None:
                 detector.add([row])
         for sink in sinks:
-            sink.flush()
+            sink.flush(data_time)
 
     latency_s = float(getattr(source, "latency_s", 0.0) or 0.0)
 
@@ -149,11 +150,12 @@ def run_session(source, engine, sinks: list, detector=None, duration_s: float | 
             if batch is None:
                 break
             summary.stations.update((p.stats.network, p.stats.station, p.stats.location) for p in batch)
-            emit(engine.feed_many(batch))
+            clock = max(p.stats.endtime for p in batch) if batch else None
+            emit(engine.feed_many(batch), float(clock.timestamp) if clock is not None else None)
             if waveforms is not None:
                 waveforms.append(batch)
             if detector is not None and batch:
-                declare(detector.advance(max(p.stats.endtime for p in batch)))
+                declare(detector.advance(clock))
             if idle_flush_s is not None:
                 emit(engine.flush_idle(idle_flush_s))
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """``xiaonet detect --subscribe``: the picks of any number of MQTT publishers, associated online.
 
-:class:`PickSubscription` receives the messages of :mod:`xiaonet.realtime.mqtt` and hands out
-each pick exactly once: repeats (a publisher resending after a reconnect, answering a replay
+:class:`PickSubscription` receives the messages of :mod:`xiaonet.realtime.publisher` (one pick
+or several: :mod:`xiaonet.realtime.pick_messages`) and hands out each pick exactly once: repeats (a publisher resending after a reconnect, answering a replay
 request, or two publishers sending the same station) are dropped and counted, a malformed
 message is logged and skipped. :func:`run_subscription` feeds what it hands out to the
 :class:`xiaonet.detect.online.OnlineAssociator` and the declared events to sinks.
@@ -25,41 +25,9 @@ from typing import Callable
 import obspy
 
 from xiaonet.realtime.mqtt import BrokerAddress, ConnectionOptions, default_client_name, new_client, unique_client_id
+from xiaonet.realtime.pick_messages import MalformedPick, decode_picks
 
 logger = logging.getLogger(__name__)
-
-#: Fields a pick message must have (those of a pick-table row, and who sent it).
-REQUIRED_FIELDS = ("network", "station", "phase", "time", "publisher", "seq")
-
-
-class MalformedPick(ValueError):
-    """A message that is not a pick of :func:`xiaonet.realtime.mqtt.pick_message`."""
-
-
-def decode_pick(payload: bytes) -> dict:
-    """A pick message as a row, with ``_t`` its time in epoch seconds (raises :class:`MalformedPick`)."""
-    try:
-        row = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedPick(f"not JSON ({error})") from None
-    if not isinstance(row, dict):
-        raise MalformedPick("not a JSON object")
-    missing = [k for k in REQUIRED_FIELDS if k not in row]
-    if missing:
-        raise MalformedPick(f"missing {missing}")
-    if str(row["phase"]).upper() not in ("P", "S"):
-        raise MalformedPick(f"phase must be P or S, got {row['phase']!r}")
-    try:
-        row["_t"] = obspy.UTCDateTime(str(row["time"])).timestamp
-        row["seq"] = int(row["seq"])
-    except (ValueError, TypeError) as error:
-        raise MalformedPick(f"bad time or seq ({error})") from None
-    row["phase"] = str(row["phase"]).upper()
-    row.setdefault("location", "")
-    row.setdefault("probability", "")
-    row.setdefault("picker", "")
-    return row
-
 
 @dataclass
 class _Publisher:
@@ -152,18 +120,20 @@ class PickSubscription:
             elif topic == self.address.status_topic:
                 self._status(payload)
             else:
-                row = self._pick(payload)
-                if row is not None:
-                    rows.append(row)
+                rows += self._message(payload)
 
-    def _pick(self, payload: bytes) -> dict | None:
+    def _message(self, payload: bytes) -> list[dict]:
+        """The new picks of one message (none when it is malformed: counted and named)."""
         self.counters["messages"] += 1
         try:
-            row = decode_pick(payload)
+            picks = decode_picks(payload)
         except MalformedPick as error:
             self.counters["malformed"] += 1
             self.note(f"MQTT {self.address.topic}: malformed message skipped ({error}): {payload[:120]!r}")
-            return None
+            return []
+        return [row for row in map(self._pick, picks) if row is not None]
+
+    def _pick(self, row: dict) -> dict | None:
         sender = self.publishers.setdefault(str(row["publisher"]), _Publisher())
         sender.last_known = max(sender.last_known, row["seq"])
         if sender.seen(row["seq"]):
@@ -215,10 +185,13 @@ class PickSubscription:
                       "were lost: it no longer holds them")
             for seq in lost:
                 sender.record(seq)
-        if status.get("state") == "finished" and self._online.is_set():
-            # confirm what we have (and ask for the rest): it waits for this before it leaves
-            self.client.publish(self.address.replay_topic,
-                                json.dumps({"marks": {name: sender.mark}, "only": True}), qos=1)
+        if status.get("state") in ("online", "finished") and self._online.is_set():
+            # confirm what we have and ask for the rest: a publisher that connects learns that a
+            # subscriber listens (it then waits for this confirmation before it leaves), and one
+            # back after a broker restart resends what that broker acknowledged and lost
+            self.client.publish(self.address.replay_topic, json.dumps(
+                {"marks": {name: sender.mark}, "upto": {name: sender.last_known}, "only": True}), qos=1)
+
     def _ask_for_gaps(self) -> None:
         """A gap stays open until filled: ask again, waiting 2 s, then twice as long each time the
         answer did not move it (up to 30 s); the request or its answer may be lost too."""
@@ -242,8 +215,9 @@ class PickSubscription:
         self.counters["replay_requests"] += 1
         if publisher is None:  # (re)connected: everyone, and all of it from those not heard from
             request = {"marks": {name: p.mark for name, p in self.publishers.items()}}
-        else:  # a gap: only that publisher answers
-            request = {"marks": {publisher: self.publishers[publisher].mark}, "only": True}
+        else:  # a gap: only that publisher answers, with what is known sent (what follows comes anyway)
+            sender = self.publishers[publisher]
+            request = {"marks": {publisher: sender.mark}, "upto": {publisher: sender.last_known}, "only": True}
         self.client.publish(self.address.replay_topic, json.dumps(request), qos=1)
 
     def publish_event(self, line: dict) -> None:
@@ -266,7 +240,7 @@ class MqttEventSink:
     def event(self, line: dict) -> None:
         self.subscription.publish_event(line)
 
-    def flush(self) -> None:
+    def flush(self, data_time: float | None = None) -> None:
         pass
 
     def close(self) -> None:
@@ -276,7 +250,8 @@ class MqttEventSink:
 @dataclass
 class SubscriptionSummary:
     elapsed_s: float = 0.0
-    rows: list = field(default_factory=list)  # every pick handed out (for the catalog on exit)
+    picks: int = 0  # picks handed out
+    rows: list = field(default_factory=list)  # every pick handed out, when kept (for the catalog on exit)
     events: int = 0
     late: int = 0
     interrupted: bool = False
@@ -311,11 +286,12 @@ def run_subscription(subscription: PickSubscription, detector, pick_sinks: list,
             now = time.monotonic()
             if duration_s is not None and now - started > duration_s:
                 break
-            if idle_exit_s is not None and summary.rows and now - last_pick > idle_exit_s:
+            if idle_exit_s is not None and summary.picks and now - last_pick > idle_exit_s:
                 break
             rows = subscription.next_picks(timeout=0.2)
             if rows:
                 last_pick = time.monotonic()
+                summary.picks += len(rows)
                 horizon = detector.clock - detector.window_s
                 late = [r for r in rows if r["_t"] < horizon]
                 if late and not summary.late:

@@ -63,7 +63,7 @@ class _Collect:
     def event(self, line):
         self.events.append(line)
 
-    def flush(self):
+    def flush(self, data_time=None):
         pass
 
     close = flush
