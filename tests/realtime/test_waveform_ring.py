@@ -86,10 +86,11 @@ class Lines:
     def event(self, line):
         self.events.append(line)
 
-    def flush(self):
+    def flush(self, data_time=None):
         pass
 
-    close = flush
+    def close(self):
+        pass
 
 
 def stream_survey(tmp_path, station_file: str, early_stations: int = 30):
