@@ -247,7 +247,7 @@ def bytes_run(records: Path, folder: Path, extra: list[str]) -> dict:
     with_headers = mqtt + 52 * segments  # IPv4 20 + TCP 20 + timestamps 12 per segment
     picks = sum(1 for _ in open(folder / "picks.jsonl"))
     return {"exit": result.returncode, "picks": picks, "received": len(received),
-            "received_unique": len({(r["publisher"], r["seq"]) for r in received}),
+            "received_unique": len({(r["publisher"], r["run"], r["seq"]) for r in received}),
             "held_s_mean": float(held.group(1)) if held else None, "held_s_max": float(held.group(2)) if held else None,
             "messages": int(match.group(7)) if match else None, "publish_bytes": int(match.group(9)) if match else None,
             "hours": round(hours, 3), "mseed_bytes": mseed, "mqtt_bytes": mqtt, "segments": segments,

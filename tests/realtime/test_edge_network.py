@@ -98,7 +98,7 @@ def test_broker_urls_and_messages_are_checked():
         with pytest.raises(ValueError, match="expected mqtt://HOST:PORT/TOPIC"):
             parse_broker_url(bad)
     for bad in (b"not json", b"[1, 2]", json.dumps({"station": "A"}).encode(),
-                json.dumps({**pick_row(0), "publisher": "p", "seq": 0, "time": "yesterday"}).encode()):
+                json.dumps({**pick_row(0), "publisher": "p", "run": "r", "seq": 0, "time": "yesterday"}).encode()):
         with pytest.raises(MalformedPick):
             decode_picks(bad)
 
@@ -128,6 +128,42 @@ def test_a_broker_killed_and_restarted_mid_stream_loses_no_pick_and_repeats_none
     assert publisher.counters["unconfirmed"] == 0
     assert publisher.counters["connections"] == 2 and publisher.counters["resent"] > 0
     assert subscription.counters["picks"] == 150 and subscription.counters["connections"] == 2
+
+
+def test_a_publisher_restarted_under_the_same_id_is_a_new_run_and_a_resend_is_still_a_repeat(broker):
+    """A device rebooted with a fixed ``--publisher-id`` counts ``seq`` from 0 again while the
+    associator keeps running: its second run's picks are new picks, not the first run's repeats."""
+    address = parse_broker_url(f"{broker.url}/rerun/picks")
+    subscription = PickSubscription(address, note=print)
+    connected(subscription)
+    raw = new_client(address, ConnectionOptions(), "raw-replayer")
+    raw.connect(address.host, address.port)
+    raw.loop_start()
+    rows: list[dict] = []
+    runs = []
+    for first, count in ((0, 5), (100, 7)):  # N = 5 picks, then M = 7 others, under one id
+        publisher = MqttPickSink(address, publisher="R1234", drain_s=10)
+        runs.append(publisher)
+        for i in range(first, first + count):
+            publisher.pick(pick_row(i))
+        rows += collect(subscription, lambda got: len(rows) + len(got) >= sum(r.counters["picks"] for r in runs),
+                        timeout=5, service=[publisher])
+        if first == 0:  # a replay request naming no one: the run resends all it holds, each a repeat
+            raw.publish(address.replay_topic, json.dumps({"marks": {}}), qos=1).wait_for_publish(5)
+            rows += collect(subscription, lambda got: subscription.counters["repeated_seq"] >= 5, timeout=5,
+                            service=[publisher])
+        rows += close_while_polling([publisher], subscription)
+    raw.disconnect()
+    raw.loop_stop()
+    subscription.stop()
+    assert subscription.counters["picks"] == 12, subscription.counters  # the code before: 5, the rest "repeats"
+    assert sorted(r["time"][:19] for r in rows) == sorted(pick_row(i)["time"][:19] for i in [*range(5), *range(100, 107)])
+    assert runs[0].run != runs[1].run
+    assert sorted((r["run"], r["seq"]) for r in rows) == sorted(
+        [(runs[0].run, seq) for seq in range(5)] + [(runs[1].run, seq) for seq in range(7)])
+    assert subscription.counters["repeated_seq"] >= 5  # the resend within the first run was dropped
+    assert subscription.counters["lost"] == 0 and not any(p.missing for p in subscription.publishers.values())
+    assert all(r.counters["unconfirmed"] == 0 and r.counters["undelivered"] == 0 for r in runs)
 
 
 def test_a_slow_subscriber_gets_every_pick(tmp_path):

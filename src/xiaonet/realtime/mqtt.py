@@ -6,22 +6,22 @@ A station device publishes its final picks (a few hundred bytes each) instead of
 
 - ``TOPIC``: messages of picks, QoS 1 (:mod:`xiaonet.realtime.pick_messages`: one pick, or the
   picks of one engine step or batch with their shared fields said once); each pick carries
-  ``publisher`` and ``seq`` (a per-publisher counter), its id.
-- ``TOPIC/status``: a publisher's ``{"publisher", "state", "last_seq", "oldest_seq"}`` (the
+  ``publisher``, ``run`` (new each time a publisher starts) and ``seq`` (the run's counter), its id.
+- ``TOPIC/status``: a publisher's ``{"publisher", "run", "state", "last_seq", "oldest_seq"}`` (the
   range it can still resend) when it connects (``online``), a while after each burst of picks,
   and when it closes (``finished``, repeated until a subscriber confirms); the broker sends
   ``state: "offline"`` for it (its will) when it vanishes.
-- ``TOPIC/replay``: a subscriber's ``{"marks": {publisher: seq}}`` asking every publisher to
-  resend its picks after that seq (all it keeps, for a publisher not named), on every
+- ``TOPIC/replay``: a subscriber's ``{"marks": {publisher: {run: seq}}}`` asking every publisher to
+  resend its picks after that seq (all it keeps, for a publisher run not named), on every
   (re)connect; with ``"only": true``, only the publishers named answer: a gap in one
   publisher's seq, or the answer to its status, which also confirms the picks up to the mark;
-  ``"upto": {publisher: seq}`` stops the resend at the last seq the subscriber knows was sent
+  ``"upto": {publisher: {run: seq}}`` stops the resend at the last seq the subscriber knows was sent
   (what follows is on its way).
 - ``TOPIC/events``: events the associator declared, when it is asked to publish them.
 
 QoS 1 is "at least once": a pick may arrive twice (a publisher resends what the broker did not
 acknowledge, and answers replay requests), so the subscriber drops repeats by ``publisher`` +
-``seq`` and by station, phase and time. A broker's acknowledgement is not delivery: it passes a
+``run`` + ``seq`` and by station, phase and time. A broker's acknowledgement is not delivery: it passes a
 message only to the subscribers connected at that moment, and a broker that dies loses what it
 held. The replay requests cover both, and a publisher leaves only once a subscriber it has heard
 from confirms its last seq (or its drain time ends: counted). What a publisher no longer holds

@@ -4,13 +4,14 @@ A message is one JSON object. With one pick it is the pick itself; with several,
 every pick shares (station, channel, picker, ...) are said once and ``picks`` lists what differs
 (phase, time, probability, ``seq``, ...)::
 
-    {"network":"O2","station":"WILZ","channel":"EH?","picker":"xiaonet-m","publisher":"wilz",
+    {"network":"O2","station":"WILZ","channel":"EH?","picker":"xiaonet-m","publisher":"wilz","run":"q3Xk9A",
      "software":"xiaonet 0.1.0","picks":[{"phase":"P","time":"2024-02-03T05:19:51.655Z",...,"seq":7},
                                          {"phase":"S","time":"2024-02-03T05:19:53.120Z",...,"seq":8}]}
 
 Each pick is the streamed pick row (every field, so fields added to pick rows flow through) plus
-``publisher``, ``seq`` (the publisher's counter: with ``publisher``, the pick's id) and
-``software`` (``xiaonet VERSION``; ``picker`` names the model). Digits that mean nothing stay
+``publisher``, ``run`` (drawn at random when the publisher starts: a publisher restarted under
+the same name counts ``seq`` from 0 again, as a new run), ``seq`` (the run's counter: with
+``publisher`` and ``run``, the pick's id) and ``software`` (``xiaonet VERSION``; ``picker`` names the model). Digits that mean nothing stay
 home: times to the millisecond (a tenth of a 100 Hz sample; the JSON line has microseconds),
 the probability to 4 digits (as the pick table); empty fields (``location`` "", a quality field
 not measured) are left out and read back as empty.
@@ -19,11 +20,15 @@ not measured) are left out and read back as empty.
 from __future__ import annotations
 
 import json
+import secrets
 
 import obspy
 
 #: Fields a pick must have once read (those of a pick-table row, and who sent it).
-REQUIRED_FIELDS = ("network", "station", "phase", "time", "publisher", "seq")
+REQUIRED_FIELDS = ("network", "station", "phase", "time", "publisher", "run", "seq")
+#: Random bytes of a run id (6 characters on the wire): two runs of one publisher share an id
+#: with odds of 1 in 4 billion.
+RUN_ID_BYTES = 4
 #: What a field left out (empty) reads back as.
 EMPTY_FIELDS = {"location": "", "channel": "", "probability": "", "picker": "", "uncertainty_s": None,
                 "snr_db": None}
@@ -40,6 +45,12 @@ def software_name() -> str:
     from xiaonet import __version__
 
     return f"xiaonet {__version__}"
+
+
+def new_run_id() -> str:
+    """A publisher run's id: a new one each time a publisher starts, so its ``seq`` from 0 again
+    is a new sequence to a subscriber that still remembers the last run's."""
+    return secrets.token_urlsafe(RUN_ID_BYTES)
 
 
 def millisecond_time(value: str) -> str:
@@ -68,10 +79,10 @@ def wire_pick(row: dict, seq: int) -> dict:
     return out
 
 
-def pick_message(picks: list[dict], publisher: str, software: str | None = None) -> bytes:
-    """One message of ``picks`` (from :func:`wire_pick`, at least one): a single pick as it is,
-    several with their shared fields said once."""
-    envelope = {"publisher": publisher, "software": software or software_name()}
+def pick_message(picks: list[dict], publisher: str, run: str, software: str | None = None) -> bytes:
+    """One message of ``picks`` (from :func:`wire_pick`, at least one) of ``publisher``'s ``run``:
+    a single pick as it is, several with their shared fields said once."""
+    envelope = {"publisher": publisher, "run": run, "software": software or software_name()}
     if len(picks) == 1:
         return json.dumps({**picks[0], **envelope}, separators=(",", ":")).encode()
     first, rest = picks[0], picks[1:]
@@ -105,6 +116,9 @@ def decode_picks(payload: bytes) -> list[dict]:
 
 
 def _pick_row(row: dict) -> dict:
+    if "publisher" in row and "run" not in row:
+        raise MalformedPick("no 'run' id: a publisher older than run ids (its seqs would be taken for "
+                            "an earlier run's after a restart); update xiaonet on it")
     missing = [k for k in REQUIRED_FIELDS if k not in row]
     if missing:
         raise MalformedPick(f"missing {missing}")

@@ -14,7 +14,7 @@ from typing import Callable
 
 from xiaonet.realtime.mqtt import (BrokerAddress, ConnectionOptions, default_client_name, new_client,
                                    publish_packet_bytes, unique_client_id)
-from xiaonet.realtime.pick_messages import pick_message, software_name, wire_pick
+from xiaonet.realtime.pick_messages import new_run_id, pick_message, software_name, wire_pick
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class MqttPickSink:
     the clock moving as at its last step) or by the wall clock (a source gone quiet), whichever
     comes first.
 
-    **Exactly once.** Every pick (its id: ``publisher`` + ``seq``) is kept in :attr:`pending`
+    **Exactly once.** Every pick (its id: ``publisher`` + ``run`` + ``seq``; :attr:`run` is new
+    each time a publisher starts, so a restart under the same name is a new sequence) is kept in :attr:`pending`
     until the broker acknowledges the message that carried it, and sent again on each reconnect,
     so a broker that is away (paho reconnects with back-off up to ``options.backoff_max_s``)
     delays picks and loses none. :attr:`pending` holds at most ``max_buffer`` picks; beyond that
@@ -59,6 +60,7 @@ class MqttPickSink:
                  note: Callable[[str], None] = logger.warning):
         self.address, self.note = address, note
         self.publisher = publisher or default_client_name()
+        self.run = new_run_id()
         self.software = software_name()
         self.max_buffer, self.drain_s, self.batch_s = int(max_buffer), float(drain_s), float(batch_s)
         self.pending: OrderedDict[int, dict] = OrderedDict()  # seq -> the pick as sent (wire_pick)
@@ -84,7 +86,8 @@ class MqttPickSink:
         self._announced_seq: int | None = None
         self._last_activity = time.monotonic()
         self.client = new_client(address, options, unique_client_id("pub", self.publisher))
-        self.client.will_set(address.status_topic, json.dumps({"publisher": self.publisher, "state": "offline"}),
+        self.client.will_set(address.status_topic, json.dumps({"publisher": self.publisher, "run": self.run,
+                                                                   "state": "offline"}),
                              qos=1)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -246,7 +249,7 @@ class MqttPickSink:
         source = self.pending if picks is None else picks
         for start in range(0, len(seqs), MAX_PICKS_PER_MESSAGE):
             chunk = seqs[start:start + MAX_PICKS_PER_MESSAGE]
-            payload = pick_message([source[seq] for seq in chunk], self.publisher, self.software)
+            payload = pick_message([source[seq] for seq in chunk], self.publisher, self.run, self.software)
             info = self.client.publish(self.address.topic, payload, qos=1)
             self._mid_seqs[info.mid] = chunk
             self.counters["messages_sent"] += 1
@@ -258,21 +261,22 @@ class MqttPickSink:
             self._announced_seq = self._next_seq - 1
             oldest = self.history[0]["seq"] if self.history else self._next_seq
             self.client.publish(self.address.status_topic, json.dumps(
-                {"publisher": self.publisher, "state": state, "last_seq": self._next_seq - 1,
+                {"publisher": self.publisher, "run": self.run, "state": state, "last_seq": self._next_seq - 1,
                  "oldest_seq": oldest}), qos=1)
 
     def _answer_replay(self, payload: bytes) -> None:
         try:
             request = json.loads(payload)
-            marks = request.get("marks", {})
-            after = int(marks.get(self.publisher, -1))
-            upto = request.get("upto", {}).get(self.publisher)
+            marks = request.get("marks", {}).get(self.publisher, {})  # this publisher's runs
+            after = int(marks.get(self.run, -1))
+            upto = request.get("upto", {}).get(self.publisher, {}).get(self.run)
             upto = int(upto) if upto is not None else self._next_seq - 1
         except (ValueError, AttributeError, TypeError):
-            self.note(f"MQTT {self.address.replay_topic}: malformed replay request skipped: {payload[:80]!r}")
+            self.note(f"MQTT {self.address.replay_topic}: malformed replay request skipped (expected "
+                      f'{{"marks": {{publisher: {{run: seq}}}}}}): {payload[:80]!r}')
             return
-        if request.get("only") and self.publisher not in marks:
-            return  # a gap of another publisher
+        if request.get("only") and self.run not in marks:
+            return  # a gap of another publisher, or of an earlier run of this one
         self._subscriber_seen = True
         self._confirmed = max(self._confirmed, after)
         self.counters["replay_requests"] += 1

@@ -29,10 +29,16 @@ from xiaonet.realtime.pick_messages import MalformedPick, decode_picks
 
 logger = logging.getLogger(__name__)
 
+#: A publisher run: (``publisher``, ``run``). Its ``seq`` counts from 0; a publisher restarted
+#: under the same name is a new run, so its seqs are not taken for the last run's.
+RunKey = tuple[str, str]
+
+
 @dataclass
 class _Publisher:
-    """The seqs received from one publisher: all up to ``mark``, and those in ``above``;
-    ``last_known``: the highest seq it is known to have sent (received, or named in its status)."""
+    """The seqs received from one publisher run (:data:`RunKey`): all up to ``mark``, and those in
+    ``above``; ``last_known``: the highest seq it is known to have sent (received, or named in its
+    status)."""
 
     mark: int = -1
     above: set = field(default_factory=set)
@@ -63,7 +69,7 @@ class _Publisher:
 class PickSubscription:
     """Picks from ``address.topic``, each handed out once by :meth:`next_picks`.
 
-    A pick is a repeat when its publisher sent that ``seq`` before, or when a pick of the same
+    A pick is a repeat when its publisher run sent that ``seq`` before, or when a pick of the same
     station and phase within ``same_pick_s`` seconds was handed out already (two devices on one
     station, a publisher restarted with a fresh counter). ``counters`` says how many of each.
     """
@@ -72,7 +78,7 @@ class PickSubscription:
                  same_pick_s: float = 0.5, memory_s: float = 600.0, note: Callable[[str], None] = logger.warning):
         self.address, self.note = address, note
         self.same_pick_s, self.memory_s = float(same_pick_s), float(memory_s)
-        self.publishers: dict[str, _Publisher] = {}
+        self.publishers: dict[RunKey, _Publisher] = {}
         self.picks_per_publisher: dict[str, int] = {}
         self._recent: dict[tuple[str, str], list[float]] = {}  # (station id, phase) -> sorted times
         self._newest = float("-inf")
@@ -134,7 +140,7 @@ class PickSubscription:
         return [row for row in map(self._pick, picks) if row is not None]
 
     def _pick(self, row: dict) -> dict | None:
-        sender = self.publishers.setdefault(str(row["publisher"]), _Publisher())
+        sender = self.publishers.setdefault((str(row["publisher"]), str(row["run"])), _Publisher())
         sender.last_known = max(sender.last_known, row["seq"])
         if sender.seen(row["seq"]):
             self.counters["repeated_seq"] += 1
@@ -169,19 +175,22 @@ class PickSubscription:
             status = json.loads(payload)
             if not isinstance(status, dict):
                 raise TypeError("not a JSON object")
-            name, last, oldest = str(status["publisher"]), status.get("last_seq"), status.get("oldest_seq")
+            name, run = str(status["publisher"]), str(status["run"])
+            last, oldest = status.get("last_seq"), status.get("oldest_seq")
             last = int(last) if last is not None else -1
             oldest = int(oldest) if oldest is not None else 0
         except (ValueError, KeyError, TypeError):
             self.counters["malformed"] += 1
-            self.note(f"MQTT {self.address.status_topic}: malformed status skipped: {payload[:120]!r}")
+            self.note(f"MQTT {self.address.status_topic}: malformed status skipped (expected publisher, run, "
+                      f"last_seq, oldest_seq; a publisher without 'run' is older than run ids): {payload[:120]!r}")
             return
-        sender = self.publishers.setdefault(name, _Publisher())
+        sender = self.publishers.setdefault((name, run), _Publisher())
         sender.last_known = max(sender.last_known, last)
         lost = [seq for seq in range(sender.mark + 1, oldest) if seq not in sender.above]
         if lost:  # the publisher no longer holds them: say so, and stop asking
             self.counters["lost"] += len(lost)
-            self.note(f"MQTT {self.address}: {len(lost)} pick(s) of publisher {name} (seq {lost[0]} to {lost[-1]}) "
+            self.note(f"MQTT {self.address}: {len(lost)} pick(s) of publisher {name} run {run} "
+                      f"(seq {lost[0]} to {lost[-1]}) "
                       "were lost: it no longer holds them")
             for seq in lost:
                 sender.record(seq)
@@ -190,18 +199,19 @@ class PickSubscription:
             # subscriber listens (it then waits for this confirmation before it leaves), and one
             # back after a broker restart resends what that broker acknowledged and lost
             self.client.publish(self.address.replay_topic, json.dumps(
-                {"marks": {name: sender.mark}, "upto": {name: sender.last_known}, "only": True}), qos=1)
+                {"marks": {name: {run: sender.mark}}, "upto": {name: {run: sender.last_known}}, "only": True}), qos=1)
 
     def _ask_for_gaps(self) -> None:
         """A gap stays open until filled: ask again, waiting 2 s, then twice as long each time the
         answer did not move it (up to 30 s); the request or its answer may be lost too."""
-        for name, sender in self.publishers.items():
+        for key, sender in self.publishers.items():
             if sender.gap:
-                self.request_replay(name)
+                self.request_replay(key)
 
-    def request_replay(self, publisher: str | None = None) -> None:
+    def request_replay(self, publisher: RunKey | None = None) -> None:
         """Ask publishers to resend what follows the last seq received without a gap (all of it
-        for a publisher not heard from); for one publisher with back-off (:meth:`_ask_for_gaps`)."""
+        for a publisher run not heard from); for one publisher run with back-off
+        (:meth:`_ask_for_gaps`). A request is ``{"marks": {publisher: {run: seq}}}``."""
         if not self._online.is_set():
             return
         now = time.monotonic()
@@ -214,10 +224,13 @@ class PickSubscription:
             sender.last_request, sender.requested_at_mark = now, sender.mark
         self.counters["replay_requests"] += 1
         if publisher is None:  # (re)connected: everyone, and all of it from those not heard from
-            request = {"marks": {name: p.mark for name, p in self.publishers.items()}}
-        else:  # a gap: only that publisher answers, with what is known sent (what follows comes anyway)
-            sender = self.publishers[publisher]
-            request = {"marks": {publisher: sender.mark}, "upto": {publisher: sender.last_known}, "only": True}
+            marks: dict[str, dict[str, int]] = {}
+            for (name, run), sender in self.publishers.items():
+                marks.setdefault(name, {})[run] = sender.mark
+            request = {"marks": marks}
+        else:  # a gap: only that run answers, with what is known sent (what follows comes anyway)
+            sender, (name, run) = self.publishers[publisher], publisher
+            request = {"marks": {name: {run: sender.mark}}, "upto": {name: {run: sender.last_known}}, "only": True}
         self.client.publish(self.address.replay_topic, json.dumps(request), qos=1)
 
     def publish_event(self, line: dict) -> None:

@@ -49,7 +49,7 @@ def run_subscription_command(url: str, options: ConnectionOptions, stations_path
           f"{c['same_pick_other_sender']} (same station, phase and time); malformed {c['malformed']}; lost {c['lost']}; "
           f"late {summary.late}; replay requests {c['replay_requests']}; connections {c['connections']}",
           file=sys.stderr)
-    missing = {name: p.missing for name, p in subscription.publishers.items() if p.missing}
+    missing = {f"{name} run {run}": p.missing for (name, run), p in subscription.publishers.items() if p.missing}
     if missing:
         print(f"error: picks sent but never received, by publisher: {missing}", file=sys.stderr)
     status = 1 if c["malformed"] or c["lost"] or missing else 0
