@@ -179,6 +179,7 @@ def test_replay_interleaves_all_stations_in_data_time_order_and_delays_them_by_t
 
 def test_the_session_counts_the_replay_latency_in_after_origin(scene):
     """run_session's event lines: declared_at is the newest data time, after_origin_s adds the latency."""
+    from tests.realtime.session_fakes import EventLines, PickTableEngine
     from xiaonet.realtime.session import run_session
 
     stations, events, rows = scene
@@ -202,45 +203,9 @@ def test_the_session_counts_the_replay_latency_in_after_origin(scene):
         def stop(self):
             pass
 
-    class Engine:  # emits each pick once the data clock passes it
-        def __init__(self, source):
-            self.source, self.i = source, 0
-
-        def feed_many(self, batch):
-            out = []
-            while self.i < len(rows) and times[self.i] <= self.source.clock:
-                out.append(Emitted(rows[self.i], self.source.clock))
-                self.i += 1
-            return out
-
-        def flush(self):
-            return []
-
-    class Emitted:
-        def __init__(self, row, clock):
-            self.row, self.data_time = row, obspy.UTCDateTime(clock)
-            self.pick = type("Pick", (), {"peak_value": 0.9, "peak_time": obspy.UTCDateTime(row["time"])})
-
-        def as_row(self):
-            return dict(self.row)
-
-    class Sink:
-        def __init__(self):
-            self.events = []
-
-        def pick(self, row, table_row=None):
-            pass
-
-        def event(self, line):
-            self.events.append(line)
-
-        def flush(self, data_time=None):
-            pass
-
-        close = flush
-
-    source, sink = Source(), Sink()
-    summary = run_session(source, Engine(source), [sink], OnlineAssociator(stations, MODEL, delay_s=10.0))
+    source, sink = Source(), EventLines()
+    summary = run_session(source, PickTableEngine(rows, delay_s=0.0), [sink],
+                          OnlineAssociator(stations, MODEL, delay_s=10.0))
     assert summary.events == 2 and summary.event_versions == len(sink.events)
     for line in sink.events:
         declared = obspy.UTCDateTime(line["declared_at"])

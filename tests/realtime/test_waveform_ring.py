@@ -12,6 +12,7 @@ import obspy
 import pytest
 
 from tests.detect.test_magnitude import _synthetic_survey
+from tests.realtime.session_fakes import EventLines, PickTableEngine
 from xiaonet.realtime.waveform_ring import WaveformRing
 
 
@@ -47,52 +48,6 @@ def test_the_ring_keeps_the_last_seconds_exactly_and_restarts_after_a_gap():
     assert refusing.nbytes == 0 and refusing.refused == {"XX.A..HHE": "without an instrument response"}
 
 
-class Emitted:  # what run_session reads of an emitted pick
-    def __init__(self, row, clock):
-        self.row, self.data_time = row, obspy.UTCDateTime(clock)
-        self.pick = type("Pick", (), {"peak_value": 0.9, "peak_time": obspy.UTCDateTime(row["time"])})
-
-    def as_row(self):
-        return dict(self.row)
-
-
-class PickTableEngine:
-    """Stands in for the picker: each pick of the table comes out once the data clock is 0.5 s past it."""
-
-    def __init__(self, rows):
-        self.rows = sorted(rows, key=lambda r: r["time"])
-        self.times = [obspy.UTCDateTime(r["time"]).timestamp for r in self.rows]
-        self.i = 0
-
-    def feed_many(self, batch):
-        clock = max(p.stats.endtime.timestamp for p in batch) if batch else float("-inf")
-        out = []
-        while self.i < len(self.rows) and self.times[self.i] + 0.5 <= clock:
-            out.append(Emitted(self.rows[self.i], clock))
-            self.i += 1
-        return out
-
-    def flush(self):
-        return []
-
-
-class Lines:
-    def __init__(self):
-        self.events = []
-
-    def pick(self, row, table_row=None):
-        pass
-
-    def event(self, line):
-        self.events.append(line)
-
-    def flush(self, data_time=None):
-        pass
-
-    def close(self):
-        pass
-
-
 def stream_survey(tmp_path, station_file: str, early_stations: int = 30):
     """The synthetic survey (10 geophones, ML 2.0 by iaspei) replayed in 1 s packets with its picks."""
     from xiaonet.data.picktable import read_csv
@@ -108,7 +63,7 @@ def stream_survey(tmp_path, station_file: str, early_stations: int = 30):
     detector = OnlineAssociator(stations, model, delay_s=10.0, magnitude=magnitude)
     source = ReplaySource([str(tmp_path / "waveforms")], packet_samples=100)
     source.start()
-    lines = Lines()
+    lines = EventLines()
     run_session(source, PickTableEngine(read_csv(tmp_path / "picks.csv")), [lines], detector, waveforms=ring)
     return lines.events, detector, magnitude, ring, model
 
