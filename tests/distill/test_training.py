@@ -310,6 +310,44 @@ def test_an_early_warning_student_trains_and_is_saved_as_one(tiny_data, tmp_path
     assert saved.early_warning == {"lookahead_s": 0.2, "hop_s": 0.1, "confirm": 0.5}
 
 
+def test_a_padded_start_student_learns_on_windows_that_start_their_record(tiny_data, tmp_path, torch_threads):
+    """train.record_start_share: that share of the windows begin their record before the
+    samples the student decides, filled as streaming fills a record's start; the student and
+    the share go together."""
+    from types import SimpleNamespace
+
+    from xiaonet.data.config_files import ConfigError
+    from xiaonet.distill.batches import make_batch
+    from xiaonet.distill.config import check_trainable
+
+    rng = np.random.default_rng(0)
+    waveforms = rng.normal(5.0, 1.0, (64, 3, 200))
+    sampler = SimpleNamespace(window_len=200, draw=lambda r: waveforms[r.integers(64)],
+                              draw_onset_at=lambda r, a, b: waveforms[r.integers(64)])
+    window = lambda w, r: SimpleNamespace(waveform=w, soft=None, hard=None)  # noqa: E731
+    x = make_batch(sampler, window, rng, 64, (150, 190), 0.0, record_start_share=0.5)[0].numpy()
+    starts = []
+    for w in x:
+        start = int(np.argmin(np.isclose(w, w[:, :1]).all(axis=0)))  # samples equal to the first
+        if start > 1:
+            np.testing.assert_allclose(w[:, 0], w[:, start:].mean(axis=1), rtol=1e-5)
+        starts.append(start)
+    assert max(starts) <= 150 and 16 <= sum(s > 1 for s in starts) <= 48, starts
+    config = tiny_config(tiny_data, tmp_path / "cache", max_epochs=2, steps_per_epoch=3, score_every=2,
+                         onset_share=0.5, record_start_share=0.3)
+    config.model.overrides = {"window_len": 1024, "lookahead_s": 0.2, "hop_s": 0.1}
+    with pytest.raises(ConfigError, match="record_start_share"):
+        check_trainable(config)
+    config.model.overrides["padded_start"] = True
+    check_trainable(config)
+    config.eval.p_threshold, config.eval.s_threshold = 0.3, 0.3
+    train(config, tmp_path / "run", load_bundle(config))
+    from xiaonet.models.presets import load_student
+
+    saved = load_student(str(tmp_path / "run" / "model" / "tiny"))
+    assert saved.early_warning["padded_start"] is True
+
+
 def test_training_can_start_from_a_students_weights(tiny_data, tmp_path, torch_threads):
     """model.init_weights: the run starts from those weights (a vanishing learning rate keeps
     them), and weights with other layers are refused before any data is read."""

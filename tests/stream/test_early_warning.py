@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from xiaonet.edge.picks import TriggerState, advance_trigger, run_width, trigger_onset
+from xiaonet.edge.windowing import fill_record_start
 from xiaonet.models.presets import build_student, load_student
 from xiaonet.picking.pickers import ModelPicker
 from xiaonet.stream.settings import early_warning_config
 from xiaonet.stream.settings import StreamingConfig
 from xiaonet.stream.engine import StreamingPicker
 
-from tests.stream.test_engine import assert_same_picks, cut_packets, stream_all, synthetic_stream
+from tests.stream.test_engine import T0, assert_same_picks, cut_packets, stream_all, synthetic_stream
 
 
 def run_trigger(values, chunks, confirm):
@@ -51,11 +52,12 @@ def test_confirm_emits_at_the_first_fall_below_the_ratio_and_never_twice():
     assert run_trigger(values, [values.size], None) == [(1, 6, 5, 0.95, 2)]
 
 
-def early_warning_student(lookahead_s=0.2, hop_s=0.1):
+def early_warning_student(lookahead_s=0.2, hop_s=0.1, padded_start=False):
     """The shipped default student's weights in an early-warning student (scaled head so
     that it picks on synthetic data); the invariants hold for any weights."""
     offline = load_student("xiaonet-s")
-    model = build_student("xiaonet-s", window_len=501, lookahead_s=lookahead_s, hop_s=hop_s, confirm=0.5)
+    model = build_student("xiaonet-s", window_len=501, lookahead_s=lookahead_s, hop_s=hop_s, confirm=0.5,
+                          padded_start=padded_start)
     model.load_state_dict(offline.state_dict())
     with torch.no_grad():
         model.head.weight.mul_(3)
@@ -63,29 +65,71 @@ def early_warning_student(lookahead_s=0.2, hop_s=0.1):
     return model
 
 
-def test_an_early_warning_student_streams_the_picks_it_makes_offline_whatever_the_packets(torch_threads):
-    model = early_warning_student()
+@pytest.mark.parametrize("padded_start", [False, True])
+def test_an_early_warning_student_streams_the_picks_it_makes_offline_whatever_the_packets(padded_start,
+                                                                                       torch_threads):
+    model = early_warning_student(padded_start=padded_start)
     picker = ModelPicker(model, name="ew", thresholds={"P": 0.3, "S": 0.3})
-    stream = synthetic_stream(200.0, events=(40.0, 110.0, 160.0))
+    stream = synthetic_stream(200.0, events=(2.0, 40.0, 110.0, 160.0))
     offline = picker.pick(stream.copy())
     assert len([p for p in offline if p.phase == "P"]) >= 2
     settings = model.early_warning
     expected = sorted((p.phase, round(float(p.peak_time.timestamp), 3), round(p.peak_value, 5)) for p in offline)
     for seed in range(2):
-        engine = StreamingPicker(picker, StreamingConfig(mode="low-latency", hop=settings["hop_s"],
-                                                         lookahead=settings["lookahead_s"],
-                                                         confirm=settings["confirm"]))
+        engine = StreamingPicker(picker, early_warning_config(settings))
         emitted = stream_all(engine, cut_packets(stream, np.random.default_rng(seed), low=1, high=300))
         got = sorted((e.pick.phase, round(float(e.pick.peak_time.timestamp), 3), round(e.pick.peak_value, 5))
                      for e in emitted)
         assert got == expected  # every pick emitted once, final: none withdrawn, moved or added
     # in order, 0.1 s packets: a P pick is out once lookahead + hop + its confirmation are in
-    engine = StreamingPicker(picker, StreamingConfig(mode="low-latency", hop=settings["hop_s"],
-                                                     lookahead=settings["lookahead_s"], confirm=settings["confirm"]))
+    engine = StreamingPicker(picker, early_warning_config(settings))
     packets = cut_packets(stream, np.random.default_rng(0), low=10, high=10, max_delay=0.0)
-    delays = [float(e.data_time - e.pick.peak_time) for e in stream_all(engine, packets, flush=False)
-              if e.pick.phase == "P"]
-    assert len(delays) >= 2 and max(delays) <= 1.0, delays
+    delays = {round(float(e.pick.peak_time - T0)): float(e.data_time - e.pick.peak_time)
+              for e in stream_all(engine, packets, flush=False) if e.pick.phase == "P"}
+    assert len(delays) >= 2 and max(v for t, v in delays.items() if t > 5) <= 1.0, delays
+    # the P 2 s into the record: with a padded start it is out as fast as any other; without,
+    # once the record's first whole window (5 s) is in
+    if padded_start:
+        assert delays[2] <= 1.0, delays
+    elif 2 in delays:
+        assert delays[2] >= 5.0 - 2.1, delays
+
+
+def test_a_padded_start_fills_the_time_before_a_record_with_each_channels_mean():
+    """What the engine hands the model for a padded record start: the same window a trained
+    student saw (:func:`fill_record_start`), never data of an earlier record."""
+    model = early_warning_student(padded_start=True)
+    assert model.early_warning["padded_start"] is True
+    seen = []
+
+    class Recorder:  # the model picker's own window predictor, recording the windows
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def predict(self, windows):
+            seen.extend(np.array(windows))
+            return self.inner.predict(windows)
+
+    predictor = Recorder(ModelPicker(model, name="ew", thresholds={"P": 0.3, "S": 0.3}).window_predictor())
+    stream = synthetic_stream(8.0, events=(3.0,))
+    for trace in stream:
+        trace.data += 1000.0  # an offset: a zero fill would be a step of 1000
+    engine = StreamingPicker(predictor, early_warning_config(model.early_warning))
+    engine.feed_many(list(stream))
+    engine.flush()
+    data = np.stack([t.data for t in stream]).astype(np.float32)
+    first, hop, lookahead = seen[0], 10, 20
+    assert first.shape == (3, 501)
+    missing = 501 - hop - lookahead
+    np.testing.assert_allclose(first, fill_record_start(np.concatenate(
+        [np.zeros((3, missing), np.float32), data[:, : hop + lookahead]], axis=1), missing))
+    assert np.allclose(first[:, :missing], data[:, : hop + lookahead].mean(axis=1, keepdims=True))
+    # a window every hop from the record's start, the last one ending at the record's end
+    assert len(seen) == (data.shape[1] - lookahead) // hop + 1
+    np.testing.assert_allclose(seen[-1], data[:, -501:])
 
 
 def test_early_warning_settings_travel_with_the_weights(tmp_path):
@@ -175,7 +219,8 @@ def test_stream_benchmark_reports_the_early_warning_mode(tmp_path, capsys, torch
                  "--modes", "early-warning"]) == 2  # an offline student is refused
 
 
-def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_path, torch_threads):
+@pytest.mark.parametrize("padded_start", [False, True])
+def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(padded_start, tmp_path, torch_threads):
     """The settings travel in the ONNX file: xiaonet stream runs it in early-warning mode, the
     edge file picker refuses it (it would pick with whole windows), and ONNX Runtime streams
     the picks torch streams."""
@@ -183,13 +228,13 @@ def test_the_onnx_export_of_an_early_warning_student_streams_the_same_picks(tmp_
     from xiaonet.export.onnx_files import export_onnx
     from xiaonet.stream.settings import early_warning_settings
 
-    model = early_warning_student()
+    model = early_warning_student(padded_start=padded_start)
     export_onnx(model, tmp_path / "ew.onnx", "ew")
     onnx = EdgeModel(tmp_path / "ew.onnx")
     assert early_warning_settings(onnx) == model.early_warning
     with pytest.raises(ValueError, match="picks as it streams"):
         EdgePicker(onnx).pick_array(np.zeros((3, 3000)), 0.0)
-    stream = synthetic_stream(120.0, events=(40.0, 90.0))
+    stream = synthetic_stream(120.0, events=(2.0, 40.0, 90.0))
     picks = {}
     for label, picker in (("torch", ModelPicker(model, name="ew", thresholds={"P": 0.3, "S": 0.3})),
                           ("onnx", onnx)):

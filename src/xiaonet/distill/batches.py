@@ -7,14 +7,19 @@ import numpy as np
 import torch
 
 from xiaonet.data.windows import WindowSampler
+from xiaonet.edge.windowing import fill_record_start
 
 
 def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch_size: int,
-               onsets_in: tuple[int, int] | None = None, onset_share: float = 0.0):
+               onsets_in: tuple[int, int] | None = None, onset_share: float = 0.0,
+               record_start_share: float = 0.0):
     """(waveforms, teacher, teacher_mask, labels, label_mask) tensors of one batch.
 
     ``onsets_in``: a share ``onset_share`` of the windows have an onset in this sample range
-    (the samples an early-warning student decides)."""
+    (the samples an early-warning student decides). A share ``record_start_share`` of the
+    windows start their record inside them, anywhere up to the first of those samples: the
+    samples before are filled as streaming fills a record's start
+    (:func:`xiaonet.edge.windowing.fill_record_start`)."""
     def draw():
         if onsets_in is not None and rng.random() < onset_share:
             return sampler.draw_onset_at(rng, *onsets_in)
@@ -23,6 +28,9 @@ def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch
     windows = [pipeline(draw(), rng) for _ in range(batch_size)]
     n = sampler.window_len
     x = np.stack([w.waveform for w in windows]).astype(np.float32)
+    if record_start_share > 0:
+        for i in np.flatnonzero(rng.random(batch_size) < record_start_share):
+            x[i] = fill_record_start(x[i], int(rng.integers(0, onsets_in[0] + 1)))
     teacher = np.zeros((batch_size, 3, n), dtype=np.float32)
     labels = np.zeros((batch_size, 3, n), dtype=np.float32)
     teacher_mask = np.zeros(batch_size, dtype=bool)

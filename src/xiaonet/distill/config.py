@@ -187,6 +187,10 @@ class OptimConfig:
     #: Early-warning students (``model.overrides.lookahead_s``): share of training windows
     #: drawn with an onset among the samples the student decides (the rest are random).
     onset_share: float = 0.5
+    #: Early-warning students with ``model.overrides.padded_start``: share of training windows
+    #: whose record starts inside them (before the samples the student decides), as a
+    #: record's first windows are streamed.
+    record_start_share: float = 0.0
     #: Score the selection split every N epochs (and after the last): early-warning
     #: students stream every record, which costs more than offline picking.
     score_every: int = 1
@@ -372,6 +376,12 @@ def check_trainable(config: TrainConfig) -> None:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"model.overrides: the student cannot be built from preset "
                           f"'{config.model.preset}' with {config.model.overrides}: {error}") from None
+    padded_start = bool((model.early_warning or {}).get("padded_start"))
+    if padded_start != (config.train.record_start_share > 0):
+        raise ConfigError(
+            "train.record_start_share: a student with padded_start is streamed with padded record starts "
+            "and must be trained on them (a share above 0), and only such a student is"
+            f" (padded_start {padded_start}, record_start_share {config.train.record_start_share})")
     if config.model.init_weights:
         initial_state(model, config.model.init_weights)
 

@@ -189,9 +189,11 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
     )
     pipeline = build_pipeline(config.augment, sampler, config.data.sampling_rate)
     decided = decided_samples(model, config.data.window_len, config.data.sampling_rate)
+    padded_start = bool((getattr(model, "early_warning", None) or {}).get("padded_start"))
     if decided:
         note(f"early-warning student: loss on window samples {decided[0]}-{decided[1]} of "
-             f"{config.data.window_len}; {config.train.onset_share:.0%} of windows with an onset there")
+             f"{config.data.window_len}; {config.train.onset_share:.0%} of windows with an onset there"
+             + (f", {config.train.record_start_share:.0%} starting their record inside" if padded_start else ""))
 
     history: list[dict] = []
     start_epoch, elapsed_before = 0, 0.0
@@ -249,7 +251,8 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
                          mininterval=5.0)
         for _ in steps:
             x, teacher, teacher_mask, labels, label_mask = make_batch(
-                sampler, pipeline, rng, config.train.batch_size, decided, config.train.onset_share)
+                sampler, pipeline, rng, config.train.batch_size, decided, config.train.onset_share,
+                config.train.record_start_share)
             logits = model(x.to(device), logits=True)
             if decided:
                 a, b = decided

@@ -54,6 +54,25 @@ WINDOW_GRIDS = ("record", "absolute")
 TIE_MARGIN = 0.01
 
 
+def fill_record_start(window: np.ndarray, missing: int) -> np.ndarray:
+    """A copy of ``window`` (channels x samples) whose first ``missing`` samples lie before
+    its record began, set to each channel's mean over the rest: demeaned, they are zero and
+    meet the data without a step. Early-warning students with ``padded_start`` are trained on
+    such windows and streamed with them, so a record's first samples are decided like all
+    others, by a window ending ``lookahead_s`` after them.
+
+    >>> fill_record_start(np.array([[9.0, 9.0, 1.0, 3.0]]), 2).tolist()
+    [[2.0, 2.0, 1.0, 3.0]]
+    """
+    out = np.array(window, dtype=np.float32, copy=True)
+    if missing >= out.shape[-1]:
+        raise ValueError(f"a window of {out.shape[-1]} samples needs at least one of its record, "
+                         f"not {missing} missing")
+    if missing > 0:
+        out[..., :missing] = out[..., missing:].mean(axis=-1, keepdims=True)
+    return out
+
+
 def absolute_index(start, sampling_rate: float) -> int:
     """Absolute sample index of a record's first sample (a hypothetical sample at UTC 0): the
     grid every picker path (offline, block-wise, archive chunks, streaming, torch, ONNX, C)

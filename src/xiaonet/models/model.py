@@ -130,6 +130,12 @@ class XiaoNet(WaveformModel):
         normalisation, output read ``lookahead_s`` late). Training can then put the loss on
         every sample with enough data before it, not only on the few the streaming windows
         decide (:func:`xiaonet.distill.batches.decided_samples`).
+    :param padded_start: Early-warning students only: a record's first samples are decided
+        like all later ones, each by a window ending ``lookahead_s`` after it, the time before
+        the record filled with each channel's mean
+        (:func:`xiaonet.edge.windowing.fill_record_start`), so the first picks come ``hop_s``
+        after the record starts instead of after its first whole window. Train such a student
+        with ``train.record_start_share`` (windows whose record starts inside them).
     """
 
     #: Capabilities that other code asks for instead of the class name: any record length is
@@ -159,6 +165,7 @@ class XiaoNet(WaveformModel):
         hop_s: float = 0.1,
         confirm: float | None = 0.5,
         causal: bool = False,
+        padded_start: bool = False,
         sampling_rate: float = 100.0,
         component_order: str = "ZNE",
         **kwargs: Any,
@@ -208,6 +215,9 @@ class XiaoNet(WaveformModel):
         self.causal = bool(causal)
         if self.causal and self.lookahead_s is None:
             raise ValueError("causal=True needs lookahead_s: only early-warning students are causal")
+        self.padded_start = bool(padded_start)
+        if self.padded_start and self.lookahead_s is None:
+            raise ValueError("padded_start=True needs lookahead_s: only early-warning students pad record starts")
         if self.causal and self.aligned_upsampling:
             raise ValueError("causal=True needs aligned_upsampling=False: centred upsampling looks ahead")
         self.lookahead_samples = 0 if self.lookahead_s is None else int(round(self.lookahead_s * sampling_rate))
@@ -254,6 +264,8 @@ class XiaoNet(WaveformModel):
         settings = {"lookahead_s": self.lookahead_s, "hop_s": self.hop_s, "confirm": self.confirm}
         if self.causal:
             settings["causal"] = True
+        if self.padded_start:
+            settings["padded_start"] = True
         return settings
 
     @property
@@ -407,6 +419,8 @@ class XiaoNet(WaveformModel):
             model_args.update(lookahead_s=self.lookahead_s, hop_s=self.hop_s, confirm=self.confirm)
         if self.causal:
             model_args.update(causal=True)
+        if self.padded_start:
+            model_args.update(padded_start=True)
         return model_args
 
 

@@ -16,6 +16,7 @@ import obspy
 
 from xiaonet.edge.pick_quality import snr_db, snr_span, uncertainty_from_width
 from xiaonet.edge.picks import EdgePick, advance_trigger, run_width
+from xiaonet.edge.windowing import fill_record_start
 from xiaonet.stream.settings import EmittedPick
 from xiaonet.stream.station import PendingWindow, Segment, StationBuffer
 
@@ -31,10 +32,7 @@ class PickEmission:
         for length, group in by_length.items():
             for i in range(0, len(group), self.config.batch_size):
                 chunk = group[i : i + self.config.batch_size]
-                batch = np.stack([
-                    w.station.data[:, w.offset - w.station.base : w.offset - w.station.base + length]
-                    for w in chunk
-                ])
+                batch = np.stack([self._window_data(w) for w in chunk])
                 started = time.process_time()
                 out = self.predictor.predict(batch)
                 self.model_seconds += time.process_time() - started
@@ -45,6 +43,17 @@ class PickEmission:
         # Stack in the order the windows were cut (ascending offsets per station), as offline.
         for w in windows:
             self._stack(w, predictions[id(w)])
+
+    @staticmethod
+    def _window_data(w: PendingWindow) -> np.ndarray:
+        """The window's samples; those before its record's start (a padded start) filled."""
+        st, lo = w.station, w.offset - w.station.base
+        missing = w.segment.start - w.offset
+        if missing <= 0:
+            return st.data[:, lo : lo + w.length]
+        window = np.empty((st.data.shape[0], w.length), dtype=np.float32)
+        window[:, missing:] = st.data[:, lo + missing : lo + w.length]
+        return fill_record_start(window, missing)
 
     def _stack(self, w: PendingWindow, prediction: np.ndarray) -> None:
         st = w.station

@@ -20,10 +20,13 @@ class SegmentWindows:
         """Oldest absolute sample the segment's next window needs."""
         if seg.end is not None:  # its last windows are predicted in the same call
             return seg.final_upto
-        return min(self._offset(seg, seg.next_window), seg.final_upto)
+        return max(seg.start, min(self._offset(seg, seg.next_window), seg.final_upto))
 
     def _offset(self, seg: Segment, k: int) -> int:
-        """Absolute start of the segment's ``k``-th regular window."""
+        """Absolute start of the segment's ``k``-th regular window (before the record's start
+        for the first windows of a padded start)."""
+        if self.config.padded_start:  # the first window decides the record's first hop
+            return seg.start + self.step + self.lookahead - self.in_samples + k * self.step
         if seg.phase == 0:
             return seg.start + k * self.step
         return seg.start if k == 0 else seg.start + seg.phase + (k - 1) * self.step
@@ -136,7 +139,7 @@ class SegmentWindows:
         windows = self._regular_windows(station, seg, end)
         seg.end = end
         n = end - seg.start
-        if n < self.in_samples:
+        if n < self.in_samples and not self.config.padded_start:
             # Shorter than one window: a fully convolutional model predicts it whole (records
             # under min_record_s are dropped, as offline); other models give nothing.
             if (self.predictor.dynamic_length and n > 0

@@ -58,6 +58,7 @@ class StreamingConfig:
     max_ahead: float = 600.0
     batch_size: int = 512
     confirm: float | None = None
+    padded_start: bool = False
 
     def __post_init__(self):
         if self.mode not in STREAMING_MODES:
@@ -73,6 +74,8 @@ class StreamingConfig:
             raise ValueError("lookahead, max_fill and fill_guard must not be negative")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.padded_start and self.mode != "low-latency":
+            raise ValueError("padded_start needs mode='low-latency'")
         if self.confirm is not None:
             if self.mode != "low-latency":
                 raise ValueError("confirm (early-warning emission) needs mode='low-latency'")
@@ -143,9 +146,11 @@ def early_warning_settings(picker) -> dict | None:
 
 def early_warning_config(settings: dict, **options) -> StreamingConfig:
     """The :class:`StreamingConfig` of an early-warning student: a window every ``hop_s``,
-    deciding the samples ``lookahead_s`` before its end, picks out at confirmation."""
+    deciding the samples ``lookahead_s`` before its end, picks out at confirmation, a record's
+    start padded if it was trained so."""
     return StreamingConfig(mode="low-latency", hop=settings["hop_s"], lookahead=settings["lookahead_s"],
-                           confirm=settings["confirm"], **options)
+                           confirm=settings["confirm"], padded_start=bool(settings.get("padded_start")),
+                           **options)
 
 
 
