@@ -332,7 +332,8 @@ def test_a_padded_start_student_learns_on_windows_that_start_their_record(tiny_d
         if start > 1:
             np.testing.assert_allclose(w[:, 0], w[:, start:].mean(axis=1), rtol=1e-5)
         starts.append(start)
-    assert max(starts) <= 150 and 16 <= sum(s > 1 for s in starts) <= 48, starts
+    assert max(starts) < 190 and 16 <= sum(s > 1 for s in starts) <= 48, starts
+    assert any(110 <= s < 190 for s in starts) and any(1 < s < 110 for s in starts), starts
     config = tiny_config(tiny_data, tmp_path / "cache", max_epochs=2, steps_per_epoch=3, score_every=2,
                          onset_share=0.5, record_start_share=0.3)
     config.model.overrides = {"window_len": 1024, "lookahead_s": 0.2, "hop_s": 0.1}

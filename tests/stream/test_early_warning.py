@@ -130,6 +130,14 @@ def test_a_padded_start_fills_the_time_before_a_record_with_each_channels_mean()
     # a window every hop from the record's start, the last one ending at the record's end
     assert len(seen) == (data.shape[1] - lookahead) // hop + 1
     np.testing.assert_allclose(seen[-1], data[:, -501:])
+    # the fill is treated as a filled gap: no pick starts within fill_guard (1 s) of it
+    picker = ModelPicker(model, name="ew", thresholds={"P": 0.3, "S": 0.3})
+    early = synthetic_stream(30.0, events=(0.5, 15.0))
+    engine = StreamingPicker(picker, early_warning_config(model.early_warning))
+    picks = [e.pick for e in stream_all(engine, list(early))]
+    assert engine.counters["suppressed_picks"] >= 1
+    assert [p.phase for p in picks if abs(p.peak_time - T0 - 15.0) < 0.5] == ["P"], picks
+    assert all(p.start_time - T0 >= 1.0 for p in picks), picks
 
 
 def test_early_warning_settings_travel_with_the_weights(tmp_path):

@@ -17,9 +17,9 @@ def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch
 
     ``onsets_in``: a share ``onset_share`` of the windows have an onset in this sample range
     (the samples an early-warning student decides). A share ``record_start_share`` of the
-    windows start their record inside them, anywhere up to the first of those samples: the
-    samples before are filled as streaming fills a record's start
-    (:func:`xiaonet.edge.windowing.fill_record_start`)."""
+    windows start their record inside them (:func:`record_starts`): the samples before are
+    filled as streaming fills a record's start (:func:`xiaonet.edge.windowing.fill_record_start`)
+    and their targets are noise."""
     def draw():
         if onsets_in is not None and rng.random() < onset_share:
             return sampler.draw_onset_at(rng, *onsets_in)
@@ -28,9 +28,9 @@ def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch
     windows = [pipeline(draw(), rng) for _ in range(batch_size)]
     n = sampler.window_len
     x = np.stack([w.waveform for w in windows]).astype(np.float32)
-    if record_start_share > 0:
-        for i in np.flatnonzero(rng.random(batch_size) < record_start_share):
-            x[i] = fill_record_start(x[i], int(rng.integers(0, onsets_in[0] + 1)))
+    starts = record_starts(rng, batch_size, onsets_in, record_start_share) if record_start_share > 0 else {}
+    for i, start in starts.items():
+        x[i] = fill_record_start(x[i], start)
     teacher = np.zeros((batch_size, 3, n), dtype=np.float32)
     labels = np.zeros((batch_size, 3, n), dtype=np.float32)
     teacher_mask = np.zeros(batch_size, dtype=bool)
@@ -40,8 +40,30 @@ def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch
             teacher[i], teacher_mask[i] = w.soft, True
         if w.hard is not None:
             labels[i], label_mask[i] = w.hard, True
+        if i in starts:  # before its record there is nothing to pick
+            for target in (teacher[i], labels[i]):
+                target[:, : starts[i]] = NOISE_ONLY
     return (torch.from_numpy(x), torch.from_numpy(teacher), torch.from_numpy(teacher_mask),
             torch.from_numpy(labels), torch.from_numpy(label_mask))
+
+
+#: P, S and noise probabilities (``PHASE_LABELS``) of a sample with nothing to pick.
+NOISE_ONLY = np.array([[0.0], [0.0], [1.0]], dtype=np.float32)
+
+
+def record_starts(rng: np.random.Generator, batch_size: int, decided: tuple[int, int],
+                  share: float) -> dict[int, int]:
+    """Where a share of a batch's windows start their record (window index -> first sample of
+    the record). Streaming pads ``(window - lookahead) / hop`` windows at a record's start, one
+    for each hop of its first window: half of these starts are anywhere before the decided
+    samples, half within one decided span of them or among them, where the record's very
+    first samples are decided (the start of the data must not look like an onset)."""
+    a, b = decided
+    out = {}
+    for i in np.flatnonzero(rng.random(batch_size) < share):
+        late = rng.random() < 0.5
+        out[int(i)] = int(rng.integers(max(0, a - (b - a)), b) if late else rng.integers(0, a + 1))
+    return out
 
 
 def decided_samples(model, window_len: int, sampling_rate: float) -> tuple[int, int] | None:

@@ -44,10 +44,11 @@ PRESETS: dict[str, Preset] = {
         Preset("xiaonet-m", "default student, 38.1k parameters, 1.9 M MACs per 30 s",
                {"base_channels": 2, "width_multipliers": [5, 5, 12, 24], "aligned_upsampling": True}),
         # xiaonet-m fine-tuned for streaming (docs/early-warning.md): a 10 s window every 0.1 s,
-        # each deciding the samples 0.2 s before its end, picks out at confirmation.
+        # each deciding the samples 0.2 s before its end, a record's start padded, picks out at
+        # confirmation.
         Preset("xiaonet-ew", "early-warning student (xiaonet-m fine-tuned), picks 0.2 s after the onset",
                {"base_channels": 2, "width_multipliers": [5, 5, 12, 24], "aligned_upsampling": True,
-                "window_len": 1001, "lookahead_s": 0.2, "hop_s": 0.1, "confirm": 0.5}),
+                "window_len": 1001, "lookahead_s": 0.2, "hop_s": 0.1, "confirm": 0.5, "padded_start": True}),
     ]
 }
 

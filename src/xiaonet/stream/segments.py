@@ -119,7 +119,11 @@ class SegmentWindows:
         if self.config.mode == "offline" and getattr(self.predictor, "window_grid", "record") == "absolute":
             # the offline grid: absolute index of the record's first sample
             phase = (-(station.epoch_index + start)) % self.step
-        return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start, phase=phase)
+        # a padded start is filled data before the record: no pick within fill_guard of it, as
+        # after a filled gap (the step from the fill to the data is no onset)
+        filled = [(start - self.in_samples, start)] if self.config.padded_start else []
+        return Segment(start=start, triggers=triggers, final_upto=start, owned_upto=start, phase=phase,
+                       filled=filled)
 
     def _regular_windows(self, station: StationBuffer, seg: Segment, until: int) -> list[PendingWindow]:
         windows = []

@@ -44,6 +44,12 @@ class StreamingConfig:
         its probability falls below ``confirm`` x its peak, instead of when the trigger
         closes; a higher maximum later in the same trigger makes no second pick (see
         :func:`xiaonet.edge.picks.advance_trigger`). None: emit when the trigger closes.
+    :param padded_start: Low-latency mode: a record's first samples are decided like all
+        others, each by a window ending ``lookahead`` after it, the time before the record
+        filled with each channel's mean (:func:`xiaonet.edge.windowing.fill_record_start`; for
+        early-warning students trained so); as after a filled gap, no pick starts within
+        ``fill_guard`` of the fill. Otherwise the record's first whole window decides all of
+        its samples up to ``lookahead`` before its end.
     """
 
     mode: str = "offline"
