@@ -324,13 +324,18 @@ def test_a_padded_start_student_learns_on_windows_that_start_their_record(tiny_d
     waveforms = rng.normal(5.0, 1.0, (64, 3, 200))
     sampler = SimpleNamespace(window_len=200, draw=lambda r: waveforms[r.integers(64)],
                               draw_onset_at=lambda r, a, b: waveforms[r.integers(64)])
-    window = lambda w, r: SimpleNamespace(waveform=w, soft=None, hard=None)  # noqa: E731
-    x = make_batch(sampler, window, rng, 64, (150, 190), 0.0, record_start_share=0.5)[0].numpy()
+    onset = np.zeros((3, 200), np.float32)
+    onset[0] = 1.0  # a P everywhere: before a record's start the target must become noise
+    window = lambda w, r: SimpleNamespace(waveform=w, soft=onset, hard=onset)  # noqa: E731
+    x, teacher, _, labels, _ = (t.numpy() for t in make_batch(sampler, window, rng, 64, (150, 190), 0.0,
+                                                               record_start_share=0.5))
     starts = []
-    for w in x:
+    for w, soft, hard in zip(x, teacher, labels):
         start = int(np.argmin(np.isclose(w, w[:, :1]).all(axis=0)))  # samples equal to the first
         if start > 1:
             np.testing.assert_allclose(w[:, 0], w[:, start:].mean(axis=1), rtol=1e-5)
+            for target in (soft, hard):
+                assert (target[:, :start].T == [0, 0, 1]).all() and (target[:, start:] == onset[:, start:]).all()
         starts.append(start)
     assert max(starts) < 190 and 16 <= sum(s > 1 for s in starts) <= 48, starts
     assert any(110 <= s < 190 for s in starts) and any(1 < s < 110 for s in starts), starts

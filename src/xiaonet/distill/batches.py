@@ -8,6 +8,7 @@ import torch
 
 from xiaonet.data.windows import WindowSampler
 from xiaonet.edge.windowing import fill_record_start
+from xiaonet.models.model import PHASE_LABELS
 
 
 def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch_size: int,
@@ -47,8 +48,8 @@ def make_batch(sampler: WindowSampler, pipeline, rng: np.random.Generator, batch
             torch.from_numpy(labels), torch.from_numpy(label_mask))
 
 
-#: P, S and noise probabilities (``PHASE_LABELS``) of a sample with nothing to pick.
-NOISE_ONLY = np.array([[0.0], [0.0], [1.0]], dtype=np.float32)
+#: The target of a sample with nothing to pick: noise 1, every phase 0 (rows in ``PHASE_LABELS`` order).
+NOISE_ONLY = np.array([[float(label == "N")] for label in PHASE_LABELS], dtype=np.float32)
 
 
 def record_starts(rng: np.random.Generator, batch_size: int, decided: tuple[int, int],

@@ -189,11 +189,11 @@ def train(config: TrainConfig, run_dir: str | Path, bundle: DataBundle, resume: 
     )
     pipeline = build_pipeline(config.augment, sampler, config.data.sampling_rate)
     decided = decided_samples(model, config.data.window_len, config.data.sampling_rate)
-    padded_start = bool((getattr(model, "early_warning", None) or {}).get("padded_start"))
     if decided:
         note(f"early-warning student: loss on window samples {decided[0]}-{decided[1]} of "
              f"{config.data.window_len}; {config.train.onset_share:.0%} of windows with an onset there"
-             + (f", {config.train.record_start_share:.0%} starting their record inside" if padded_start else ""))
+             + (f", {config.train.record_start_share:.0%} starting their record inside"
+                if config.train.record_start_share > 0 else ""))
 
     history: list[dict] = []
     start_epoch, elapsed_before = 0, 0.0
